@@ -54,6 +54,13 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text) {
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
     if (!parse_addr(host, ep.family, ep.addr) || ep.family != AF_INET6) return std::nullopt;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(ep.addr.data(), kMapped, sizeof(kMapped)) == 0) {
+      // A v4-mapped address is the IPv4 peer it names, as from_sockaddr() has it.
+      ep.family = AF_INET;
+      std::memmove(ep.addr.data(), ep.addr.data() + 12, 4);
+      std::memset(ep.addr.data() + 4, 0, 12);
+    }
   } else {
     auto colon = text.rfind(':');
     if (colon == std::string_view::npos) return std::nullopt;
@@ -116,13 +123,14 @@ std::string Endpoint::to_string() const {
 
 Prefix Prefix::masked() const {
   Prefix p = *this;
+  if (p.cidr > max_cidr()) p.cidr = max_cidr();
   unsigned bytes = family == AF_INET ? 4 : 16;
   for (unsigned i = 0; i < 16; ++i) {
     unsigned bit = i * 8;
-    if (i >= bytes || bit >= cidr) {
+    if (i >= bytes || bit >= p.cidr) {
       p.addr[i] = 0;
-    } else if (cidr - bit < 8) {
-      p.addr[i] &= static_cast<uint8_t>(0xff << (8 - (cidr - bit)));
+    } else if (p.cidr - bit < 8) {
+      p.addr[i] &= static_cast<uint8_t>(0xff << (8 - (p.cidr - bit)));
     }
   }
   return p;

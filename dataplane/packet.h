@@ -45,7 +45,7 @@ struct Packet {
 class PacketArena {
  public:
   explicit PacketArena(size_t count)
-      : storage_(std::make_unique<uint8_t[]>(count * kBufferSize)), packets_(count) {
+      : storage_(std::make_unique_for_overwrite<uint8_t[]>(count * kBufferSize)), packets_(count) {
     for (size_t i = 0; i < count; ++i) {
       packets_[i].base = storage_.get() + i * kBufferSize;
       packets_[i].reset();

@@ -1,0 +1,301 @@
+// Anti-replay window: table-driven sequences in the spirit of the Linux driver's
+// selftest/counter.c, plus permutations and a randomized comparison against a
+// set-based reference.
+#include "dataplane/replay.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace faraday::dataplane {
+namespace {
+
+constexpr ReplayResult kOk = ReplayResult::kAccepted;
+constexpr ReplayResult kDup = ReplayResult::kDuplicate;
+constexpr ReplayResult kOld = ReplayResult::kTooOld;
+constexpr ReplayResult kLim = ReplayResult::kLimit;
+constexpr uint64_t W = ReplayWindow::kWindow;               // 8128
+constexpr uint64_t B = ReplayWindow::kBits;                 // 8192: one trip round the ring
+constexpr uint64_t L = ReplayWindow::kRejectAfterMessages;  // first rejected counter
+
+static_assert(W == 8128);
+static_assert(L == 18446744073709543423ULL);  // 2^64 - 2^13 - 1
+
+const char* Name(ReplayResult r) {
+  switch (r) {
+    case ReplayResult::kAccepted:
+      return "kAccepted";
+    case ReplayResult::kDuplicate:
+      return "kDuplicate";
+    case ReplayResult::kTooOld:
+      return "kTooOld";
+    case ReplayResult::kLimit:
+      return "kLimit";
+  }
+  return "?";
+}
+
+struct Step {
+  uint64_t counter;
+  ReplayResult want;
+};
+
+struct ReplayCase {
+  std::string name;
+  std::vector<Step> steps;
+  uint64_t greatest;  // after all steps
+};
+
+void PrintTo(const ReplayCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+std::vector<ReplayCase> ReplayCases() {
+  return {
+      {"InOrder", {{0, kOk}, {1, kOk}, {2, kOk}, {3, kOk}, {4, kOk}, {5, kOk}}, 5},
+      {"ZeroFirst", {{0, kOk}, {0, kDup}, {1, kOk}, {0, kDup}}, 1},
+      {"ZeroAfterOthers", {{5, kOk}, {0, kOk}, {0, kDup}}, 5},
+      {"Duplicates",
+       {{5, kOk}, {5, kDup}, {3, kOk}, {3, kDup}, {5, kDup}, {4, kOk}, {4, kDup}, {6, kOk}},
+       6},
+      {"OutOfOrderInWindow",
+       {{100, kOk},
+        {50, kOk},
+        {99, kOk},
+        {1, kOk},
+        {0, kOk},
+        {75, kOk},
+        {50, kDup},
+        {99, kDup},
+        {100, kDup},
+        {101, kOk},
+        {62, kOk},
+        {63, kOk},
+        {64, kOk},
+        {62, kDup},
+        {63, kDup},
+        {64, kDup},
+        {0, kDup},
+        {101, kDup}},
+       101},
+      // 0 is exactly W behind W: still in the window. One more and it falls out,
+      // while 1, never seen, is now exactly at the edge.
+      {"EdgeFromZero",
+       {{W, kOk}, {0, kOk}, {0, kDup}, {W + 1, kOk}, {0, kOld}, {1, kOk}, {1, kDup}, {2, kOk}},
+       W + 1},
+      {"EdgeAndOnePast",
+       {{10000, kOk},
+        {10000 - W, kOk},
+        {10000 - W - 1, kOld},
+        {10000 - W, kDup},
+        {10000 - W + 1, kOk},
+        {0, kOld}},
+       10000},
+      {"EdgeAtLargeCounters",
+       {{uint64_t{1} << 40, kOk},
+        {(uint64_t{1} << 40) - W, kOk},
+        {(uint64_t{1} << 40) - W - 1, kOld},
+        {(uint64_t{1} << 40) - 1, kOk}},
+       uint64_t{1} << 40},
+      // Jumps shorter than the window: blocks between the old top and the new one
+      // are cleared, but everything seen before the jump that is still inside the
+      // window stays seen (kDuplicate); once it falls out it is kTooOld. A counter
+      // whose ring bit was used by an old counter before the slide is new again.
+      {"JumpKeepsSeenInWindow",
+       {
+           {200, kOk},
+           {8000, kOk},  // clears ring blocks 4..125
+           {200, kDup},
+           {201, kOk},
+           {4000, kOk},
+           {8200, kOk},  // wraps: clears ring blocks 126, 127, 0
+           {200, kDup},  // 8000 behind: still in the window, still seen
+           {199, kOk},   // never seen, in the window
+           {8400, kOk},  // clears ring blocks 1..3, where 200 was
+           {200, kOld},
+           {8392, kOk},  // same ring bit as 200 (8392 = 200 + 8192): not a duplicate
+           {8392, kDup},
+           {4000, kDup},
+           {8300, kOk},  // between the old top and the new one: cleared, never seen
+           {8300, kDup},
+       },
+       8400},
+      {"FarJumpClearsEverything",
+       {{0, kOk},
+        {1, kOk},
+        {2, kOk},
+        {3, kOk},
+        {1000, kOk},
+        {1000000, kOk},
+        {1000, kOld},
+        {3, kOld},
+        {1000000 - W, kOk},
+        {1000000 - W - 1, kOld},
+        {999999, kOk},
+        {1000000, kDup},
+        {1000000 + B, kOk},  // same ring bit as 1000000, a full ring later
+        {1000000, kOld},
+        {1000000 + B - W, kOk}},
+       1000000 + B},
+      {"JumpOfExactlyOneRing",
+       {{5, kOk}, {5 + B, kOk}, {5, kOld}, {5 + B - W, kOk}, {5 + B - W - 1, kOld}, {5 + B, kDup}},
+       5 + B},
+      {"JumpOfManyRings",
+       {{5, kOk}, {5 + 1000 * B, kOk}, {5 + 999 * B, kOld}, {5 + 1000 * B - 1, kOk}},
+       5 + 1000 * B},
+      {"Limit",
+       {{L, kLim},
+        {L + 1, kLim},
+        {UINT64_MAX, kLim},
+        {L - 1, kOk},  // the last acceptable counter
+        {L, kLim},
+        {L - 1, kDup},
+        {L - 2, kOk},
+        {L - 1 - W, kOk},
+        {L - 2 - W, kOld},
+        {0, kOld},
+        {UINT64_MAX, kLim}},
+       L - 1},
+      {"LimitDoesNotMoveWindow", {{L, kLim}, {UINT64_MAX, kLim}, {0, kOk}, {1, kOk}}, 1},
+      {"TooOldDoesNotMoveWindow", {{W + 10, kOk}, {5, kOld}, {9, kOld}, {10, kOk}}, W + 10},
+  };
+}
+
+class ReplayTableTest : public ::testing::TestWithParam<ReplayCase> {};
+
+TEST_P(ReplayTableTest, Sequence) {
+  const ReplayCase& c = GetParam();
+  ReplayWindow w;
+  for (size_t i = 0; i < c.steps.size(); ++i) {
+    const Step& s = c.steps[i];
+    ReplayResult got = w.accept(s.counter);
+    EXPECT_EQ(got, s.want) << "step " << i + 1 << ": counter " << s.counter << " gave " << Name(got)
+                           << ", want " << Name(s.want);
+  }
+  EXPECT_EQ(w.greatest(), c.greatest);
+  EXPECT_TRUE(w.has_accepted());
+}
+
+INSTANTIATE_TEST_SUITE_P(ReplayWindow, ReplayTableTest, ::testing::ValuesIn(ReplayCases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(ReplayWindow, InitialState) {
+  ReplayWindow w;
+  EXPECT_FALSE(w.has_accepted());
+  EXPECT_EQ(w.greatest(), 0u);
+  EXPECT_EQ(w.accept(0), kOk);
+  EXPECT_TRUE(w.has_accepted());
+  EXPECT_EQ(w.greatest(), 0u);
+}
+
+TEST(ReplayWindow, FirstCounterMayBeAnything) {
+  ReplayWindow w;
+  EXPECT_EQ(w.accept(123456789), kOk);
+  EXPECT_EQ(w.greatest(), 123456789u);
+  EXPECT_EQ(w.accept(0), kOld);
+}
+
+TEST(ReplayWindow, Reset) {
+  ReplayWindow w;
+  for (uint64_t c : {5, 10, 20000}) EXPECT_EQ(w.accept(c), kOk);
+  w.reset();
+  EXPECT_FALSE(w.has_accepted());
+  EXPECT_EQ(w.greatest(), 0u);
+  EXPECT_EQ(w.accept(5), kOk);
+  EXPECT_EQ(w.accept(0), kOk);
+  EXPECT_EQ(w.accept(10), kOk);
+  EXPECT_EQ(w.accept(5), kDup);
+  EXPECT_EQ(w.greatest(), 10u);
+}
+
+// Any order of a whole window's worth of counters is accepted exactly once.
+TEST(ReplayWindow, RandomPermutationWithinWindow) {
+  std::mt19937_64 rng(6479);
+  for (uint64_t base : {uint64_t{0}, uint64_t{1000000}, L - 1 - W}) {
+    SCOPED_TRACE("base " + std::to_string(base));
+    std::vector<uint64_t> counters(W + 1);  // base .. base + W: exactly one window
+    std::iota(counters.begin(), counters.end(), base);
+    ReplayWindow w;
+    std::shuffle(counters.begin(), counters.end(), rng);
+    for (uint64_t c : counters) ASSERT_EQ(w.accept(c), kOk) << c;
+    EXPECT_EQ(w.greatest(), base + W);
+    std::shuffle(counters.begin(), counters.end(), rng);
+    for (uint64_t c : counters) ASSERT_EQ(w.accept(c), kDup) << c;
+    if (base > 0) {
+      EXPECT_EQ(w.accept(base - 1), kOld);
+    }
+  }
+}
+
+// The same, with the top accepted first, so every other counter arrives late.
+TEST(ReplayWindow, RandomPermutationBehindTop) {
+  std::mt19937_64 rng(8192);
+  const uint64_t top = 5 * B + 17;  // not block aligned
+  std::vector<uint64_t> counters(W);
+  std::iota(counters.begin(), counters.end(), top - W);
+  std::shuffle(counters.begin(), counters.end(), rng);
+  ReplayWindow w;
+  ASSERT_EQ(w.accept(top), kOk);
+  for (uint64_t c : counters) ASSERT_EQ(w.accept(c), kOk) << c;
+  std::shuffle(counters.begin(), counters.end(), rng);
+  for (uint64_t c : counters) ASSERT_EQ(w.accept(c), kDup) << c;
+  EXPECT_EQ(w.accept(top), kDup);
+  EXPECT_EQ(w.accept(top - W - 1), kOld);
+}
+
+// Random traffic (mostly forward with reordering, some replays, some jumps)
+// against the obvious model: a set of seen counters and the greatest one.
+TEST(ReplayWindow, RandomAgainstReference) {
+  std::mt19937_64 rng(2024);
+  ReplayWindow w;
+  std::set<uint64_t> seen;
+  bool any = false;
+  uint64_t greatest = 0;
+  uint64_t next = 0;
+  for (int i = 0; i < 300000; ++i) {
+    uint64_t c;
+    switch (rng() % 10) {
+      case 0:  // a big jump ahead
+        c = next + rng() % (3 * B);
+        break;
+      case 1:  // a replay of something seen
+        c = seen.empty() ? 0 : *seen.lower_bound(rng() % (greatest + 1));
+        break;
+      case 2:  // anywhere around the window's lower edge
+        c = greatest > W + 64 ? greatest - W - 64 + rng() % 128 : rng() % (W + 64);
+        break;
+      case 3:
+      case 4:  // late, inside the window
+        c = greatest - std::min<uint64_t>(greatest, rng() % W);
+        break;
+      default:  // roughly in order, reordered a little
+        c = next + rng() % 8;
+        next += 4;
+        break;
+    }
+    ReplayResult want;
+    if (any && c + W < greatest) {
+      want = kOld;
+    } else if (seen.count(c)) {
+      want = kDup;
+    } else {
+      want = kOk;
+      seen.insert(c);
+      if (!any || c > greatest) greatest = c;
+      any = true;
+      next = std::max(next, c);
+    }
+    ASSERT_EQ(w.accept(c), want) << "step " << i << " counter " << c;
+    ASSERT_EQ(w.greatest(), greatest);
+    if (i % 1000 == 0 && greatest > W) seen.erase(seen.begin(), seen.lower_bound(greatest - W));
+  }
+}
+
+}  // namespace
+}  // namespace faraday::dataplane
