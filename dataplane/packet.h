@@ -17,11 +17,11 @@
 
 namespace faraday::dataplane {
 
-inline constexpr uint32_t kHeadroom = 32;       // >= transport header (16)
-inline constexpr uint32_t kTailroom = 32;       // >= tag (16) + padding (15)
+inline constexpr uint32_t kHeadroom = 32;        // >= transport header (16)
+inline constexpr uint32_t kTailroom = 32;        // >= tag (16) + padding (15)
 inline constexpr uint32_t kMaxDatagram = 65535;  // largest UDP payload we accept
 inline constexpr uint32_t kBufferSize = kHeadroom + kMaxDatagram + kTailroom;
-inline constexpr size_t kBurstSize = 64;         // the declared batch size
+inline constexpr size_t kBurstSize = 64;  // the declared batch size
 
 struct Packet {
   uint8_t* base = nullptr;  // start of the buffer (kBufferSize bytes)
