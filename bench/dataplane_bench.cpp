@@ -32,8 +32,8 @@ class FixedClock final : public Clock {
   Nanos wall() const override { return 1'700'000'000 * kSecond; }
 };
 
-constexpr size_t kSlot = 2048;      // bytes per buffer: enough for 1420 + overhead
-constexpr size_t kBursts = 512;     // bursts per round
+constexpr size_t kSlot = 2048;   // bytes per buffer: enough for 1420 + overhead
+constexpr size_t kBursts = 512;  // bursts per round
 constexpr size_t kPackets = kBursts * kBurstSize;
 
 [[noreturn]] void fail(const char* what) {
@@ -79,10 +79,11 @@ struct Figures {
 
 void report(const char* what, size_t size, const Figures& f, const Figures& base) {
   double pps = f.packets / f.seconds, base_pps = base.packets / base.seconds;
-  std::printf("%-24s %5zu B  %8.2f Gbit/s  %7.3f Mpps   libsodium %8.2f Gbit/s  %7.3f Mpps   "
-              "ratio %.2f\n",
-              what, size, pps * size * 8 / 1e9, pps / 1e6, base_pps * size * 8 / 1e9,
-              base_pps / 1e6, pps / base_pps);
+  std::printf(
+      "%-24s %5zu B  %8.2f Gbit/s  %7.3f Mpps   libsodium %8.2f Gbit/s  %7.3f Mpps   "
+      "ratio %.2f\n",
+      what, size, pps * size * 8 / 1e9, pps / 1e6, base_pps * size * 8 / 1e9, base_pps / 1e6,
+      pps / base_pps);
 }
 
 }  // namespace
@@ -161,8 +162,8 @@ int main(int argc, char** argv) {
         uint8_t nonce[12] = {};
         std::memcpy(nonce + 4, &++counter, 8);
         if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                p.base + kHeadroom, nullptr, p.base + kHeadroom, size,
-                p.base + kHeadroom + size, nullptr, 0, nonce, key.data()) != 0)
+                p.base + kHeadroom, nullptr, p.base + kHeadroom, size, p.base + kHeadroom + size,
+                nullptr, 0, nonce, key.data()) != 0)
           fail("libsodium open failed");
       }
       auto t6 = std::chrono::steady_clock::now();

@@ -8,9 +8,8 @@
 
 int main(int argc, char** argv) {
   using namespace faraday::control;
-  CLI::App app{
-      "faradayd " FARADAY_VERSION
-      ": the Faraday node daemon, a userspace WireGuard implementation.\n"};
+  CLI::App app{"faradayd " FARADAY_VERSION
+               ": the Faraday node daemon, a userspace WireGuard implementation.\n"};
   app.set_version_flag("--version", FARADAY_VERSION);
   app.require_subcommand(1);
   bool verbose = false;
@@ -24,8 +23,7 @@ int main(int argc, char** argv) {
       "`wg set`, `wg setconf`, `wg showconf` and `wg show` configure and inspect it. Addresses, "
       "routes and link state are left to `ip`. Stops on SIGTERM/SIGINT, when the interface is "
       "deleted or when the socket is removed. SIGUSR1 logs all counters.");
-  sa->add_option("IFNAME", standalone.ifname, "Interface name (at most 15 characters)")
-      ->required();
+  sa->add_option("IFNAME", standalone.ifname, "Interface name (at most 15 characters)")->required();
   sa->add_option("--mtu", standalone.mtu, "MTU of the interface")
       ->default_val(1420)
       ->check(CLI::Range(576, 65535 - 80));

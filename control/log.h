@@ -28,8 +28,7 @@ void write(Level level, fmt::format_string<Args...> format, Args&&... args) {
   char stamp[32];
   strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
   fmt::print(stderr, "{}.{:03d}Z {} {}\n", stamp, ts.tv_nsec / 1000000,
-             kNames[static_cast<int>(level)],
-             fmt::format(format, std::forward<Args>(args)...));
+             kNames[static_cast<int>(level)], fmt::format(format, std::forward<Args>(args)...));
 }
 
 template <typename... Args>

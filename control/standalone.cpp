@@ -112,9 +112,9 @@ bool Standalone::setup() {
     log::error("signalfd: {}", std::strerror(errno));
     return false;
   }
-  log::info("interface {} up: mtu {}, UDP port {}{}, AEAD {}, UAPI {}", tun_->name(),
-            options_.mtu, udp_->port(), udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)",
-            aead_->name(), uapi_->path());
+  log::info("interface {} up: mtu {}, UDP port {}{}, AEAD {}, UAPI {}", tun_->name(), options_.mtu,
+            udp_->port(), udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", aead_->name(),
+            uapi_->path());
   return true;
 }
 
@@ -146,8 +146,7 @@ void Standalone::apply_fwmark() {
 
 std::optional<uapi::Error> Standalone::apply(const uapi::SetRequest& req) {
   if (req.private_key) {
-    dev_->set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt
-                                                             : req.private_key);
+    dev_->set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt : req.private_key);
     if (dev_->identity().present)
       log::info("private key set; public key {}", crypto::to_base64(dev_->identity().public_key));
     else
@@ -263,17 +262,19 @@ void Standalone::log_stats(bool force) {
   for (size_t i = 0; i < c.drops.size(); ++i)
     if (c.drops[i] != 0)
       drops += fmt::format(" {}={}", drop_name(static_cast<Drop>(i)), c.drops[i]);
-  log::info("stats: rx_datagrams={} rx_data={} tx_data={} handshakes={} cookies_sent={} "
-            "dropped={}{}",
-            c.rx_datagrams, c.rx_data, c.tx_data, c.handshakes_completed, c.cookies_sent,
-            c.dropped_total(), drops);
+  log::info(
+      "stats: rx_datagrams={} rx_data={} tx_data={} handshakes={} cookies_sent={} "
+      "dropped={}{}",
+      c.rx_datagrams, c.rx_data, c.tx_data, c.handshakes_completed, c.cookies_sent,
+      c.dropped_total(), drops);
   const auto& u = udp_->counters();
   const auto& t = tun_->counters();
   if (force)
-    log::info("ports: udp rx={} tx={} tx_errors={} tx_full={} rx_truncated={}; tun rx={} tx={} "
-              "tx_errors={}",
-              u.rx_packets, u.tx_packets, u.tx_errors, u.tx_full, u.rx_truncated, t.rx_packets,
-              t.tx_packets, t.tx_errors);
+    log::info(
+        "ports: udp rx={} tx={} tx_errors={} tx_full={} rx_truncated={}; tun rx={} tx={} "
+        "tx_errors={}",
+        u.rx_packets, u.tx_packets, u.tx_errors, u.tx_full, u.rx_truncated, t.rx_packets,
+        t.tx_packets, t.tx_errors);
   logged_ = c;
   last_stats_ = now;
 }
@@ -339,6 +340,8 @@ int Standalone::run() {
 
 }  // namespace
 
-int run_standalone(const StandaloneOptions& options) { return Standalone(options).run(); }
+int run_standalone(const StandaloneOptions& options) {
+  return Standalone(options).run();
+}
 
 }  // namespace faraday::control

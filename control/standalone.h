@@ -16,8 +16,8 @@ namespace faraday::control {
 struct StandaloneOptions {
   std::string ifname;
   uint32_t mtu = 1420;
-  std::string aead_backend;          // empty: the fastest that passes its self-test
-  uint32_t stats_interval_s = 10;    // drop counters logged at most this often, when they change
+  std::string aead_backend;        // empty: the fastest that passes its self-test
+  uint32_t stats_interval_s = 10;  // drop counters logged at most this often, when they change
 };
 
 // Returns the process exit code.

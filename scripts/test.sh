@@ -15,13 +15,13 @@ echo "== unit suites under ASan+UBSan"
 if [ ! -d build-asan ]; then
   meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
 fi
-ninja -C build-asan
+ninja -C build-asan tests/crypto/crypto_test tests/core/core_test
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --print-errorlogs --suite crypto --suite core
+  meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite core
 
 echo "== fuzz targets (clang, libFuzzer)"
 if [ ! -d build-fuzz ]; then
   CXX=clang++ meson setup build-fuzz -Dfuzz=true
 fi
-ninja -C build-fuzz tests/fuzz/fuzz_messages tests/fuzz/fuzz_uapi
+ninja -C build-fuzz fuzzers
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz
