@@ -1,0 +1,79 @@
+// frame.cpp: see frame.h.
+#include "control/proto/frame.h"
+
+namespace faraday::proto {
+
+std::string_view frame_error_name(FrameError e) {
+  switch (e) {
+    case FrameError::kNone:
+      return "none";
+    case FrameError::kEmpty:
+      return "empty frame";
+    case FrameError::kTooLarge:
+      return "frame too large";
+    case FrameError::kMalformed:
+      return "malformed message";
+    case FrameError::kBadVersion:
+      return "unsupported protocol version";
+    case FrameError::kNoBody:
+      return "message without a known body";
+    case FrameError::kCount:
+      break;
+  }
+  return "?";
+}
+
+FrameError FrameDecoder::check_length(uint32_t len) {
+  if (len == 0) {
+    error_ = FrameError::kEmpty;
+  } else if (len > max_frame_) {
+    error_ = FrameError::kTooLarge;
+    need_ = len;
+  } else {
+    need_ = len;
+    return FrameError::kNone;
+  }
+  release();
+  return error_;
+}
+
+void FrameDecoder::release() {
+  need_ = error_ == FrameError::kTooLarge ? need_ : 0;
+  // A frame can be up to 64 KiB; keep no buffer between frames so an idle
+  // connection costs nothing here.
+  std::string().swap(buf_);
+}
+
+void append_frame(const google::protobuf::MessageLite& msg, std::string& out) {
+  size_t len = msg.ByteSizeLong();
+  size_t at = out.size();
+  out.resize(at + kFrameHeaderBytes + len);
+  auto* p = reinterpret_cast<uint8_t*>(out.data() + at);
+  put_frame_header(static_cast<uint32_t>(len), p);
+  msg.SerializeWithCachedSizesToArray(p + kFrameHeaderBytes);
+}
+
+namespace {
+
+template <typename M>
+FrameError parse(std::span<const uint8_t> payload, M& msg) {
+  msg.Clear();
+  if (payload.size() > kMaxFrameBytes ||
+      !msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return FrameError::kMalformed;
+  }
+  if (msg.version() != kProtocolVersion) return FrameError::kBadVersion;
+  if (msg.body_case() == M::BODY_NOT_SET) return FrameError::kNoBody;
+  return FrameError::kNone;
+}
+
+}  // namespace
+
+FrameError decode(std::span<const uint8_t> payload, NodeMessage& msg) {
+  return parse(payload, msg);
+}
+FrameError decode(std::span<const uint8_t> payload, FaradMessage& msg) {
+  return parse(payload, msg);
+}
+
+}  // namespace faraday::proto

@@ -1,0 +1,40 @@
+// node_info.h: the rules farad.proto states for names, endpoints, prefixes and
+// NodeInfo, checked in one place (farad on Join/Update, nodes on Push), plus
+// text forms for logs and configuration. Pure functions: any thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "control/proto/farad.pb.h"
+
+namespace faraday::proto {
+
+inline constexpr size_t kMaxNameBytes = 64;
+inline constexpr int kMaxUnderlay = 16;
+inline constexpr int kMaxAllowedIps = 64;
+inline constexpr size_t kPublicKeyBytes = 32;
+
+// 1..64 characters from [A-Za-z0-9._-], the first a letter or digit.
+bool valid_node_name(std::string_view name);
+
+// nullopt if `info` follows every rule of NodeInfo (the name is not checked
+// here: farad compares it with the certificate), else the first broken rule.
+std::optional<std::string> check_node_info(const NodeInfo& info);
+std::optional<std::string> check_endpoint(const Endpoint& ep);
+std::optional<std::string> check_prefix(const Prefix& p);
+
+// "192.0.2.1:51820", "[2001:db8::1]:51820".
+std::string endpoint_text(const Endpoint& ep);
+// "10.0.0.0/24", "2001:db8::/64".
+std::string prefix_text(const Prefix& p);
+// Parse the forms above (a bare address is a /32 or /128 prefix). nullopt if
+// the text is not one.
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+std::optional<Prefix> parse_prefix(std::string_view text);
+// The whole NodeInfo on one line for logs: key=<base64> underlay=[...] ...
+std::string node_info_text(const NodeInfo& info);
+std::string base64(std::string_view bytes);
+
+}  // namespace faraday::proto

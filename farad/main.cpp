@@ -1,0 +1,135 @@
+// farad: the Faraday coordinator. Keeps the cluster's membership in memory,
+// serves nodes over mutual TLS (farad.proto), pushes joins and changes to every
+// member, and answers "is X still present?".
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+
+#include "config.h"
+#include "control/log.h"
+#include "farad/server.h"
+#include "farad/settings.h"
+
+namespace {
+
+namespace log = faraday::control::log;
+
+constexpr const char* kFooter = R"(
+Configuration: every option above can also be set in the TOML file given with
+--config, under the same name without the dashes in front, one `key = value`
+per line at the top level, e.g.
+
+    listen = "0.0.0.0:7450"
+    ca = "/etc/faraday/ca.pem"
+    cert = "/etc/faraday/farad.pem"
+    key = "/etc/faraday/farad.key"
+    crl = "/etc/faraday/crl.pem"
+    expiry = 30
+
+The command line wins over the file, the file over the defaults. Unknown keys
+are errors. --print-config shows the result.
+
+Identity: a node is named by the subject Common Name (CN) of its client
+certificate, which must chain to --ca; it can register and change only the
+entry of that name. Only TLS 1.3 is spoken.
+
+Signals: SIGHUP re-reads the CA, certificate, key and CRL (connections whose
+certificate no longer verifies are closed; if a file is bad the old
+configuration stays); SIGUSR1 logs the counters; SIGTERM and SIGINT log them
+and stop. Membership lives in memory only: after a restart farad draws a new
+epoch and rebuilds it from the nodes' re-joins, answering UNKNOWN meanwhile.
+The protocol is documented in control/proto/farad.proto.
+)";
+
+void raise_fd_limit(uint64_t max_connections) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < max_connections + 32) {
+    log::warn(
+        "open-file limit {} is below max-connections {} (+32): connections beyond it "
+        "fail to be accepted",
+        rl.rlim_cur, max_connections);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace faraday::farad;
+  CLI::App app{"farad " FARADAY_VERSION
+               ": the Faraday coordinator. Tracks the cluster's members in memory, serves "
+               "faradayd nodes over mutual TLS 1.3, pushes joins and changes to every member "
+               "and answers whether a node is still present.\n"};
+  app.set_version_flag("--version", FARADAY_VERSION);
+  app.footer(kFooter);
+  std::string config_path;
+  bool print_config = false;
+  bool verbose = false;
+  app.add_option("-c,--config", config_path, "TOML configuration file (see below)");
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration as TOML and exit");
+  app.add_flag("-v,--verbose", verbose, "Same as --log-level debug");
+  Config cli;
+  add_config_options(app, &cli);
+  CLI11_PARSE(app, argc, argv);
+
+  Config config;
+  std::string error;
+  if (!config_path.empty() && !load_config_file(config_path, &config, &error)) {
+    log::error("{}", error);
+    return 2;
+  }
+  apply_cli_overrides(app, cli, &config);
+  if (verbose) config.log_level = "debug";
+  ServerOptions options;
+  if (!to_server_options(config, &options, &error)) {
+    log::error("configuration: {}", error);
+    return 2;
+  }
+  if (print_config) {
+    std::cout << config_text(config);
+    return 0;
+  }
+  log::threshold() = config.log_level == "debug"   ? log::Level::kDebug
+                     : config.log_level == "warn"  ? log::Level::kWarn
+                     : config.log_level == "error" ? log::Level::kError
+                                                   : log::Level::kInfo;
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit(options.max_connections);
+
+  boost::asio::io_context io(1);
+  Server server(io, options);
+  if (!server.start(&error)) {
+    log::error("{}", error);
+    return 1;
+  }
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGUSR1);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          std::string err;
+          server.reload_tls(&err);
+        } else if (sig == SIGUSR1) {
+          log::info("{}", server.counters_text());
+        } else {
+          log::info("stopping on signal {}; {}", sig, server.counters_text());
+          server.stop();
+          io.stop();
+          return;
+        }
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+  io.run();
+  return 0;
+}

@@ -1,0 +1,204 @@
+// membership.cpp: see membership.h.
+#include "farad/membership.h"
+
+#include <fmt/core.h>
+
+#include <cassert>
+
+#include "control/proto/node_info.h"
+
+namespace faraday::farad {
+
+namespace {
+
+using Bound = std::array<uint8_t, 17>;
+
+std::pair<Bound, Bound> range_of(const proto::Prefix& p) {
+  Bound lo{}, hi{};
+  lo[0] = hi[0] = static_cast<uint8_t>(p.ip().size());
+  for (size_t i = 0; i < p.ip().size(); ++i) {
+    lo[i + 1] = hi[i + 1] = static_cast<uint8_t>(p.ip()[i]);
+  }
+  for (size_t bit = p.len(); bit < p.ip().size() * 8; ++bit) hi[1 + bit / 8] |= 0x80 >> (bit % 8);
+  return {lo, hi};
+}
+
+Membership::Result refuse(proto::Error::Code code, std::string detail) {
+  Membership::Result r;
+  r.ok = false;
+  r.code = code;
+  r.detail = std::move(detail);
+  return r;
+}
+
+}  // namespace
+
+const char* change_kind_name(ChangeKind k) {
+  switch (k) {
+    case ChangeKind::kJoin:
+      return "join";
+    case ChangeKind::kUpdate:
+      return "update";
+    case ChangeKind::kLeave:
+      return "leave";
+    case ChangeKind::kExpire:
+      return "expire";
+  }
+  return "?";
+}
+
+Membership::Membership(uint64_t epoch, Time started, Duration expiry, Listener* listener)
+    : epoch_(epoch), started_(started), expiry_(expiry), listener_(listener) {}
+
+Membership::Result Membership::check(const std::string& name, const proto::NodeInfo& info,
+                                     const MemberRecord* self) {
+  if (!info.name().empty() && info.name() != name) {
+    return refuse(proto::Error::IDENTITY_MISMATCH,
+                  fmt::format("NodeInfo names {:?} but the certificate names {:?}",
+                              info.name().substr(0, 80), name));
+  }
+  if (auto err = proto::check_node_info(info)) {
+    return refuse(proto::Error::INVALID_NODE_INFO, *err);
+  }
+  auto k = by_key_.find(info.public_key());
+  if (k != by_key_.end() && k->second != self) {
+    return refuse(proto::Error::KEY_IN_USE,
+                  fmt::format("public key already announced by {}", k->second->name));
+  }
+  for (const auto& p : info.allowed_ips()) {
+    auto [lo, hi] = range_of(p);
+    // Ranges are disjoint and sorted by first address (so by last address too):
+    // walk back from the last range starting at or before `hi` while ranges
+    // still reach `lo`.
+    for (auto it = by_range_.upper_bound(hi); it != by_range_.begin();) {
+      --it;
+      if (it->second.last < lo) break;
+      if (it->second.owner != self) {
+        return refuse(proto::Error::ALLOWED_IPS_IN_USE,
+                      fmt::format("allowed IP {} overlaps {}'s", proto::prefix_text(p),
+                                  it->second.owner->name));
+      }
+    }
+  }
+  return {};
+}
+
+void Membership::index(MemberRecord& m) {
+  by_key_[m.info.public_key()] = &m;
+  for (const auto& p : m.info.allowed_ips()) {
+    auto [lo, hi] = range_of(p);
+    by_range_[lo] = Range{hi, &m};
+  }
+}
+
+void Membership::unindex(MemberRecord& m) {
+  auto k = by_key_.find(m.info.public_key());
+  if (k != by_key_.end() && k->second == &m) by_key_.erase(k);
+  for (const auto& p : m.info.allowed_ips()) {
+    auto it = by_range_.find(range_of(p).first);
+    if (it != by_range_.end() && it->second.owner == &m) by_range_.erase(it);
+  }
+}
+
+void Membership::record(MemberRecord& m) {
+  if (m.cursor) log_.erase(m.cursor);
+  m.cursor = next_cursor_++;
+  proto::Member entry;
+  entry.set_cursor(m.cursor);
+  *entry.mutable_node() = m.info;
+  log_.put(&m, entry);
+}
+
+Membership::Result Membership::join(const std::string& name, const proto::NodeInfo& info,
+                                    Time now) {
+  auto it = members_.find(name);
+  MemberRecord* self = it == members_.end() ? nullptr : it->second.get();
+  Result r = check(name, info, self);
+  if (!r.ok) return r;
+  proto::NodeInfo stored = info;
+  stored.set_name(name);
+  if (self) {
+    heard_from(name, now);
+    if (self->info.SerializeAsString() == stored.SerializeAsString()) return r;
+    unindex(*self);
+    self->info = std::move(stored);
+    index(*self);
+    record(*self);
+    r.changed = true;
+    if (listener_) listener_->on_member_change(ChangeKind::kUpdate, *self, now);
+    return r;
+  }
+  auto m = std::make_unique<MemberRecord>();
+  m->name = name;
+  m->info = std::move(stored);
+  m->joined_at = now;
+  m->last_heard = now;
+  m->by_age = by_age_.insert(by_age_.end(), m.get());
+  MemberRecord& ref = *m;
+  members_.emplace(name, std::move(m));
+  departed_.erase(name);
+  index(ref);
+  record(ref);
+  r.changed = true;
+  if (listener_) listener_->on_member_change(ChangeKind::kJoin, ref, now);
+  return r;
+}
+
+Membership::Result Membership::update(const std::string& name, const proto::NodeInfo& info,
+                                      Time now) {
+  if (!members_.count(name)) {
+    return refuse(proto::Error::NOT_MEMBER, fmt::format("{} is not a member; join first", name));
+  }
+  return join(name, info, now);
+}
+
+void Membership::heard_from(const std::string& name, Time now) {
+  auto it = members_.find(name);
+  if (it == members_.end()) return;
+  MemberRecord& m = *it->second;
+  m.last_heard = now;
+  by_age_.splice(by_age_.end(), by_age_, m.by_age);
+}
+
+void Membership::remove(MemberRecord& m, ChangeKind kind, Time now) {
+  unindex(m);
+  log_.erase(m.cursor);
+  by_age_.erase(m.by_age);
+  if (in_unknown_window(now)) departed_.insert(m.name);
+  auto owned = std::move(members_.at(m.name));
+  members_.erase(m.name);
+  if (listener_) listener_->on_member_change(kind, *owned, now);
+}
+
+bool Membership::leave(const std::string& name, Time now) {
+  auto it = members_.find(name);
+  if (it == members_.end()) return false;
+  remove(*it->second, ChangeKind::kLeave, now);
+  return true;
+}
+
+size_t Membership::expire(Time now) {
+  size_t n = 0;
+  while (!by_age_.empty() && now - by_age_.front()->last_heard > expiry_) {
+    remove(*by_age_.front(), ChangeKind::kExpire, now);
+    ++n;
+  }
+  if (!in_unknown_window(now) && !departed_.empty()) {
+    std::unordered_set<std::string>().swap(departed_);
+  }
+  return n;
+}
+
+proto::State Membership::query(const std::string& name, Time now) {
+  expire(now);
+  if (members_.count(name)) return proto::PRESENT;
+  if (in_unknown_window(now) && !departed_.count(name)) return proto::UNKNOWN;
+  return proto::ABSENT;
+}
+
+const MemberRecord* Membership::find(const std::string& name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace faraday::farad

@@ -1,0 +1,216 @@
+// settings.cpp: see settings.h.
+#include "farad/settings.h"
+
+#include <fmt/core.h>
+
+#include <toml++/toml.h>
+#include <variant>
+
+#include "control/proto/node_info.h"
+
+namespace faraday::farad {
+
+namespace {
+
+using Field = std::variant<std::string Config::*, double Config::*, uint64_t Config::*>;
+
+struct Setting {
+  const char* name;
+  const char* help;
+  Field field;
+};
+
+// The one list of settings: TOML keys, command-line options and --help text.
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> list = {
+      {"listen", "Address and port to accept node connections on: IPv4 ADDR:PORT or [IPv6]:PORT",
+       &Config::listen},
+      {"ca", "PEM bundle of the CA(s) node certificates must chain to (required)", &Config::ca},
+      {"cert",
+       "PEM certificate (chain) farad presents; nodes check it for the name 'farad' "
+       "(required)",
+       &Config::cert},
+      {"key", "PEM private key of --cert (required)", &Config::key},
+      {"crl",
+       "Optional PEM CRL file; node certificates it revokes are refused. Re-read with the "
+       "other TLS files on SIGHUP, which also closes connections whose certificate it "
+       "now revokes",
+       &Config::crl},
+      {"expiry",
+       "Seconds without any message from a member before farad removes it; also how "
+       "long after start farad answers UNKNOWN for nodes that have not re-joined. "
+       "Joined.heartbeat_ms suggests a third of it",
+       &Config::expiry},
+      {"idle-timeout",
+       "Seconds without any message before a connection is closed; 0 means the "
+       "expiry window",
+       &Config::idle_timeout},
+      {"handshake-timeout", "Seconds a new connection has to finish the TLS handshake",
+       &Config::handshake_timeout},
+      {"write-timeout",
+       "Seconds a connection may leave farad's output unread before it is "
+       "closed",
+       &Config::write_timeout},
+      {"push-delay-ms",
+       "Milliseconds to gather membership changes before pushing them to idle "
+       "connections (rounds are also never closer than one round's duration)",
+       &Config::push_delay_ms},
+      {"max-connections",
+       "Most connections (handshaking or established) at once; more are "
+       "refused. farad raises its open-file limit to the hard limit at start",
+       &Config::max_connections},
+      {"log-level", "debug, info, warn or error", &Config::log_level},
+  };
+  return list;
+}
+
+std::string default_text(const Config& c, const Field& f) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        using T = std::decay_t<decltype(c.*member)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return c.*member;
+        } else {
+          return fmt::format("{}", c.*member);
+        }
+      },
+      f);
+}
+
+}  // namespace
+
+void add_config_options(CLI::App& app, Config* cli) {
+  const Config defaults;
+  for (const Setting& s : settings()) {
+    std::string flag = std::string("--") + s.name;
+    std::string dflt = default_text(defaults, s.field);
+    std::string help = s.help;
+    if (!dflt.empty()) help += fmt::format(" [default: {}]", dflt);
+    std::visit([&](auto member) { app.add_option(flag, cli->*member, help); }, s.field);
+  }
+}
+
+void apply_cli_overrides(const CLI::App& app, const Config& cli, Config* out) {
+  for (const Setting& s : settings()) {
+    const CLI::Option* opt = app.get_option(std::string("--") + s.name);
+    if (opt->count() == 0) continue;
+    std::visit([&](auto member) { out->*member = cli.*member; }, s.field);
+  }
+}
+
+bool load_config_file(const std::string& path, Config* out, std::string* error) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    *error = fmt::format("{}:{}:{}: {}", path, where.line, where.column, e.description());
+    return false;
+  }
+  for (const auto& entry : table) {
+    std::string_view k = entry.first.str();
+    const toml::node& node = entry.second;
+    const Setting* s = nullptr;
+    for (const Setting& cand : settings()) {
+      if (k == cand.name) s = &cand;
+    }
+    if (!s) {
+      *error = fmt::format("{}: unknown setting {:?} (see farad --help)", path, k);
+      return false;
+    }
+    bool ok = std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(out->*member)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            auto v = node.template value<std::string>();
+            if (!v || !node.is_string()) return false;
+            out->*member = *v;
+          } else if constexpr (std::is_same_v<T, double>) {
+            if (!node.is_number()) return false;
+            out->*member = *node.template value<double>();
+          } else {
+            auto v = node.template value<int64_t>();
+            if (!node.is_integer() || !v || *v < 0) return false;
+            out->*member = static_cast<uint64_t>(*v);
+          }
+          return true;
+        },
+        s->field);
+    if (!ok) {
+      *error = fmt::format("{}: setting {:?} has the wrong type (see farad --help)", path, k);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool to_server_options(const Config& c, ServerOptions* out, std::string* error) {
+  // ADDR:PORT or [IPv6]:PORT; port 0 picks any free port.
+  size_t colon = c.listen.rfind(':');
+  std::string host = colon == std::string::npos ? "" : c.listen.substr(0, colon);
+  auto probe = proto::parse_endpoint(host + ":1");
+  auto port = colon == std::string::npos
+                  ? std::nullopt
+                  : proto::parse_endpoint("0.0.0.0:" + c.listen.substr(colon + 1));
+  bool port_zero = colon != std::string::npos && c.listen.substr(colon + 1) == "0";
+  if (!probe || (!port && !port_zero)) {
+    *error = fmt::format("listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.listen);
+    return false;
+  }
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  out->address = host;
+  out->port = port_zero ? 0 : static_cast<uint16_t>(port->port());
+  for (auto [name, value] : {std::pair{"ca", &c.ca}, {"cert", &c.cert}, {"key", &c.key}}) {
+    if (value->empty()) {
+      *error = fmt::format("{} is required (--{} or `{} = \"...\"` in the config file)", name, name,
+                           name);
+      return false;
+    }
+  }
+  out->tls = {c.ca, c.cert, c.key, c.crl};
+  auto seconds = [&](const char* name, double v, bool zero_ok, Duration* d) {
+    if (!(v > 0 || (zero_ok && v == 0)) || v > 1e7) {
+      *error = fmt::format("{} = {}: want a positive number of seconds", name, v);
+      return false;
+    }
+    *d = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v));
+    return true;
+  };
+  if (!seconds("expiry", c.expiry, false, &out->expiry) ||
+      !seconds("idle-timeout", c.idle_timeout, true, &out->idle_timeout) ||
+      !seconds("handshake-timeout", c.handshake_timeout, false, &out->handshake_timeout) ||
+      !seconds("write-timeout", c.write_timeout, false, &out->write_timeout) ||
+      !seconds("push-delay-ms", c.push_delay_ms / 1000.0, true, &out->push_delay)) {
+    return false;
+  }
+  if (c.max_connections == 0) {
+    *error = "max-connections must be at least 1";
+    return false;
+  }
+  out->max_connections = c.max_connections;
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
+    return false;
+  }
+  return true;
+}
+
+std::string config_text(const Config& c) {
+  std::string s;
+  for (const Setting& setting : settings()) {
+    std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(c.*member)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            s += fmt::format("{} = {:?}\n", setting.name, c.*member);
+          } else {
+            s += fmt::format("{} = {}\n", setting.name, c.*member);
+          }
+        },
+        setting.field);
+  }
+  return s;
+}
+
+}  // namespace faraday::farad
