@@ -488,6 +488,7 @@ void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
     crypto::AeadJob jobs[kBurstSize];
     size_t job_pkt[kBurstSize];
     Peer* job_peer[kBurstSize];
+    Keypair* job_kp[kBurstSize];
     size_t n = 0;
     for (size_t i = base; i < base + count; ++i) {
       Packet& pkt = pkts[i];
@@ -530,13 +531,14 @@ void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
       std::memset(pkt.data() + pkt.length, 0, plen - pkt.length);
       jobs[n] = {&kp->send_key, kp->send_counter++, pkt.data(), static_cast<uint32_t>(plen), false};
       job_pkt[n] = i;
+      job_kp[n] = kp;
       job_peer[n++] = &peer;
     }
     aead_.seal_burst({jobs, n});
     for (size_t j = 0; j < n; ++j) {
       Packet& pkt = pkts[job_pkt[j]];
       Peer& peer = *job_peer[j];
-      finish_transport(pkt, peer, *peer.current, jobs[j].counter, jobs[j].length + kTagSize);
+      finish_transport(pkt, peer, *job_kp[j], jobs[j].counter, jobs[j].length + kTagSize);
       verdicts[job_pkt[j]] = Verdict::kPass;
       // Timers once per peer per burst: on the last job of that peer.
       bool last_of_peer =
