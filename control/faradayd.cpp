@@ -17,12 +17,13 @@ int main(int argc, char** argv) {
 
   StandaloneOptions standalone;
   CLI::App* sa = app.add_subcommand(
-      "standalone",
-      "Run one WireGuard interface in the foreground, like `wireguard-go -f IFNAME`: creates "
-      "the TUN interface IFNAME and serves the UAPI at /var/run/wireguard/IFNAME.sock, so "
-      "`wg set`, `wg setconf`, `wg showconf` and `wg show` configure and inspect it. Addresses, "
-      "routes and link state are left to `ip`. Stops on SIGTERM/SIGINT, when the interface is "
-      "deleted or when the socket is removed. SIGUSR1 logs all counters.");
+      "standalone", "Run one WireGuard interface in the foreground, like `wireguard-go -f IFNAME`");
+  sa->footer(
+      "\nCreates the TUN interface IFNAME and serves the UAPI at /var/run/wireguard/IFNAME.sock, "
+      "so `wg set`, `wg setconf`, `wg showconf` and `wg show` configure and inspect it. "
+      "Addresses, routes and link state are left to `ip`. Stops on SIGTERM/SIGINT, when the "
+      "interface is deleted or when the socket is removed. Dropped datagrams are counted by "
+      "reason and logged when the counts change; SIGUSR1 logs all counters.");
   sa->add_option("IFNAME", standalone.ifname, "Interface name (at most 15 characters)")->required();
   sa->add_option("--mtu", standalone.mtu, "MTU of the interface")
       ->default_val(1420)
