@@ -21,6 +21,8 @@ std::optional<Key> key_from_base64(std::string_view text);  // 44 chars, one '='
 bool is_zero(const Key& key);  // constant time
 // Overwrites the key in a way the compiler cannot elide.
 void wipe(void* data, size_t len);
-inline void wipe(Key& key) { wipe(key.data(), key.size()); }
+inline void wipe(Key& key) {
+  wipe(key.data(), key.size());
+}
 
 }  // namespace faraday::crypto
