@@ -15,8 +15,7 @@ echo "== unit suites under ASan+UBSan"
 if [ ! -d build-asan ]; then
   meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
 fi
-ninja -C build-asan tests/crypto/crypto_test tests/core/core_test tests/control/control_test \
-  tests/farad/farad_test tests/farad/farad_binary_test farad/farad
+ninja -C build-asan unit-tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite core --suite control --suite farad
 
