@@ -3,26 +3,16 @@
 
 #include <fmt/core.h>
 
-#include <toml++/toml.h>
-#include <variant>
-
 #include "control/proto/node_info.h"
+#include "control/settings_table.h"
 
 namespace faraday::farad {
 
 namespace {
 
-using Field = std::variant<std::string Config::*, double Config::*, uint64_t Config::*>;
-
-struct Setting {
-  const char* name;
-  const char* help;
-  Field field;
-};
-
 // The one list of settings: TOML keys, command-line options and --help text.
-const std::vector<Setting>& settings() {
-  static const std::vector<Setting> list = {
+const control::settings::Table<Config>& settings() {
+  static const control::settings::Table<Config> list = {
       {"listen", "Address and port to accept node connections on: IPv4 ADDR:PORT or [IPv6]:PORT",
        &Config::listen},
       {"ca", "PEM bundle of the CA(s) node certificates must chain to (required)", &Config::ca},
@@ -64,84 +54,23 @@ const std::vector<Setting>& settings() {
   return list;
 }
 
-std::string default_text(const Config& c, const Field& f) {
-  return std::visit(
-      [&](auto member) -> std::string {
-        using T = std::decay_t<decltype(c.*member)>;
-        if constexpr (std::is_same_v<T, std::string>) {
-          return c.*member;
-        } else {
-          return fmt::format("{}", c.*member);
-        }
-      },
-      f);
-}
-
 }  // namespace
 
 void add_config_options(CLI::App& app, Config* cli) {
-  const Config defaults;
-  for (const Setting& s : settings()) {
-    std::string flag = std::string("--") + s.name;
-    std::string dflt = default_text(defaults, s.field);
-    std::string help = s.help;
-    if (!dflt.empty()) help += fmt::format(" [default: {}]", dflt);
-    std::visit([&](auto member) { app.add_option(flag, cli->*member, help); }, s.field);
-  }
+  control::settings::add_options(app, settings(), cli);
 }
 
 void apply_cli_overrides(const CLI::App& app, const Config& cli, Config* out) {
-  for (const Setting& s : settings()) {
-    const CLI::Option* opt = app.get_option(std::string("--") + s.name);
-    if (opt->count() == 0) continue;
-    std::visit([&](auto member) { out->*member = cli.*member; }, s.field);
-  }
+  control::settings::apply_cli_overrides(app, settings(), cli, out);
 }
 
 bool load_config_file(const std::string& path, Config* out, std::string* error) {
-  toml::table table;
-  try {
-    table = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    const auto& where = e.source().begin;
-    *error = fmt::format("{}:{}:{}: {}", path, where.line, where.column, e.description());
-    return false;
-  }
-  for (const auto& entry : table) {
-    std::string_view k = entry.first.str();
-    const toml::node& node = entry.second;
-    const Setting* s = nullptr;
-    for (const Setting& cand : settings()) {
-      if (k == cand.name) s = &cand;
-    }
-    if (!s) {
-      *error = fmt::format("{}: unknown setting {:?} (see farad --help)", path, k);
-      return false;
-    }
-    bool ok = std::visit(
-        [&](auto member) {
-          using T = std::decay_t<decltype(out->*member)>;
-          if constexpr (std::is_same_v<T, std::string>) {
-            auto v = node.template value<std::string>();
-            if (!v || !node.is_string()) return false;
-            out->*member = *v;
-          } else if constexpr (std::is_same_v<T, double>) {
-            if (!node.is_number()) return false;
-            out->*member = *node.template value<double>();
-          } else {
-            auto v = node.template value<int64_t>();
-            if (!node.is_integer() || !v || *v < 0) return false;
-            out->*member = static_cast<uint64_t>(*v);
-          }
-          return true;
-        },
-        s->field);
-    if (!ok) {
-      *error = fmt::format("{}: setting {:?} has the wrong type (see farad --help)", path, k);
-      return false;
-    }
-  }
-  return true;
+  return control::settings::load_file(path, settings(), "farad", out, error);
+}
+
+bool load_config_text(std::string_view text, const std::string& source, Config* out,
+                      std::string* error) {
+  return control::settings::load_text(text, source, settings(), "farad", out, error);
 }
 
 bool to_server_options(const Config& c, ServerOptions* out, std::string* error) {
@@ -197,20 +126,7 @@ bool to_server_options(const Config& c, ServerOptions* out, std::string* error) 
 }
 
 std::string config_text(const Config& c) {
-  std::string s;
-  for (const Setting& setting : settings()) {
-    std::visit(
-        [&](auto member) {
-          using T = std::decay_t<decltype(c.*member)>;
-          if constexpr (std::is_same_v<T, std::string>) {
-            s += fmt::format("{} = {:?}\n", setting.name, c.*member);
-          } else {
-            s += fmt::format("{} = {}\n", setting.name, c.*member);
-          }
-        },
-        setting.field);
-  }
-  return s;
+  return control::settings::to_text(settings(), c);
 }
 
 }  // namespace faraday::farad

@@ -36,6 +36,9 @@ void apply_cli_overrides(const CLI::App& app, const Config& cli, Config* out);
 // Reads a TOML file into *out (keys not in the file keep their value).
 // False and *error (naming the file, key and problem) on failure.
 bool load_config_file(const std::string& path, Config* out, std::string* error);
+// The same from TOML text; `source` names it in errors.
+bool load_config_text(std::string_view text, const std::string& source, Config* out,
+                      std::string* error);
 // Checks values and builds the server's options. False and *error if invalid.
 bool to_server_options(const Config& c, ServerOptions* out, std::string* error);
 // The effective configuration, as a TOML file farad would accept.

@@ -1,0 +1,189 @@
+// settings_table.h: one table of settings drives a program's TOML configuration
+// file, its command-line options and their --help text (farad and `faradayd
+// cluster` use it). Each setting has one name: the TOML key of a flat file
+// (`expiry = 30`) and the option `--expiry 30`. The command line wins over the
+// file, the file over the built-in default. Unknown keys and wrong types are
+// errors that name the file, the key and the program to ask for --help.
+//
+// Types: strings, non-negative integers, numbers (seconds and the like), and
+// lists of strings (a TOML array; a repeatable option on the command line).
+//
+// Pure functions over the caller's Config: any thread.
+#pragma once
+
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+namespace faraday::control::settings {
+
+template <typename Config>
+struct Setting {
+  using Field = std::variant<std::string Config::*, double Config::*, uint64_t Config::*,
+                             std::vector<std::string> Config::*>;
+  const char* name;
+  const char* help;
+  Field field;
+};
+
+template <typename Config>
+using Table = std::vector<Setting<Config>>;
+
+namespace detail {
+
+template <typename Config>
+std::string default_text(const Config& c, const typename Setting<Config>::Field& f) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        using T = std::decay_t<decltype(c.*member)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return c.*member;
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          return fmt::format("{}", fmt::join(c.*member, ", "));
+        } else {
+          return fmt::format("{}", c.*member);
+        }
+      },
+      f);
+}
+
+}  // namespace detail
+
+// Registers one option per setting on `app`, writing into *cli. The help text
+// ends with the default, when it is not empty.
+template <typename Config>
+void add_options(CLI::App& app, const Table<Config>& table, Config* cli) {
+  const Config defaults;
+  for (const Setting<Config>& s : table) {
+    std::string flag = std::string("--") + s.name;
+    std::string dflt = detail::default_text(defaults, s.field);
+    std::string help = s.help;
+    if (!dflt.empty()) help += fmt::format(" [default: {}]", dflt);
+    std::visit([&](auto member) { app.add_option(flag, cli->*member, help); }, s.field);
+  }
+}
+
+// Copies the options the user gave on the command line (after app.parse) into *out.
+template <typename Config>
+void apply_cli_overrides(const CLI::App& app, const Table<Config>& table, const Config& cli,
+                         Config* out) {
+  for (const Setting<Config>& s : table) {
+    const CLI::Option* opt = app.get_option(std::string("--") + s.name);
+    if (opt->count() == 0) continue;
+    std::visit([&](auto member) { out->*member = cli.*member; }, s.field);
+  }
+}
+
+// Reads TOML text into *out (keys not in the text keep their value); `source`
+// names it in errors (the file's path). False and *error (naming the source,
+// key and problem) on failure; *out may then be partly updated.
+template <typename Config>
+bool load_text(std::string_view text, const std::string& source, const Table<Config>& table,
+               const char* program, Config* out, std::string* error) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    *error = fmt::format("{}:{}:{}: {}", source, where.line, where.column, e.description());
+    return false;
+  }
+  const std::string& path = source;
+  for (const auto& entry : doc) {
+    std::string_view k = entry.first.str();
+    const toml::node& node = entry.second;
+    const Setting<Config>* s = nullptr;
+    for (const Setting<Config>& cand : table) {
+      if (k == cand.name) s = &cand;
+    }
+    if (!s) {
+      *error = fmt::format("{}: unknown setting {:?} (see {} --help)", path, k, program);
+      return false;
+    }
+    bool ok = std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(out->*member)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            auto v = node.template value<std::string>();
+            if (!v || !node.is_string()) return false;
+            out->*member = *v;
+          } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            const toml::array* arr = node.as_array();
+            if (!arr) return false;
+            std::vector<std::string> items;
+            for (const toml::node& item : *arr) {
+              auto v = item.template value<std::string>();
+              if (!v || !item.is_string()) return false;
+              items.push_back(*v);
+            }
+            out->*member = std::move(items);
+          } else if constexpr (std::is_same_v<T, double>) {
+            if (!node.is_number()) return false;
+            out->*member = *node.template value<double>();
+          } else {
+            auto v = node.template value<int64_t>();
+            if (!node.is_integer() || !v || *v < 0) return false;
+            out->*member = static_cast<uint64_t>(*v);
+          }
+          return true;
+        },
+        s->field);
+    if (!ok) {
+      *error = fmt::format("{}: setting {:?} has the wrong type (see {} --help)", path, k, program);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Reads a TOML file into *out, as load_text().
+template <typename Config>
+bool load_file(const std::string& path, const Table<Config>& table, const char* program,
+               Config* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = fmt::format("{}: cannot read: {}", path, std::strerror(errno));
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return load_text(text.str(), path, table, program, out, error);
+}
+
+// The configuration as a TOML file the program would accept (toml++ writes
+// each line, so strings are escaped as TOML wants), in the table's order.
+template <typename Config>
+std::string to_text(const Table<Config>& table, const Config& c) {
+  std::ostringstream s;
+  for (const Setting<Config>& setting : table) {
+    toml::table line;
+    std::visit(
+        [&](auto member) {
+          using T = std::decay_t<decltype(c.*member)>;
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            toml::array items;
+            for (const std::string& item : c.*member) items.push_back(item);
+            line.insert(setting.name, std::move(items));
+          } else if constexpr (std::is_same_v<T, uint64_t>) {
+            line.insert(setting.name, static_cast<int64_t>(c.*member));
+          } else {
+            line.insert(setting.name, c.*member);
+          }
+        },
+        setting.field);
+    s << line << "\n";
+  }
+  return s.str();
+}
+
+}  // namespace faraday::control::settings
