@@ -1,16 +1,26 @@
-// faradayctl: the operator's tool. Today: the cluster's certificate authority
+// faradayctl: the operator's tool. The cluster's certificate authority
 // (control/pki.h): create a CA, issue node and farad certificates, revoke them
-// and produce the CRL farad checks.
+// and produce the CRL farad checks. And the node's own status: `status` and
+// `query` ask the local faradayd over its control socket (control/ctlsock.h).
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <variant>
 
 #include "config.h"
+#include "control/ctlsock.h"
 #include "control/pki.h"
+#include "control/status_view.h"
 
 namespace {
 
 namespace pki = faraday::control::pki;
+namespace ctl = faraday::control;
+
+constexpr const char* kDefaultInterface = "faraday0";
+constexpr double kDefaultTimeoutSeconds = 10;
 
 constexpr const char* kFooter = R"(
 Certificates: every node and farad present a certificate from one CA over
@@ -27,13 +37,79 @@ Typical use:
   faradayctl cert revoke --dir /etc/faraday/ca node1
   faradayctl crl --dir /etc/faraday/ca      # then: farad --crl .../crl.pem, SIGHUP
 
+Node status: `status` and `query` ask the faradayd running on this host over
+its control socket, /run/faraday/IFNAME.sock (root only; IFNAME is -i,
+default faraday0). faradayd serves it in cluster mode.
+  faradayctl status                 # this node, its farad session, every peer's link
+  faradayctl status --json          # the same answer as JSON, for scripts
+  faradayctl query node2            # ask farad (through faradayd) whether node2 is present
+
 Exit status: 0 on success, 1 if the operation failed, 2 on a usage error.
 )";
+
+// `status` or `query NAME` over the control socket at `path`; prints the
+// answer and returns the exit status.
+int ask_faradayd(const std::string& path, const std::string& line, double timeout_s,
+                 bool json_out) {
+  auto parsed = ctl::parse_ctl_request(line);
+  if (auto* bad = std::get_if<ctl::CtlBadRequest>(&parsed)) {
+    std::fprintf(stderr, "faradayctl: error: %s (see --help)\n", bad->message.c_str());
+    return 2;
+  }
+  const auto& request = std::get<ctl::CtlRequest>(parsed);
+  if (request.command == "query" && request.args.size() != 1) {
+    std::fprintf(stderr, "faradayctl: error: NAME must be one word (see --help)\n");
+    return 2;
+  }
+  auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  auto result = ctl::ctl_call(path, line, timeout);
+  if (auto* err = std::get_if<ctl::CtlError>(&result)) {
+    std::fprintf(stderr, "faradayctl: error: %s\n", err->message.c_str());
+    return 1;
+  }
+  auto answer = nlohmann::json::parse(std::get<std::string>(result), nullptr, false);
+  if (answer.is_discarded() || !answer.is_object()) {
+    std::fprintf(stderr, "faradayctl: error: faradayd at %s answered something not a JSON object\n",
+                 path.c_str());
+    return 1;
+  }
+  if (auto it = answer.find("error"); it != answer.end()) {
+    std::string message = it->is_string()
+                              ? it->get<std::string>()
+                              : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::fprintf(stderr, "faradayctl: error: faradayd: %s\n", message.c_str());
+    return 1;
+  }
+  if (request.command == "status") {
+    if (json_out) {
+      std::printf("%s\n",
+                  answer.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+      std::fputs(ctl::format_status(answer).c_str(), stdout);
+    }
+    return 0;
+  }
+  auto state = answer.find("state");
+  auto printable = [](const std::string& s) {
+    for (char c : s) {
+      if (c < 0x20 || c > 0x7e) return false;
+    }
+    return !s.empty();
+  };
+  if (state == answer.end() || !state->is_string() || !printable(state->get<std::string>())) {
+    std::fprintf(stderr, "faradayctl: error: faradayd at %s answered without a state\n",
+                 path.c_str());
+    return 1;
+  }
+  std::printf("%s: %s\n", request.args.at(0).c_str(), state->get<std::string>().c_str());
+  return 0;
+}
 
 int run(int argc, char** argv) {
   CLI::App app{"faradayctl " FARADAY_VERSION
                ": operator tool for a Faraday cluster: its certificate authority (node and "
-               "farad certificates, revocation, the CRL).\n"};
+               "farad certificates, revocation, the CRL), and the status of the node it runs "
+               "on (asking the local faradayd).\n"};
   app.set_version_flag("--version", FARADAY_VERSION);
   app.footer(kFooter);
   app.require_subcommand(1);
@@ -107,6 +183,41 @@ int run(int argc, char** argv) {
   days = pki::kDefaultCrlDays;
   crl->add_option("--days", days, "Days until the CRL's nextUpdate")->capture_default_str();
 
+  // faradayctl status | query: the local faradayd, over its control socket
+  std::string ifname = kDefaultInterface;
+  std::string socket_path;
+  double timeout_s = kDefaultTimeoutSeconds;
+  auto add_socket_options = [&](CLI::App* sub) {
+    auto* iface = sub->add_option("-i,--interface", ifname,
+                                  "The node's interface; its faradayd serves "
+                                  "/run/faraday/IFNAME.sock")
+                      ->capture_default_str();
+    auto* sock =
+        sub->add_option("--socket", socket_path, "The control socket's path (instead of -i)");
+    iface->excludes(sock);
+    sock->excludes(iface);
+    sub->add_option("--timeout", timeout_s, "Seconds to wait for faradayd's answer")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 3600.0));
+  };
+  auto* status = app.add_subcommand(
+      "status",
+      "Show this node as its faradayd sees it: name, interface, key, addresses, the farad "
+      "session (state, epoch, cursor, last error) and a table of peers (endpoint, link, ping "
+      "RTT, last heard, last handshake, bytes, farad's last word on a silent peer).");
+  add_socket_options(status);
+  bool json_out = false;
+  status->add_flag("--json", json_out, "Print faradayd's answer as JSON instead (2-space indent)");
+
+  auto* query = app.add_subcommand(
+      "query",
+      "Ask farad, through this node's faradayd, whether NAME is still a member: prints "
+      "`NAME: PRESENT`, `NAME: ABSENT` or `NAME: UNKNOWN` (farad restarted too recently to "
+      "know). Fails if farad cannot be reached.");
+  add_socket_options(query);
+  std::string peer_name;
+  query->add_option("name", peer_name, "The node to ask about")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -154,6 +265,9 @@ int run(int argc, char** argv) {
                   pki::serial_text(e.serial).c_str(), pki::time_text(*e.revoked_at).c_str());
     }
     std::printf("now run `faradayctl crl --dir %s` and reload farad (SIGHUP)\n", dir.c_str());
+  } else if (*status || *query) {
+    return ask_faradayd(socket_path.empty() ? ctl::default_ctl_socket(ifname) : socket_path,
+                        *status ? "status" : "query " + peer_name, timeout_s, json_out);
   } else if (*crl) {
     pki::CrlResult r = pki::write_crl(dir, crl_out, days);
     std::printf("wrote %s: CRL number %llu, %zu revoked, next update %s\n", r.path.c_str(),
