@@ -1,19 +1,70 @@
-// faradayd: the Faraday node daemon. Today one mode, `standalone`, a drop-in
-// for `wireguard-go -f IFNAME` configured with wg(8).
+// faradayd: the Faraday node daemon. `cluster` makes this node a member of a
+// Faraday cluster (cluster.h); `standalone` runs one WireGuard interface
+// configured with wg(8), a drop-in for `wireguard-go -f IFNAME`.
 #include <CLI/CLI.hpp>
+#include <iostream>
 
 #include "config.h"
+#include "control/cluster.h"
 #include "control/log.h"
 #include "control/standalone.h"
+
+namespace {
+
+constexpr const char* kClusterFooter = R"(
+Configuration: every option above can also be set in the TOML file given with
+--config, under the same name without the dashes, one `key = value` per line
+at the top level (announce is an array), e.g.
+
+    farad = "10.0.0.1:7450"
+    ca = "/etc/faraday/ca.pem"
+    cert = "/etc/faraday/node1.pem"
+    key = "/etc/faraday/node1.key"
+    interface = "faraday0"
+    overlay = "10.200.0.1"
+    container-prefix = "10.201.1.0/24"
+    announce = ["192.0.2.11"]
+
+The command line wins over the file, the file over the defaults. Unknown keys
+are errors. --print-config shows the result.
+
+What it does: creates the interface (overlay address, MTU, up) and serves the
+WireGuard UAPI at /var/run/wireguard/INTERFACE.sock (`wg show` works); joins
+farad with this node's public key, underlay endpoints, allowed IPs (overlay
+address and container prefix) and link endpoint; turns every member farad
+pushes into a WireGuard peer with routes for its allowed IPs; keeps a mutual
+TLS link to every member and pings it. A member not heard for --silence is
+reported to farad and removed only if farad answers ABSENT; while farad is
+down or answers PRESENT or UNKNOWN, nothing is removed and traffic flows.
+
+Control socket: `faradayctl status` and `faradayctl query NAME` ask this node.
+Signals: SIGTERM or SIGINT leave the cluster and remove the interface; SIGUSR1
+logs the counters. Exit status: 0 after a clean stop, 1 if setup failed, 2 on
+a configuration error.
+)";
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace faraday::control;
   CLI::App app{"faradayd " FARADAY_VERSION
-               ": the Faraday node daemon, a userspace WireGuard implementation.\n"};
+               ": the Faraday node daemon, a userspace WireGuard implementation that joins "
+               "a Faraday cluster.\n"};
   app.set_version_flag("--version", FARADAY_VERSION);
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Log debug lines too");
+
+  CLI::App* cl = app.add_subcommand(
+      "cluster", "Join a Faraday cluster through farad and keep this node's mesh in step");
+  cl->footer(kClusterFooter);
+  std::string config_path;
+  bool print_config = false;
+  cl->add_option("-c,--config", config_path, "TOML configuration file (see below)");
+  cl->add_flag("--print-config", print_config,
+               "Print the effective configuration as TOML and exit");
+  ClusterConfig cli;
+  add_cluster_options(*cl, &cli);
 
   StandaloneOptions standalone;
   CLI::App* sa = app.add_subcommand(
@@ -38,5 +89,27 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (verbose) log::threshold() = log::Level::kDebug;
   if (sa->parsed()) return run_standalone(standalone);
-  return 2;
+
+  ClusterConfig config;
+  std::string error;
+  if (!config_path.empty() && !load_cluster_config(config_path, &config, &error)) {
+    log::error("{}", error);
+    return 2;
+  }
+  apply_cluster_overrides(*cl, cli, &config);
+  if (verbose) config.log_level = "debug";
+  ClusterOptions options;
+  if (!to_cluster_options(config, &options, &error)) {
+    log::error("configuration: {}", error);
+    return 2;
+  }
+  if (print_config) {
+    std::cout << cluster_config_text(config);
+    return 0;
+  }
+  log::threshold() = config.log_level == "debug"   ? log::Level::kDebug
+                     : config.log_level == "warn"  ? log::Level::kWarn
+                     : config.log_level == "error" ? log::Level::kError
+                                                   : log::Level::kInfo;
+  return run_cluster(options);
 }

@@ -75,5 +75,8 @@ FrameError decode(std::span<const uint8_t> payload, NodeMessage& msg) {
 FrameError decode(std::span<const uint8_t> payload, FaradMessage& msg) {
   return parse(payload, msg);
 }
+FrameError decode(std::span<const uint8_t> payload, LinkMessage& msg) {
+  return parse(payload, msg);
+}
 
 }  // namespace faraday::proto

@@ -76,6 +76,7 @@ inline void put_frame_header(uint32_t len, uint8_t* p) {
 // kNoBody on failure.
 FrameError decode(std::span<const uint8_t> payload, NodeMessage& msg);
 FrameError decode(std::span<const uint8_t> payload, FaradMessage& msg);
+FrameError decode(std::span<const uint8_t> payload, LinkMessage& msg);
 
 // ---- implementation of the template ----
 

@@ -1,8 +1,8 @@
 // fuzz_frame: every byte stream a peer can send on a farad connection (after
 // TLS), through the frame decoder in varying chunk sizes, the message decoders
-// of both directions, NodeInfo's rules, and farad's Membership applying each
-// request. Nothing may crash, leak or read out of bounds; the decoder never
-// buffers more than one frame; a refused frame stops the stream for good.
+// of both directions and of node-to-node links, NodeInfo's rules, and farad's Membership applying
+// each request. Nothing may crash, leak or read out of bounds; the decoder never buffers more than
+// one frame; a refused frame stops the stream for good.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -52,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   proto::FrameDecoder decoder;
   proto::NodeMessage node_msg;
   proto::FaradMessage farad_msg;
+  proto::LinkMessage link_msg;
   int frames = 0;
   bool stopped = false;
   for (size_t pos = 0; pos < stream.size() && !stopped; pos += chunk) {
@@ -65,6 +66,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           (void)proto::check_node_info(mem.node());
           (void)proto::node_info_text(mem.node());
         }
+      }
+      // The same bytes from another node on a link.
+      if (proto::decode(payload, link_msg) == proto::FrameError::kNone &&
+          link_msg.body_case() == proto::LinkMessage::BODY_NOT_SET) {
+        __builtin_trap();
       }
       if (proto::decode(payload, node_msg) != proto::FrameError::kNone) {
         stopped = true;

@@ -1,0 +1,774 @@
+// cluster.cpp: see cluster.h.
+#include "control/cluster.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "control/ctlsock.h"
+#include "control/datapath.h"
+#include "control/farad_client.h"
+#include "control/keyfile.h"
+#include "control/links.h"
+#include "control/log.h"
+#include "control/netlink.h"
+#include "control/proto/node_info.h"
+#include "crypto/x25519.h"
+
+namespace faraday::control {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+// How long shutdown waits for farad to acknowledge Leave.
+constexpr auto kLeaveTimeout = std::chrono::seconds(2);
+// How long the node whose name sorts second waits before its first handshake
+// with a new peer (see upsert).
+constexpr auto kSecondHandshakeDelay = std::chrono::milliseconds(1000);
+
+double seconds_since(Clock::time_point t, Clock::time_point now) {
+  return std::chrono::duration<double>(now - t).count();
+}
+
+const char* state_name(proto::State s) {
+  switch (s) {
+    case proto::PRESENT:
+      return "PRESENT";
+    case proto::ABSENT:
+      return "ABSENT";
+    case proto::UNKNOWN:
+      return "UNKNOWN";
+    default:
+      return "";
+  }
+}
+
+std::optional<dataplane::Endpoint> to_endpoint(const proto::Endpoint& ep) {
+  return dataplane::Endpoint::parse(proto::endpoint_text(ep));
+}
+
+boost::asio::ip::tcp::endpoint tcp_endpoint(const proto::Endpoint& ep) {
+  const std::string& ip = ep.ip();  // 4 or 16 bytes: checked by check_node_info
+  auto port = static_cast<uint16_t>(ep.port());
+  if (ip.size() == 4) {
+    boost::asio::ip::address_v4::bytes_type b{};
+    std::copy(ip.begin(), ip.end(), b.begin());
+    return {boost::asio::ip::address_v4(b), port};
+  }
+  boost::asio::ip::address_v6::bytes_type b{};
+  std::copy(ip.begin(), ip.end(), b.begin());
+  return {boost::asio::ip::address_v6(b), port};
+}
+
+proto::Endpoint to_proto(const dataplane::Endpoint& ep) {
+  return *proto::parse_endpoint(ep.to_string());
+}
+
+// The node's name: the CN of its certificate, as farad will read it.
+std::optional<std::string> certificate_file_name(const std::string& path, std::string* error) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) {
+    *error = fmt::format("{}: {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (!cert) {
+    *error = fmt::format("{}: not a PEM certificate", path);
+    return std::nullopt;
+  }
+  std::string why;
+  auto name = proto::certificate_name(cert, &why);
+  X509_free(cert);
+  if (!name) *error = fmt::format("{}: {}", path, why);
+  return name;
+}
+
+// The local address the kernel would use to reach host:port (no packet is sent).
+std::optional<boost::asio::ip::address> local_address_towards(const std::string& host,
+                                                              uint16_t port, std::string* error) {
+  boost::asio::io_context io;
+  boost::system::error_code ec;
+  boost::asio::ip::udp::resolver resolver(io);
+  auto results = resolver.resolve(host, std::to_string(port), ec);
+  if (ec || results.empty()) {
+    *error = fmt::format("resolve {}: {}", host, ec ? ec.message() : "no address");
+    return std::nullopt;
+  }
+  boost::asio::ip::udp::socket s(io);
+  auto target = results.begin()->endpoint();
+  s.open(target.protocol(), ec);
+  if (!ec) s.connect(target, ec);
+  if (ec) {
+    *error = fmt::format("no route to {}: {}", host, ec.message());
+    return std::nullopt;
+  }
+  return s.local_endpoint().address();
+}
+
+class Cluster {
+ public:
+  explicit Cluster(const ClusterOptions& options) : opt_(options), signals_(io_), tick_(io_) {}
+  int run();
+
+ private:
+  struct Member {
+    proto::NodeInfo info;
+    crypto::Key key{};
+    std::vector<dataplane::Prefix> prefixes;
+    Clock::time_point added_at;
+    uint64_t generation = 0;
+    bool silent = false;
+    Clock::time_point heard_before_silence{};  // when it was last heard before going silent
+    bool query_pending = false;
+    Clock::time_point next_query{};
+    proto::State farad_says = proto::STATE_UNSPECIFIED;
+    std::string query_error;  // the last failure to ask, logged once per silence
+  };
+
+  bool setup();
+  bool setup_interface();
+  bool build_node_info();
+  void start_farad();
+  void on_push(const proto::Push& push);
+  void upsert(const proto::NodeInfo& info);
+  void remove_member(const std::string& name);
+  void remove_peer(const crypto::Key& key);
+  void check_silence();
+  void ask_farad(const std::string& name);
+  void on_answer(const std::string& name, uint64_t generation, const FaradClient::Reply& reply);
+  void program(DataPath::Command command);
+  void flush_backlog();
+  void on_status(const CtlRequest& req, CtlServer::Reply reply);
+  void on_query(const CtlRequest& req, CtlServer::Reply reply);
+  json status_json(const uapi::DeviceState& device) const;
+  void shutdown(const std::string& why);
+  void finish_shutdown();
+
+  ClusterOptions opt_;
+  boost::asio::io_context io_{1};
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer tick_;
+  std::unique_ptr<boost::asio::steady_timer> leave_timer_;
+  std::unique_ptr<boost::asio::steady_timer> backlog_timer_;
+  std::string name_;
+  crypto::Key private_key_{};
+  crypto::Key public_key_{};
+  proto::NodeInfo self_;
+  std::unique_ptr<DataPath> dp_;
+  std::thread dp_thread_;
+  std::optional<netlink::Socket> nl_;
+  std::unique_ptr<FaradClient> farad_;
+  std::unique_ptr<Links> links_;
+  std::unique_ptr<CtlServer> ctl_;
+  std::map<std::string, Member> members_;
+  std::deque<DataPath::Command> backlog_;
+  uint64_t generation_ = 0;
+  bool farad_was_up_ = false;
+  std::string farad_failure_;  // why the last attempt failed, logged once per reason
+  uint32_t farad_heartbeat_ms_ = 0;
+  uint32_t farad_expiry_ms_ = 0;
+  bool stopping_ = false;
+  bool finished_ = false;
+  int exit_code_ = 0;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+bool Cluster::setup() {
+  std::string error;
+  auto name = certificate_file_name(opt_.tls.cert, &error);
+  if (!name) {
+    log::error("node certificate: {}", error);
+    return false;
+  }
+  name_ = *name;
+
+  // The WireGuard key: created once, kept across restarts.
+  std::string dir = opt_.private_key.substr(0, opt_.private_key.rfind('/'));
+  if (!dir.empty() && opt_.private_key.find('/') != std::string::npos &&
+      mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    log::error("cannot create {} for the private key: {}", dir, std::strerror(errno));
+    return false;
+  }
+  bool created = false;
+  auto key = load_or_create_private_key(opt_.private_key, &created);
+  if (auto* e = std::get_if<std::string>(&key)) {
+    log::error("{}", *e);
+    return false;
+  }
+  private_key_ = std::get<crypto::Key>(key);
+  public_key_ = crypto::x25519_public(private_key_);
+  if (created) log::info("new WireGuard private key written to {}", opt_.private_key);
+
+  if (!build_node_info()) return false;
+  if (!setup_interface()) return false;
+
+  auto server_ctx = proto::make_server_context(opt_.tls, &error);
+  auto client_ctx = server_ctx ? proto::make_client_context(opt_.tls, &error) : nullptr;
+  if (!server_ctx || !client_ctx) {
+    log::error("TLS: {}", error);
+    return false;
+  }
+  LinkOptions link_options;
+  link_options.ping_interval = opt_.ping_interval;
+  link_options.backoff_max = std::max<std::chrono::milliseconds>(opt_.ping_interval * 2, 1s);
+  links_ = std::make_unique<Links>(io_, server_ctx, client_ctx, name_, link_options);
+  if (!links_->listen(opt_.control_listen, &error)) {
+    log::error("{}", error);
+    return false;
+  }
+
+  CtlServer::Commands commands;
+  commands["status"] = [this](const CtlRequest& req, CtlServer::Reply reply) {
+    on_status(req, std::move(reply));
+  };
+  commands["query"] = [this](const CtlRequest& req, CtlServer::Reply reply) {
+    on_query(req, std::move(reply));
+  };
+  auto ctl = CtlServer::listen(io_, opt_.control_socket, std::move(commands));
+  if (auto* e = std::get_if<std::string>(&ctl)) {
+    log::error("control socket: {}", *e);
+    return false;
+  }
+  ctl_ = std::move(std::get<std::unique_ptr<CtlServer>>(ctl));
+
+  farad_ = std::make_unique<FaradClient>(
+      io_, client_ctx,
+      FaradClientOptions{.host = opt_.farad_host,
+                         .port = opt_.farad_port,
+                         .server_name = opt_.farad_name,
+                         .node = self_,
+                         .join = true,
+                         .backoff_max = opt_.reconnect_max,
+                         .heartbeat = opt_.heartbeat},
+      FaradClient::Callbacks{
+          .on_joined =
+              [this](const proto::Joined& j) {
+                farad_was_up_ = true;
+                farad_failure_.clear();
+                farad_heartbeat_ms_ = j.heartbeat_ms();
+                farad_expiry_ms_ = j.expiry_ms();
+                log::info(
+                    "joined farad at {}:{} as {} (epoch {}, {}; heartbeat {} ms, "
+                    "expiry {} ms)",
+                    opt_.farad_host, opt_.farad_port, j.name(), j.epoch(),
+                    j.snapshot() ? "snapshot follows" : "resuming", j.heartbeat_ms(),
+                    j.expiry_ms());
+              },
+          .on_push = [this](const proto::Push& p) { on_push(p); },
+          .on_disconnected =
+              [this](const std::string& reason) {
+                if (stopping_) return;
+                if (farad_was_up_) {
+                  log::warn("farad connection lost: {}; reconnecting (peers are kept)", reason);
+                } else if (reason != farad_failure_) {
+                  log::warn("cannot join farad at {}:{}: {}; retrying", opt_.farad_host,
+                            opt_.farad_port, reason);
+                } else {
+                  log::debug("farad unreachable: {}", reason);
+                }
+                farad_was_up_ = false;
+                farad_failure_ = reason;
+              },
+          .on_error =
+              [](const proto::Error& e) {
+                log::warn("farad: {} {}", proto::Error::Code_Name(e.code()), e.detail());
+              },
+      });
+  return true;
+}
+
+bool Cluster::build_node_info() {
+  std::vector<dataplane::Endpoint> announce = opt_.announce;
+  if (announce.empty()) {
+    std::string error;
+    auto addr = local_address_towards(opt_.farad_host, opt_.farad_port, &error);
+    if (!addr) {
+      log::error("cannot pick an address to announce ({}); set announce", error);
+      return false;
+    }
+    auto ep = dataplane::Endpoint::parse(
+        addr->is_v6() ? fmt::format("[{}]:{}", addr->to_string(), opt_.listen_port)
+                      : fmt::format("{}:{}", addr->to_string(), opt_.listen_port));
+    announce.push_back(*ep);
+  }
+  self_.set_public_key(public_key_.data(), public_key_.size());
+  for (const auto& ep : announce) *self_.add_underlay() = to_proto(ep);
+  *self_.add_allowed_ips() = *proto::parse_prefix(opt_.overlay.to_string());
+  if (opt_.container_prefix)
+    *self_.add_allowed_ips() = *proto::parse_prefix(opt_.container_prefix->to_string());
+  auto control_ip = opt_.control_listen.address();
+  std::string control_host = control_ip.to_string();
+  if (control_ip.is_unspecified()) {
+    std::string first = announce.front().to_string();
+    control_host = first.substr(0, first.rfind(':'));
+  } else if (control_ip.is_v6()) {
+    control_host = "[" + control_host + "]";
+  }
+  auto control =
+      proto::parse_endpoint(fmt::format("{}:{}", control_host, opt_.control_listen.port()));
+  if (!control) {
+    log::error("cannot announce control endpoint {}:{}", control_host, opt_.control_listen.port());
+    return false;
+  }
+  *self_.mutable_control() = *control;
+  if (auto bad = proto::check_node_info(self_)) {
+    log::error("this node's announcement is invalid: {}", *bad);
+    return false;
+  }
+  return true;
+}
+
+bool Cluster::setup_interface() {
+  DataPathOptions dp_options;
+  dp_options.ifname = opt_.ifname;
+  dp_options.mtu = opt_.mtu;
+  dp_options.listen_port = opt_.listen_port;
+  dp_options.aead_backend = opt_.aead;
+  auto opened = DataPath::open(dp_options);
+  if (auto* e = std::get_if<std::string>(&opened)) {
+    log::error("{}", *e);
+    return false;
+  }
+  dp_ = std::move(std::get<std::unique_ptr<DataPath>>(opened));
+  uapi::SetRequest key;
+  key.private_key = private_key_;
+  dp_->apply(key);  // before the data path's thread starts: no race
+
+  auto nl = netlink::Socket::open();
+  if (auto* e = std::get_if<std::string>(&nl)) {
+    log::error("{}", *e);
+    return false;
+  }
+  nl_.emplace(std::move(std::get<netlink::Socket>(nl)));
+  for (netlink::Error err :
+       {nl_->set_mtu(opt_.ifname, opt_.mtu), nl_->add_address(opt_.ifname, opt_.overlay),
+        nl_->set_up(opt_.ifname, true)}) {
+    if (err) {
+      log::error("{}", *err);
+      return false;
+    }
+  }
+  log::info(
+      "faradayd node {}: interface {} up, overlay {}, public key {}, UDP port {}, links on "
+      "{}, announcing {}",
+      name_, opt_.ifname, opt_.overlay.to_string(), crypto::to_base64(public_key_),
+      opt_.listen_port, opt_.control_listen.port(), proto::node_info_text(self_));
+  return true;
+}
+
+void Cluster::program(DataPath::Command command) {
+  if (backlog_.empty() && dp_->post(command)) return;
+  backlog_.push_back(std::move(command));
+  if (!backlog_timer_) {
+    backlog_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    flush_backlog();
+  }
+}
+
+void Cluster::flush_backlog() {
+  while (!backlog_.empty() && dp_->post(backlog_.front())) backlog_.pop_front();
+  if (backlog_.empty()) {
+    backlog_timer_.reset();
+    return;
+  }
+  backlog_timer_->expires_after(std::chrono::milliseconds(5));
+  backlog_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) flush_backlog();
+  });
+}
+
+void Cluster::on_push(const proto::Push& push) {
+  for (const proto::Member& m : push.members()) {
+    if (m.node().name() == name_) continue;
+    upsert(m.node());
+  }
+}
+
+void Cluster::upsert(const proto::NodeInfo& info) {
+  const std::string& name = info.name();
+  auto it = members_.find(name);
+  if (it != members_.end() && it->second.info.SerializeAsString() == info.SerializeAsString()) {
+    return;  // a re-join with the same announcement: nothing to change
+  }
+  std::optional<dataplane::Endpoint> endpoint;
+  if (info.underlay_size() > 0) endpoint = to_endpoint(info.underlay(0));
+  std::vector<dataplane::Prefix> prefixes;
+  for (const auto& p : info.allowed_ips()) {
+    if (auto prefix = dataplane::Prefix::parse(proto::prefix_text(p))) prefixes.push_back(*prefix);
+  }
+  crypto::Key key{};
+  std::copy(info.public_key().begin(), info.public_key().end(), key.begin());
+  if (key == public_key_) {
+    log::warn("member {} announces this node's own public key; ignored", name);
+    return;
+  }
+
+  bool added = it == members_.end();
+  if (added) {
+    it = members_.emplace(name, Member{}).first;
+  } else if (it->second.key != key) {
+    remove_peer(it->second.key);
+  }
+  Member& m = it->second;
+  std::vector<dataplane::Prefix> old_prefixes = std::move(m.prefixes);
+  m.info = info;
+  m.key = key;
+  m.prefixes = prefixes;
+  m.generation = ++generation_;
+  m.added_at = Clock::now();
+  m.silent = false;
+  m.query_pending = false;
+  m.farad_says = proto::STATE_UNSPECIFIED;
+
+  uapi::SetRequest req;
+  uapi::PeerSet ps;
+  ps.public_key = key;
+  ps.endpoint = endpoint;
+  ps.replace_allowed_ips = true;
+  ps.allowed_ips = prefixes;
+  // Turning the keepalive on starts a handshake. If both nodes did that at
+  // once, the two initiations would cross and each side would drop the answer
+  // to its own (as every WireGuard does), costing a 5 s retry; so the node
+  // whose name sorts first starts at once and the other a moment later.
+  bool first = name_ < name;
+  if (opt_.keepalive && first) ps.persistent_keepalive = opt_.keepalive;
+  req.peers.push_back(ps);
+  program([req, name](DataPath& dp) {
+    if (auto e = dp.apply(req, false))
+      log::warn("peer {}: data path refused it: {}", name, e->message);
+  });
+  if (opt_.keepalive && !first) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, kSecondHandshakeDelay);
+    timer->async_wait([this, timer, name, gen = m.generation, key,
+                       alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+      if (ec || alive.expired() || stopping_) return;
+      auto it = members_.find(name);
+      if (it == members_.end() || it->second.generation != gen) return;
+      uapi::SetRequest later;
+      uapi::PeerSet keepalive;
+      keepalive.public_key = key;
+      keepalive.update_only = true;
+      keepalive.persistent_keepalive = opt_.keepalive;
+      later.peers.push_back(keepalive);
+      program([later](DataPath& dp) { dp.apply(later, false); });
+    });
+  }
+
+  for (const auto& p : old_prefixes) {
+    if (std::find(prefixes.begin(), prefixes.end(), p) == prefixes.end()) {
+      if (auto err = nl_->remove_route(opt_.ifname, p)) log::warn("{}", *err);
+    }
+  }
+  for (const auto& p : prefixes) {
+    if (auto err = nl_->add_route(opt_.ifname, p)) log::warn("{}", *err);
+  }
+
+  std::optional<boost::asio::ip::tcp::endpoint> control;
+  if (info.has_control()) control = tcp_endpoint(info.control());
+  links_->add(name, control);
+  log::info("peer {} {}: {}", name, added ? "added" : "updated", proto::node_info_text(info));
+}
+
+void Cluster::remove_peer(const crypto::Key& key) {
+  uapi::SetRequest req;
+  uapi::PeerSet ps;
+  ps.public_key = key;
+  ps.remove = true;
+  req.peers.push_back(ps);
+  program([req](DataPath& dp) { dp.apply(req, false); });
+}
+
+void Cluster::remove_member(const std::string& name) {
+  auto it = members_.find(name);
+  if (it == members_.end()) return;
+  Member& m = it->second;
+  remove_peer(m.key);
+  for (const auto& p : m.prefixes) {
+    if (auto err = nl_->remove_route(opt_.ifname, p)) log::warn("{}", *err);
+  }
+  links_->remove(name);
+  members_.erase(it);
+  log::info("peer {} removed", name);
+}
+
+void Cluster::check_silence() {
+  auto now = Clock::now();
+  for (auto& [name, m] : members_) {
+    auto view = links_->view(name);
+    Clock::time_point heard = m.added_at;
+    if (view && view->last_heard && *view->last_heard > heard) heard = *view->last_heard;
+    bool silent = now - heard >= opt_.silence;
+    if (!silent) {
+      if (m.silent) {
+        log::info("peer {} heard again after {:.1f} s of silence", name,
+                  seconds_since(m.heard_before_silence, heard));
+      }
+      m.silent = false;
+      m.farad_says = proto::STATE_UNSPECIFIED;
+      m.query_error.clear();
+      continue;
+    }
+    if (!m.silent) {
+      m.silent = true;
+      m.heard_before_silence = heard;
+      log::info("peer {} silent for {:.1f} s (link {}{}); asking farad", name,
+                seconds_since(heard, now), view ? link_state_name(view->state) : "none",
+                view && !view->last_error.empty() ? ": " + view->last_error : "");
+      ask_farad(name);
+    } else if (!m.query_pending && now >= m.next_query) {
+      log::debug("peer {} still silent ({:.1f} s); asking farad again", name,
+                 seconds_since(heard, now));
+      ask_farad(name);
+    }
+  }
+}
+
+void Cluster::ask_farad(const std::string& name) {
+  Member& m = members_.at(name);
+  m.query_pending = true;
+  m.next_query = Clock::now() + opt_.ping_interval;
+  farad_->query(name, [this, name, gen = m.generation,
+                       alive = std::weak_ptr<int>(alive_)](const FaradClient::Reply& reply) {
+    if (alive.expired()) return;
+    // Not from inside the client's callback: removing a member closes its link.
+    boost::asio::post(io_, [this, name, gen, reply, alive] {
+      if (!alive.expired()) on_answer(name, gen, reply);
+    });
+  });
+}
+
+void Cluster::on_answer(const std::string& name, uint64_t generation,
+                        const FaradClient::Reply& reply) {
+  auto it = members_.find(name);
+  if (it == members_.end() || it->second.generation != generation || stopping_) return;
+  Member& m = it->second;
+  m.query_pending = false;
+  m.next_query = Clock::now() + opt_.ping_interval;
+  if (!reply.ok) {
+    if (reply.error != m.query_error) {
+      log::info("cannot ask farad about {} ({}); keeping peer {}", name, reply.error, name);
+      m.query_error = reply.error;
+    }
+    return;
+  }
+  m.query_error.clear();
+  if (reply.state == proto::ABSENT) {
+    if (!m.silent) {
+      log::info("farad: {} is ABSENT but it was heard again meanwhile; keeping peer {}", name,
+                name);
+      return;
+    }
+    log::info("farad: {} is ABSENT; removing peer {}", name, name);
+    remove_member(name);
+    return;
+  }
+  if (reply.state != m.farad_says) {
+    log::info("farad: {} is {}; keeping peer {}", name, state_name(reply.state), name);
+  }
+  m.farad_says = reply.state;
+}
+
+void Cluster::on_status(const CtlRequest& req, CtlServer::Reply reply) {
+  if (!req.args.empty()) {
+    reply(json{{"error", "status takes no arguments"}}.dump());
+    return;
+  }
+  // The WireGuard side (endpoints, handshakes, bytes) comes from the data
+  // path's thread; the answer is built back on this one.
+  program([this, reply, alive = std::weak_ptr<int>(alive_)](DataPath& dp) {
+    uapi::DeviceState state = dp.state();
+    boost::asio::post(io_, [this, reply, alive, state = std::move(state)] {
+      if (!alive.expired()) reply(status_json(state).dump());
+    });
+  });
+}
+
+void Cluster::on_query(const CtlRequest& req, CtlServer::Reply reply) {
+  if (req.args.size() != 1 || !proto::valid_node_name(req.args[0])) {
+    reply(json{{"error", "usage: query NAME (a valid node name)"}}.dump());
+    return;
+  }
+  const std::string name = req.args[0];
+  farad_->query(name, [name, reply](const FaradClient::Reply& r) {
+    if (!r.ok) {
+      reply(json{{"error", "farad: " + r.error}}.dump());
+    } else {
+      reply(json{{"name", name}, {"state", state_name(r.state)}}.dump());
+    }
+  });
+}
+
+json Cluster::status_json(const uapi::DeviceState& device) const {
+  auto now = Clock::now();
+  timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  json j;
+  j["node"] = name_;
+  j["interface"] = opt_.ifname;
+  j["public_key"] = crypto::to_base64(public_key_);
+  j["listen_port"] = device.listen_port;
+  j["overlay"] = opt_.overlay.to_string();
+  j["allowed_ips"] = json::array();
+  for (const auto& p : self_.allowed_ips()) j["allowed_ips"].push_back(proto::prefix_text(p));
+  j["underlay"] = json::array();
+  for (const auto& ep : self_.underlay()) j["underlay"].push_back(proto::endpoint_text(ep));
+  j["control"] = proto::endpoint_text(self_.control());
+  j["farad"] = {
+      {"address", fmt::format("{}:{}", opt_.farad_host, opt_.farad_port)},
+      {"state", client_state_name(farad_->state())},
+      {"joined", farad_->joined()},
+      {"epoch", farad_->epoch()},
+      {"cursor", farad_->cursor()},
+      {"last_error", farad_->last_error()},
+      {"heartbeat_s", farad_heartbeat_ms_ / 1000.0},
+      {"expiry_s", farad_expiry_ms_ / 1000.0},
+  };
+  j["peers"] = json::array();
+  for (const auto& [name, m] : members_) {
+    json p;
+    p["name"] = name;
+    p["public_key"] = crypto::to_base64(m.key);
+    p["allowed_ips"] = json::array();
+    for (const auto& prefix : m.prefixes) p["allowed_ips"].push_back(prefix.to_string());
+    p["control"] = m.info.has_control() ? proto::endpoint_text(m.info.control()) : "";
+    p["endpoint"] = nullptr;
+    p["handshake_age_s"] = nullptr;
+    p["rx_bytes"] = 0;
+    p["tx_bytes"] = 0;
+    for (const uapi::PeerState& ps : device.peers) {
+      if (ps.public_key != m.key) continue;
+      if (ps.endpoint) p["endpoint"] = ps.endpoint->to_string();
+      if (ps.last_handshake_sec != 0 || ps.last_handshake_nsec != 0) {
+        p["handshake_age_s"] = static_cast<double>(wall.tv_sec - ps.last_handshake_sec) +
+                               (wall.tv_nsec - ps.last_handshake_nsec) / 1e9;
+      }
+      p["rx_bytes"] = ps.rx_bytes;
+      p["tx_bytes"] = ps.tx_bytes;
+    }
+    auto view = links_->view(name);
+    p["link"] = view ? link_state_name(view->state) : "down";
+    p["ping_rtt_ms"] = view && view->rtt ? json(view->rtt->count() / 1e6) : json(nullptr);
+    p["last_heard_s"] =
+        view && view->last_heard ? json(seconds_since(*view->last_heard, now)) : json(nullptr);
+    p["silent"] = m.silent;
+    p["farad_says"] = state_name(m.farad_says);
+    j["peers"].push_back(std::move(p));
+  }
+  return j;
+}
+
+void Cluster::shutdown(const std::string& why) {
+  if (stopping_) return;
+  stopping_ = true;
+  log::info("{}: leaving the cluster", why);
+  tick_.cancel();
+  if (!farad_->joined()) {
+    finish_shutdown();
+    return;
+  }
+  leave_timer_ = std::make_unique<boost::asio::steady_timer>(io_, kLeaveTimeout);
+  leave_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    log::warn("farad did not acknowledge leaving within {} s", kLeaveTimeout.count());
+    finish_shutdown();
+  });
+  farad_->leave([this](const FaradClient::Reply& r) {
+    if (r.ok) {
+      log::info("left farad");
+    } else {
+      log::warn("leaving farad: {}", r.error);
+    }
+    boost::asio::post(io_, [this] { finish_shutdown(); });
+  });
+}
+
+void Cluster::finish_shutdown() {
+  if (finished_) return;
+  finished_ = true;
+  if (leave_timer_) leave_timer_->cancel();
+  farad_->stop();
+  links_->stop();
+  ctl_.reset();
+  signals_.cancel();
+  io_.stop();
+}
+
+int Cluster::run() {
+  signal(SIGPIPE, SIG_IGN);
+  // Block the signals in every thread; the control thread takes them through Asio.
+  if (!setup()) return 1;
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.add(SIGUSR1);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGUSR1) {
+          const auto& c = links_->counters();
+          log::info(
+              "links: accepted={} dials={} established={} refused_unknown={} refused_tls={} "
+              "bad_frames={} pings_sent={} pongs_received={}",
+              c.accepted, c.dials, c.established, c.refused_unknown, c.refused_tls, c.bad_frames,
+              c.pings_sent, c.pongs_received);
+          program([](DataPath& dp) { dp.log_stats(true); });
+        } else {
+          shutdown(fmt::format("signal {}", strsignal(sig)));
+          return;
+        }
+        signals_.async_wait(on_signal);
+      };
+  signals_.async_wait(on_signal);
+
+  // The data path's thread; if it stops on its own (interface deleted), so do we.
+  dp_thread_ = std::thread([this] {
+    DataPath::Exit exit = dp_->run();
+    if (exit != DataPath::Exit::kStopped) {
+      boost::asio::post(io_, [this, exit] {
+        if (exit == DataPath::Exit::kError) exit_code_ = 1;
+        shutdown("the data path stopped");
+      });
+    }
+  });
+
+  farad_->start();
+  std::function<void()> tick = [&] {
+    check_silence();
+    tick_.expires_after(std::max<std::chrono::milliseconds>(opt_.ping_interval / 2, 50ms));
+    tick_.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec && !stopping_) tick();
+    });
+  };
+  tick();
+  io_.run();
+
+  dp_->stop();
+  dp_thread_.join();
+  size_t peers = members_.size();
+  dp_.reset();  // closes the TUN device: the interface, its address and routes go with it
+  log::info("stopped: {} peers dropped, interface {} removed", peers, opt_.ifname);
+  return exit_code_;
+}
+
+}  // namespace
+
+int run_cluster(const ClusterOptions& options) {
+  return Cluster(options).run();
+}
+
+}  // namespace faraday::control

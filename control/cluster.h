@@ -1,0 +1,31 @@
+// cluster.h: `faradayd cluster`, a member of a Faraday cluster (DESIGN.md,
+// "faradayd control thread" and "Failure model").
+//
+// Two threads. The data path (datapath.h) moves packets between the TUN
+// interface and the UDP socket on its own thread. The control thread runs an
+// io_context with everything else:
+// - the connection to farad (farad_client.h): join with this node's NodeInfo,
+//   heartbeat when idle, reconnect with backoff and jitter, resync after a
+//   farad restart; every pushed member becomes a WireGuard peer (programmed
+//   into the data path through its lock-free command ring), routes for its
+//   allowed IPs (netlink), and a link;
+// - the links to the other members (links.h), pinged at ping-interval;
+// - the silence rule: a member not heard on its link for `silence` is reported
+//   to farad with Query, again every ping-interval while it stays silent. It
+//   is removed only when farad answers ABSENT; on PRESENT, UNKNOWN or when
+//   farad cannot be asked it is kept. A removed member that joins again is
+//   pushed by farad and added again;
+// - the local control socket (ctlsock.h): `status` and `query NAME`;
+// - signals: SIGTERM/SIGINT leave the cluster (Leave to farad, at most 2 s),
+//   close the links and remove the interface; SIGUSR1 logs the counters.
+#pragma once
+
+#include "control/cluster_settings.h"
+
+namespace faraday::control {
+
+// Runs until stopped; returns the process exit code (0 after a clean stop, 1
+// when something could not be set up, with the reason logged).
+int run_cluster(const ClusterOptions& options);
+
+}  // namespace faraday::control

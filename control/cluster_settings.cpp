@@ -1,0 +1,250 @@
+// cluster_settings.cpp: see cluster_settings.h.
+#include "control/cluster_settings.h"
+
+#include <fmt/core.h>
+
+#include "control/settings_table.h"
+
+namespace faraday::control {
+
+namespace {
+
+using C = ClusterConfig;
+
+// The one list of settings: TOML keys, command-line options and --help text.
+const settings::Table<C>& table() {
+  static const settings::Table<C> list = {
+      {"farad", "farad's address, HOST:PORT or [IPv6]:PORT (required; port 7450 if omitted)",
+       &C::farad},
+      {"farad-name", "The name farad's certificate must carry", &C::farad_name},
+      {"ca", "PEM bundle of the cluster CA: farad and every node must chain to it (required)",
+       &C::ca},
+      {"cert",
+       "PEM certificate of this node (required); its subject CN is the node's name in the "
+       "cluster",
+       &C::cert},
+      {"key", "PEM private key of --cert (required)", &C::key},
+      {"crl", "Optional PEM CRL; links from nodes it revokes are refused", &C::crl},
+      {"private-key",
+       "WireGuard private key file, created (mode 0600, atomically) when missing and kept "
+       "across restarts [default: /var/lib/faraday/INTERFACE.key]",
+       &C::private_key},
+      {"interface", "Name of the WireGuard interface faradayd creates and manages", &C::interface},
+      {"listen-port", "WireGuard UDP port", &C::listen_port},
+      {"mtu", "MTU of the interface (the underlay's MTU minus 80 for IPv6, 60 for IPv4)", &C::mtu},
+      {"announce",
+       "Underlay endpoint(s) other nodes send WireGuard to, ADDR or ADDR:PORT (port: "
+       "listen-port); repeatable [default: the local address that routes to farad]",
+       &C::announce},
+      {"overlay",
+       "This node's overlay address (required): put on the interface and announced as its "
+       "/32 or /128",
+       &C::overlay},
+      {"container-prefix", "Optional prefix for this node's containers, announced with the overlay",
+       &C::container_prefix},
+      {"control-listen",
+       "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT; with an "
+       "unspecified ADDR the first announced address is announced",
+       &C::control_listen},
+      {"control-socket",
+       "Local control socket (status for faradayctl, the CNI plugin) [default: "
+       "/run/faraday/INTERFACE.sock]",
+       &C::control_socket},
+      {"ping-interval", "Seconds between pings on each link", &C::ping_interval},
+      {"silence",
+       "Seconds without hearing a peer on its link before asking farad whether it is gone; "
+       "it is removed only if farad answers ABSENT",
+       &C::silence},
+      {"heartbeat", "Seconds between heartbeats to farad when idle; 0: what farad suggests",
+       &C::heartbeat},
+      {"reconnect-max",
+       "Ceiling in seconds of the backoff between attempts to reach farad (jittered); keep it "
+       "at or below the heartbeat so a restarted farad hears from every node quickly",
+       &C::reconnect_max},
+      {"keepalive",
+       "WireGuard persistent keepalive to every peer, in seconds (0: off); it also starts the "
+       "handshake as soon as a peer is added",
+       &C::keepalive},
+      {"aead",
+       "Force an AEAD backend (sodium); default: the fastest that passes its known-answer "
+       "self-test",
+       &C::aead},
+      {"log-level", "debug, info, warn or error", &C::log_level},
+  };
+  return list;
+}
+
+// HOST:PORT, [IPv6]:PORT or HOST; false if the port is not 1..65535.
+bool split_host_port(const std::string& text, uint16_t default_port, std::string* host,
+                     uint16_t* port) {
+  std::string h = text;
+  std::string p;
+  if (!h.empty() && h.front() == '[') {
+    size_t close = h.find(']');
+    if (close == std::string::npos) return false;
+    if (close + 1 < h.size()) {
+      if (h[close + 1] != ':') return false;
+      p = h.substr(close + 2);
+    }
+    h = h.substr(1, close - 1);
+  } else if (std::count(h.begin(), h.end(), ':') == 1) {
+    size_t colon = h.find(':');
+    p = h.substr(colon + 1);
+    h = h.substr(0, colon);
+  }
+  if (h.empty()) return false;
+  *host = h;
+  if (p.empty()) {
+    *port = default_port;
+    return true;
+  }
+  if (p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  unsigned long v = std::stoul(p);
+  if (v == 0 || v > 65535) return false;
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+bool seconds(const char* name, double v, bool zero_ok, std::chrono::milliseconds* out,
+             std::string* error) {
+  if (!(v > 0 || (zero_ok && v == 0)) || v > 1e6 || (v > 0 && v < 0.01)) {
+    *error = fmt::format("{} = {}: want {} number of seconds (at least 0.01)", name, v,
+                         zero_ok ? "0 or a" : "a positive");
+    return false;
+  }
+  *out = std::chrono::milliseconds(static_cast<int64_t>(v * 1000));
+  return true;
+}
+
+}  // namespace
+
+void add_cluster_options(CLI::App& app, ClusterConfig* cli) {
+  settings::add_options(app, table(), cli);
+}
+
+void apply_cluster_overrides(const CLI::App& app, const ClusterConfig& cli, ClusterConfig* out) {
+  settings::apply_cli_overrides(app, table(), cli, out);
+}
+
+bool load_cluster_config(const std::string& path, ClusterConfig* out, std::string* error) {
+  return settings::load_file(path, table(), "faradayd cluster", out, error);
+}
+
+bool load_cluster_config_text(std::string_view text, const std::string& source, ClusterConfig* out,
+                              std::string* error) {
+  return settings::load_text(text, source, table(), "faradayd cluster", out, error);
+}
+
+std::string cluster_config_text(const ClusterConfig& c) {
+  return settings::to_text(table(), c);
+}
+
+bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+  for (auto [name, value] : {std::pair{"farad", &c.farad},
+                             {"ca", &c.ca},
+                             {"cert", &c.cert},
+                             {"key", &c.key},
+                             {"overlay", &c.overlay}}) {
+    if (value->empty()) {
+      *error = fmt::format("{} is required (--{} or `{} = \"...\"` in the config file)", name, name,
+                           name);
+      return false;
+    }
+  }
+  if (!split_host_port(c.farad, 7450, &out->farad_host, &out->farad_port)) {
+    *error = fmt::format("farad {:?}: want HOST:PORT, [IPv6]:PORT or HOST", c.farad);
+    return false;
+  }
+  out->farad_name = c.farad_name;
+  out->tls = {c.ca, c.cert, c.key, c.crl};
+  if (c.interface.empty() || c.interface.size() > 15 ||
+      c.interface.find_first_of("/ \t\n:") != std::string::npos) {
+    *error =
+        fmt::format("interface {:?}: want 1 to 15 characters, no '/', ':' or spaces", c.interface);
+    return false;
+  }
+  out->ifname = c.interface;
+  out->private_key =
+      c.private_key.empty() ? "/var/lib/faraday/" + c.interface + ".key" : c.private_key;
+  out->control_socket =
+      c.control_socket.empty() ? "/run/faraday/" + c.interface + ".sock" : c.control_socket;
+  if (c.listen_port == 0 || c.listen_port > 65535) {
+    *error = fmt::format("listen-port {}: want 1..65535", c.listen_port);
+    return false;
+  }
+  out->listen_port = static_cast<uint16_t>(c.listen_port);
+  if (c.mtu < 576 || c.mtu > 65535 - 80) {
+    *error = fmt::format("mtu {}: want 576..65455", c.mtu);
+    return false;
+  }
+  out->mtu = static_cast<uint32_t>(c.mtu);
+  out->announce.clear();
+  for (const std::string& a : c.announce) {
+    std::string host;
+    uint16_t port = 0;
+    std::optional<dataplane::Endpoint> ep;
+    if (split_host_port(a, out->listen_port, &host, &port))
+      ep = dataplane::Endpoint::parse(host.find(':') != std::string::npos
+                                          ? fmt::format("[{}]:{}", host, port)
+                                          : fmt::format("{}:{}", host, port));
+    if (!ep) {
+      *error = fmt::format("announce {:?}: want an IP address, ADDR:PORT or [IPv6]:PORT", a);
+      return false;
+    }
+    out->announce.push_back(*ep);
+  }
+  auto overlay = dataplane::Prefix::parse(c.overlay);
+  if (!overlay || overlay->cidr != overlay->max_cidr()) {
+    *error = fmt::format("overlay {:?}: want one IP address (announced as /32 or /128)", c.overlay);
+    return false;
+  }
+  out->overlay = *overlay;
+  out->container_prefix.reset();
+  if (!c.container_prefix.empty()) {
+    auto p = dataplane::Prefix::parse(c.container_prefix);
+    // parse() masks the host bits away: compare with the address as written.
+    auto written =
+        dataplane::Prefix::parse(c.container_prefix.substr(0, c.container_prefix.find('/')));
+    if (!p || !written || written->addr != p->addr) {
+      *error = fmt::format("container-prefix {:?}: want a prefix like 10.1.2.0/24, host bits zero",
+                           c.container_prefix);
+      return false;
+    }
+    out->container_prefix = *p;
+  }
+  std::string host;
+  uint16_t port = 0;
+  boost::system::error_code ec;
+  if (!split_host_port(c.control_listen, 0, &host, &port) || port == 0 ||
+      (boost::asio::ip::make_address(host, ec), ec)) {
+    *error = fmt::format("control-listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.control_listen);
+    return false;
+  }
+  out->control_listen = {boost::asio::ip::make_address(host), port};
+  if (!seconds("ping-interval", c.ping_interval, false, &out->ping_interval, error) ||
+      !seconds("silence", c.silence, false, &out->silence, error) ||
+      !seconds("heartbeat", c.heartbeat, true, &out->heartbeat, error) ||
+      !seconds("reconnect-max", c.reconnect_max, false, &out->reconnect_max, error)) {
+    return false;
+  }
+  if (out->silence < 2 * out->ping_interval) {
+    *error = fmt::format("silence {} s must be at least twice ping-interval {} s", c.silence,
+                         c.ping_interval);
+    return false;
+  }
+  if (c.keepalive > 65535) {
+    *error = fmt::format("keepalive {}: want 0..65535 seconds", c.keepalive);
+    return false;
+  }
+  out->keepalive = static_cast<uint16_t>(c.keepalive);
+  out->aead = c.aead;
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
+    return false;
+  }
+  out->log_level = c.log_level;
+  return true;
+}
+
+}  // namespace faraday::control

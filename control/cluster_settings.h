@@ -1,0 +1,80 @@
+// cluster_settings.h: the settings of `faradayd cluster`, from a TOML file
+// (flat: `farad = "10.0.0.1:7450"`) and the command line (`--farad
+// 10.0.0.1:7450`); the command line wins over the file, the file over the
+// defaults (control/settings_table.h). to_cluster_options() checks every value
+// and turns the text into what the daemon uses.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/proto/tls.h"
+#include "dataplane/net.h"
+
+namespace faraday::control {
+
+struct ClusterConfig {
+  std::string farad;
+  std::string farad_name = "farad";
+  std::string ca;
+  std::string cert;
+  std::string key;
+  std::string crl;
+  std::string private_key;  // empty: /var/lib/faraday/IFNAME.key
+  std::string interface = "faraday0";
+  uint64_t listen_port = 51820;
+  uint64_t mtu = 1420;
+  std::vector<std::string> announce;
+  std::string overlay;
+  std::string container_prefix;
+  std::string control_listen = "0.0.0.0:7451";
+  std::string control_socket;  // empty: /run/faraday/IFNAME.sock
+  double ping_interval = 1;
+  double silence = 5;
+  double heartbeat = 0;
+  double reconnect_max = 10;
+  uint64_t keepalive = 25;
+  std::string aead;
+  std::string log_level = "info";
+};
+
+struct ClusterOptions {
+  std::string farad_host;
+  uint16_t farad_port = 7450;
+  std::string farad_name;
+  proto::TlsFiles tls;
+  std::string private_key;
+  std::string ifname;
+  uint16_t listen_port = 51820;
+  uint32_t mtu = 1420;
+  // Underlay endpoints to announce; empty: the local address that routes to farad.
+  std::vector<dataplane::Endpoint> announce;
+  dataplane::Prefix overlay;  // a host prefix (/32 or /128)
+  std::optional<dataplane::Prefix> container_prefix;
+  boost::asio::ip::tcp::endpoint control_listen;
+  std::string control_socket;
+  std::chrono::milliseconds ping_interval{1000};
+  std::chrono::milliseconds silence{5000};
+  std::chrono::milliseconds heartbeat{0};  // 0: what farad suggests
+  std::chrono::milliseconds reconnect_max{10000};
+  uint16_t keepalive = 25;  // WireGuard persistent keepalive, seconds; 0: off
+  std::string aead;
+  std::string log_level;
+};
+
+void add_cluster_options(CLI::App& app, ClusterConfig* cli);
+void apply_cluster_overrides(const CLI::App& app, const ClusterConfig& cli, ClusterConfig* out);
+bool load_cluster_config(const std::string& path, ClusterConfig* out, std::string* error);
+// The same from TOML text; `source` names it in errors.
+bool load_cluster_config_text(std::string_view text, const std::string& source, ClusterConfig* out,
+                              std::string* error);
+// False and *error (naming the setting) if a value is missing or wrong.
+bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string* error);
+std::string cluster_config_text(const ClusterConfig& c);
+
+}  // namespace faraday::control
