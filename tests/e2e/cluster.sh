@@ -1,0 +1,441 @@
+#!/usr/bin/env bash
+# cluster.sh: the failure model (DESIGN.md) end to end: farad and six
+# `faradayd cluster` nodes (n1..n6) in network namespaces on one bridge, plus
+# two nodes that must never get in (alien: a certificate from another CA;
+# banned: a revoked certificate). Topology and helpers: lib.sh.
+#
+#   1. the mesh forms: n1..n5 each ping the other four (20 pairs)
+#   2. farad SIGKILLed: 30 s of pings over the 20 pairs lose <= 1 %; no peer removed
+#   3. farad restarted: every node PRESENT again within two heartbeats (+ backoff)
+#   4. n6 joins: within 5 s every node pings n6 and n6 pings every node
+#   5. n5 SIGKILLed: every survivor removes it within silence + expiry (+ slack),
+#      after asking farad and hearing ABSENT; nothing else is removed
+#   6. n1 and n2 cut off from each other, both still reaching farad: neither
+#      removes the other (farad says PRESENT); then the cut heals
+#   7. alien and banned cannot join: farad logs the refusal, nobody adds them
+#   8. n3 restarted (SIGTERM, same config): same public key, rejoins, traffic
+#      to it resumes
+#
+# Each item prints PASS or FAIL with its duration; a failed item does not stop
+# the later ones (they may fail in its wake: read the first failure first).
+# Timings are short (lib.sh): farad --expiry 3 (heartbeat 1 s), nodes
+# --ping-interval 0.5 --silence 2 --reconnect-max 1.
+#
+# Usage: cluster.sh [FARADAYD [FARADAYCTL [FARAD]]]   (or the same as env)
+#        E2E_LAST=N cluster.sh ...   stop after item N (each item builds on the ones before)
+#        E2E_STOP_ON_FAIL=1          stop after the first failed item
+# Exit: 0 all passed, 1 any failed, 77 skipped (not root, no netns/TUN).
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+e2e_init "$@"
+
+FIRST=(n1 n2 n3 n4 n5)      # the cluster of items 1-3
+ALL=(n1 n2 n3 n4 n5 n6)     # after item 4
+SURVIVORS=(n1 n2 n3 n4 n6)  # after item 5
+
+# --- set-up -------------------------------------------------------------------
+
+underlay_up
+farad_setup
+pki_init
+step "nodes n1..n6, alien (other CA), banned (to be revoked): namespaces, certificates, configs"
+for k in 1 2 3 4 5 6; do node_define "n$k" "$k"; done
+"$FARADAYCTL" ca init --dir "$WORK/ca-other" --name "another CA" >/dev/null
+node_define alien 7 "$WORK/ca-other"
+node_define banned 8
+for n in alien banned; do # their keys are known up front: they never get to show them
+	(umask 077 && wg genkey >"$WORK/$n/wg.key")
+done
+underlay_reachable n1 "$UL_NET.$FARAD_IDX" || die "underlay: n1 cannot ping farad at $UL_NET.$FARAD_IDX"
+underlay_reachable n6 "$(ul_of n1)" || die "underlay: n6 cannot ping n1 at $(ul_of n1)"
+farad_start
+
+# --- running items -------------------------------------------------------------
+
+RESULTS=()
+FAILED=0
+
+# run_item N TITLE FUNCTION: run FUNCTION in a subshell with errexit and the
+# ERR trap, so that die or any failing command ends the item, not the run.
+run_item() {
+	local n=$1 title=$2 fn=$3 start rc line
+	if [ "$n" -gt "${E2E_LAST:-8}" ]; then return 0; fi
+	if [ "$FAILED" -gt 0 ] && [ "${E2E_STOP_ON_FAIL:-0}" = 1 ]; then
+		RESULTS+=("SKIP item $n: $title (an earlier item failed)")
+		return 0
+	fi
+	echo
+	echo "=== item $n: $title"
+	start=$(now_ms)
+	set +e
+	trap - ERR
+	# shellcheck disable=SC2064
+	(
+		set -e
+		trap "$ERR_TRAP" ERR
+		STEP="item $n"
+		"$fn"
+	)
+	rc=$?
+	set -e
+	# shellcheck disable=SC2064
+	trap "$ERR_TRAP" ERR
+	if [ "$rc" -eq 0 ]; then
+		line="PASS item $n: $title ($(secs $(($(now_ms) - start))) s)"
+	else
+		line="FAIL item $n: $title ($(secs $(($(now_ms) - start))) s)"
+		FAILED=$((FAILED + 1))
+		dump_state >&2 || true
+	fi
+	echo "$line"
+	RESULTS+=("$line")
+}
+
+# save_marks TAG NODE...: remember each log's length under TAG (a file, so
+# that a later item can look back at what happened since).
+save_marks() {
+	local tag=$1 n
+	shift
+	for n in "$@"; do log_mark "$n" >"$WORK/$n/mark.$tag"; done
+}
+mark_of() { cat "$WORK/$2/mark.$1"; }
+
+# assert_no_removal TAG NODE...: no node removed a peer since save_marks TAG.
+assert_no_removal() {
+	local tag=$1 n removed
+	shift
+	for n in "$@"; do
+		removed=$(removed_peers "$n" "$(mark_of "$tag" "$n")" | tr '\n' ' ')
+		[ -z "$removed" ] || die "$n removed peer(s) $removed: $(log_grep "$n" "$(mark_of "$tag" "$n")" 'removing peer|peer [^ ]+ removed' | head -n 3 | tr '\n' ' ')"
+	done
+}
+
+# assert_peer_counts COUNT NODE...: each node has exactly COUNT WireGuard peers.
+assert_peer_counts() {
+	local want=$1 n got
+	shift
+	for n in "$@"; do
+		got=$(wg_peer_count "$n")
+		[ "$got" = "$want" ] || die "$n has $got WireGuard peers, expected $want"
+	done
+	log "peer counts: $want on each of $*"
+}
+
+# peer_counts NODE...: "n1=4 n2=4 ..."
+peer_counts() {
+	local n out=""
+	for n in "$@"; do out+="$n=$(wg_peer_count "$n") "; done
+	echo "${out% }"
+}
+
+# --- 1. the mesh forms -----------------------------------------------------------
+
+item_1() {
+	step "start n1..n5"
+	local n pairs_ start
+	start=$(now_ms)
+	for n in "${FIRST[@]}"; do
+		save_marks start1 "$n"
+		node_start "$n" --no-wait
+	done
+	for n in "${FIRST[@]}"; do
+		node_ready "$n"
+		wait_joined "$n" "$(mark_of start1 "$n")" 10 || die "$n did not log 'joined farad at' within 10 s"
+	done
+	log "all five joined farad after $(secs $(($(now_ms) - start))) s"
+	for n in "${FIRST[@]}"; do
+		log "$n: public key $(node_pubkey "$n")"
+	done
+	step "every node pings every other node's overlay address (20 pairs)"
+	mapfile -t pairs_ < <(pairs "${FIRST[@]}")
+	reach_all 20 "${pairs_[@]}" || die "no reply within 20 s for: $REACH_FAILED ($(peer_counts "${FIRST[@]}"))"
+	log "all 20 pairs answered; the slowest ($REACH_WORST) after $(secs "$REACH_WORST_MS") s"
+	assert_peer_counts 4 "${FIRST[@]}"
+}
+
+# --- 2. farad down: traffic keeps flowing, nothing removed ----------------------------
+
+item_2() {
+	local pairs_ lost
+	save_marks item2 "${FIRST[@]}"
+	step "SIGKILL farad"
+	farad_kill KILL
+	step "30 s of pings on all 20 pairs, in parallel (ping -i 0.2 -c 150 each)"
+	mapfile -t pairs_ < <(pairs "${FIRST[@]}")
+	ping_loss 30 "${pairs_[@]}"
+	lost=$((LOSS_TX - LOSS_RX))
+	log "sent $LOSS_TX, received $LOSS_RX, lost $lost ($(awk -v l="$lost" -v t="$LOSS_TX" 'BEGIN { printf "%.2f", t ? 100 * l / t : 100 }') %)"
+	[ -z "$LOSS_PAIRS" ] || log "pairs with losses: $LOSS_PAIRS"
+	[ "$LOSS_TX" -ge $((20 * 140)) ] || die "only $LOSS_TX echo requests sent (expected about 3000)"
+	[ $((lost * 100)) -le "$LOSS_TX" ] || die "lost $lost of $LOSS_TX (more than 1 %) with farad down"
+	step "no peer removed, peer counts unchanged"
+	assert_no_removal item2 "${FIRST[@]}"
+	assert_peer_counts 4 "${FIRST[@]}"
+	local n c=0
+	for n in "${FIRST[@]}"; do
+		if log_grep "$n" "$(mark_of item2 "$n")" 'farad connection lost' >/dev/null; then c=$((c + 1)); fi
+	done
+	log "$c of 5 nodes logged 'farad connection lost'"
+}
+
+# --- 3. farad back: membership rebuilt, nothing removed ----------------------------
+
+# all_present ASKER NAME...: farad (asked through ASKER) says PRESENT for every NAME.
+all_present() {
+	local asker=$1 name
+	shift
+	for name in "$@"; do
+		[ "$(query_state "$asker" "$name")" = PRESENT ] || return 1
+	done
+}
+
+item_3() {
+	# Budget: nodes see the connection drop at once (the kernel closes a killed
+	# farad's sockets) and retry with backoff capped at --reconnect-max (1 s), so
+	# each one reconnects within 1 s of farad listening and re-joins in one round
+	# trip. The design promises "within a heartbeat or two": 2 x 1 s, plus the
+	# 1 s backoff ceiling = 3 s from farad listening.
+	local budget=$((2 * HEARTBEAT + RECONNECT_MAX)) took n
+	step "restart farad; within ${budget} s n1 must hear PRESENT for n1..n5 (faradayctl query)"
+	farad_start
+	if ! wait_until "$budget" all_present n1 "${FIRST[@]}"; then
+		local states=""
+		for n in "${FIRST[@]}"; do states+="$n=$(query_state n1 "$n") "; done
+		die "after ${budget} s farad (asked through n1) says: $states"
+	fi
+	took=$(($(now_ms) - FARAD_LISTEN_MS))
+	log "every node PRESENT $(secs "$took") s after farad listened (budget ${budget} s)"
+	local joined=0
+	for n in "${FIRST[@]}"; do
+		if log_grep "$n" "$(mark_of item2 "$n")" 'joined farad at' >/dev/null; then joined=$((joined + 1)); fi
+	done
+	[ "$joined" -eq 5 ] || die "only $joined of 5 nodes logged 'joined farad at' after the restart"
+	step "no peer removed while farad was down or since it came back"
+	assert_no_removal item2 "${FIRST[@]}"
+	assert_peer_counts 4 "${FIRST[@]}"
+}
+
+# --- 4. a node joins while farad is up ------------------------------------------
+
+item_4() {
+	local budget=5 start pairs_=() n left_ms
+	step "start n6; within ${budget} s every node pings n6 and n6 pings every node"
+	save_marks start4 n6
+	start=$(now_ms)
+	node_start n6
+	for n in "${FIRST[@]}"; do pairs_+=("$n n6" "n6 $n"); done
+	left_ms=$((budget * 1000 - ($(now_ms) - start)))
+	[ "$left_ms" -gt 0 ] || die "n6 took longer than ${budget} s just to create its interface"
+	reach_all "$(awk -v m="$left_ms" 'BEGIN { printf "%.1f", m / 1000 }')" "${pairs_[@]}" ||
+		die "within ${budget} s of starting n6, no reply for: $REACH_FAILED ($(peer_counts "${ALL[@]}"))"
+	log "all 10 pairs answered $(secs $(($(now_ms) - start))) s after n6 started (budget ${budget} s)"
+	assert_peer_counts 5 "${ALL[@]}"
+}
+
+# --- 5. a node dies -----------------------------------------------------------------
+
+# n5_gone KEY NODE...: none of the nodes has KEY as a peer any more, and each has 4 peers.
+n5_gone() {
+	local key=$1 n
+	shift
+	for n in "$@"; do
+		if wg_has_peer "$n" "$key" || [ "$(wg_peer_count "$n")" != 4 ]; then return 1; fi
+	done
+}
+
+item_5() {
+	# Budget from the kill: a survivor last heard n5 at most one ping interval
+	# before it, calls it silent --silence (2 s) later and asks farad; farad
+	# expires n5 --expiry (3 s) after n5's last message (a heartbeat, at most 1 s
+	# before the kill), so farad says ABSENT at the latest 3 s after the kill and
+	# the survivor hears it on its next ask. silence + expiry = 5 s covers both;
+	# + one ping interval (0.5 s) of slack for the ask schedule and + 0.5 s for
+	# this script's 0.1 s polling of `wg show` on a 2-CPU machine.
+	local budget key n m ls la removed
+	budget=$(awk -v s="$SILENCE" -v e="$EXPIRY" -v p="$PING_INTERVAL" 'BEGIN { print s + e + p + 0.5 }')
+	key=$(node_pubkey n5)
+	save_marks item5 "${SURVIVORS[@]}"
+	save_marks item5 farad
+	step "SIGKILL n5; within ${budget} s every survivor drops it"
+	local start
+	start=$(now_ms)
+	kill -KILL "$(pid_of n5)"
+	if ! wait_until "$budget" n5_gone "$key" "${SURVIVORS[@]}"; then
+		local still=""
+		for n in "${SURVIVORS[@]}"; do
+			if wg_has_peer "$n" "$key"; then still+="$n "; fi
+		done
+		die "${budget} s after the kill, n5 is still a peer of: ${still:-nobody, but} ($(peer_counts "${SURVIVORS[@]}"))"
+	fi
+	log "n5 gone from every survivor's wg show $(secs $(($(now_ms) - start))) s after the kill (budget ${budget} s)"
+	step "each survivor: 'peer n5 silent for ... asking farad' before 'farad: n5 is ABSENT; removing peer n5', nothing else removed"
+	for n in "${SURVIVORS[@]}"; do
+		m=$(mark_of item5 "$n")
+		ls=$(log_line "$n" "$m" 'peer n5 silent for .*asking farad')
+		la=$(log_line "$n" "$m" 'farad: n5 is ABSENT; removing peer n5')
+		[ -n "$ls" ] || die "$n never logged 'peer n5 silent for ... asking farad'"
+		[ -n "$la" ] || die "$n removed n5 without logging 'farad: n5 is ABSENT; removing peer n5': $(log_grep "$n" "$m" 'n5' | tail -n 4 | tr '\n' ' ')"
+		[ "$ls" -lt "$la" ] || die "$n logged the ABSENT removal (line $la) before asking (line $ls)"
+		removed=$(removed_peers "$n" "$m" | tr '\n' ' ')
+		[ "$removed" = "n5 " ] || die "$n removed '$removed', expected only n5"
+		log "$n: $(sed -n "${ls}p" "$(log_of "$n")" | cut -d' ' -f3-) / $(sed -n "${la}p" "$(log_of "$n")" | cut -d' ' -f3-)"
+	done
+	if log_grep farad "$(mark_of item5 farad)" 'event=expire node=n5' >/dev/null; then
+		log "farad: $(log_grep farad "$(mark_of item5 farad)" 'event=expire node=n5' | head -n 1 | cut -d' ' -f3-)"
+	fi
+}
+
+# --- 6. two nodes cut off from each other -----------------------------------------
+
+item_6() {
+	local hold key1 key2 problems=() n start
+	hold=$((SILENCE + EXPIRY + 3))
+	key1=$(node_pubkey n1) key2=$(node_pubkey n2)
+	save_marks item6 "${SURVIVORS[@]}"
+	step "cut n1 <-> n2 (blackhole routes to each other's underlay address), hold ${hold} s"
+	start=$(now_ms)
+	in_ns n1 ip route add blackhole "$(ul_of n2)/32"
+	in_ns n2 ip route add blackhole "$(ul_of n1)/32"
+	# Everything below is collected, so that the cut heals whatever happens.
+	sleep 1
+	if ping_ok n1 "$(ol_of n2)"; then problems+=("n1 still pings n2 through the cut"); fi
+	while [ $(($(now_ms) - start)) -lt $((hold * 1000)) ]; do sleep 0.2; done
+	local s12 s21
+	s12=$(query_state n1 n2) s21=$(query_state n2 n1)
+	log "farad asked through n1 about n2: ${s12:-no answer}; through n2 about n1: ${s21:-no answer}"
+	[ "$s12" = PRESENT ] || problems+=("faradayctl query via n1: n2 is '${s12}', expected PRESENT")
+	wg_has_peer n1 "$key2" || problems+=("n1 dropped n2 from wg show")
+	wg_has_peer n2 "$key1" || problems+=("n2 dropped n1 from wg show")
+	for n in "${SURVIVORS[@]}"; do
+		local removed
+		removed=$(removed_peers "$n" "$(mark_of item6 "$n")" | tr '\n' ' ')
+		[ -z "$removed" ] || problems+=("$n removed $removed")
+		[ "$(wg_peer_count "$n")" = 4 ] || problems+=("$n has $(wg_peer_count "$n") peers, expected 4")
+	done
+	local a b line
+	for a in n1 n2; do
+		if [ "$a" = n1 ]; then b=n2; else b=n1; fi
+		if ! log_grep "$a" "$(mark_of item6 "$a")" "peer $b silent for" >/dev/null; then
+			problems+=("$a never logged 'peer $b silent for'")
+		fi
+		line=$(log_grep "$a" "$(mark_of item6 "$a")" "farad: $b is PRESENT; keeping peer $b" | head -n 1 || true)
+		if [ -n "$line" ]; then
+			log "$a: $(echo "$line" | cut -d' ' -f3-)"
+		else
+			problems+=("$a never logged 'farad: $b is PRESENT; keeping peer $b'")
+		fi
+	done
+	step "heal the cut; n1 and n2 ping each other again"
+	in_ns n1 ip route del blackhole "$(ul_of n2)/32"
+	in_ns n2 ip route del blackhole "$(ul_of n1)/32"
+	start=$(now_ms)
+	if reach_all 20 "n1 n2" "n2 n1"; then
+		log "n1 <-> n2 answer again $(secs $(($(now_ms) - start))) s after the cut healed"
+	else
+		problems+=("n1 <-> n2 still silent 20 s after the cut healed: $REACH_FAILED")
+	fi
+	if [ ${#problems[@]} -gt 0 ]; then
+		local p
+		for p in "${problems[@]}"; do echo "    problem: $p" >&2; done
+		die "${problems[0]}"
+	fi
+}
+
+# --- 7. wrong CA, revoked certificate ------------------------------------------
+
+item_7() {
+	local fm n k keys=() reason line
+	save_marks item7 "${SURVIVORS[@]}"
+	fm=$(log_mark farad)
+	step "revoke banned's certificate, write the CRL, SIGHUP farad"
+	"$FARADAYCTL" cert revoke --dir "$WORK/ca" banned >/dev/null
+	crl_update
+	wait_until 5 log_grep farad "$fm" 'TLS configuration reloaded' >/dev/null ||
+		die "farad did not log 'TLS configuration reloaded' within 5 s of SIGHUP"
+	step "start alien (certificate from another CA) and banned (revoked)"
+	for n in alien banned; do
+		keys+=("$(key_pub "$n")")
+		node_start "$n" --no-wait
+	done
+	for n in alien banned; do
+		if [ "$n" = alien ]; then reason='refused .*cn=alien'; else reason='refused .*cn=banned.*revoked'; fi
+		wait_until 10 log_grep farad "$fm" "$reason" >/dev/null ||
+			die "farad did not log a refusal matching '$reason' within 10 s"
+		line=$(log_grep farad "$fm" "$reason" | head -n 1)
+		log "farad: $(echo "$line" | cut -d' ' -f3-)"
+	done
+	# Give a wrongly admitted node time to show up everywhere: a join is pushed
+	# within farad's push delay (20 ms) and added at once, so 3 s is plenty.
+	sleep 3
+	step "nobody has alien or banned as a peer; peer counts unchanged"
+	for n in "${SURVIVORS[@]}"; do
+		for k in "${keys[@]}"; do
+			! wg_has_peer "$n" "$k" || die "$n has a peer with the key of alien or banned ($k)"
+		done
+	done
+	assert_peer_counts 4 "${SURVIVORS[@]}"
+	assert_no_removal item7 "${SURVIVORS[@]}"
+	log "alien asked through n1: $(query_state n1 alien); banned: $(query_state n1 banned)"
+	for n in alien banned; do
+		log "$n's own view (faradayctl status --json): $(farad_view "$n")"
+		node_stop "$n" TERM
+	done
+}
+
+# farad_view NODE: "state S, joined J, last error E" from NODE's status --json.
+farad_view() {
+	ctl "$1" status --json 2>/dev/null | python3 -c '
+import json, sys
+f = json.load(sys.stdin).get("farad", {})
+print("state {}, joined {}, last error {!r}".format(f.get("state"), f.get("joined"), f.get("last_error")))' 2>/dev/null ||
+		echo "(no status)"
+}
+
+# --- 8. a node restarts -------------------------------------------------------------
+
+item_8() {
+	local before after fm start others=(n1 n2 n4 n6) pairs_=() n
+	before=$(node_pubkey n3)
+	fm=$(log_mark farad)
+	save_marks item8 n3
+	step "SIGTERM n3; it must leave farad, remove its interface and exit"
+	node_stop n3 TERM
+	[ ! -e "$UAPI_DIR/$(if_of n3).sock" ] || die "$UAPI_DIR/$(if_of n3).sock still exists after SIGTERM"
+	if log_grep farad "$fm" 'event=leave node=n3' >/dev/null; then
+		log "farad: $(log_grep farad "$fm" 'event=leave node=n3' | head -n 1 | cut -d' ' -f3-)"
+	else
+		die "farad did not log n3's leave (membership event=leave node=n3)"
+	fi
+	step "start n3 again with the same config"
+	start=$(now_ms)
+	node_start n3
+	wait_joined n3 "$(mark_of item8 n3)" 10 || die "n3 did not log 'joined farad at' within 10 s of its restart"
+	after=$(node_pubkey n3)
+	[ "$after" = "$before" ] || die "n3's public key changed across the restart: $before -> $after"
+	[ "$after" = "$(key_pub n3)" ] || die "n3's public key does not match its key file"
+	log "same public key $after; joined $(secs $(($(now_ms) - start))) s after the restart"
+	step "n1, n2, n4, n6 ping n3 again"
+	for n in "${others[@]}"; do pairs_+=("$n n3"); done
+	reach_all 20 "${pairs_[@]}" ||
+		die "20 s after n3's restart, no reply for: $REACH_FAILED ($(peer_counts "${SURVIVORS[@]}"))"
+	log "all four answered by n3 $(secs $(($(now_ms) - start))) s after its restart"
+	assert_peer_counts 4 "${SURVIVORS[@]}"
+}
+
+run_item 1 "the mesh forms (n1..n5, 20 pairs)" item_1
+run_item 2 "farad SIGKILLed: 30 s of pings, <= 1 % loss, nothing removed" item_2
+run_item 3 "farad restarted: all PRESENT within two heartbeats, nothing removed" item_3
+run_item 4 "n6 joins: reachable both ways within 5 s" item_4
+run_item 5 "n5 SIGKILLed: removed after asking farad (ABSENT), nothing else" item_5
+run_item 6 "n1 and n2 cut off from each other: kept (PRESENT), then healed" item_6
+run_item 7 "wrong CA and revoked certificate cannot join" item_7
+run_item 8 "n3 restarted: same key, rejoins, traffic resumes" item_8
+
+echo
+echo "=== summary (${SECONDS} s)"
+for line in "${RESULTS[@]}"; do echo "$line"; done
+if [ "$FAILED" -gt 0 ]; then
+	echo "FAIL: ${0##*/}: $FAILED item(s) failed"
+	exit 1
+fi
+echo "PASS: ${0##*/} (${SECONDS} s)"

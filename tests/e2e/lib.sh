@@ -1,0 +1,630 @@
+# shellcheck shell=bash
+# lib.sh: a Faraday cluster in network namespaces: one farad, N faradayd nodes
+# in cluster mode, a bridge for the underlay. Sourced by tests/e2e/cluster.sh
+# and scripts/demo.sh.
+#
+#                        netns fe<run>-ul ("underlay")
+#       +---------------------------------------------------------------+
+#       |                           bridge br0                          |
+#       +----p-farad----------p-n1------------p-n2-- ... -------p-nK----+
+#              |                |               |                 |       veth pairs
+#  netns farad |       netns n1 |               |        netns nK |
+#  +-----------+-----+ +--------+---------+    ...   +------------+-----+
+#  | ul0 10.87.0.250 | | ul0 10.87.0.1    |          | ul0 10.87.0.K    |
+#  | farad :7450     | | faradayd cluster |          | faradayd cluster |
+#  +-----------------+ | TUN f<run>-n1    |   mesh   | TUN f<run>-nK    |
+#                      | 10.88.0.1/32     |<========>| 10.88.0.K/32     |
+#                      | containers:      |          | containers:      |
+#                      | 10.89.1.0/24     |          | 10.89.K.0/24     |
+#                      +------------------+          +------------------+
+#
+# Underlay 10.87.0.0/24: node K is .K, farad .250 (port 7450). Each node runs
+# WireGuard on UDP 51820 and its node-to-node links (mutual TLS) on TCP 7451 of
+# its underlay address, and announces its overlay address (/32) and container
+# prefix. Every node reaches farad and every other node through br0.
+#
+# farad and every node authenticate each other with certificates from a test
+# CA made with `faradayctl ca init` (WORK/ca); a node's name is its CN. Every
+# node gets its own namespace, veth, TUN name and TOML config (WORK/NAME/).
+#
+# Inputs (environment, or e2e_init's arguments FARADAYD FARADAYCTL FARAD):
+#   FARADAYD, FARADAYCTL, FARAD   the binaries (default: build/...)
+#   KEEP_LOGS=1                   keep the work directory after a passing run
+#   E2E_TAIL=N                    log lines printed per component on failure (20)
+#
+# Names carry the shell's PID ($RUN_ID), so parallel runs never collide: netns
+# fe<run>-NAME, interface f<run>-NAME (global: the UAPI socket directory is
+# shared by every namespace), sockets /var/run/wireguard/f<run>-NAME.sock and
+# /run/faraday/f<run>-NAME.sock. Nothing outside these is touched. A trap
+# tears everything down on exit: processes, namespaces, sockets.
+#
+# Exit codes, as meson expects: 0 pass, 77 skip, anything else fail. Failures
+# name the step that was running: "FAIL [step]: reason".
+#
+# State lives in files under WORK (pid files, per-node directories), not in
+# shell variables, so helpers work the same from subshells (cluster.sh runs
+# each numbered item in one, so that a failed item does not stop the others).
+
+set -Eeuo pipefail
+
+# --- names, addresses, timings ------------------------------------------------
+
+RUN_ID=$$
+UL_NS="fe$RUN_ID-ul"
+UL_NET=10.87.0         # underlay: bridge subnet, node K is .K, farad .250
+OL_NET=10.88.0         # overlay: node K is .K/32
+CT_NET=10.89           # container prefixes: node K announces 10.89.K.0/24
+FARAD_IDX=250
+FARAD_PORT=7450
+UAPI_DIR=/var/run/wireguard
+CTL_DIR=/run/faraday
+IPERF_PORT=5201
+
+# Short timings so the failure model plays out in seconds. farad suggests a
+# heartbeat of EXPIRY/3 = 1 s; nodes ping each other every PING_INTERVAL and
+# ask farad after SILENCE without an answer.
+EXPIRY=3
+HEARTBEAT=1
+PING_INTERVAL=0.5
+SILENCE=2
+RECONNECT_MAX=1
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+FARADAYD=${FARADAYD:-$REPO_ROOT/build/control/faradayd}
+FARADAYCTL=${FARADAYCTL:-$REPO_ROOT/build/control/faradayctl}
+FARAD=${FARAD:-$REPO_ROOT/build/farad/farad}
+
+STEP="init"
+WORK=""
+
+# --- reporting ----------------------------------------------------------------
+
+step() {
+	STEP="$*"
+	echo "--- $STEP"
+}
+
+log() { echo "    $*"; }
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+# die REASON: report a failure of the current step and exit 1 (from a
+# subshell: that subshell only; cluster.sh turns it into a failed item).
+die() {
+	echo "FAIL [$STEP]: $*" >&2
+	exit 1
+}
+
+on_err() {
+	local rc=$? line=$1 cmd=$2
+	die "command failed (exit $rc) at ${BASH_SOURCE[1]##*/}:$line: $cmd"
+}
+# shellcheck disable=SC2016 # expanded when the trap fires
+ERR_TRAP='on_err "$LINENO" "$BASH_COMMAND"'
+# shellcheck disable=SC2064 # ERR_TRAP is quoted for later already
+trap "$ERR_TRAP" ERR
+
+# --- time -----------------------------------------------------------------------
+
+# now_ms: wall clock in milliseconds.
+now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo $((t / 1000))
+}
+
+# secs MS: milliseconds as seconds with one decimal ("2.4").
+secs() { awk -v m="$1" 'BEGIN { printf "%.1f", m / 1000 }'; }
+
+# ms_of SECONDS: seconds (possibly fractional) as whole milliseconds.
+ms_of() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'; }
+
+# wait_until TIMEOUT CMD...: run CMD every 0.1 s until it succeeds (return 0)
+# or TIMEOUT seconds passed (return 1). WAITED_MS: how long it took.
+wait_until() {
+	local timeout_ms start
+	timeout_ms=$(ms_of "$1")
+	shift
+	start=$(now_ms)
+	while true; do
+		if "$@"; then
+			WAITED_MS=$(($(now_ms) - start))
+			return 0
+		fi
+		WAITED_MS=$(($(now_ms) - start))
+		[ "$WAITED_MS" -lt "$timeout_ms" ] || return 1
+		sleep 0.1
+	done
+}
+
+# --- host checks, work directory, teardown ------------------------------------
+
+# e2e_init [FARADAYD [FARADAYCTL [FARAD]]]: check the host and the binaries,
+# make the work directory, install the teardown trap.
+e2e_init() {
+	if [ $# -ge 1 ] && [ -n "$1" ]; then FARADAYD=$1; fi
+	if [ $# -ge 2 ] && [ -n "$2" ]; then FARADAYCTL=$2; fi
+	if [ $# -ge 3 ] && [ -n "$3" ]; then FARAD=$3; fi
+	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, TUN)"
+	local tool
+	for tool in ip wg ping timeout awk realpath; do
+		command -v "$tool" >/dev/null || skip "$tool not installed"
+	done
+	[ -c /dev/net/tun ] || skip "/dev/net/tun missing"
+	ip netns add "fe$RUN_ID-probe" 2>/dev/null || skip "cannot create network namespaces"
+	ip netns del "fe$RUN_ID-probe"
+	# A missing binary is a build problem, not the host's: fail.
+	local v
+	for v in FARADAYD FARADAYCTL FARAD; do
+		[ -x "${!v}" ] || die "$v not found at '${!v}' (build it, or pass its path)"
+		printf -v "$v" '%s' "$(realpath "${!v}")"
+	done
+	"$FARADAYD" cluster --help >/dev/null 2>&1 ||
+		die "'$FARADAYD cluster --help' fails: this faradayd has no cluster mode"
+	WORK=$(mktemp -d "/tmp/faraday-e2e.$RUN_ID.XXXXXX")
+	: >"$WORK/pids"
+	: >"$WORK/netns"
+	: >"$WORK/nodes"
+	trap teardown EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	echo "=== ${0##*/}: run $RUN_ID, work directory $WORK"
+}
+
+# track PID: remember a process for teardown.
+track() { echo "$1" >>"$WORK/pids"; }
+
+# proc_alive PID: the process exists and is not a zombie.
+proc_alive() {
+	local line state
+	[ -n "${1:-}" ] || return 1
+	read -r line 2>/dev/null </proc/"$1"/stat || return 1
+	state=${line##*) }
+	state=${state%% *}
+	[ "$state" != Z ] && [ "$state" != X ]
+}
+
+# teardown: runs on exit. Kills every process this run started (and anything
+# else inside its namespaces), deletes the namespaces and leftover sockets,
+# prints the logs' tails if the run failed.
+teardown() {
+	local rc=$?
+	trap - ERR
+	set +e
+	[ -n "$WORK" ] && [ -d "$WORK" ] || exit "$rc"
+	local pid ns name farad_pid
+	if [ "$rc" -ne 0 ] && [ ! -e "$WORK/dumped" ]; then dump_state >&2; fi
+	# Nodes first, so that they leave a farad that still listens.
+	farad_pid=$(pid_of farad)
+	while read -r pid; do
+		[ "$pid" = "$farad_pid" ] || { proc_alive "$pid" && kill -TERM "$pid" 2>/dev/null; }
+	done <"$WORK/pids"
+	sleep 0.2
+	proc_alive "$farad_pid" && kill -TERM "$farad_pid" 2>/dev/null
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		local any=0
+		while read -r pid; do
+			if proc_alive "$pid"; then any=1; fi
+		done <"$WORK/pids"
+		[ "$any" = 1 ] || break
+		sleep 0.2
+	done
+	while read -r pid; do
+		proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	done <"$WORK/pids"
+	while read -r ns; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+		ip netns del "$ns" 2>/dev/null
+	done <"$WORK/netns"
+	while read -r name; do
+		rm -f "$UAPI_DIR/$(if_of "$name").sock" "$CTL_DIR/$(if_of "$name").sock"
+	done <"$WORK/nodes"
+	if [ "$rc" -eq 0 ] && [ "${KEEP_LOGS:-0}" != 1 ]; then
+		rm -rf "$WORK"
+	else
+		echo "(logs kept in $WORK)"
+	fi
+	exit "$rc"
+}
+
+# dump_state: for every component started so far, whether it runs, its
+# WireGuard peer count and the last lines of its log. Called when something
+# fails, while the processes still run (teardown calls it if nobody did).
+dump_state() {
+	local name n=${E2E_TAIL:-20} what
+	: >"$WORK/dumped"
+	for name in farad $(cat "$WORK/nodes"); do
+		[ -s "$WORK/$name/log" ] || continue
+		if [ "$name" = farad ]; then
+			what="farad"
+		else
+			what="node $name, $(wg_peer_count "$name") WireGuard peers"
+			what=${what/, -1 WireGuard peers/, no interface}
+		fi
+		if proc_alive "$(pid_of "$name")"; then what+=", running"; else what+=", not running"; fi
+		echo "=== $what; last $n lines of $WORK/$name/log"
+		tail -n "$n" "$WORK/$name/log" | cut -c1-300 | sed 's/^/    | /'
+	done
+}
+
+# --- accessors --------------------------------------------------------------------
+
+# ns_of NAME, if_of NAME: the namespace and TUN interface of a node (or farad).
+ns_of() { echo "fe$RUN_ID-$1"; }
+if_of() { echo "f$RUN_ID-$1"; }
+idx_of() { cat "$WORK/$1/idx"; }
+ul_of() { echo "$UL_NET.$(idx_of "$1")"; }       # underlay address
+ol_of() { echo "$OL_NET.$(idx_of "$1")"; }       # overlay address
+ct_of() { echo "$CT_NET.$(idx_of "$1").0/24"; }  # container prefix
+pid_of() { cat "$WORK/$1/pid" 2>/dev/null || true; }
+log_of() { echo "$WORK/$1/log"; }
+in_ns() {
+	local ns
+	ns=$(ns_of "$1")
+	shift
+	ip netns exec "$ns" "$@"
+}
+farad_addr() { echo "$UL_NET.$FARAD_IDX:$FARAD_PORT"; }
+
+# --- topology -----------------------------------------------------------------------
+
+# underlay_up: the underlay namespace with its bridge.
+underlay_up() {
+	step "underlay: namespace $UL_NS, bridge br0 on $UL_NET.0/24"
+	ip netns add "$UL_NS"
+	echo "$UL_NS" >>"$WORK/netns"
+	ip -n "$UL_NS" link set lo up
+	ip -n "$UL_NS" link add br0 type bridge
+	ip -n "$UL_NS" link set br0 up
+}
+
+# attach NAME IDX: a namespace for NAME with a veth (ul0, $UL_NET.IDX/24)
+# into the bridge.
+attach() {
+	local name=$1 idx=$2 ns
+	ns=$(ns_of "$name")
+	mkdir -p "$WORK/$name"
+	echo "$idx" >"$WORK/$name/idx"
+	ip netns add "$ns"
+	echo "$ns" >>"$WORK/netns"
+	ip link add ul0 netns "$ns" type veth peer name "p-$name" netns "$UL_NS"
+	ip -n "$UL_NS" link set "p-$name" master br0 up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$UL_NET.$idx/24" dev ul0
+	ip -n "$ns" link set ul0 up
+}
+
+# underlay_reachable NAME DST: one echo reply from DST over the underlay within 5 s.
+underlay_reachable() {
+	wait_until 5 in_ns "$1" ping -q -n -c 1 -W 1 "$2" >/dev/null 2>&1
+}
+
+# --- certificates -------------------------------------------------------------------
+
+# pki_init: the test CA (WORK/ca), farad's certificate and an empty CRL.
+pki_init() {
+	step "test CA in $WORK/ca: farad's certificate, empty CRL"
+	"$FARADAYCTL" ca init --dir "$WORK/ca" --name "e2e CA $RUN_ID" >/dev/null
+	"$FARADAYCTL" cert issue --dir "$WORK/ca" farad >/dev/null
+	"$FARADAYCTL" crl --dir "$WORK/ca" >/dev/null
+}
+
+# crl_update: rewrite WORK/ca/crl.pem from the CA's index and tell farad (SIGHUP).
+crl_update() {
+	"$FARADAYCTL" crl --dir "$WORK/ca" >/dev/null
+	local pid
+	pid=$(pid_of farad)
+	if proc_alive "$pid"; then kill -HUP "$pid"; fi
+}
+
+# --- farad ----------------------------------------------------------------------------
+
+# farad_setup: farad's namespace on the bridge.
+farad_setup() {
+	step "farad namespace $(ns_of farad) at $(farad_addr)"
+	attach farad "$FARAD_IDX"
+}
+
+# farad_start: start farad (expiry $EXPIRY s, with the CA's CRL) and wait
+# until it listens. FARAD_LISTEN_MS: when it was seen listening.
+farad_start() {
+	step "start farad (expiry ${EXPIRY}s, heartbeat ${HEARTBEAT}s)"
+	local log mark pid
+	log=$(log_of farad)
+	touch "$log"
+	mark=$(log_mark farad)
+	ip netns exec "$(ns_of farad)" "$FARAD" --listen "$(farad_addr)" \
+		--ca "$WORK/ca/ca.pem" --cert "$WORK/ca/farad.pem" --key "$WORK/ca/farad.key" \
+		--crl "$WORK/ca/crl.pem" --expiry "$EXPIRY" >>"$log" 2>&1 &
+	pid=$!
+	disown "$pid" # killed on purpose later: no "Killed" notice from bash
+	track "$pid"
+	echo "$pid" >"$WORK/farad/pid"
+	wait_until 5 log_grep farad "$mark" 'farad listening on' >/dev/null ||
+		die "farad did not log 'farad listening on' within 5 s: $(tail -n 3 "$log" | tr '\n' ' ')"
+	# shellcheck disable=SC2034 # for the caller
+	FARAD_LISTEN_MS=$(now_ms)
+}
+
+# farad_kill [SIGNAL]: stop farad (default SIGKILL) and wait until it is gone.
+farad_kill() {
+	local pid
+	pid=$(pid_of farad)
+	kill "-${1:-KILL}" "$pid" 2>/dev/null || true
+	wait_until 5 not proc_alive "$pid" || die "farad (pid $pid) still running 5 s after SIG${1:-KILL}"
+	rm -f "$WORK/farad/pid"
+}
+
+not() { ! "$@"; }
+
+# --- nodes ----------------------------------------------------------------------------
+
+# node_define NAME IDX [CA_DIR]: a namespace on the bridge, a certificate for
+# NAME issued by CA_DIR (default the test CA), and NAME's TOML config.
+node_define() {
+	local name=$1 idx=$2 ca_dir=${3:-$WORK/ca}
+	local ifname
+	ifname=$(if_of "$name")
+	[ "${#ifname}" -le 15 ] || die "interface name $ifname is longer than 15 characters"
+	attach "$name" "$idx"
+	echo "$name" >>"$WORK/nodes"
+	"$FARADAYCTL" cert issue --dir "$ca_dir" "$name" --out "$WORK/$name/node" >/dev/null
+	node_write_config "$name"
+}
+
+# node_write_config NAME: WORK/NAME/config.toml, every key of the contract
+# that the test sets (the rest stay at their defaults, e.g. announce: the
+# address that routes to farad, control-listen 0.0.0.0:7451).
+node_write_config() {
+	local name=$1 d="$WORK/$1"
+	cat >"$d/config.toml" <<EOF
+# faradayd cluster configuration for node $name (written by tests/e2e/lib.sh)
+farad = "$(farad_addr)"
+farad-name = "farad"
+ca = "$WORK/ca/ca.pem"
+cert = "$d/node.pem"
+key = "$d/node.key"
+private-key = "$d/wg.key"
+interface = "$(if_of "$name")"
+listen-port = 51820
+mtu = 1420
+overlay = "$(ol_of "$name")"
+container-prefix = "$(ct_of "$name")"
+control-socket = "$CTL_DIR/$(if_of "$name").sock"
+ping-interval = $PING_INTERVAL
+silence = $SILENCE
+reconnect-max = $RECONNECT_MAX
+log-level = "info"
+EOF
+}
+
+# node_start NAME [--no-wait]: start `faradayd cluster -c config.toml` in NAME's
+# namespace; unless --no-wait, wait until its interface exists and its UAPI
+# socket answers (`wg show`).
+node_start() {
+	local name=$1 wait=${2:-} pid log
+	log=$(log_of "$name")
+	echo "=== start $(date -u +%H:%M:%S.%3N)" >>"$log"
+	ip netns exec "$(ns_of "$name")" "$FARADAYD" cluster -c "$WORK/$name/config.toml" >>"$log" 2>&1 &
+	pid=$!
+	disown "$pid"
+	track "$pid"
+	echo "$pid" >"$WORK/$name/pid"
+	if [ "$wait" != --no-wait ]; then node_ready "$name"; fi
+}
+
+# node_ready NAME: wait (10 s) until NAME's interface exists and its UAPI
+# socket answers; fail if the daemon exits meanwhile.
+node_ready() {
+	local name=$1 pid ifname i
+	pid=$(pid_of "$name") ifname=$(if_of "$name")
+	for i in $(seq 1 100); do
+		proc_alive "$pid" || die "faradayd $name exited during start-up: $(tail -n 3 "$(log_of "$name")" | tr '\n' ' ')"
+		if [ -S "$UAPI_DIR/$ifname.sock" ] && in_ns "$name" wg show "$ifname" public-key >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "faradayd $name: no interface $ifname answering on $UAPI_DIR/$ifname.sock within 10 s"
+}
+
+node_alive() { proc_alive "$(pid_of "$1")"; }
+
+# node_stop NAME [SIGNAL]: signal the node (default SIGTERM) and wait until the
+# process is gone (5 s) and, its TUN with it.
+node_stop() {
+	local name=$1 sig=${2:-TERM} pid
+	pid=$(pid_of "$name")
+	proc_alive "$pid" || return 0
+	kill "-$sig" "$pid"
+	wait_until 5 not proc_alive "$pid" || die "faradayd $name ignored SIG$sig for 5 s"
+	wait_until 3 not ip -n "$(ns_of "$name")" link show "$(if_of "$name")" >/dev/null 2>&1 ||
+		die "interface $(if_of "$name") still exists 3 s after faradayd $name exited"
+}
+
+# wait_joined NAME MARK [TIMEOUT]: the node logs "joined farad at" after MARK.
+wait_joined() {
+	wait_until "${3:-10}" log_grep "$1" "$2" 'joined farad at' >/dev/null
+}
+
+# --- WireGuard views ----------------------------------------------------------------
+
+wg_show() { in_ns "$1" wg show "$(if_of "$1")" "${@:2}"; }
+
+# wg_peer_count NODE: how many peers NODE's interface has.
+wg_peer_count() {
+	local out
+	out=$(wg_show "$1" peers 2>/dev/null) || { echo -1; return 0; }
+	if [ -z "$out" ]; then echo 0; else echo "$out" | wc -l; fi
+}
+
+# node_pubkey NODE: the interface's public key (`wg show IF public-key`).
+node_pubkey() { wg_show "$1" public-key; }
+
+# key_pub NODE: the public key of NODE's private key file.
+key_pub() { wg pubkey <"$WORK/$1/wg.key"; }
+
+# wg_has_peer NODE KEY: KEY is one of NODE's peers.
+wg_has_peer() { wg_show "$1" peers 2>/dev/null | grep -qxF "$2"; }
+
+# --- pings ----------------------------------------------------------------------------
+
+# ping_ok SRC DST_OVERLAY: one echo reply within 1 s.
+ping_ok() { in_ns "$1" ping -q -n -c 1 -W 1 "$2" >/dev/null 2>&1; }
+
+# reach_all TIMEOUT "SRC DST"...: for each pair, ping DST's overlay address
+# from SRC until a reply, all pairs in parallel. Fails unless every pair got
+# one within TIMEOUT seconds of the call. REACH_WORST_MS: how long the slowest
+# pair took, REACH_WORST: which one; REACH_FAILED: the pairs that did not.
+reach_all() {
+	local timeout_ms start pair src dst dir pids=() i=0
+	timeout_ms=$(ms_of "$1")
+	shift
+	start=$(now_ms)
+	dir=$(mktemp -d "$WORK/reach.XXXXXX")
+	for pair in "$@"; do
+		read -r src dst <<<"$pair"
+		(
+			trap - ERR
+			set +e
+			dst_ip=$(ol_of "$dst")
+			while true; do
+				if ping_ok "$src" "$dst_ip"; then
+					echo $(($(now_ms) - start)) >"$dir/$i"
+					exit 0
+				fi
+				[ $(($(now_ms) - start)) -lt "$timeout_ms" ] || exit 1
+				sleep 0.1
+			done
+		) &
+		pids+=($!)
+		i=$((i + 1))
+	done
+	local p
+	for p in "${pids[@]}"; do wait "$p" || true; done
+	REACH_WORST_MS=0 REACH_WORST="" REACH_FAILED=""
+	i=0
+	for pair in "$@"; do
+		if [ -s "$dir/$i" ]; then
+			local t
+			t=$(cat "$dir/$i")
+			if [ "$t" -gt "$REACH_WORST_MS" ] || [ -z "$REACH_WORST" ]; then
+				REACH_WORST_MS=$t REACH_WORST=${pair/ /->}
+			fi
+		else
+			REACH_FAILED+="${REACH_FAILED:+, }${pair/ /->}"
+		fi
+		i=$((i + 1))
+	done
+	[ -z "$REACH_FAILED" ]
+}
+
+# pairs NODE...: every ordered pair "SRC DST" of distinct nodes.
+pairs() {
+	local a b
+	for a in "$@"; do
+		for b in "$@"; do
+			[ "$a" = "$b" ] || echo "$a $b"
+		done
+	done
+}
+
+# ping_loss SECONDS "SRC DST"...: one `ping -i 0.2` per pair for SECONDS, all
+# in parallel; LOSS_TX and LOSS_RX are the totals, LOSS_PAIRS lists pairs that
+# lost any.
+ping_loss() {
+	local secs=$1 pair src dst dir i=0 pids=()
+	shift
+	dir=$(mktemp -d "$WORK/loss.XXXXXX")
+	for pair in "$@"; do
+		read -r src dst <<<"$pair"
+		in_ns "$src" ping -q -n -i 0.2 -c $((secs * 5)) -W 1 "$(ol_of "$dst")" >"$dir/$i" 2>&1 &
+		pids+=($!)
+		i=$((i + 1))
+	done
+	local p
+	for p in "${pids[@]}"; do wait "$p" || true; done
+	LOSS_TX=0 LOSS_RX=0 LOSS_PAIRS=""
+	i=0
+	for pair in "$@"; do
+		local tx="" rx=""
+		read -r tx rx < <(awk '/packets transmitted/ { print $1, $4 }' "$dir/$i") || true
+		# No summary (ping could not even start): count every request as lost.
+		if [ -z "$tx" ]; then tx=$((secs * 5)) rx=0; fi
+		LOSS_TX=$((LOSS_TX + tx)) LOSS_RX=$((LOSS_RX + rx))
+		if [ "$rx" -lt "$tx" ] || [ "$tx" -eq 0 ]; then
+			LOSS_PAIRS+="${LOSS_PAIRS:+, }${pair/ /->} $rx/$tx"
+		fi
+		i=$((i + 1))
+	done
+}
+
+# --- logs -----------------------------------------------------------------------------
+
+# log_mark NAME: the log's current line count, to look only at what follows.
+log_mark() {
+	local f
+	f=$(log_of "$1")
+	if [ -e "$f" ]; then wc -l <"$f"; else echo 0; fi
+}
+
+# log_since NAME MARK: the log lines after MARK.
+log_since() { tail -n "+$(($2 + 1))" "$(log_of "$1")" 2>/dev/null || true; }
+
+# log_grep NAME MARK ERE: the lines after MARK that match; fails if none.
+log_grep() { log_since "$1" "$2" | grep -E -- "$3"; }
+
+# log_line NAME MARK ERE: the line number (in the whole log) of the first
+# match after MARK; empty if none.
+log_line() {
+	log_since "$1" "$2" | grep -n -E -m 1 -- "$3" | cut -d: -f1 | awk -v m="$2" 'NF { print $1 + m }'
+}
+
+# removed_peers NAME MARK: the names NAME's daemon removed after MARK (from
+# "farad: X is ABSENT; removing peer X" and "peer X removed"), one a line.
+removed_peers() {
+	log_since "$1" "$2" | sed -nE 's/.*removing peer ([^ ;,]+).*/\1/p; s/.*peer ([^ ;,]+) removed.*/\1/p' | sort -u
+}
+
+# --- faradayctl against a node's control socket ------------------------------------
+
+# ctl NODE ARGS...: faradayctl ARGS -i IFNAME for NODE (in its namespace).
+ctl() {
+	local name=$1 sub=$2
+	shift 2
+	in_ns "$name" "$FARADAYCTL" "$sub" -i "$(if_of "$name")" "$@"
+}
+
+# query_state NODE NAME: what farad says about NAME, asked through NODE
+# (PRESENT, ABSENT, UNKNOWN, or empty if the query failed).
+query_state() {
+	local out
+	out=$(ctl "$1" query "$2" 2>/dev/null) || true
+	echo "$out" | sed -nE "s/^$2: (PRESENT|ABSENT|UNKNOWN).*/\1/p" | head -n 1
+}
+
+# --- iperf3 -----------------------------------------------------------------------------
+
+# listening NODE PORT: something listens on TCP PORT in NODE's namespace.
+listening() { in_ns "$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q LISTEN; }
+
+# iperf_mbit SERVER CLIENT SECONDS: iperf3 TCP from CLIENT to SERVER's overlay
+# address; prints the receiver's rate in Mbit/s.
+iperf_mbit() {
+	local server=$1 client=$2 secs=$3 pid out
+	ip netns exec "$(ns_of "$server")" iperf3 -s -1 -p "$IPERF_PORT" >"$WORK/$server/iperf-server.log" 2>&1 &
+	pid=$!
+	track "$pid"
+	wait_until 5 listening "$server" "$IPERF_PORT" || die "iperf3 server in $server not listening after 5 s"
+	out="$WORK/$client/iperf-client.log"
+	in_ns "$client" timeout $((secs + 20)) iperf3 -c "$(ol_of "$server")" -p "$IPERF_PORT" \
+		-t "$secs" -f m --connect-timeout 3000 >"$out" 2>&1 ||
+		die "iperf3 $client -> $server failed: $(tail -n 3 "$out" | tr '\n' ' ')"
+	kill "$pid" 2>/dev/null || true
+	awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print v }' "$out"
+}
