@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include "control/log.h"
 #include "control/settings_table.h"
 
 namespace faraday::control {
@@ -238,8 +239,7 @@ bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string
   }
   out->keepalive = static_cast<uint16_t>(c.keepalive);
   out->aead = c.aead;
-  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
-      c.log_level != "error") {
+  if (!control::log::parse_level(c.log_level)) {
     *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
     return false;
   }

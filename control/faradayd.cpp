@@ -107,9 +107,6 @@ int main(int argc, char** argv) {
     std::cout << cluster_config_text(config);
     return 0;
   }
-  log::threshold() = config.log_level == "debug"   ? log::Level::kDebug
-                     : config.log_level == "warn"  ? log::Level::kWarn
-                     : config.log_level == "error" ? log::Level::kError
-                                                   : log::Level::kInfo;
+  log::threshold() = *log::parse_level(config.log_level);  // checked with the rest
   return run_cluster(options);
 }

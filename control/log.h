@@ -7,10 +7,21 @@
 
 #include <cstdio>
 #include <ctime>
+#include <optional>
+#include <string_view>
 
 namespace faraday::control::log {
 
 enum class Level { kDebug, kInfo, kWarn, kError };
+
+// "debug", "info", "warn" or "error" (a log-level setting); nullopt otherwise.
+inline std::optional<Level> parse_level(std::string_view name) {
+  if (name == "debug") return Level::kDebug;
+  if (name == "info") return Level::kInfo;
+  if (name == "warn") return Level::kWarn;
+  if (name == "error") return Level::kError;
+  return std::nullopt;
+}
 
 inline Level& threshold() {
   static Level level = Level::kInfo;

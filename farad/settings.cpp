@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include "control/log.h"
 #include "control/proto/node_info.h"
 #include "control/settings_table.h"
 
@@ -117,8 +118,7 @@ bool to_server_options(const Config& c, ServerOptions* out, std::string* error) 
     return false;
   }
   out->max_connections = c.max_connections;
-  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
-      c.log_level != "error") {
+  if (!control::log::parse_level(c.log_level)) {
     *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
     return false;
   }
