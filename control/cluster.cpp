@@ -135,6 +135,7 @@ class Cluster {
     uint64_t generation = 0;
     bool silent = false;
     Clock::time_point heard_before_silence{};  // when it was last heard before going silent
+    uint64_t episode = 0;  // bumped when a silence ends: answers about older ones are stale
     bool query_pending = false;
     Clock::time_point next_query{};
     proto::State farad_says = proto::STATE_UNSPECIFIED;
@@ -151,7 +152,8 @@ class Cluster {
   void remove_peer(const crypto::Key& key);
   void check_silence();
   void ask_farad(const std::string& name);
-  void on_answer(const std::string& name, uint64_t generation, const FaradClient::Reply& reply);
+  void on_answer(const std::string& name, uint64_t generation, uint64_t episode,
+                 const FaradClient::Reply& reply);
   void program(DataPath::Command command);
   void flush_backlog();
   void on_status(const CtlRequest& req, CtlServer::Reply reply);
@@ -404,7 +406,14 @@ void Cluster::upsert(const proto::NodeInfo& info) {
   const std::string& name = info.name();
   auto it = members_.find(name);
   if (it != members_.end() && it->second.info.SerializeAsString() == info.SerializeAsString()) {
-    return;  // a re-join with the same announcement: nothing to change
+    // A re-join with the same announcement: nothing to program, but farad has
+    // just heard from it, so any silence (and a query in flight about it) ends.
+    Member& m = it->second;
+    m.added_at = Clock::now();
+    m.silent = false;
+    m.query_pending = false;
+    ++m.episode;
+    return;
   }
   std::optional<dataplane::Endpoint> endpoint;
   if (info.underlay_size() > 0) endpoint = to_endpoint(info.underlay(0));
@@ -518,6 +527,8 @@ void Cluster::check_silence() {
       if (m.silent) {
         log::info("peer {} heard again after {:.1f} s of silence", name,
                   seconds_since(m.heard_before_silence, heard));
+        ++m.episode;
+        m.query_pending = false;
       }
       m.silent = false;
       m.farad_says = proto::STATE_UNSPECIFIED;
@@ -543,21 +554,21 @@ void Cluster::ask_farad(const std::string& name) {
   Member& m = members_.at(name);
   m.query_pending = true;
   m.next_query = Clock::now() + opt_.ping_interval;
-  farad_->query(name, [this, name, gen = m.generation,
+  // The answer is handled inside the client's callback, in the order farad
+  // sent it: a push of the same member (a re-join) that follows it on the
+  // connection finds the removal already done, never the other way round.
+  farad_->query(name, [this, name, gen = m.generation, episode = m.episode,
                        alive = std::weak_ptr<int>(alive_)](const FaradClient::Reply& reply) {
-    if (alive.expired()) return;
-    // Not from inside the client's callback: removing a member closes its link.
-    boost::asio::post(io_, [this, name, gen, reply, alive] {
-      if (!alive.expired()) on_answer(name, gen, reply);
-    });
+    if (!alive.expired()) on_answer(name, gen, episode, reply);
   });
 }
 
-void Cluster::on_answer(const std::string& name, uint64_t generation,
+void Cluster::on_answer(const std::string& name, uint64_t generation, uint64_t episode,
                         const FaradClient::Reply& reply) {
   auto it = members_.find(name);
   if (it == members_.end() || it->second.generation != generation || stopping_) return;
   Member& m = it->second;
+  if (m.episode != episode) return;  // heard again (or re-joined) since we asked
   m.query_pending = false;
   m.next_query = Clock::now() + opt_.ping_interval;
   if (!reply.ok) {
@@ -569,6 +580,12 @@ void Cluster::on_answer(const std::string& name, uint64_t generation,
   }
   m.query_error.clear();
   if (reply.state == proto::ABSENT) {
+    auto view = links_->view(name);
+    if (view && view->last_heard && *view->last_heard > m.heard_before_silence) {
+      log::info("farad: {} is ABSENT but it was heard on its link since; keeping peer {}", name,
+                name);
+      return;
+    }
     if (!m.silent) {
       log::info("farad: {} is ABSENT but it was heard again meanwhile; keeping peer {}", name,
                 name);
@@ -663,6 +680,7 @@ json Cluster::status_json(const uapi::DeviceState& device) const {
     }
     auto view = links_->view(name);
     p["link"] = view ? link_state_name(view->state) : "down";
+    p["link_error"] = view ? view->last_error : "";
     p["ping_rtt_ms"] = view && view->rtt ? json(view->rtt->count() / 1e6) : json(nullptr);
     p["last_heard_s"] =
         view && view->last_heard ? json(seconds_since(*view->last_heard, now)) : json(nullptr);
@@ -711,7 +729,6 @@ void Cluster::finish_shutdown() {
 
 int Cluster::run() {
   signal(SIGPIPE, SIG_IGN);
-  // Block the signals in every thread; the control thread takes them through Asio.
   if (!setup()) return 1;
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
@@ -737,6 +754,11 @@ int Cluster::run() {
 
   // The data path's thread; if it stops on its own (interface deleted), so do we.
   dp_thread_ = std::thread([this] {
+    // Signals are the control thread's (Asio's signal_set); keep them off this one.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&mask, sig);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     DataPath::Exit exit = dp_->run();
     if (exit != DataPath::Exit::kStopped) {
       boost::asio::post(io_, [this, exit] {

@@ -62,14 +62,26 @@ struct Links::Conn final : proto::TlsChannel::Handler {
   }
   void on_drained(proto::TlsChannel&) override {}
   void on_closed(proto::TlsChannel&, const proto::TlsChannel::CloseInfo& info) override {
-    owner.on_closed(*this, info.reason,
-                    info.in_handshake && info.failure != proto::TlsFailure::kIo &&
-                        info.failure != proto::TlsFailure::kNone);
+    // A certificate refusal can arrive after our side of the handshake is done
+    // (TLS 1.3: the acceptor checks the dialer's certificate last).
+    bool certificate = info.failure == proto::TlsFailure::kUntrusted ||
+                       info.failure == proto::TlsFailure::kExpired ||
+                       info.failure == proto::TlsFailure::kRevoked ||
+                       info.failure == proto::TlsFailure::kNoCertificate;
+    bool handshake = info.in_handshake && info.failure != proto::TlsFailure::kIo &&
+                     info.failure != proto::TlsFailure::kNone;
+    owner.on_closed(*this, info.reason, certificate || handshake);
   }
   void close(const std::string& why) {
     if (closing) return;
     closing = true;
-    if (ch) ch->close_after_flush(why);
+    if (ch) {
+      ch->close_after_flush(why);
+    } else {
+      // Still connecting: the connect handler sees operation_aborted and ends it.
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    }
   }
 
   Links& owner;
@@ -102,6 +114,7 @@ Links::Links(boost::asio::io_context& io, proto::SslCtxPtr server_ctx, proto::Ss
       self_(std::move(self)),
       opt_(options),
       acceptor_(io),
+      accept_retry_(io),
       ping_timer_(io) {}
 
 Links::~Links() {
@@ -148,10 +161,21 @@ void Links::accept() {
         conn->owner.on_closed(*conn, "TLS handshake timed out", false);
       });
       conn->ch->start();
-    } else if (ec != boost::asio::error::operation_aborted) {
-      log::warn("accepting a link: {}", ec.message());
+    } else if (ec == boost::asio::error::operation_aborted) {
+      return;
+    } else {
+      // Out of file descriptors or buffers: the listener stays readable, so
+      // wait a little instead of spinning, and say it once per reason.
+      if (ec.message() != accept_error_) log::warn("accepting a link: {}", ec.message());
+      accept_error_ = ec.message();
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this, alive](const boost::system::error_code& e) {
+        if (!e && !alive.expired() && !stopped_) accept();
+      });
+      return;
     }
-    if (ec != boost::asio::error::operation_aborted) accept();
+    accept_error_.clear();
+    accept();
   });
 }
 
@@ -185,6 +209,7 @@ void Links::stop() {
   stopped_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  accept_retry_.cancel();
   ping_timer_.cancel();
   for (auto& [name, link] : links_) link->redial.cancel();
   links_.clear();
@@ -368,16 +393,21 @@ void Links::on_closed(Conn& conn, const std::string& reason, bool tls_failure) {
   if (conn.done) return;
   conn.done = true;
   conn.timer.cancel();
+  auto it = conn.name.empty() ? links_.end() : links_.find(conn.name);
+  bool ours = it != links_.end() && it->second->conn.get() == &conn;
   if (tls_failure) {
     ++counters_.refused_tls;
-    log::warn("link {} ({}): TLS failed: {}", conn.name.empty() ? "?" : conn.name,
-              conn.ch ? conn.ch->peer() : "", reason);
+    // A dialer refused again for the same reason says so once.
+    bool again = ours && it->second->view.last_error == reason;
+    if (!again) {
+      log::warn("link {} ({}): TLS failed: {}", conn.name.empty() ? "?" : conn.name,
+                conn.ch ? conn.ch->peer() : "", reason);
+    }
   }
   if (auto p = parked_.find(conn.name); p != parked_.end() && p->second.get() == &conn) {
     parked_.erase(p);
   }
-  auto it = conn.name.empty() ? links_.end() : links_.find(conn.name);
-  if (it != links_.end() && it->second->conn.get() == &conn) {
+  if (ours) {
     Link& link = *it->second;
     bool was_up = link.view.state == State::kUp;
     link.conn.reset();

@@ -109,6 +109,8 @@ class Links {
   std::string self_;
   LinkOptions opt_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer accept_retry_;
+  std::string accept_error_;  // the last accept failure, logged once
   boost::asio::steady_timer ping_timer_;
   std::map<std::string, std::unique_ptr<Link>> links_;
   std::map<Conn*, std::shared_ptr<Conn>> conns_;  // every open connection

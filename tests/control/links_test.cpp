@@ -196,6 +196,25 @@ TEST_F(LinksTest, OneLinkFirstNameDialsBothUp) {
   EXPECT_EQ(a->counters().bad_frames + b->counters().bad_frames, 0u);
 }
 
+TEST_F(LinksTest, EndpointChangedWhileConnectingRedialsTheNewOne) {
+  LinkOptions slow_connect = fast_options();
+  slow_connect.connect_timeout = 10s;  // longer than the test: only close() can end the dial
+  Node a = start(kA, slow_connect);
+  Node b = start(kB);
+  b->add(kA, a.ep);
+  // A listener whose accept queue is full drops new SYNs: a's connect to it
+  // stays pending until something closes it.
+  tcp::acceptor full(io_, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  full.listen(0);
+  tcp::socket filler(io_);
+  filler.connect(full.local_endpoint());  // backlog 0 holds one: the queue is full
+  a->add(kB, full.local_endpoint());
+  drive(50ms, [] {});
+  a->add(kB, b.ep);
+  ASSERT_TRUE(until([&] { return up(a, kB) && up(b, kA); }));
+  EXPECT_GE(a->counters().dials, 2u);
+}
+
 TEST_F(LinksTest, NoControlEndpointNoDial) {
   Node a = start(kA);
   a->add(kB, std::nullopt);
