@@ -15,6 +15,7 @@
 #   7. alien and banned cannot join: farad logs the refusal, nobody adds them
 #   8. n3 restarted (SIGTERM, same config): same public key, rejoins, traffic
 #      to it resumes
+#   9. n5, removed in item 5, starts again: every node adds it back and reaches it
 #
 # Each item prints PASS or FAIL with its duration; a failed item does not stop
 # the later ones (they may fail in its wake: read the first failure first).
@@ -59,7 +60,7 @@ FAILED=0
 # ERR trap, so that die or any failing command ends the item, not the run.
 run_item() {
 	local n=$1 title=$2 fn=$3 start rc line
-	if [ "$n" -gt "${E2E_LAST:-8}" ]; then return 0; fi
+	if [ "$n" -gt "${E2E_LAST:-9}" ]; then return 0; fi
 	if [ "$FAILED" -gt 0 ] && [ "${E2E_STOP_ON_FAIL:-0}" = 1 ]; then
 		RESULTS+=("SKIP item $n: $title (an earlier item failed)")
 		return 0
@@ -422,6 +423,25 @@ item_8() {
 	assert_peer_counts 4 "${SURVIVORS[@]}"
 }
 
+# --- 9. a removed node comes back ------------------------------------------------
+
+item_9() {
+	local start pairs_=() n m
+	save_marks item9 "${SURVIVORS[@]}"
+	step "start n5 again (removed by everyone in item 5); every node adds it back"
+	start=$(now_ms)
+	node_start n5
+	for n in "${SURVIVORS[@]}"; do pairs_+=("$n n5" "n5 $n"); done
+	reach_all 10 "${pairs_[@]}" ||
+		die "10 s after n5 came back, no reply for: $REACH_FAILED ($(peer_counts "${ALL[@]}"))"
+	log "all 10 pairs with n5 answer $(secs $(($(now_ms) - start))) s after it started"
+	for n in "${SURVIVORS[@]}"; do
+		m=$(mark_of item9 "$n")
+		[ -n "$(log_line "$n" "$m" 'peer n5 added')" ] || die "$n did not log 'peer n5 added'"
+	done
+	assert_peer_counts 5 "${ALL[@]}"
+}
+
 run_item 1 "the mesh forms (n1..n5, 20 pairs)" item_1
 run_item 2 "farad SIGKILLed: 30 s of pings, <= 1 % loss, nothing removed" item_2
 run_item 3 "farad restarted: all PRESENT within two heartbeats, nothing removed" item_3
@@ -430,6 +450,7 @@ run_item 5 "n5 SIGKILLed: removed after asking farad (ABSENT), nothing else" ite
 run_item 6 "n1 and n2 cut off from each other: kept (PRESENT), then healed" item_6
 run_item 7 "wrong CA and revoked certificate cannot join" item_7
 run_item 8 "n3 restarted: same key, rejoins, traffic resumes" item_8
+run_item 9 "n5, removed in item 5, comes back and is added again everywhere" item_9
 
 echo
 echo "=== summary (${SECONDS} s)"
