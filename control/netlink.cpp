@@ -228,6 +228,26 @@ Reply get_link(mnl_socket* nl, uint32_t portid, uint32_t& seq, const std::string
   return reply;
 }
 
+// Dumps `type` (RTM_GETADDR, RTM_GETROUTE) with `header` (ifaddrmsg, rtmsg) as
+// the request's family header, passing every data message to on_data. A dump
+// the kernel reports as interrupted is retried, up to kDumpAttempts times;
+// restart runs before each attempt so the caller can drop what the last one
+// collected.
+template <typename Header>
+Reply dump(mnl_socket* nl, uint32_t portid, uint32_t& seq, uint16_t type, const Header& header,
+           const std::function<void()>& restart, const DataHandler& on_data) {
+  Reply reply;
+  for (int attempt = 0; attempt < kDumpAttempts; ++attempt) {
+    restart();
+    alignas(nlmsghdr) char buf[kRequestBufferSize];
+    nlmsghdr* nlh = start(buf, type, NLM_F_DUMP, seq);
+    std::memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof(Header)), &header, sizeof(Header));
+    reply = transact(nl, portid, nlh, on_data);
+    if (reply.err != EINTR) break;
+  }
+  return reply;
+}
+
 }  // namespace
 
 std::variant<Link, std::string> Socket::link(const std::string& ifname) {
@@ -343,31 +363,26 @@ std::variant<std::vector<Address>, std::string> Socket::addresses(const std::str
   if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
   const auto want = static_cast<uint32_t>(std::get<int>(index));
   std::vector<Address> out;
-  Reply reply;
-  for (int attempt = 0; attempt < kDumpAttempts; ++attempt) {
-    out.clear();
-    alignas(nlmsghdr) char buf[kRequestBufferSize];
-    nlmsghdr* nlh = start(buf, RTM_GETADDR, NLM_F_DUMP, seq_);
-    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = AF_UNSPEC;
-    reply = transact(nl_, portid_, nlh, [&](const nlmsghdr* msg) {
-      if (msg->nlmsg_type != RTM_NEWADDR || mnl_nlmsg_get_payload_len(msg) < sizeof(ifaddrmsg))
-        return;
-      const auto* info = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(msg));
-      if (info->ifa_index != want) return;
-      if (info->ifa_family != AF_INET && info->ifa_family != AF_INET6) return;
-      std::array<const nlattr*, IFA_LOCAL + 1> tb;
-      parse_attrs(msg, sizeof(ifaddrmsg), tb);
-      Address a;
-      a.family = info->ifa_family;
-      a.cidr = info->ifa_prefixlen;
-      // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer's on a
-      // point-to-point link, or the same address otherwise.
-      if (!read_addr(tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS], a.family, a.addr)) return;
-      out.push_back(a);
-    });
-    if (reply.err != EINTR) break;
-  }
+  ifaddrmsg request{};
+  request.ifa_family = AF_UNSPEC;
+  Reply reply = dump(
+      nl_, portid_, seq_, RTM_GETADDR, request, [&] { out.clear(); },
+      [&](const nlmsghdr* msg) {
+        if (msg->nlmsg_type != RTM_NEWADDR || mnl_nlmsg_get_payload_len(msg) < sizeof(ifaddrmsg))
+          return;
+        const auto* info = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(msg));
+        if (info->ifa_index != want) return;
+        if (info->ifa_family != AF_INET && info->ifa_family != AF_INET6) return;
+        std::array<const nlattr*, IFA_LOCAL + 1> tb;
+        parse_attrs(msg, sizeof(ifaddrmsg), tb);
+        Address a;
+        a.family = info->ifa_family;
+        a.cidr = info->ifa_prefixlen;
+        // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer's on a
+        // point-to-point link, or the same address otherwise.
+        if (!read_addr(tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS], a.family, a.addr)) return;
+        out.push_back(a);
+      });
   if (reply.err != 0) return describe("list addresses", ifname, reply);
   return out;
 }
@@ -432,39 +447,34 @@ std::variant<std::vector<Route>, std::string> Socket::routes(const std::string& 
   std::vector<Route> out;
   for (sa_family_t family : {AF_INET, AF_INET6}) {
     const size_t first = out.size();
-    Reply reply;
-    for (int attempt = 0; attempt < kDumpAttempts; ++attempt) {
-      out.resize(first);
-      alignas(nlmsghdr) char buf[kRequestBufferSize];
-      nlmsghdr* nlh = start(buf, RTM_GETROUTE, NLM_F_DUMP, seq_);
-      auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-      rtm->rtm_family = static_cast<uint8_t>(family);
-      reply = transact(nl_, portid_, nlh, [&](const nlmsghdr* msg) {
-        if (msg->nlmsg_type != RTM_NEWROUTE || mnl_nlmsg_get_payload_len(msg) < sizeof(rtmsg))
-          return;
-        const auto* info = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(msg));
-        if (info->rtm_family != family || info->rtm_type != RTN_UNICAST) return;
-        if (info->rtm_flags & RTM_F_CLONED) return;
-        std::array<const nlattr*, RTA_TABLE + 1> tb;
-        parse_attrs(msg, sizeof(rtmsg), tb);
-        uint32_t table = info->rtm_table;
-        if (tb[RTA_TABLE] != nullptr && mnl_attr_validate(tb[RTA_TABLE], MNL_TYPE_U32) == 0)
-          table = mnl_attr_get_u32(tb[RTA_TABLE]);
-        if (table != RT_TABLE_MAIN) return;
-        if (tb[RTA_OIF] == nullptr || mnl_attr_validate(tb[RTA_OIF], MNL_TYPE_U32) != 0 ||
-            mnl_attr_get_u32(tb[RTA_OIF]) != want)
-          return;
-        Route r;
-        r.dst.family = family;
-        r.dst.cidr = info->rtm_dst_len;
-        if (r.dst.cidr > r.dst.max_cidr()) return;
-        if (r.dst.cidr > 0 && !read_addr(tb[RTA_DST], family, r.dst.addr)) return;
-        r.dst = r.dst.masked();
-        r.protocol = info->rtm_protocol;
-        out.push_back(r);
-      });
-      if (reply.err != EINTR) break;
-    }
+    rtmsg request{};
+    request.rtm_family = static_cast<uint8_t>(family);
+    Reply reply = dump(
+        nl_, portid_, seq_, RTM_GETROUTE, request, [&] { out.resize(first); },
+        [&](const nlmsghdr* msg) {
+          if (msg->nlmsg_type != RTM_NEWROUTE || mnl_nlmsg_get_payload_len(msg) < sizeof(rtmsg))
+            return;
+          const auto* info = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(msg));
+          if (info->rtm_family != family || info->rtm_type != RTN_UNICAST) return;
+          if (info->rtm_flags & RTM_F_CLONED) return;
+          std::array<const nlattr*, RTA_TABLE + 1> tb;
+          parse_attrs(msg, sizeof(rtmsg), tb);
+          uint32_t table = info->rtm_table;
+          if (tb[RTA_TABLE] != nullptr && mnl_attr_validate(tb[RTA_TABLE], MNL_TYPE_U32) == 0)
+            table = mnl_attr_get_u32(tb[RTA_TABLE]);
+          if (table != RT_TABLE_MAIN) return;
+          if (tb[RTA_OIF] == nullptr || mnl_attr_validate(tb[RTA_OIF], MNL_TYPE_U32) != 0 ||
+              mnl_attr_get_u32(tb[RTA_OIF]) != want)
+            return;
+          Route r;
+          r.dst.family = family;
+          r.dst.cidr = info->rtm_dst_len;
+          if (r.dst.cidr > r.dst.max_cidr()) return;
+          if (r.dst.cidr > 0 && !read_addr(tb[RTA_DST], family, r.dst.addr)) return;
+          r.dst = r.dst.masked();
+          r.protocol = info->rtm_protocol;
+          out.push_back(r);
+        });
     if (reply.err != 0)
       return describe(family == AF_INET ? "list IPv4 routes" : "list IPv6 routes", ifname, reply);
   }

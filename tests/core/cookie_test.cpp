@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <ostream>
 #include <string>
 #include <vector>
 
@@ -21,31 +20,17 @@ using testing::craft_initiation;
 using testing::Datagram;
 using testing::drop_changes;
 using testing::Fate;
+using testing::fixed;
 using testing::ipv4_packet;
 using testing::kTunA4;
 using testing::kTunB4;
 using testing::Network;
 using testing::Node;
-
-// Parameterized cases print as their name in failure messages.
-template <typename T>
-requires requires(const T& c) {
-  c.name;
-}
-void PrintTo(const T& c, std::ostream* os) {
-  *os << c.name;
-}
+using testing::PrintTo;
 
 constexpr Nanos kJitter = 50 * kMillisecond;
 constexpr size_t kInitMac1 = mac1_offset<MessageInitiation>();
 constexpr size_t kInitMac2 = mac2_offset<MessageInitiation>();
-
-DeviceOptions fixed(uint32_t under_load_threshold = 64) {
-  DeviceOptions o;
-  o.fixed_jitter = kJitter;
-  o.under_load_threshold = under_load_threshold;
-  return o;
-}
 
 bool mac2_is_zero(const Datagram& d) {
   return std::all_of(d.bytes.begin() + kInitMac2, d.bytes.begin() + kInitMac2 + kMacSize,
@@ -55,7 +40,8 @@ bool mac2_is_zero(const Datagram& d) {
 // ------------------------------------------------------------------ under load
 
 TEST(UnderLoad, CookieReplyThenRetryWithMac2Completes) {
-  Network net(fixed(), fixed(/*under_load_threshold=*/0));  // b is always under load
+  // b is always under load.
+  Network net(fixed(kJitter), fixed(kJitter, /*under_load_threshold=*/0));
   Bytes pkt = ipv4_packet(kTunA4, kTunB4, 60, 1);
   EXPECT_EQ(net.send(net.a, pkt), Verdict::kConsumed);
   net.pump();
@@ -92,7 +78,7 @@ TEST(UnderLoad, CookieReplyThenRetryWithMac2Completes) {
 }
 
 TEST(UnderLoad, ThresholdWithinOneSecond) {
-  Network net(fixed(), fixed(/*under_load_threshold=*/2));
+  Network net(fixed(kJitter), fixed(kJitter, /*under_load_threshold=*/2));
   auto initiation = [&] {
     net.clock.advance(25 * kMillisecond);  // past the per-peer flood limit
     return Datagram{craft_initiation(net.a.private_key, net.b.public_key, net.clock.wall(),
@@ -116,7 +102,7 @@ TEST(UnderLoad, ThresholdWithinOneSecond) {
 
 // Datagrams with a bad mac1 are neither counted towards load nor answered.
 TEST(UnderLoad, BadMac1DoesNotCountTowardsLoad) {
-  Network net(fixed(), fixed(/*under_load_threshold=*/1));
+  Network net(fixed(kJitter), fixed(kJitter, /*under_load_threshold=*/1));
   Bytes bad = craft_initiation(net.a.private_key, net.b.public_key, net.clock.wall(),
                                net.clock.monotonic());
   bad[kInitMac1] ^= 1;
@@ -140,7 +126,8 @@ TEST_P(BadMac1, DroppedWithoutAnswer) {
   // Only the receiving side is under load, so the other can make a genuine
   // message for it.
   const uint32_t threshold = c.under_load ? 0 : 64;
-  Network net(fixed(c.response ? threshold : 64), fixed(c.response ? 64 : threshold));
+  Network net(fixed(kJitter, c.response ? threshold : 64),
+              fixed(kJitter, c.response ? 64 : threshold));
   Node& to = c.response ? net.a : net.b;
   Bytes msg;
   size_t mac1_off;
@@ -197,7 +184,7 @@ struct CookieReplyCase {
 };
 
 TEST(CookieReply, WrongOrCorruptedRepliesAreDroppedAndCounted) {
-  Network net(fixed(), fixed(/*under_load_threshold=*/0));
+  Network net(fixed(kJitter), fixed(kJitter, /*under_load_threshold=*/0));
   std::vector<Datagram> replies;
   bool hold = true;
   net.filter = [&](const Node&, Datagram& d) {
@@ -263,7 +250,7 @@ TEST(CookieReply, WrongOrCorruptedRepliesAreDroppedAndCounted) {
 // The cookie is bound to the initiator's address and port: after a moves, its
 // mac2 is no good and it needs a new cookie.
 TEST(CookieReply, BoundToTheSourceAddress) {
-  Network net(fixed(), fixed(/*under_load_threshold=*/0));
+  Network net(fixed(kJitter), fixed(kJitter, /*under_load_threshold=*/0));
   net.send(net.a, ipv4_packet(kTunA4, kTunB4, 60));
   net.pump();
   EXPECT_EQ(net.b.dropped(Drop::kCookieSent), 1u);
@@ -281,7 +268,7 @@ TEST(CookieReply, BoundToTheSourceAddress) {
 // Under load, initiations with a valid mac2 still pass the per-source rate
 // limiter: a burst of 5, then 50 a second.
 TEST(UnderLoad, RateLimitedPerSource) {
-  Network net(fixed(), fixed(/*under_load_threshold=*/0));
+  Network net(fixed(kJitter), fixed(kJitter, /*under_load_threshold=*/0));
   CookieMaker maker;  // a's side, driven by hand
   maker.set_peer_public_key(net.b.public_key);
   auto initiation = [&] {

@@ -28,15 +28,7 @@ using testing::kTunB4;
 using testing::kTunB6;
 using testing::Network;
 using testing::Node;
-
-// Parameterized cases print as their name in failure messages.
-template <typename T>
-requires requires(const T& c) {
-  c.name;
-}
-void PrintTo(const T& c, std::ostream* os) {
-  *os << c.name;
-}
+using testing::PrintTo;
 
 constexpr size_t kInitiationSize = sizeof(MessageInitiation);
 

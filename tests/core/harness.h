@@ -28,6 +28,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,6 +68,31 @@ class FakeClock final : public Clock {
   Nanos monotonic_ = 1000 * kSecond;             // an arbitrary boot time
   Nanos wall_ = Nanos{1'700'000'000} * kSecond;  // November 2023
 };
+
+// ------------------------------------------------------------------ options
+
+// DeviceOptions with the jitter fixed at `jitter`, so every timer deadline is
+// exact.
+inline DeviceOptions fixed(Nanos jitter,
+                           uint32_t under_load_threshold = DeviceOptions{}.under_load_threshold) {
+  DeviceOptions o;
+  o.fixed_jitter = jitter;
+  o.under_load_threshold = under_load_threshold;
+  return o;
+}
+
+// ------------------------------------------------------------------ printing
+
+// Parameterized cases print as their name in failure messages. A test file
+// brings it in with `using testing::PrintTo;` in the namespace of its cases,
+// where gtest's argument-dependent lookup finds it.
+template <typename T>
+requires requires(const T& c) {
+  c.name;
+}
+void PrintTo(const T& c, std::ostream* os) {
+  *os << c.name;
+}
 
 // ------------------------------------------------------------------ addresses
 

@@ -6,7 +6,6 @@
 // exact, except in the one test that checks the jitter's range.
 #include <gtest/gtest.h>
 
-#include <ostream>
 #include <string>
 #include <vector>
 
@@ -18,28 +17,15 @@ namespace {
 using testing::Bytes;
 using testing::Datagram;
 using testing::Fate;
+using testing::fixed;
 using testing::ipv4_packet;
 using testing::kTunA4;
 using testing::kTunB4;
 using testing::Network;
 using testing::Node;
-
-// Parameterized cases print as their name in failure messages.
-template <typename T>
-requires requires(const T& c) {
-  c.name;
-}
-void PrintTo(const T& c, std::ostream* os) {
-  *os << c.name;
-}
+using testing::PrintTo;
 
 constexpr Nanos kJitter = 123 * kMillisecond;
-
-DeviceOptions fixed() {
-  DeviceOptions o;
-  o.fixed_jitter = kJitter;
-  return o;
-}
 
 Bytes a_to_b(uint8_t seed = 0) {
   return ipv4_packet(kTunA4, kTunB4, 60, seed);
@@ -51,7 +37,7 @@ Bytes b_to_a(uint8_t seed = 0) {
 // A Network with fixed jitter and a session a initiated at t0 = start().
 class Timers : public ::testing::Test {
  protected:
-  Timers() : net(fixed(), fixed()) {
+  Timers() : net(fixed(kJitter), fixed(kJitter)) {
     net.establish();
     t0 = net.clock.monotonic();
   }
@@ -107,7 +93,7 @@ class RekeyAfterMessages : public ::testing::TestWithParam<MessageRekeyCase> {};
 
 TEST_P(RekeyAfterMessages, EitherSideRekeys) {
   const MessageRekeyCase& c = GetParam();
-  Network net(fixed(), fixed());
+  Network net(fixed(kJitter), fixed(kJitter));
   net.establish();
   net.clock.advance(kRekeyTimeout);  // past b's response, which holds back b's initiations
   Node& from = c.from_a ? net.a : net.b;
@@ -167,7 +153,7 @@ class RejectAfterTime : public ::testing::TestWithParam<RejectCase> {};
 
 TEST_P(RejectAfterTime, SendingStagesAndInitiates) {
   const RejectCase& c = GetParam();
-  Network net(fixed(), fixed());
+  Network net(fixed(kJitter), fixed(kJitter));
   net.establish();
   const Nanos t0 = net.clock.monotonic();
   net.run_until(t0 + kRejectAfterTime - 1);
@@ -213,7 +199,7 @@ TEST_F(Timers, ReceivingOnAnExpiredKeypair) {
 // ------------------------------------------------------------------ retransmission
 
 TEST(Retransmit, EveryRekeyTimeoutPlusJitterThenGiveUp) {
-  Network net(fixed(), fixed());
+  Network net(fixed(kJitter), fixed(kJitter));
   net.filter = [](const Node&, Datagram&) { return Fate::kDrop; };
   const Nanos t0 = net.clock.monotonic();
   EXPECT_EQ(net.send(net.a, a_to_b()), Verdict::kConsumed);
@@ -273,7 +259,7 @@ TEST(Retransmit, RandomJitterWithinBounds) {
 }
 
 TEST(Retransmit, HandshakeCompletesWhenTheNetworkHeals) {
-  Network net(fixed(), fixed());
+  Network net(fixed(kJitter), fixed(kJitter));
   int dropped = 0;
   net.filter = [&](const Node&, Datagram& d) {
     if (d.is(MessageType::kInitiation) && dropped < 3) {
@@ -299,7 +285,7 @@ TEST(Retransmit, HandshakeCompletesWhenTheNetworkHeals) {
 // initiation, and the session the first response would have made never
 // confuses anything.
 TEST(Retransmit, LostResponse) {
-  Network net(fixed(), fixed());
+  Network net(fixed(kJitter), fixed(kJitter));
   bool dropped = false;
   net.filter = [&](const Node&, Datagram& d) {
     if (d.is(MessageType::kResponse) && !dropped) {
@@ -366,7 +352,7 @@ class NewHandshake : public ::testing::TestWithParam<NewHandshakeCase> {};
 
 TEST_P(NewHandshake, AfterDataWithNoReply) {
   const NewHandshakeCase& c = GetParam();
-  Network net(fixed(), fixed());
+  Network net(fixed(kJitter), fixed(kJitter));
   net.establish();
   net.run_for(kKeepaliveTimeout + kSecond);  // b's passive keepalive has come and gone
   ASSERT_EQ(net.sent_keepalives(net.b), 1u);
