@@ -43,7 +43,7 @@ const char* link_state_name(Links::State s) {
   return "?";
 }
 
-struct Links::Conn final : proto::TlsChannel::Handler {
+struct Links::Conn final : proto::TlsChannel::Handler, std::enable_shared_from_this<Conn> {
   Conn(Links& o, boost::asio::io_context& io, std::string n, bool d)
       : owner(o), socket(io), timer(io), name(std::move(n)), dialed(d) {}
 
@@ -77,6 +77,15 @@ struct Links::Conn final : proto::TlsChannel::Handler {
     closing = true;
     if (ch) {
       ch->close_after_flush(why);
+      // A peer that stopped reading could hold the flush for as long as TCP
+      // retries; the link gives it a connect timeout, then drops it.
+      timer.expires_after(owner.opt_.connect_timeout);
+      timer.async_wait([this, weak = weak_from_this(), why](const boost::system::error_code& e) {
+        auto self = weak.lock();
+        if (e || !self || done) return;
+        ch->detach();
+        owner.on_closed(*this, why + " (the peer did not take the rest in time)", false);
+      });
     } else {
       // Still connecting: the connect handler sees operation_aborted and ends it.
       boost::system::error_code ignored;

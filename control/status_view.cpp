@@ -201,6 +201,14 @@ std::string format_status(const nlohmann::json& status) {
       for (const auto& peer : *peers) rows.push_back(peer_row(peer));
       out += fmt::format("\npeers: {}\n", rows.size());
       out += table(rows);
+      // Why a link is not up, for the peers that say so.
+      for (const auto& peer : *peers) {
+        const json* state = field(peer, "link");
+        std::string why = text(field(peer, "link_error"));
+        if (state != nullptr && state->is_string() && *state != "up" && why != kMissing) {
+          out += fmt::format("link to {}: {}\n", text(field(peer, "name")), why);
+        }
+      }
     }
     return out;
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@
 //       {"name": "n2", "public_key": "<base64>", "endpoint": "10.99.0.12:51820",
 //        "allowed_ips": ["10.200.0.2/32"], "control": "10.99.0.12:7451",
 //        "link": "up|connecting|down",
+//        "link_error": "...",      // why it last went down ("" if never)
 //        "ping_rtt_ms": 0.41,      // null: never measured
 //        "last_heard_s": 0.2,      // null: never heard
 //        "handshake_age_s": 3.1,   // null: no handshake yet
@@ -37,7 +38,8 @@ namespace faraday::control {
 // Header lines (node, interface, key, port, overlay, allowed IPs, underlay,
 // control), the farad line (address, state, joined, epoch, cursor, last error
 // when any) and a table with one row per peer: NAME ENDPOINT LINK RTT HEARD
-// HANDSHAKE RX TX FARAD. Ends with "\n".
+// HANDSHAKE RX TX FARAD, then "link to NAME: why" for each link not up that
+// says why. Ends with "\n".
 std::string format_status(const nlohmann::json& status);
 
 // "512 B", "1.2 KiB", "3.4 MiB", ... up to TiB; "-" for a negative or not finite value.

@@ -545,6 +545,15 @@ TEST(CtlStatusView, FullSample) {
       "ABSENT\n");
 }
 
+TEST(CtlStatusView, WhyALinkIsDown) {
+  json j = json::parse(kSample);
+  j["peers"][1]["link_error"] = "connect: Connection refused";
+  j["peers"][0]["link_error"] = "an old error of a link that is up again";
+  std::string text = format_status(j);
+  EXPECT_NE(text.find("\nlink to n3: connect: Connection refused\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("link to n2"), std::string::npos) << text;
+}
+
 TEST(CtlStatusView, FaradError) {
   json j = json::parse(kSample);
   j["farad"]["state"] = "waiting";
