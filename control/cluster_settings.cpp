@@ -44,7 +44,8 @@ const settings::Table<C>& table() {
       {"container-prefix", "Optional prefix for this node's containers, announced with the overlay",
        &C::container_prefix},
       {"control-listen",
-       "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT; with an "
+       "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT or "
+       "[IPv6]:PORT; [::] takes IPv4 too (0.0.0.0 when the host has no IPv6). With an "
        "unspecified ADDR the first announced address is announced",
        &C::control_listen},
       {"control-socket",

@@ -32,7 +32,7 @@ struct ClusterConfig {
   std::vector<std::string> announce;
   std::string overlay;
   std::string container_prefix;
-  std::string control_listen = "0.0.0.0:7451";
+  std::string control_listen = "[::]:7451";
   std::string control_socket;  // empty: /run/faraday/IFNAME.sock
   double ping_interval = 1;
   double silence = 5;

@@ -3,6 +3,7 @@
 
 #include <openssl/x509.h>
 
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <random>
 
@@ -130,9 +131,20 @@ Links::~Links() {
   stop();
 }
 
-bool Links::listen(const boost::asio::ip::tcp::endpoint& at, std::string* error) {
+bool Links::listen(const boost::asio::ip::tcp::endpoint& requested, std::string* error) {
   boost::system::error_code ec;
+  boost::asio::ip::tcp::endpoint at = requested;
   acceptor_.open(at.protocol(), ec);
+  bool any_v6 = at.address().is_v6() && at.address().is_unspecified();
+  if (ec == boost::asio::error::address_family_not_supported && any_v6) {
+    // A host without IPv6: [::] means "every address", so take IPv4's.
+    at = {boost::asio::ip::address_v4::any(), at.port()};
+    log::info("no IPv6 on this host; links on {}", endpoint_text(at));
+    ec = {};
+    acceptor_.open(at.protocol(), ec);
+  } else if (!ec && any_v6) {
+    acceptor_.set_option(boost::asio::ip::v6_only(false), ec);  // IPv4 peers too
+  }
   if (!ec) acceptor_.set_option(boost::asio::ip::tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(at, ec);
   if (!ec) acceptor_.listen(128, ec);

@@ -69,7 +69,8 @@ class Links {
   Links(const Links&) = delete;
   Links& operator=(const Links&) = delete;
 
-  // Accepts links on `at`. False and *error if it cannot bind.
+  // Accepts links on `at`. [::] takes IPv4 peers too, and falls back to
+  // 0.0.0.0 on a host without IPv6. False and *error if it cannot bind.
   bool listen(const boost::asio::ip::tcp::endpoint& at, std::string* error);
   // The bound endpoint (port 0 in listen() picks one).
   boost::asio::ip::tcp::endpoint local_endpoint() const;

@@ -43,7 +43,7 @@ TEST(ClusterSettings, Defaults) {
   EXPECT_EQ(c.interface, "faraday0");
   EXPECT_EQ(c.listen_port, 51820u);
   EXPECT_EQ(c.mtu, 1420u);
-  EXPECT_EQ(c.control_listen, "0.0.0.0:7451");
+  EXPECT_EQ(c.control_listen, "[::]:7451");
   EXPECT_EQ(c.log_level, "info");
 
   ClusterOptions o;
@@ -63,7 +63,7 @@ TEST(ClusterSettings, Defaults) {
   EXPECT_EQ(o.overlay.to_string(), "10.200.0.1/32");
   EXPECT_FALSE(o.container_prefix.has_value());
   EXPECT_EQ(o.control_listen,
-            boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("0.0.0.0"), 7451));
+            boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("::"), 7451));
   EXPECT_EQ(o.ping_interval, 1000ms);
   EXPECT_EQ(o.silence, 5000ms);
   EXPECT_EQ(o.heartbeat, 0ms);

@@ -102,7 +102,7 @@ class LinksTest : public ::testing::Test {
     return {pki::ca_cert_path(dir), dir + "/" + name + ".pem", dir + "/" + name + ".key", ""};
   }
 
-  // A Links for `name` listening on 127.0.0.1:port (0: any), its certificate
+  // A Links for `name` listening on listen_on_:port (0: any), its certificate
   // from `dir`'s CA; it trusts `ca` (default: that CA).
   Node start(const std::string& name, LinkOptions options = fast_options(), uint16_t port = 0,
              const std::string& dir = ca_dir(), const std::string& ca = "") {
@@ -115,7 +115,7 @@ class LinksTest : public ::testing::Test {
     n.client = proto::make_client_context(f, &error);
     EXPECT_TRUE(n.client) << error;
     n.links = std::make_unique<Links>(io_, n.server, n.client, name, options);
-    EXPECT_TRUE(n.links->listen({boost::asio::ip::make_address("127.0.0.1"), port}, &error))
+    EXPECT_TRUE(n.links->listen({boost::asio::ip::make_address(listen_on_), port}, &error))
         << error;
     n.ep = n.links->local_endpoint();
     EXPECT_NE(n.ep.port(), 0);
@@ -151,6 +151,7 @@ class LinksTest : public ::testing::Test {
 
   // Declared first: destroyed after every Links, timer and socket bound to it.
   boost::asio::io_context io_;
+  std::string listen_on_ = "127.0.0.1";
   static std::string* dir_;
 };
 
@@ -213,6 +214,17 @@ TEST_F(LinksTest, EndpointChangedWhileConnectingRedialsTheNewOne) {
   a->add(kB, b.ep);
   ASSERT_TRUE(until([&] { return up(a, kB) && up(b, kA); }));
   EXPECT_GE(a->counters().dials, 2u);
+}
+
+TEST_F(LinksTest, ListenerOnAnyIpv6AddressTakesIpv4Peers) {
+  Node a = start(kA);
+  listen_on_ = "::";  // the default control-listen: [::]:7451
+  Node b = start(kB);
+  listen_on_ = "127.0.0.1";
+  // (0.0.0.0 on a host without IPv6: the same test then still holds.)
+  a->add(kB, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), b.ep.port()));
+  b->add(kA, a.ep);
+  ASSERT_TRUE(until([&] { return up(a, kB) && up(b, kA); }));
 }
 
 TEST_F(LinksTest, NoControlEndpointNoDial) {

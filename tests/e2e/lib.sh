@@ -379,7 +379,7 @@ node_define() {
 
 # node_write_config NAME: WORK/NAME/config.toml, every key of the contract
 # that the test sets (the rest stay at their defaults, e.g. announce: the
-# address that routes to farad, control-listen 0.0.0.0:7451).
+# address that routes to farad, control-listen [::]:7451).
 node_write_config() {
 	local name=$1 d="$WORK/$1"
 	cat >"$d/config.toml" <<EOF
