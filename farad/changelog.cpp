@@ -18,6 +18,7 @@ constexpr uint8_t kTagEpoch = (1 << 3) | 0;     // Push.epoch
 constexpr uint8_t kTagCursor = (2 << 3) | 0;    // Push.cursor
 constexpr uint8_t kTagCaughtUp = (3 << 3) | 0;  // Push.caught_up
 constexpr uint8_t kTagMembers = (4 << 3) | 2;   // Push.members
+constexpr uint8_t kTagRemoved = (5 << 3) | 2;   // Push.removed
 constexpr size_t kCompactAbove = 256 * 1024;    // dead bytes worth a compaction
 
 size_t varint_size(uint64_t v) {
@@ -41,17 +42,25 @@ uint8_t* put_varint(uint64_t v, uint8_t* p) {
 }  // namespace
 
 void ChangeLog::put(Owner owner, const proto::Member& member) {
-  assert(member.cursor() > head_);
-  std::string body = member.SerializeAsString();
+  store(owner, member.cursor(), kTagMembers, member.SerializeAsString(), false);
+}
+
+void ChangeLog::put(Owner owner, const proto::Removal& removal) {
+  store(owner, removal.cursor(), kTagRemoved, removal.SerializeAsString(), true);
+}
+
+void ChangeLog::store(Owner owner, uint64_t cursor, uint8_t tag, const std::string& body,
+                      bool removal) {
+  assert(cursor > head_);
   uint8_t head[11];
-  head[0] = kTagMembers;
+  head[0] = tag;
   size_t hlen = put_varint(body.size(), head + 1) - head;
-  Slot slot{member.cursor(), static_cast<uint32_t>(bytes_.size()),
-            static_cast<uint32_t>(hlen + body.size()), owner};
+  Slot slot{cursor, static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(hlen + body.size()),
+            owner, removal};
   bytes_.append(reinterpret_cast<const char*>(head), hlen);
   bytes_.append(body);
   slots_.push_back(slot);
-  head_ = member.cursor();
+  head_ = cursor;
   ++live_;
 }
 
@@ -89,7 +98,11 @@ void ChangeLog::compact() {
 }
 
 ChangeLog::Batch ChangeLog::append_push_frame(std::string& out, uint64_t epoch, uint64_t after,
-                                              Owner skip, size_t max_entry_bytes) const {
+                                              Owner skip, size_t max_entry_bytes,
+                                              uint64_t removals_after) const {
+  auto wanted = [&](const Slot& s) {
+    return s.owner && s.owner != skip && !(s.removal && s.cursor <= removals_after);
+  };
   // Plan: which slots go in, and how many bytes they make.
   Batch batch;
   size_t begin = first_after(after);
@@ -97,7 +110,7 @@ ChangeLog::Batch ChangeLog::append_push_frame(std::string& out, uint64_t epoch, 
   size_t entry_bytes = 0;
   for (; end < slots_.size(); ++end) {
     const Slot& s = slots_[end];
-    if (!s.owner || s.owner == skip) continue;
+    if (!wanted(s)) continue;
     if (batch.entries > 0 && entry_bytes + s.len > max_entry_bytes) break;
     entry_bytes += s.len;
     ++batch.entries;
@@ -130,14 +143,14 @@ ChangeLog::Batch ChangeLog::append_push_frame(std::string& out, uint64_t epoch, 
   // Copy contiguous runs of wanted slots in one go.
   size_t i = begin;
   while (i < end) {
-    if (!slots_[i].owner || slots_[i].owner == skip) {
+    if (!wanted(slots_[i])) {
       ++i;
       continue;
     }
     size_t run_start = slots_[i].offset;
     size_t run_end = run_start + slots_[i].len;
     ++i;
-    while (i < end && slots_[i].owner && slots_[i].owner != skip && slots_[i].offset == run_end) {
+    while (i < end && wanted(slots_[i]) && slots_[i].offset == run_end) {
       run_end += slots_[i].len;
       ++i;
     }

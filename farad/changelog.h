@@ -6,6 +6,11 @@
 // A changed member's old entry becomes a hole; holes are compacted away when
 // they outweigh the live entries.
 //
+// A member removed for lost trust (farad.proto, Sessions 7) leaves a Removal
+// entry at its own cursor, so nodes that were connected, or resume from an
+// older cursor, drop that peer; a node that joined after it (a snapshot) is
+// not sent it.
+//
 // Threads: not thread-safe; farad's single io thread owns it.
 #pragma once
 
@@ -24,6 +29,8 @@ class ChangeLog {
 
   // Stores `member` (whose cursor must be above every stored cursor) for owner.
   void put(Owner owner, const proto::Member& member);
+  // Stores a Removal entry the same way (its cursor above every stored one).
+  void put(Owner owner, const proto::Removal& removal);
   // Removes the entry stored at `cursor`, if any.
   void erase(uint64_t cursor);
 
@@ -34,10 +41,11 @@ class ChangeLog {
     size_t frame_bytes = 0;  // the whole frame, header included
   };
   // Appends one frame, FaradMessage{version, push{epoch, cursor, caught_up,
-  // members}}, carrying the entries after cursor `after` except skip's, at
-  // least one entry and then as many as fit in max_entry_bytes.
+  // members, removed}}, carrying the entries after cursor `after` except
+  // skip's and except Removals at or before `removals_after`, at least one
+  // entry and then as many as fit in max_entry_bytes.
   Batch append_push_frame(std::string& out, uint64_t epoch, uint64_t after, Owner skip,
-                          size_t max_entry_bytes) const;
+                          size_t max_entry_bytes, uint64_t removals_after = 0) const;
 
   // The newest cursor stored (0 if none ever was).
   uint64_t head() const { return head_; }
@@ -51,7 +59,9 @@ class ChangeLog {
     uint32_t offset;
     uint32_t len;
     Owner owner;  // nullptr: a hole
+    bool removal;
   };
+  void store(Owner owner, uint64_t cursor, uint8_t tag, const std::string& body, bool removal);
   size_t first_after(uint64_t cursor) const;
   void compact();
 

@@ -35,11 +35,18 @@ are errors. --print-config shows the result.
 
 Identity: a node is named by the subject Common Name (CN) of its client
 certificate, which must chain to --ca; it can register and change only the
-entry of that name. Only TLS 1.3 is spoken.
+entry of that name. Only TLS 1.3 is spoken. While a member's connection is
+open, a second connection with the same name but another WireGuard key is
+refused (NAME_IN_USE) and logged as a security event; the same key takes over
+(a restart), and a new key is accepted once the holder's connection closed.
 
-Signals: SIGHUP re-reads the CA, certificate, key and CRL (connections whose
-certificate no longer verifies are closed; if a file is bad the old
-configuration stays); SIGUSR1 logs the counters; SIGTERM and SIGINT log them
+Trust: a member whose certificate stops verifying (revoked by the CRL after a
+SIGHUP, or expired while connected) is removed at once and every node is told
+to drop it (a Removal in the next push), without waiting for silence.
+
+Signals: SIGHUP re-reads the CA, certificate, key and CRL (connections and
+members whose certificate no longer verifies are closed and revoked; if a file
+is bad the old configuration stays); SIGUSR1 logs the counters; SIGTERM and SIGINT log them
 and stop. Membership lives in memory only: after a restart farad draws a new
 epoch and rebuilds it from the nodes' re-joins, answering UNKNOWN meanwhile.
 The protocol is documented in control/proto/farad.proto.

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cassert>
 
 #include "control/proto/node_info.h"
@@ -43,12 +44,21 @@ const char* change_kind_name(ChangeKind k) {
       return "leave";
     case ChangeKind::kExpire:
       return "expire";
+    case ChangeKind::kDisconnect:
+      return "disconnect";
+    case ChangeKind::kRevoke:
+      return "revoke";
   }
   return "?";
 }
 
-Membership::Membership(uint64_t epoch, Time started, Duration expiry, Listener* listener)
-    : epoch_(epoch), started_(started), expiry_(expiry), listener_(listener) {}
+Membership::Membership(uint64_t epoch, Time started, Duration expiry, Listener* listener,
+                       Duration grace)
+    : epoch_(epoch),
+      started_(started),
+      expiry_(expiry),
+      grace_(grace > Duration::zero() && grace < expiry ? grace : expiry),
+      listener_(listener) {}
 
 Membership::Result Membership::check(const std::string& name, const proto::NodeInfo& info,
                                      const MemberRecord* self) {
@@ -137,6 +147,7 @@ Membership::Result Membership::join(const std::string& name, const proto::NodeIn
   MemberRecord& ref = *m;
   members_.emplace(name, std::move(m));
   departed_.erase(name);
+  forget_removal(name);
   index(ref);
   record(ref);
   r.changed = true;
@@ -158,12 +169,57 @@ void Membership::heard_from(const std::string& name, Time now) {
   MemberRecord& m = *it->second;
   m.last_heard = now;
   by_age_.splice(by_age_.end(), by_age_, m.by_age);
+  if (m.disconnected) {
+    by_disconnect_.erase(*m.disconnected);
+    m.disconnected.reset();
+  }
+}
+
+void Membership::disconnected(const std::string& name, Time now) {
+  auto it = members_.find(name);
+  if (it == members_.end() || it->second->disconnected) return;
+  MemberRecord& m = *it->second;
+  m.disconnected = by_disconnect_.emplace(now, &m);
+}
+
+void Membership::forget_removal(const std::string& name) {
+  auto it = removals_.find(name);
+  if (it == removals_.end()) return;
+  log_.erase(it->second->cursor);
+  removals_.erase(it);
+}
+
+bool Membership::revoke(const std::string& name, proto::Removal::Reason reason,
+                        const std::string& detail, Time now) {
+  auto it = members_.find(name);
+  if (it == members_.end()) return false;
+  remove(*it->second, ChangeKind::kRevoke, now);
+  forget_removal(name);
+  if (removals_.size() >= kMaxRemovals) {
+    // Revocations are rare; past the bound, the oldest entry goes (a node that
+    // resumes from before it keeps that peer until it is silent and ABSENT).
+    auto oldest = std::min_element(removals_.begin(), removals_.end(), [](auto& a, auto& b) {
+      return a.second->cursor < b.second->cursor;
+    });
+    forget_removal(std::string(oldest->first));
+  }
+  auto entry = std::make_unique<Removed>();
+  entry->cursor = next_cursor_++;
+  proto::Removal r;
+  r.set_cursor(entry->cursor);
+  r.set_name(name);
+  r.set_reason(reason);
+  r.set_detail(detail);
+  log_.put(entry.get(), r);
+  removals_.emplace(name, std::move(entry));
+  return true;
 }
 
 void Membership::remove(MemberRecord& m, ChangeKind kind, Time now) {
   unindex(m);
   log_.erase(m.cursor);
   by_age_.erase(m.by_age);
+  if (m.disconnected) by_disconnect_.erase(*m.disconnected);
   if (in_unknown_window(now)) departed_.insert(m.name);
   auto owned = std::move(members_.at(m.name));
   members_.erase(m.name);
@@ -181,6 +237,10 @@ size_t Membership::expire(Time now) {
   size_t n = 0;
   while (!by_age_.empty() && now - by_age_.front()->last_heard > expiry_) {
     remove(*by_age_.front(), ChangeKind::kExpire, now);
+    ++n;
+  }
+  while (!by_disconnect_.empty() && now - by_disconnect_.begin()->first > grace_) {
+    remove(*by_disconnect_.begin()->second, ChangeKind::kDisconnect, now);
     ++n;
   }
   if (!in_unknown_window(now) && !departed_.empty()) {

@@ -43,6 +43,17 @@ double to_s(Duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
+int64_t wall_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string public_key_text(const proto::NodeInfo& info) {
+  std::string text = proto::node_info_text(info);
+  return text.substr(0, text.find(' '));
+}
+
 }  // namespace
 
 const char* close_reason_name(CloseReason r) {
@@ -63,6 +74,8 @@ const char* close_reason_name(CloseReason r) {
       return "certificate_invalidated";
     case CloseReason::kConnectionLimit:
       return "connection_limit";
+    case CloseReason::kNameInUse:
+      return "name_in_use";
     case CloseReason::kCount:
       break;
   }
@@ -75,11 +88,13 @@ struct Server::Conn final : TlsChannel::Handler {
   Server* server;
   std::shared_ptr<TlsChannel> ch;
   std::string name;  // the certificate's identity, once established
+  int64_t not_after = INT64_MAX;  // the certificate's expiry, seconds since the epoch
   Time accepted_at;
   Time last_message{};
   Time closing_since{};
   proto::FrameDecoder decoder;
   uint64_t sent_cursor = 0;  // pushes sent up to here
+  uint64_t removals_after = 0;  // Removals at or before this cursor are not sent
   bool subscribed = false;   // joined on this connection: gets pushes
   bool closing = false;      // close_conn() called; waiting for the flush
   bool closed = false;       // detached; reap() frees it
@@ -99,7 +114,8 @@ Server::Server(boost::asio::io_context& io, ServerOptions options)
       acceptor_(io),
       sweep_timer_(io),
       round_timer_(io),
-      membership_(opt_.epoch ? opt_.epoch : random_epoch(), Clock::now(), opt_.expiry, this) {}
+      membership_(opt_.epoch ? opt_.epoch : random_epoch(), Clock::now(), opt_.expiry, this,
+                  opt_.disconnect_grace) {}
 
 Server::~Server() {
   stop();
@@ -213,14 +229,16 @@ void Server::established(Conn& c) {
   ++counters_.established;
   c.name = *name;
   c.last_message = Clock::now();
-  auto old = by_name_.find(c.name);
-  if (old != by_name_.end() && old->second != &c) {
-    close_conn(*old->second, CloseReason::kReplaced,
-               fmt::format("replaced by a newer connection from {}", c.ch->peer()),
-               proto::Error::REPLACED);
+  if (auto t = proto::certificate_not_after(SSL_get0_peer_certificate(c.ch->ssl()))) {
+    c.not_after = *t;
   }
-  by_name_[c.name] = &c;
+  // The connection holds the name only once it joins (handle_join).
   log::debug("connected {}", who(c));
+}
+
+bool Server::is_holder(const Conn& c) const {
+  auto it = by_name_.find(c.name);
+  return it != by_name_.end() && it->second == &c;
 }
 
 // ---- reading ----
@@ -261,14 +279,22 @@ bool Server::frame(Conn& c, std::span<const uint8_t> payload) {
   ++counters_.requests;
   Time now = Clock::now();
   c.last_message = now;
-  membership_.heard_from(c.name, now);
+  bool holder = is_holder(c);
+  if (holder) membership_.heard_from(c.name, now);
   uint64_t id = in_.request_id();
   switch (in_.body_case()) {
     case proto::NodeMessage::kJoin:
       handle_join(c, in_.join(), id);
       break;
     case proto::NodeMessage::kUpdate: {
-      auto r = membership_.update(c.name, in_.update().node(), now);
+      Membership::Result r;
+      if (holder) {
+        r = membership_.update(c.name, in_.update().node(), now);
+      } else {
+        r.ok = false;
+        r.code = proto::Error::NOT_MEMBER;
+        r.detail = fmt::format("this connection has not joined as {}; join first", c.name);
+      }
       if (!r.ok) {
         send_error(c, id, r.code, r.detail, false);
       } else {
@@ -308,7 +334,10 @@ bool Server::frame(Conn& c, std::span<const uint8_t> payload) {
     }
     case proto::NodeMessage::kLeave:
       c.subscribed = false;
-      membership_.leave(c.name, now);
+      if (holder) {
+        membership_.leave(c.name, now);
+        by_name_.erase(c.name);
+      }
       out_.Clear();
       out_.set_request_id(id);
       out_.mutable_ack();
@@ -320,16 +349,49 @@ bool Server::frame(Conn& c, std::span<const uint8_t> payload) {
   return !c.closing && !c.closed;
 }
 
+bool Server::refuse_name_taken(Conn& c, const proto::Join& join, uint64_t request_id) {
+  auto it = by_name_.find(c.name);
+  if (it == by_name_.end() || it->second == &c) return false;
+  Conn& holder = *it->second;
+  const MemberRecord* m = membership_.find(c.name);
+  if (holder.closing || holder.closed || !m || m->info.public_key() == join.node().public_key()) {
+    return false;  // no live holder, or the same node again: it takes over
+  }
+  ++counters_.name_conflicts;
+  std::string why = fmt::format(
+      "{} is held by a live connection from {} with another WireGuard key (holder {}, this "
+      "connection announced {})",
+      c.name, holder.ch->peer(), public_key_text(m->info), public_key_text(join.node()));
+  log::warn("security: refused a second connection for node {} from {}: {}", c.name, c.ch->peer(),
+            why);
+  send_error(c, request_id, proto::Error::NAME_IN_USE, why, true);
+  close_conn(c, CloseReason::kNameInUse, why);
+  return true;
+}
+
 void Server::handle_join(Conn& c, const proto::Join& join, uint64_t request_id) {
   Time now = Clock::now();
+  if (refuse_name_taken(c, join, request_id)) return;
   auto r = membership_.join(c.name, join.node(), now);
   if (!r.ok) {
     send_error(c, request_id, r.code, r.detail, false);
     return;
   }
+  if (auto old = by_name_.find(c.name); old != by_name_.end() && old->second != &c) {
+    close_conn(*old->second, CloseReason::kReplaced,
+               fmt::format("replaced by a newer connection from {}", c.ch->peer()),
+               proto::Error::REPLACED);
+  }
+  by_name_[c.name] = &c;
+  X509* leaf = SSL_get0_peer_certificate(c.ch->ssl());
+  if (leaf && X509_up_ref(leaf) == 1) {
+    member_certs_[c.name] = MemberCert{std::shared_ptr<X509>(leaf, X509_free), c.not_after};
+  }
   bool resume = join.epoch() == membership_.epoch() && join.cursor() <= membership_.cursor();
   c.subscribed = true;
   c.sent_cursor = resume ? join.cursor() : 0;
+  // A snapshot is only the current members: Removals before it are not news.
+  c.removals_after = resume ? 0 : membership_.cursor();
   out_.Clear();
   out_.set_request_id(request_id);
   auto* j = out_.mutable_joined();
@@ -384,7 +446,7 @@ void Server::pump(Conn& c) {
   ChangeLog::Batch batch;
   c.ch->send_with([&](std::string& out) {
     batch = membership_.log().append_push_frame(out, membership_.epoch(), c.sent_cursor, self,
-                                                kPushEntryBytes);
+                                                kPushEntryBytes, c.removals_after);
     c.sent_cursor = batch.cursor;
   });
   ++counters_.push_frames;
@@ -445,7 +507,12 @@ void Server::drop(Conn& c) {
   --open_conns_;
   c.ch->detach();
   auto it = by_name_.find(c.name);
-  if (it != by_name_.end() && it->second == &c) by_name_.erase(it);
+  if (it != by_name_.end() && it->second == &c) {
+    by_name_.erase(it);
+    // Closed without Leave (a crash, a cut, a close of ours): the member goes
+    // after the disconnect grace unless it comes back.
+    membership_.disconnected(c.name, Clock::now());
+  }
   schedule_reap();
 }
 
@@ -494,9 +561,20 @@ void Server::schedule_sweep() {
 void Server::sweep() {
   Time now = Clock::now();
   membership_.expire(now);
+  check_member_certificates(false);
+  int64_t wall = wall_now();
   for (size_t i = 0; i < conns_.size(); ++i) {
     Conn& c = *conns_[i];
     if (c.closed) continue;
+    if (!c.closing && c.ch->established() && wall > c.not_after) {
+      if (is_holder(c)) {
+        revoke(c.name, proto::Removal::EXPIRED, "certificate expired while connected");
+      } else {
+        close_conn(c, CloseReason::kCertificateInvalidated, "certificate expired while connected",
+                   proto::Error::CERTIFICATE_EXPIRED);
+      }
+      continue;
+    }
     if (!c.ch->established()) {
       if (now - c.accepted_at > opt_.handshake_timeout) {
         ++counters_.closed[static_cast<size_t>(CloseReason::kHandshakeTimeout)];
@@ -539,10 +617,17 @@ void Server::on_member_change(ChangeKind kind, const MemberRecord& m, Time now) 
       break;
     case ChangeKind::kLeave:
     case ChangeKind::kExpire:
-      ++(kind == ChangeKind::kLeave ? counters_.leaves : counters_.expired);
+    case ChangeKind::kDisconnect:
+    case ChangeKind::kRevoke:
+      ++(kind == ChangeKind::kLeave    ? counters_.leaves
+         : kind == ChangeKind::kExpire ? counters_.expired
+         : kind == ChangeKind::kRevoke ? counters_.revoked
+                                       : counters_.disconnected);
+      member_certs_.erase(m.name);
       log::info("membership event={} node={} epoch={} members={} silent_for={:.1f}s",
                 change_kind_name(kind), m.name, membership_.epoch(), membership_.size(),
                 to_s(now - m.last_heard));
+      if (kind == ChangeKind::kRevoke) schedule_round();
       break;
   }
 }
@@ -557,29 +642,82 @@ bool Server::reload_tls(std::string* error) {
   }
   ctx_ = std::move(ctx);
   size_t closed = 0;
+  size_t revoked_before = counters_.revoked;
   for (size_t i = 0; i < conns_.size(); ++i) {
     Conn& c = *conns_[i];
     if (c.closed || c.closing || !c.ch->established()) continue;
-    if (auto why = proto::reverify_client(ctx_.get(), c.ch->ssl())) {
-      close_conn(c, CloseReason::kCertificateInvalidated,
-                 fmt::format("certificate no longer valid after TLS reload: {}", *why),
-                 proto::Error::REVOKED);
-      ++closed;
+    auto refusal = proto::reverify_peer(ctx_.get(), c.ch->ssl(), proto::PeerRole::kClient);
+    if (!refusal) continue;
+    ++closed;
+    std::string why = fmt::format("certificate no longer valid after TLS reload: {}",
+                                  refusal->reason);
+    if (is_holder(c)) {
+      revoke(c.name,
+             refusal->failure == proto::TlsFailure::kExpired ? proto::Removal::EXPIRED
+                                                             : proto::Removal::REVOKED,
+             why);
+    } else {
+      close_conn(c, CloseReason::kCertificateInvalidated, why, proto::Error::REVOKED);
     }
   }
-  log::info("TLS configuration reloaded (CA {}, certificate {}, CRL {}): {} connection(s) closed",
-            opt_.tls.ca, opt_.tls.cert, opt_.tls.crl.empty() ? "none" : opt_.tls.crl, closed);
+  check_member_certificates(true);
+  log::info(
+      "TLS configuration reloaded (CA {}, certificate {}, CRL {}): {} connection(s) closed, {} "
+      "member(s) revoked",
+      opt_.tls.ca, opt_.tls.cert, opt_.tls.crl.empty() ? "none" : opt_.tls.crl, closed,
+      counters_.revoked - revoked_before);
   return true;
+}
+
+void Server::revoke(const std::string& name, proto::Removal::Reason reason,
+                    const std::string& why) {
+  auto it = by_name_.find(name);
+  if (it != by_name_.end()) {
+    Conn& c = *it->second;
+    by_name_.erase(it);  // no disconnect grace: it is removed now
+    close_conn(c, CloseReason::kCertificateInvalidated, why,
+               reason == proto::Removal::EXPIRED ? proto::Error::CERTIFICATE_EXPIRED
+                                                 : proto::Error::REVOKED);
+  }
+  if (membership_.revoke(name, reason, why, Clock::now())) {
+    log::warn("revoked member {}: {}; every node is told to drop it", name, why);
+  }
+}
+
+void Server::check_member_certificates(bool full_verify) {
+  // Members whose holder is connected are checked through their connection
+  // (reload_tls, sweep); these are the ones farad still lists without one.
+  int64_t wall = wall_now();
+  std::vector<std::pair<std::string, proto::CertificateRefusal>> untrusted;
+  for (const auto& [name, mc] : member_certs_) {
+    if (by_name_.count(name)) continue;
+    if (wall > mc.not_after) {
+      untrusted.emplace_back(name, proto::CertificateRefusal{proto::TlsFailure::kExpired,
+                                                             "certificate has expired"});
+    } else if (full_verify) {
+      if (auto r = proto::verify_certificate(ctx_.get(), mc.cert.get(), nullptr,
+                                             proto::PeerRole::kClient)) {
+        untrusted.emplace_back(name, *r);
+      }
+    }
+  }
+  for (const auto& [name, refusal] : untrusted) {
+    revoke(name,
+           refusal.failure == proto::TlsFailure::kExpired ? proto::Removal::EXPIRED
+                                                          : proto::Removal::REVOKED,
+           fmt::format("certificate no longer valid: {}", refusal.reason));
+  }
 }
 
 std::string Server::counters_text() const {
   const Counters& k = counters_;
   std::string s = fmt::format(
       "counters connections={} members={} accepted={} established={} requests={} "
-      "joins={} updates={} leaves={} expired={} push_rounds={} push_frames={} push_entries={} "
-      "push_bytes={}",
+      "joins={} updates={} leaves={} expired={} disconnected={} revoked={} name_conflicts={} "
+      "push_rounds={} push_frames={} push_entries={} push_bytes={}",
       connection_count(), membership_.size(), k.accepted, k.established, k.requests, k.joins,
-      k.updates, k.leaves, k.expired, k.push_rounds, k.push_frames, k.push_entries, k.push_bytes);
+      k.updates, k.leaves, k.expired, k.disconnected, k.revoked, k.name_conflicts, k.push_rounds,
+      k.push_frames, k.push_entries, k.push_bytes);
   for (size_t i = 1; i < k.tls_refused.size(); ++i) {
     s += fmt::format(" tls_refused.{}={}",
                      proto::tls_failure_name(static_cast<proto::TlsFailure>(i)), k.tls_refused[i]);

@@ -47,7 +47,8 @@ struct ServerOptions {
   uint16_t port = 7450;  // 0: any free port (see Server::port())
   proto::TlsFiles tls;
   Duration expiry = 30s;
-  Duration idle_timeout = 0s;  // 0: the expiry window
+  Duration disconnect_grace = 10s;  // capped at the expiry window
+  Duration idle_timeout = 0s;       // 0: the expiry window
   Duration handshake_timeout = 10s;
   Duration write_timeout = 30s;
   Duration push_delay = 20ms;
@@ -64,6 +65,7 @@ enum class CloseReason : uint8_t {
   kReplaced,
   kCertificateInvalidated,
   kConnectionLimit,
+  kNameInUse,
   kCount,
 };
 const char* close_reason_name(CloseReason r);
@@ -80,7 +82,8 @@ struct Counters {
   uint64_t push_entries = 0;
   uint64_t push_bytes = 0;
   uint64_t push_rounds = 0;
-  uint64_t joins = 0, updates = 0, leaves = 0, expired = 0;
+  uint64_t joins = 0, updates = 0, leaves = 0, expired = 0, disconnected = 0, revoked = 0;
+  uint64_t name_conflicts = 0;  // Joins refused with NAME_IN_USE
 
   uint64_t tls(proto::TlsFailure f) const { return tls_refused[static_cast<size_t>(f)]; }
   uint64_t close(CloseReason r) const { return closed[static_cast<size_t>(r)]; }
@@ -134,6 +137,14 @@ class Server final : private Membership::Listener {
   void closed(Conn& c, const proto::TlsChannel::CloseInfo& info);
 
   void handle_join(Conn& c, const proto::Join& join, uint64_t request_id);
+  // The connection `c`'s name is held by (joined on), or nullptr.
+  bool is_holder(const Conn& c) const;
+  // Refuses a Join that would take a live holder's name with another key.
+  bool refuse_name_taken(Conn& c, const proto::Join& join, uint64_t request_id);
+  // Removes a member no longer trusted, closing its holder connection.
+  void revoke(const std::string& name, proto::Removal::Reason reason, const std::string& why);
+  // Members whose certificate no longer verifies now (reload) or has expired.
+  void check_member_certificates(bool full_verify);
   void pump(Conn& c);
   void reply(Conn& c, proto::FaradMessage& msg);
   void send_error(Conn& c, uint64_t request_id, proto::Error::Code code, const std::string& detail,
@@ -155,7 +166,12 @@ class Server final : private Membership::Listener {
   uint16_t port_ = 0;
   Membership membership_;
   std::vector<std::unique_ptr<Conn>> conns_;
-  std::unordered_map<std::string, Conn*> by_name_;
+  std::unordered_map<std::string, Conn*> by_name_;  // holders: the connection joined on
+  struct MemberCert {
+    std::shared_ptr<X509> cert;
+    int64_t not_after = 0;  // seconds since the epoch
+  };
+  std::unordered_map<std::string, MemberCert> member_certs_;
   size_t open_conns_ = 0;  // conns_ not yet closed
   bool round_scheduled_ = false;
   Duration round_cost_{};

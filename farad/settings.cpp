@@ -32,6 +32,12 @@ const control::settings::Table<Config>& settings() {
        "long after start farad answers UNKNOWN for nodes that have not re-joined. "
        "Joined.heartbeat_ms suggests a third of it",
        &Config::expiry},
+      {"disconnect-grace",
+       "Seconds a member whose connection closed without leaving (its daemon crashed, or "
+       "its connection broke) stays before farad answers ABSENT for it, unless it reconnects; "
+       "at most the expiry window. Peers ask only about peers they cannot hear, so a node "
+       "cut off from farad alone is never removed",
+       &Config::disconnect_grace},
       {"idle-timeout",
        "Seconds without any message before a connection is closed; 0 means the "
        "expiry window",
@@ -107,6 +113,7 @@ bool to_server_options(const Config& c, ServerOptions* out, std::string* error) 
     return true;
   };
   if (!seconds("expiry", c.expiry, false, &out->expiry) ||
+      !seconds("disconnect-grace", c.disconnect_grace, false, &out->disconnect_grace) ||
       !seconds("idle-timeout", c.idle_timeout, true, &out->idle_timeout) ||
       !seconds("handshake-timeout", c.handshake_timeout, false, &out->handshake_timeout) ||
       !seconds("write-timeout", c.write_timeout, false, &out->write_timeout) ||

@@ -21,6 +21,7 @@ struct Config {
   std::string key;
   std::string crl;
   double expiry = 30;
+  double disconnect_grace = 10;
   double idle_timeout = 0;
   double handshake_timeout = 10;
   double write_timeout = 30;

@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "control/proto/node_info.h"
 
@@ -19,6 +20,8 @@ namespace {
 
 constexpr size_t kRecordBytes = 16384;  // TLS plaintext record size
 constexpr int kReadsPerTurn = 8;        // records read before yielding to other connections
+
+TlsFailure classify_verify(long v);
 
 std::string openssl_error(std::string_view what) {
   unsigned long e = ERR_get_error();
@@ -167,24 +170,37 @@ std::optional<std::string> certificate_name(X509* cert, std::string* why) {
   return name;
 }
 
-std::optional<std::string> reverify_client(SSL_CTX* ctx, SSL* ssl) {
-  X509* leaf = SSL_get0_peer_certificate(ssl);
-  if (!leaf) return std::string("no certificate");
+std::optional<CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
+                                                     STACK_OF(X509) * chain, PeerRole role) {
+  if (!leaf) return CertificateRefusal{TlsFailure::kNoCertificate, "no certificate"};
   X509_STORE_CTX* sctx = X509_STORE_CTX_new();
-  if (!sctx) return std::string("out of memory");
-  std::optional<std::string> result;
-  if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, SSL_get_peer_cert_chain(ssl)) !=
-      1) {
-    result = openssl_error("X509_STORE_CTX_init");
+  if (!sctx) return CertificateRefusal{TlsFailure::kUntrusted, "out of memory"};
+  std::optional<CertificateRefusal> result;
+  if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, chain) != 1) {
+    result = CertificateRefusal{TlsFailure::kUntrusted, openssl_error("X509_STORE_CTX_init")};
   } else {
-    X509_STORE_CTX_set_purpose(sctx, X509_PURPOSE_SSL_CLIENT);
+    X509_STORE_CTX_set_purpose(
+        sctx, role == PeerRole::kClient ? X509_PURPOSE_SSL_CLIENT : X509_PURPOSE_SSL_SERVER);
     if (X509_verify_cert(sctx) != 1) {
-      result = X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx));
+      int err = X509_STORE_CTX_get_error(sctx);
+      result = CertificateRefusal{classify_verify(err), X509_verify_cert_error_string(err)};
     }
   }
   X509_STORE_CTX_free(sctx);
   ERR_clear_error();
   return result;
+}
+
+std::optional<CertificateRefusal> reverify_peer(SSL_CTX* ctx, SSL* ssl, PeerRole role) {
+  return verify_certificate(ctx, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl),
+                            role);
+}
+
+std::optional<int64_t> certificate_not_after(X509* cert) {
+  const ASN1_TIME* t = cert ? X509_get0_notAfter(cert) : nullptr;
+  struct tm tm {};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
+  return static_cast<int64_t>(timegm(&tm));
 }
 
 std::string_view tls_failure_name(TlsFailure f) {

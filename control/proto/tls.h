@@ -52,11 +52,6 @@ SslCtxPtr make_client_context(const TlsFiles& files, std::string* error);
 // node name (proto::valid_node_name); else nullopt and *why says what is wrong.
 std::optional<std::string> certificate_name(X509* cert, std::string* why);
 
-// Verifies an established peer's certificate again against ctx's trust store
-// (CA, CRL, validity) as a client certificate; nullopt if it still passes,
-// else the reason. farad uses it after reloading its CRL.
-std::optional<std::string> reverify_client(SSL_CTX* ctx, SSL* established);
-
 // Why a connection ended, in classes a server counts.
 enum class TlsFailure : uint8_t {
   kNone,           // closed on purpose (close_after_flush) or by the peer after the handshake
@@ -69,6 +64,22 @@ enum class TlsFailure : uint8_t {
   kCount,
 };
 std::string_view tls_failure_name(TlsFailure f);
+
+// Why a certificate no longer verifies: the class and OpenSSL's words.
+struct CertificateRefusal {
+  TlsFailure failure = TlsFailure::kUntrusted;
+  std::string reason;
+};
+enum class PeerRole { kClient, kServer };
+// Verifies a certificate (with the chain the peer sent, if any) again, now,
+// against ctx's trust store (CA, CRL, validity) for the role the peer plays;
+// nullopt if it still passes. After a CRL reload, and as time passes.
+std::optional<CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
+                                                     STACK_OF(X509) * chain, PeerRole role);
+// The same for an established connection's peer.
+std::optional<CertificateRefusal> reverify_peer(SSL_CTX* ctx, SSL* established, PeerRole role);
+// The certificate's notAfter as seconds since the epoch (nullopt if unreadable).
+std::optional<int64_t> certificate_not_after(X509* cert);
 
 class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
  public:

@@ -91,6 +91,10 @@ TestNode& Cluster::node_with(const std::string& name, Identity id, proto::NodeIn
       raw->peers[m.node().name()] = m.node();
       raw->pushed_names.push_back(m.node().name());
     }
+    for (const auto& r : p.removed()) {
+      raw->peers.erase(r.name());
+      raw->removals.push_back(r);
+    }
   };
   cb.on_error = [raw](const proto::Error& e) { raw->errors.push_back(e); };
   cb.on_disconnected = [raw](const std::string& r) { raw->disconnects.push_back(r); };

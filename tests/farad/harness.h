@@ -39,6 +39,7 @@ struct TestNode {
   std::vector<proto::Joined> joins;
   std::vector<proto::Push> pushes;
   std::vector<std::string> pushed_names;  // every member entry received, in order
+  std::vector<proto::Removal> removals;   // every Removal received, in order
   std::vector<proto::Error> errors;
   std::vector<std::string> disconnects;
 };

@@ -1,6 +1,7 @@
 // membership_test.cpp: farad's sans-IO core with a fake clock: the change log
-// (push frames, holes, compaction, skipping one's own entry) and Membership's
-// rules (identity, keys, allowed IPs, cursors, expiry, PRESENT/ABSENT/UNKNOWN).
+// (push frames, holes, compaction, skipping one's own entry, Removals) and
+// Membership's rules (identity, keys, allowed IPs, cursors, expiry, the
+// disconnect grace, revocation, PRESENT/ABSENT/UNKNOWN).
 #include <gtest/gtest.h>
 
 #include "control/proto/frame.h"
@@ -119,6 +120,33 @@ TEST(ChangeLog, CompactsHolesWithoutChangingWhatIsSent) {
   EXPECT_EQ(p.members(0).node().name(), "n2003");
 }
 
+TEST(ChangeLog, RemovalsGoToResumersButNotToSnapshotsTakenAfterThem) {
+  ChangeLog log;
+  int owners[4];
+  for (int i = 0; i < 3; ++i) log.put(&owners[i], member(i + 1, i));
+  log.erase(2);  // n1 revoked: its entry goes, a Removal takes cursor 4
+  proto::Removal r;
+  r.set_cursor(4);
+  r.set_name("n1");
+  r.set_reason(proto::Removal::REVOKED);
+  log.put(&owners[3], r);
+  // A node at cursor 2 resumes: it hears of the removal.
+  std::string frame;
+  auto b = log.append_push_frame(frame, 1, 2, nullptr, 1 << 20);
+  auto p = parse_push(frame);
+  EXPECT_EQ(b.cursor, 4u);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"n2"}));
+  ASSERT_EQ(p.removed_size(), 1);
+  EXPECT_EQ(p.removed(0).name(), "n1");
+  // A snapshot taken at cursor 4 gets only the current members.
+  frame.clear();
+  b = log.append_push_frame(frame, 1, 0, nullptr, 1 << 20, 4);
+  p = parse_push(frame);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"n0", "n2"}));
+  EXPECT_EQ(p.removed_size(), 0);
+  EXPECT_EQ(b.cursor, 4u);
+}
+
 struct Recorder : Membership::Listener {
   void on_member_change(ChangeKind k, const MemberRecord& m, Time) override {
     events.push_back(std::string(change_kind_name(k)) + ":" + m.name);
@@ -224,6 +252,54 @@ TEST_F(MembershipTest, QueryAnswersWithTheUnknownWindow) {
   // Re-joining makes b present again.
   m.join("b", node_info(2), t0 + 40s);
   EXPECT_EQ(m.query("b", t0 + 40s), proto::PRESENT);
+}
+
+TEST(MembershipGrace, ADisconnectedMemberGoesAfterTheGraceUnlessHeardAgain) {
+  Time t0 = Time(1000s);
+  Recorder rec;
+  Membership m{42, t0, 30s, &rec, 10s};
+  EXPECT_EQ(m.grace(), 10s);
+  m.join("a", node_info(1), t0);
+  m.join("b", node_info(2), t0);
+  m.disconnected("a", t0 + 1s);
+  m.disconnected("b", t0 + 1s);
+  m.heard_from("b", t0 + 5s);  // b reconnected and spoke
+  EXPECT_EQ(m.expire(t0 + 11s), 0u);
+  EXPECT_EQ(m.query("a", t0 + 11s), proto::PRESENT);
+  EXPECT_EQ(m.query("a", t0 + 11s + 1ms), proto::ABSENT);
+  EXPECT_EQ(rec.events.back(), "disconnect:a");
+  EXPECT_EQ(m.query("b", t0 + 20s), proto::PRESENT);
+  // b's silence still expires it at the expiry window.
+  EXPECT_EQ(m.query("b", t0 + 35s + 1ms), proto::ABSENT);
+  EXPECT_EQ(rec.events.back(), "expire:b");
+  // A grace longer than the expiry window is the expiry window.
+  Membership wide{1, t0, 3s, nullptr, 10s};
+  EXPECT_EQ(wide.grace(), 3s);
+}
+
+TEST_F(MembershipTest, RevocationRemovesAtOnceAndLeavesARemoval) {
+  m.join("a", node_info(1), t0);
+  m.join("b", node_info(2), t0);
+  EXPECT_TRUE(m.revoke("a", proto::Removal::REVOKED, "certificate revoked", t0 + 1s));
+  EXPECT_FALSE(m.revoke("ghost", proto::Removal::REVOKED, "", t0 + 1s));
+  EXPECT_FALSE(m.find("a"));
+  EXPECT_EQ(rec.events.back(), "revoke:a");
+  EXPECT_EQ(m.query("a", t0 + 2s), proto::ABSENT);
+  EXPECT_EQ(m.cursor(), 3u);
+  EXPECT_EQ(m.removals(), 1u);
+  EXPECT_EQ(m.log().live_entries(), 2u);  // b, and a's Removal
+  std::string frame;
+  m.log().append_push_frame(frame, m.epoch(), 2, nullptr, 1 << 20);
+  auto p = parse_push(frame);
+  ASSERT_EQ(p.removed_size(), 1);
+  EXPECT_EQ(p.removed(0).name(), "a");
+  EXPECT_EQ(p.removed(0).cursor(), 3u);
+  EXPECT_EQ(p.removed(0).detail(), "certificate revoked");
+  // Its key is free; a new certificate for the name joins and replaces the
+  // Removal with a member entry.
+  EXPECT_TRUE(m.join("a", node_info(1), t0 + 3s).ok);
+  EXPECT_EQ(m.removals(), 0u);
+  EXPECT_EQ(m.log().live_entries(), 2u);
 }
 
 }  // namespace

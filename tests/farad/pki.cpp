@@ -67,6 +67,13 @@ X509Ptr make_cert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* i
 
 }  // namespace
 
+Identity copy_of(const Identity& id) {
+  Identity copy{X509Ptr(X509_dup(id.cert.get())), PkeyPtr(), id.cert_path, id.key_path};
+  EVP_PKEY_up_ref(id.key.get());
+  copy.key.reset(id.key.get());
+  return copy;
+}
+
 PkeyPtr make_key() {
   PkeyPtr key(EVP_EC_gen("P-256"));
   check(key != nullptr, "EVP_EC_gen");

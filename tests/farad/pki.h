@@ -30,6 +30,9 @@ struct Identity {
 
 PkeyPtr make_key();  // EC P-256
 
+// A second holder of the same certificate and key (a copied file).
+Identity copy_of(const Identity& id);
+
 struct CertSpec {
   std::string cn;
   long not_before = -3600;  // seconds from now
