@@ -147,6 +147,7 @@ class Cluster {
   bool build_node_info();
   void start_farad();
   void on_push(const proto::Push& push);
+  void reload_tls();
   void upsert(const proto::NodeInfo& info);
   void remove_member(const std::string& name);
   void remove_peer(const crypto::Key& key);
@@ -396,10 +397,36 @@ void Cluster::flush_backlog() {
 }
 
 void Cluster::on_push(const proto::Push& push) {
+  for (const proto::Removal& r : push.removed()) {
+    if (!members_.count(r.name())) continue;
+    log::warn("peer {} revoked by farad ({}: {}); removing it now", r.name(),
+              proto::Removal::Reason_Name(r.reason()), r.detail());
+    remove_member(r.name());
+  }
   for (const proto::Member& m : push.members()) {
     if (m.node().name() == name_) continue;
     upsert(m.node());
   }
+}
+
+void Cluster::reload_tls() {
+  std::string error;
+  auto server_ctx = proto::make_server_context(opt_.tls, &error);
+  auto client_ctx = server_ctx ? proto::make_client_context(opt_.tls, &error) : nullptr;
+  std::optional<std::string> name;
+  if (client_ctx) name = certificate_file_name(opt_.tls.cert, &error);
+  if (name && *name != name_) {
+    error = fmt::format("{} names {:?}, but this node is {:?}", opt_.tls.cert, *name, name_);
+    name.reset();
+  }
+  if (!name) {
+    log::error("TLS reload failed, keeping the previous files: {}", error);
+    return;
+  }
+  size_t closed = links_->reload(server_ctx, client_ctx);
+  farad_->set_context(client_ctx);
+  log::info("TLS files reloaded (CA {}, certificate {}, CRL {}): {} link(s) closed", opt_.tls.ca,
+            opt_.tls.cert, opt_.tls.crl.empty() ? "none" : opt_.tls.crl, closed);
 }
 
 void Cluster::upsert(const proto::NodeInfo& info) {
@@ -733,16 +760,25 @@ int Cluster::run() {
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
   signals_.add(SIGUSR1);
+  signals_.add(SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
-        if (sig == SIGUSR1) {
+        if (sig == SIGHUP) {
+          reload_tls();
+        } else if (sig == SIGUSR1) {
           const auto& c = links_->counters();
           log::info(
               "links: accepted={} dials={} established={} refused_unknown={} refused_tls={} "
-              "bad_frames={} pings_sent={} pongs_received={}",
-              c.accepted, c.dials, c.established, c.refused_unknown, c.refused_tls, c.bad_frames,
-              c.pings_sent, c.pongs_received);
+              "closed_untrusted={} bad_frames={} pings_sent={} pongs_received={}",
+              c.accepted, c.dials, c.established, c.refused_unknown, c.refused_tls,
+              c.closed_untrusted, c.bad_frames, c.pings_sent, c.pongs_received);
+          const auto& f = farad_->stats();
+          log::info(
+              "farad client: connects={} established={} joins={} snapshots={} pushes={} "
+              "members={} removals={} invalid_members={} heartbeats={} bad_frames={}",
+              f.connects, f.established, f.joins, f.snapshots, f.pushes, f.members, f.removals,
+              f.invalid_members, f.heartbeats, f.bad_frames);
           program([](DataPath& dp) { dp.log_stats(true); });
         } else {
           shutdown(fmt::format("signal {}", strsignal(sig)));

@@ -16,8 +16,13 @@
 //   farad cannot be asked it is kept. A removed member that joins again is
 //   pushed by farad and added again;
 // - the local control socket (ctlsock.h): `status` and `query NAME`;
+// - trust: a Removal pushed by farad (a member revoked, or its certificate
+//   expired) removes that peer at once, the one removal that does not wait
+//   for silence; SIGHUP re-reads the TLS files and closes links whose peer
+//   certificate no longer verifies (links.h);
 // - signals: SIGTERM/SIGINT leave the cluster (Leave to farad, at most 2 s),
-//   close the links and remove the interface; SIGUSR1 logs the counters.
+//   close the links and remove the interface; SIGUSR1 logs the counters;
+//   SIGHUP reloads the TLS files.
 #pragma once
 
 #include "control/cluster_settings.h"

@@ -25,7 +25,10 @@ const settings::Table<C>& table() {
        "cluster",
        &C::cert},
       {"key", "PEM private key of --cert (required)", &C::key},
-      {"crl", "Optional PEM CRL; links from nodes it revokes are refused", &C::crl},
+      {"crl",
+       "Optional PEM CRL; links from nodes it revokes are refused. Re-read with --ca, --cert "
+       "and --key on SIGHUP, which also closes links whose certificate no longer verifies",
+       &C::crl},
       {"private-key",
        "WireGuard private key file, created (mode 0600, atomically) when missing and kept "
        "across restarts [default: /var/lib/faraday/INTERFACE.key]",

@@ -295,9 +295,19 @@ bool FaradClient::handle(const proto::FaradMessage& msg) {
           ++i;
         }
       }
+      auto* removed = mutable_push.mutable_removed();
+      for (int i = 0; i < removed->size();) {
+        if (!proto::valid_node_name(removed->Get(i).name())) {
+          ++stats_.invalid_members;
+          removed->DeleteSubrange(i, 1);
+        } else {
+          ++i;
+        }
+      }
       cursor_ = p.cursor();
       ++stats_.pushes;
       stats_.members += static_cast<uint64_t>(members->size());
+      stats_.removals += static_cast<uint64_t>(removed->size());
       if (cb_.on_push) cb_.on_push(p);
       return gen == generation_;
     }

@@ -57,7 +57,8 @@ class FaradClient final : private proto::TlsChannel::Handler {
 
   struct Callbacks {
     std::function<void(const proto::Joined&)> on_joined;
-    // Members that joined or changed; the client's cursor already includes them.
+    // Members that joined or changed, and Removals (members no longer
+    // trusted); the client's cursor already includes them.
     std::function<void(const proto::Push&)> on_push;
     std::function<void(const std::string& reason)> on_disconnected;
     // An Error not answering a request of ours (e.g. REPLACED, a fatal BAD_FRAME).
@@ -78,7 +79,8 @@ class FaradClient final : private proto::TlsChannel::Handler {
     uint64_t snapshots = 0;    // Joined with snapshot
     uint64_t pushes = 0;
     uint64_t members = 0;          // members delivered
-    uint64_t invalid_members = 0;  // dropped by NodeInfo's rules
+    uint64_t invalid_members = 0;  // dropped by NodeInfo's rules (or a Removal's bad name)
+    uint64_t removals = 0;         // Removals delivered
     uint64_t heartbeats = 0;
     uint64_t bad_frames = 0;  // frames from farad that failed to decode
   };
@@ -93,6 +95,8 @@ class FaradClient final : private proto::TlsChannel::Handler {
   void start();
   // Close the connection; no reconnect. Keeps (epoch, cursor) for the next start().
   void stop();
+  // The TLS context for the next connection (a reload); the open one stays.
+  void set_context(proto::SslCtxPtr ctx) { ctx_ = std::move(ctx); }
 
   // Change this node's entry (sent now if joined, else announced on the next Join).
   void update(const proto::NodeInfo& node, Done done = {});

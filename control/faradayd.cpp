@@ -35,11 +35,17 @@ address and container prefix) and link endpoint; turns every member farad
 pushes into a WireGuard peer with routes for its allowed IPs; keeps a mutual
 TLS link to every member and pings it. A member not heard for --silence is
 reported to farad and removed only if farad answers ABSENT; while farad is
-down or answers PRESENT or UNKNOWN, nothing is removed and traffic flows.
+down or answers PRESENT or UNKNOWN, nothing is removed and traffic flows. The
+one exception: a member farad revokes (its certificate revoked or expired) is
+removed at once, silent or not.
 
 Control socket: `faradayctl status` and `faradayctl query NAME` ask this node.
 Signals: SIGTERM or SIGINT leave the cluster and remove the interface; SIGUSR1
-logs the counters. Exit status: 0 after a clean stop, 1 if setup failed, 2 on
+logs the counters; SIGHUP re-reads --ca, --cert, --key and --crl (the result is
+logged; a bad file, or a certificate for another name, keeps the old ones),
+closes every link whose peer certificate no longer verifies (revoked, expired)
+and refuses such peers from then on; farad is reached with the new files at the
+next reconnect. Exit status: 0 after a clean stop, 1 if setup failed, 2 on
 a configuration error.
 )";
 

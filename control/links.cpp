@@ -99,7 +99,8 @@ struct Links::Conn final : proto::TlsChannel::Handler, std::enable_shared_from_t
   boost::asio::steady_timer timer;      // connect + handshake deadline
   std::shared_ptr<proto::TlsChannel> ch;
   proto::FrameDecoder decoder;
-  std::string name;  // the member; for accepted links, known once established
+  std::string name;               // the member; for accepted links, known once established
+  int64_t not_after = INT64_MAX;  // the peer certificate's expiry, seconds since the epoch
   bool dialed;
   bool closing = false;
   bool done = false;  // on_closed ran
@@ -336,6 +337,9 @@ void Links::mark_up(Link& link) {
 void Links::on_established(Conn& conn) {
   if (!conn.dialed) conn.timer.cancel();  // a dialed link's timer waits for the first message
   ++counters_.established;
+  if (auto t = proto::certificate_not_after(SSL_get0_peer_certificate(conn.ch->ssl()))) {
+    conn.not_after = *t;
+  }
   std::shared_ptr<Conn> self = conns_.at(&conn);
   if (conn.dialed) {
     auto it = links_.find(conn.name);
@@ -459,9 +463,51 @@ void Links::send_ping(Conn& conn) {
   ++counters_.pings_sent;
 }
 
+size_t Links::reload(proto::SslCtxPtr server_ctx, proto::SslCtxPtr client_ctx) {
+  server_ctx_ = std::move(server_ctx);
+  client_ctx_ = std::move(client_ctx);
+  size_t closed = 0;
+  // close() may end a connection later, never erase it now: iterate a copy.
+  auto conns = conns_;
+  for (auto& [ptr, conn] : conns) {
+    if (close_if_untrusted(*conn, conn->dialed ? client_ctx_.get() : server_ctx_.get())) ++closed;
+  }
+  return closed;
+}
+
+bool Links::close_if_untrusted(Conn& conn, SSL_CTX* ctx) {
+  if (conn.closing || conn.done || !conn.ch || !conn.ch->established()) return false;
+  std::optional<proto::CertificateRefusal> refusal;
+  if (ctx) {
+    refusal = proto::reverify_peer(
+        ctx, conn.ch->ssl(), conn.dialed ? proto::PeerRole::kServer : proto::PeerRole::kClient);
+  } else if (std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) >
+             conn.not_after) {
+    refusal = proto::CertificateRefusal{proto::TlsFailure::kExpired, "certificate has expired"};
+  }
+  if (!refusal) return false;
+  ++counters_.closed_untrusted;
+  std::string why = fmt::format("certificate no longer valid: {}", refusal->reason);
+  log::warn("link {} ({}): {}; closing", conn.name.empty() ? "?" : conn.name, conn.ch->peer(), why);
+  conn.close(why);
+  // The link is down now, not when the close finishes flushing.
+  auto it = links_.find(conn.name);
+  if (it != links_.end() && it->second->conn.get() == &conn) {
+    Link& link = *it->second;
+    if (link.view.state == State::kUp) log::info("link to {} down: {}", link.name, why);
+    link.view.state = State::kDown;
+    link.view.last_error = why;
+  }
+  return true;
+}
+
 void Links::tick() {
   if (stopped_) return;
   auto now = Clock::now();
+  {
+    auto conns = conns_;
+    for (auto& [ptr, conn] : conns) close_if_untrusted(*conn, nullptr);
+  }
   for (auto& [name, link] : links_) {
     if (!link->conn || link->view.state != State::kUp) continue;
     if (link->view.last_heard &&

@@ -10,6 +10,12 @@
 // be added (farad's push may reach us after the dialer's), then is closed and
 // counted; one from a member we should dial is closed at once.
 //
+// Trust: reload() swaps in new TLS contexts (a SIGHUP with a new CRL) and
+// closes every link whose peer certificate no longer verifies against them
+// (revoked, expired, another CA); new handshakes use them, so such a peer is
+// refused from then on. A link whose peer certificate expires while it is up
+// is closed at the next ping tick.
+//
 // Threads: everything on the thread running the io_context (the control
 // thread).
 #pragma once
@@ -56,9 +62,10 @@ class Links {
     uint64_t accepted = 0;
     uint64_t dials = 0;
     uint64_t established = 0;
-    uint64_t refused_unknown = 0;  // accepted, but the name stayed no member of ours
-    uint64_t refused_tls = 0;      // the TLS handshake failed (untrusted, revoked, ...)
-    uint64_t bad_frames = 0;       // framing or message errors; the link is closed
+    uint64_t refused_unknown = 0;   // accepted, but the name stayed no member of ours
+    uint64_t refused_tls = 0;       // the TLS handshake failed (untrusted, revoked, ...)
+    uint64_t bad_frames = 0;        // framing or message errors; the link is closed
+    uint64_t closed_untrusted = 0;  // up, then its certificate stopped verifying
     uint64_t pings_sent = 0;
     uint64_t pongs_received = 0;
   };
@@ -82,6 +89,9 @@ class Links {
   void remove(const std::string& name);
   // Closes every link and the listener; nothing is dialed afterwards.
   void stop();
+  // Uses these contexts from now on and closes every connection whose peer
+  // certificate no longer verifies against them; returns how many it closed.
+  size_t reload(proto::SslCtxPtr server_ctx, proto::SslCtxPtr client_ctx);
 
   // nullopt if `name` is not a member here.
   std::optional<View> view(const std::string& name) const;
@@ -103,6 +113,9 @@ class Links {
   void release(Conn& conn);
   void tick();
   void send_ping(Conn& conn);
+  // Closes conn if its peer certificate no longer verifies (ctx: the context
+  // to check against; nullptr: only its expiry). True if it was closed.
+  bool close_if_untrusted(Conn& conn, SSL_CTX* ctx);
 
   boost::asio::io_context& io_;
   proto::SslCtxPtr server_ctx_;

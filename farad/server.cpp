@@ -87,18 +87,18 @@ const char* close_reason_name(CloseReason r) {
 struct Server::Conn final : TlsChannel::Handler {
   Server* server;
   std::shared_ptr<TlsChannel> ch;
-  std::string name;  // the certificate's identity, once established
+  std::string name;               // the certificate's identity, once established
   int64_t not_after = INT64_MAX;  // the certificate's expiry, seconds since the epoch
   Time accepted_at;
   Time last_message{};
   Time closing_since{};
   proto::FrameDecoder decoder;
-  uint64_t sent_cursor = 0;  // pushes sent up to here
+  uint64_t sent_cursor = 0;     // pushes sent up to here
   uint64_t removals_after = 0;  // Removals at or before this cursor are not sent
-  bool subscribed = false;   // joined on this connection: gets pushes
-  bool closing = false;      // close_conn() called; waiting for the flush
-  bool closed = false;       // detached; reap() frees it
-  bool paused = false;       // reading paused for backpressure
+  bool subscribed = false;      // joined on this connection: gets pushes
+  bool closing = false;         // close_conn() called; waiting for the flush
+  bool closed = false;          // detached; reap() frees it
+  bool paused = false;          // reading paused for backpressure
 
   Conn(Server* s, Time now) : server(s), accepted_at(now) {}
   void on_established(TlsChannel&) override { server->established(*this); }
@@ -140,8 +140,8 @@ bool Server::start(std::string* error) {
     return false;
   }
   port_ = acceptor_.local_endpoint(ec).port();
-  log::info("farad listening on {}:{} epoch={} expiry={}s", opt_.address, port_,
-            membership_.epoch(), to_s(opt_.expiry));
+  log::info("farad listening on {}:{} epoch={} expiry={}s grace={}s", opt_.address, port_,
+            membership_.epoch(), to_s(opt_.expiry), to_s(membership_.grace()));
   accept();
   schedule_sweep();
   return true;
@@ -649,8 +649,8 @@ bool Server::reload_tls(std::string* error) {
     auto refusal = proto::reverify_peer(ctx_.get(), c.ch->ssl(), proto::PeerRole::kClient);
     if (!refusal) continue;
     ++closed;
-    std::string why = fmt::format("certificate no longer valid after TLS reload: {}",
-                                  refusal->reason);
+    std::string why =
+        fmt::format("certificate no longer valid after TLS reload: {}", refusal->reason);
     if (is_holder(c)) {
       revoke(c.name,
              refusal->failure == proto::TlsFailure::kExpired ? proto::Removal::EXPIRED
@@ -692,8 +692,8 @@ void Server::check_member_certificates(bool full_verify) {
   for (const auto& [name, mc] : member_certs_) {
     if (by_name_.count(name)) continue;
     if (wall > mc.not_after) {
-      untrusted.emplace_back(name, proto::CertificateRefusal{proto::TlsFailure::kExpired,
-                                                             "certificate has expired"});
+      untrusted.emplace_back(
+          name, proto::CertificateRefusal{proto::TlsFailure::kExpired, "certificate has expired"});
     } else if (full_verify) {
       if (auto r = proto::verify_certificate(ctx_.get(), mc.cert.get(), nullptr,
                                              proto::PeerRole::kClient)) {

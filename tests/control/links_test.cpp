@@ -9,7 +9,10 @@
 // rtt; a link from a not-yet-member parked then attached, or closed and counted
 // when the member never comes; a certificate from another CA refused; remove()
 // closing the link and the dialer redialing; a restarted peer reached again by
-// the redial backoff; bad frames after the handshake counted and closed.
+// the redial backoff; bad frames after the handshake counted and closed; a TLS
+// reload with a CRL closing the links of revoked peers (dialed and accepted)
+// and refusing them afterwards; a peer certificate expiring while its link is
+// up.
 #include "control/links.h"
 
 #include <gtest/gtest.h>
@@ -26,6 +29,7 @@
 
 #include "control/pki.h"
 #include "control/proto/frame.h"
+#include "pki.h"  // tests/farad: certificates with a validity in seconds
 
 namespace faraday::control {
 namespace {
@@ -75,7 +79,7 @@ class LinksTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = new std::string(tmpl);
     pki::init_ca(ca_dir());
-    for (const char* name : {kA, kB, "node-c"}) pki::issue(ca_dir(), name);
+    for (const char* name : {kA, kB, "node-c", "node-0", "node-r"}) pki::issue(ca_dir(), name);
     pki::init_ca(other_dir(), "Other CA");
     pki::issue(other_dir(), kA);
     std::ofstream(both_cas()) << std::ifstream(pki::ca_cert_path(ca_dir())).rdbuf()
@@ -406,6 +410,100 @@ TEST_F(LinksTest, BadFramesAfterHandshakeCountedAndClosed) {
   }
   EXPECT_EQ(b->counters().accepted, garbage.size());
   EXPECT_EQ(b->counters().refused_tls, 0u);
+}
+
+}  // namespace
+}  // namespace faraday::control
+
+namespace faraday::control {
+namespace {
+
+TEST_F(LinksTest, ReloadWithACrlClosesRevokedLinksAndRefusesThemAfter) {
+  // node-0 dials node-a; node-a dials node-r and node-b. node-0 and node-r
+  // get revoked; node-a alone reloads its TLS files with the new CRL.
+  Node z = start("node-0");
+  Node a = start(kA);
+  Node r = start("node-r");
+  Node b = start(kB);
+  z->add(kA, a.ep);
+  a->add("node-0", z.ep);
+  a->add("node-r", r.ep);
+  a->add(kB, b.ep);
+  r->add(kA, a.ep);
+  b->add(kA, a.ep);
+  ASSERT_TRUE(until([&] { return up(a, "node-0") && up(a, "node-r") && up(a, kB); }));
+  // Nothing changed in the files: a reload closes nothing.
+  EXPECT_EQ(a->reload(a.server, a.client), 0u);
+
+  pki::revoke_name(ca_dir(), "node-0");
+  pki::revoke_name(ca_dir(), "node-r");
+  std::string crl = *dir_ + "/links-crl.pem";
+  pki::write_crl(ca_dir(), crl);
+  proto::TlsFiles f = files(ca_dir(), kA);
+  f.crl = crl;
+  std::string error;
+  auto server = proto::make_server_context(f, &error);
+  auto client = proto::make_client_context(f, &error);
+  ASSERT_TRUE(server && client) << error;
+  EXPECT_EQ(a->reload(server, client), 2u);
+  EXPECT_EQ(a->counters().closed_untrusted, 2u);
+  // Down at once on a's side, with the reason.
+  EXPECT_EQ(state(a, "node-0"), State::kDown);
+  EXPECT_EQ(state(a, "node-r"), State::kDown);
+  EXPECT_NE(a->view("node-r")->last_error.find("revoked"), std::string::npos);
+  // The revoked peers see their link close; their redials (and a's) fail the
+  // handshake from now on, while node-b's link never moves.
+  ASSERT_TRUE(until([&] { return !up(z, kA) && !up(r, kA); }));
+  uint64_t refused = a->counters().refused_tls;
+  bool b_stayed_up = true;
+  drive(500ms, [&] { b_stayed_up = b_stayed_up && up(a, kB) && up(b, kA); });
+  EXPECT_TRUE(b_stayed_up);
+  EXPECT_GT(a->counters().refused_tls, refused);
+  EXPECT_EQ(state(a, "node-0"), State::kDown);
+  EXPECT_EQ(state(a, "node-r"), State::kDown);
+  EXPECT_FALSE(up(z, kA));
+  EXPECT_FALSE(up(r, kA));
+}
+
+}  // namespace
+}  // namespace faraday::control
+
+namespace faraday::control {
+namespace {
+
+TEST_F(LinksTest, APeerCertificateThatExpiresClosesTheLink) {
+  // A CA of its own whose node-b certificate is valid for two more seconds.
+  testing::TempDir tmp;
+  testing::Pki ca(tmp.path());
+  testing::Identity a_id = ca.issue(kA);
+  testing::CertSpec brief(kB);
+  brief.not_after = 2;
+  testing::Identity b_id = ca.issue(brief);
+  ca.write(a_id, kA);
+  ca.write(b_id, kB);
+  auto make = [&](const testing::Identity& id, const std::string& name) {
+    proto::TlsFiles f{ca.ca_path(), id.cert_path, id.key_path, ""};
+    std::string error;
+    Node n;
+    n.server = proto::make_server_context(f, &error);
+    n.client = proto::make_client_context(f, &error);
+    EXPECT_TRUE(n.server && n.client) << error;
+    n.links = std::make_unique<Links>(io_, n.server, n.client, name, fast_options());
+    EXPECT_TRUE(n.links->listen({boost::asio::ip::make_address(listen_on_), 0}, &error));
+    n.ep = n.links->local_endpoint();
+    return n;
+  };
+  Node a = make(a_id, kA);
+  Node b = make(b_id, kB);
+  a->add(kB, b.ep);
+  b->add(kA, a.ep);
+  ASSERT_TRUE(until([&] { return up(a, kB) && up(b, kA); }));
+  // Closed at a ping tick after the expiry, and not up again (the redial
+  // meets an expired certificate).
+  ASSERT_TRUE(until([&] { return a->counters().closed_untrusted >= 1; }, 6s));
+  EXPECT_NE(a->view(kB)->last_error.find("expired"), std::string::npos);
+  drive(300ms);
+  EXPECT_FALSE(up(a, kB));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # the item_N functions run through run_item (lib.sh)
 # cluster.sh: the failure model (DESIGN.md) end to end: farad and six
 # `faradayd cluster` nodes (n1..n6) in network namespaces on one bridge, plus
 # two nodes that must never get in (alien: a certificate from another CA;
@@ -51,108 +52,9 @@ underlay_reachable n1 "$UL_NET.$FARAD_IDX" || die "underlay: n1 cannot ping fara
 underlay_reachable n6 "$(ul_of n1)" || die "underlay: n6 cannot ping n1 at $(ul_of n1)"
 farad_start
 
-# --- running items -------------------------------------------------------------
-
-RESULTS=()
-FAILED=0
-
-# run_item N TITLE FUNCTION: run FUNCTION in a subshell with errexit and the
-# ERR trap, so that die or any failing command ends the item, not the run.
-run_item() {
-	local n=$1 title=$2 fn=$3 start rc line
-	if [ "$n" -gt "${E2E_LAST:-9}" ]; then return 0; fi
-	if [ "$FAILED" -gt 0 ] && [ "${E2E_STOP_ON_FAIL:-0}" = 1 ]; then
-		RESULTS+=("SKIP item $n: $title (an earlier item failed)")
-		return 0
-	fi
-	echo
-	echo "=== item $n: $title"
-	start=$(now_ms)
-	set +e
-	trap - ERR
-	# shellcheck disable=SC2064
-	(
-		set -e
-		trap "$ERR_TRAP" ERR
-		STEP="item $n"
-		"$fn"
-	)
-	rc=$?
-	set -e
-	# shellcheck disable=SC2064
-	trap "$ERR_TRAP" ERR
-	if [ "$rc" -eq 0 ]; then
-		line="PASS item $n: $title ($(secs $(($(now_ms) - start))) s)"
-	else
-		line="FAIL item $n: $title ($(secs $(($(now_ms) - start))) s)"
-		FAILED=$((FAILED + 1))
-		dump_state >&2 || true
-	fi
-	echo "$line"
-	RESULTS+=("$line")
-}
-
-# save_marks TAG NODE...: remember each log's length under TAG (a file, so
-# that a later item can look back at what happened since).
-save_marks() {
-	local tag=$1 n
-	shift
-	for n in "$@"; do log_mark "$n" >"$WORK/$n/mark.$tag"; done
-}
-mark_of() { cat "$WORK/$2/mark.$1"; }
-
-# assert_no_removal TAG NODE...: no node removed a peer since save_marks TAG.
-assert_no_removal() {
-	local tag=$1 n removed
-	shift
-	for n in "$@"; do
-		removed=$(removed_peers "$n" "$(mark_of "$tag" "$n")" | tr '\n' ' ')
-		[ -z "$removed" ] || die "$n removed peer(s) $removed: $(log_grep "$n" "$(mark_of "$tag" "$n")" 'removing peer|peer [^ ]+ removed' | head -n 3 | tr '\n' ' ')"
-	done
-}
-
-# assert_peer_counts COUNT NODE...: each node has exactly COUNT WireGuard peers.
-assert_peer_counts() {
-	local want=$1 n got
-	shift
-	for n in "$@"; do
-		got=$(wg_peer_count "$n")
-		[ "$got" = "$want" ] || die "$n has $got WireGuard peers, expected $want"
-	done
-	log "peer counts: $want on each of $*"
-}
-
-# peer_counts NODE...: "n1=4 n2=4 ..."
-peer_counts() {
-	local n out=""
-	for n in "$@"; do out+="$n=$(wg_peer_count "$n") "; done
-	echo "${out% }"
-}
-
 # --- 1. the mesh forms -----------------------------------------------------------
 
-item_1() {
-	step "start n1..n5"
-	local n pairs_ start
-	start=$(now_ms)
-	for n in "${FIRST[@]}"; do
-		save_marks start1 "$n"
-		node_start "$n" --no-wait
-	done
-	for n in "${FIRST[@]}"; do
-		node_ready "$n"
-		wait_joined "$n" "$(mark_of start1 "$n")" 10 || die "$n did not log 'joined farad at' within 10 s"
-	done
-	log "all five joined farad after $(secs $(($(now_ms) - start))) s"
-	for n in "${FIRST[@]}"; do
-		log "$n: public key $(node_pubkey "$n")"
-	done
-	step "every node pings every other node's overlay address (20 pairs)"
-	mapfile -t pairs_ < <(pairs "${FIRST[@]}")
-	reach_all 20 "${pairs_[@]}" || die "no reply within 20 s for: $REACH_FAILED ($(peer_counts "${FIRST[@]}"))"
-	log "all 20 pairs answered; the slowest ($REACH_WORST) after $(secs "$REACH_WORST_MS") s"
-	assert_peer_counts 4 "${FIRST[@]}"
-}
+item_1() { mesh_up 20 "${FIRST[@]}"; }
 
 # --- 2. farad down: traffic keeps flowing, nothing removed ----------------------------
 
@@ -289,57 +191,18 @@ item_5() {
 # --- 6. two nodes cut off from each other -----------------------------------------
 
 item_6() {
-	local hold key1 key2 problems=() n start
-	hold=$((SILENCE + EXPIRY + 3))
-	key1=$(node_pubkey n1) key2=$(node_pubkey n2)
+	local n removed
+	PROBLEMS=()
 	save_marks item6 "${SURVIVORS[@]}"
-	step "cut n1 <-> n2 (blackhole routes to each other's underlay address), hold ${hold} s"
-	start=$(now_ms)
-	in_ns n1 ip route add blackhole "$(ul_of n2)/32"
-	in_ns n2 ip route add blackhole "$(ul_of n1)/32"
-	# Everything below is collected, so that the cut heals whatever happens.
-	sleep 1
-	if ping_ok n1 "$(ol_of n2)"; then problems+=("n1 still pings n2 through the cut"); fi
-	while [ $(($(now_ms) - start)) -lt $((hold * 1000)) ]; do sleep 0.2; done
-	local s12 s21
-	s12=$(query_state n1 n2) s21=$(query_state n2 n1)
-	log "farad asked through n1 about n2: ${s12:-no answer}; through n2 about n1: ${s21:-no answer}"
-	[ "$s12" = PRESENT ] || problems+=("faradayctl query via n1: n2 is '${s12}', expected PRESENT")
-	wg_has_peer n1 "$key2" || problems+=("n1 dropped n2 from wg show")
-	wg_has_peer n2 "$key1" || problems+=("n2 dropped n1 from wg show")
+	# Everything is collected, so that the cut heals whatever happens.
+	partition_hold n1 n2 $((SILENCE + EXPIRY + 3)) item6
 	for n in "${SURVIVORS[@]}"; do
-		local removed
 		removed=$(removed_peers "$n" "$(mark_of item6 "$n")" | tr '\n' ' ')
-		[ -z "$removed" ] || problems+=("$n removed $removed")
-		[ "$(wg_peer_count "$n")" = 4 ] || problems+=("$n has $(wg_peer_count "$n") peers, expected 4")
+		[ -z "$removed" ] || PROBLEMS+=("$n removed $removed")
+		[ "$(wg_peer_count "$n")" = 4 ] || PROBLEMS+=("$n has $(wg_peer_count "$n") peers, expected 4")
 	done
-	local a b line
-	for a in n1 n2; do
-		if [ "$a" = n1 ]; then b=n2; else b=n1; fi
-		if ! log_grep "$a" "$(mark_of item6 "$a")" "peer $b silent for" >/dev/null; then
-			problems+=("$a never logged 'peer $b silent for'")
-		fi
-		line=$(log_grep "$a" "$(mark_of item6 "$a")" "farad: $b is PRESENT; keeping peer $b" | head -n 1 || true)
-		if [ -n "$line" ]; then
-			log "$a: $(echo "$line" | cut -d' ' -f3-)"
-		else
-			problems+=("$a never logged 'farad: $b is PRESENT; keeping peer $b'")
-		fi
-	done
-	step "heal the cut; n1 and n2 ping each other again"
-	in_ns n1 ip route del blackhole "$(ul_of n2)/32"
-	in_ns n2 ip route del blackhole "$(ul_of n1)/32"
-	start=$(now_ms)
-	if reach_all 20 "n1 n2" "n2 n1"; then
-		log "n1 <-> n2 answer again $(secs $(($(now_ms) - start))) s after the cut healed"
-	else
-		problems+=("n1 <-> n2 still silent 20 s after the cut healed: $REACH_FAILED")
-	fi
-	if [ ${#problems[@]} -gt 0 ]; then
-		local p
-		for p in "${problems[@]}"; do echo "    problem: $p" >&2; done
-		die "${problems[0]}"
-	fi
+	partition_heal n1 n2 20
+	problems_die
 }
 
 # --- 7. wrong CA, revoked certificate ------------------------------------------
@@ -452,11 +315,4 @@ run_item 7 "wrong CA and revoked certificate cannot join" item_7
 run_item 8 "n3 restarted: same key, rejoins, traffic resumes" item_8
 run_item 9 "n5, removed in item 5, comes back and is added again everywhere" item_9
 
-echo
-echo "=== summary (${SECONDS} s)"
-for line in "${RESULTS[@]}"; do echo "$line"; done
-if [ "$FAILED" -gt 0 ]; then
-	echo "FAIL: ${0##*/}: $FAILED item(s) failed"
-	exit 1
-fi
-echo "PASS: ${0##*/} (${SECONDS} s)"
+e2e_summary

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # lib.sh: a Faraday cluster in network namespaces: one farad, N faradayd nodes
-# in cluster mode, a bridge for the underlay. Sourced by tests/e2e/cluster.sh
-# and scripts/demo.sh.
+# in cluster mode, a bridge for the underlay. Sourced by tests/e2e/cluster.sh,
+# tests/e2e/trust.sh and scripts/demo.sh.
 #
 #                        netns fe<run>-ul ("underlay")
 #       +---------------------------------------------------------------+
@@ -42,8 +42,9 @@
 # name the step that was running: "FAIL [step]: reason".
 #
 # State lives in files under WORK (pid files, per-node directories), not in
-# shell variables, so helpers work the same from subshells (cluster.sh runs
-# each numbered item in one, so that a failed item does not stop the others).
+# shell variables, so helpers work the same from subshells (the suites run
+# each numbered item in one, run_item, so that a failed item does not stop the
+# others).
 
 set -Eeuo pipefail
 
@@ -68,6 +69,14 @@ HEARTBEAT=1
 PING_INTERVAL=0.5
 SILENCE=2
 RECONNECT_MAX=1
+# A suite may change these after sourcing this file (before starting farad or
+# writing configs). DAEMON_DEFAULTS=1 starts farad without --expiry and writes
+# configs without ping-interval and silence, so that both run their built-in
+# defaults; the suite then sets EXPIRY, HEARTBEAT, PING_INTERVAL and SILENCE to
+# those defaults for its budgets. NODE_CRL, if set, goes into every node config
+# written afterwards as `crl` (faradayd re-reads it on SIGHUP).
+DAEMON_DEFAULTS=0
+NODE_CRL=""
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
@@ -93,7 +102,7 @@ skip() {
 }
 
 # die REASON: report a failure of the current step and exit 1 (from a
-# subshell: that subshell only; cluster.sh turns it into a failed item).
+# subshell: that subshell only; run_item turns it into a failed item).
 die() {
 	echo "FAIL [$STEP]: $*" >&2
 	exit 1
@@ -299,6 +308,13 @@ attach() {
 	ip -n "$ns" link set ul0 up
 }
 
+# underlay_cut NAME, underlay_restore NAME: take NAME's veth out of the bridge
+# and put it back. Nothing is closed and the link keeps its carrier: from then
+# on every frame from or to NAME is dropped silently, as on a cut cable
+# further along.
+underlay_cut() { ip -n "$UL_NS" link set "p-$1" nomaster; }
+underlay_restore() { ip -n "$UL_NS" link set "p-$1" master br0 up; }
+
 # underlay_reachable NAME DST: one echo reply from DST over the underlay within 5 s.
 underlay_reachable() {
 	wait_until 5 in_ns "$1" ping -q -n -c 1 -W 1 "$2" >/dev/null 2>&1
@@ -317,9 +333,16 @@ pki_init() {
 # crl_update: rewrite WORK/ca/crl.pem from the CA's index and tell farad (SIGHUP).
 crl_update() {
 	"$FARADAYCTL" crl --dir "$WORK/ca" >/dev/null
-	local pid
-	pid=$(pid_of farad)
-	if proc_alive "$pid"; then kill -HUP "$pid"; fi
+	hup farad
+}
+
+# hup NAME...: SIGHUP farad or nodes (each re-reads its TLS files and CRL).
+hup() {
+	local name pid
+	for name in "$@"; do
+		pid=$(pid_of "$name")
+		if proc_alive "$pid"; then kill -HUP "$pid"; fi
+	done
 }
 
 # --- farad ----------------------------------------------------------------------------
@@ -330,17 +353,23 @@ farad_setup() {
 	attach farad "$FARAD_IDX"
 }
 
-# farad_start: start farad (expiry $EXPIRY s, with the CA's CRL) and wait
-# until it listens. FARAD_LISTEN_MS: when it was seen listening.
+# farad_start: start farad (expiry $EXPIRY s, or its default if
+# DAEMON_DEFAULTS=1; with the CA's CRL) and wait until it listens.
+# FARAD_LISTEN_MS: when it was seen listening.
 farad_start() {
-	step "start farad (expiry ${EXPIRY}s, heartbeat ${HEARTBEAT}s)"
-	local log mark pid
+	local log mark pid expiry=(--expiry "$EXPIRY")
+	if [ "$DAEMON_DEFAULTS" = 1 ]; then
+		expiry=()
+		step "start farad (its defaults: expiry ${EXPIRY}s, heartbeat ${HEARTBEAT}s)"
+	else
+		step "start farad (expiry ${EXPIRY}s, heartbeat ${HEARTBEAT}s)"
+	fi
 	log=$(log_of farad)
 	touch "$log"
 	mark=$(log_mark farad)
 	ip netns exec "$(ns_of farad)" "$FARAD" --listen "$(farad_addr)" \
 		--ca "$WORK/ca/ca.pem" --cert "$WORK/ca/farad.pem" --key "$WORK/ca/farad.key" \
-		--crl "$WORK/ca/crl.pem" --expiry "$EXPIRY" >>"$log" 2>&1 &
+		--crl "$WORK/ca/crl.pem" "${expiry[@]}" >>"$log" 2>&1 &
 	pid=$!
 	disown "$pid" # killed on purpose later: no "Killed" notice from bash
 	track "$pid"
@@ -368,20 +397,39 @@ not() { ! "$@"; }
 # NAME issued by CA_DIR (default the test CA), and NAME's TOML config.
 node_define() {
 	local name=$1 idx=$2 ca_dir=${3:-$WORK/ca}
-	local ifname
-	ifname=$(if_of "$name")
-	[ "${#ifname}" -le 15 ] || die "interface name $ifname is longer than 15 characters"
-	attach "$name" "$idx"
-	echo "$name" >>"$WORK/nodes"
+	node_attach "$name" "$idx"
 	"$FARADAYCTL" cert issue --dir "$ca_dir" "$name" --out "$WORK/$name/node" >/dev/null
 	node_write_config "$name"
 }
 
+# node_define_as NAME IDX HOLDER: like node_define (own namespace, TUN,
+# addresses, WireGuard key file), but NAME presents a copy of HOLDER's
+# certificate and key, so farad sees it as HOLDER.
+node_define_as() {
+	local name=$1 idx=$2 holder=$3
+	node_attach "$name" "$idx"
+	cp "$WORK/$holder/node.pem" "$WORK/$holder/node.key" "$WORK/$name/"
+	node_write_config "$name"
+}
+
+# node_attach NAME IDX: NAME's namespace on the bridge, known to teardown as a node.
+node_attach() {
+	local name=$1 idx=$2 ifname
+	ifname=$(if_of "$name")
+	[ "${#ifname}" -le 15 ] || die "interface name $ifname is longer than 15 characters"
+	attach "$name" "$idx"
+	echo "$name" >>"$WORK/nodes"
+}
+
 # node_write_config NAME: WORK/NAME/config.toml, every key of the contract
 # that the test sets (the rest stay at their defaults, e.g. announce: the
-# address that routes to farad, control-listen [::]:7451).
+# address that routes to farad, control-listen [::]:7451; ping-interval and
+# silence too if DAEMON_DEFAULTS=1; crl only if NODE_CRL is set).
 node_write_config() {
-	local name=$1 d="$WORK/$1"
+	local name=$1 d="$WORK/$1" timings crl="# crl: none"
+	timings=$(printf 'ping-interval = %s\nsilence = %s' "$PING_INTERVAL" "$SILENCE")
+	if [ "$DAEMON_DEFAULTS" = 1 ]; then timings="# ping-interval, silence: faradayd's defaults"; fi
+	if [ -n "$NODE_CRL" ]; then crl="crl = \"$NODE_CRL\""; fi
 	cat >"$d/config.toml" <<EOF
 # faradayd cluster configuration for node $name (written by tests/e2e/lib.sh)
 farad = "$(farad_addr)"
@@ -389,6 +437,7 @@ farad-name = "farad"
 ca = "$WORK/ca/ca.pem"
 cert = "$d/node.pem"
 key = "$d/node.key"
+$crl
 private-key = "$d/wg.key"
 interface = "$(if_of "$name")"
 listen-port = 51820
@@ -396,8 +445,7 @@ mtu = 1420
 overlay = "$(ol_of "$name")"
 container-prefix = "$(ct_of "$name")"
 control-socket = "$CTL_DIR/$(if_of "$name").sock"
-ping-interval = $PING_INTERVAL
-silence = $SILENCE
+$timings
 reconnect-max = $RECONNECT_MAX
 log-level = "info"
 EOF
@@ -564,6 +612,28 @@ ping_loss() {
 	done
 }
 
+# ping_loss_start SECONDS "SRC DST"...: ping_loss in the background, while the
+# caller does something else; ping_loss_wait (from the same shell) waits for
+# it and sets LOSS_TX, LOSS_RX and LOSS_PAIRS as ping_loss does.
+ping_loss_start() {
+	rm -f "$WORK/loss.bg"
+	(
+		trap - ERR
+		set +e
+		ping_loss "$@"
+		printf '%s %s\n%s\n' "$LOSS_TX" "$LOSS_RX" "$LOSS_PAIRS" >"$WORK/loss.bg"
+	) &
+	echo $! >"$WORK/loss.bg.pid"
+}
+ping_loss_running() { proc_alive "$(cat "$WORK/loss.bg.pid")"; }
+ping_loss_wait() {
+	wait "$(cat "$WORK/loss.bg.pid")" || true
+	LOSS_TX=0 LOSS_RX=0 LOSS_PAIRS="no result"
+	if [ -s "$WORK/loss.bg" ]; then
+		{ read -r LOSS_TX LOSS_RX && read -r LOSS_PAIRS; } <"$WORK/loss.bg" || true
+	fi
+}
+
 # --- logs -----------------------------------------------------------------------------
 
 # log_mark NAME: the log's current line count, to look only at what follows.
@@ -578,6 +648,10 @@ log_since() { tail -n "+$(($2 + 1))" "$(log_of "$1")" 2>/dev/null || true; }
 
 # log_grep NAME MARK ERE: the lines after MARK that match; fails if none.
 log_grep() { log_since "$1" "$2" | grep -E -- "$3"; }
+
+# stamp_ms LINE: the time of a log line (its first field, as the daemons write
+# it: 2025-01-31T12:00:00.123Z) in ms, like now_ms.
+stamp_ms() { date -u -d "${1%% *}" +%s%3N; }
 
 # log_line NAME MARK ERE: the line number (in the whole log) of the first
 # match after MARK; empty if none.
@@ -627,4 +701,232 @@ iperf_mbit() {
 		die "iperf3 $client -> $server failed: $(tail -n 3 "$out" | tr '\n' ' ')"
 	kill "$pid" 2>/dev/null || true
 	awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print v }' "$out"
+}
+
+# --- numbered items -------------------------------------------------------------------
+
+RESULTS=()
+FAILED=0
+
+# run_item N TITLE FUNCTION: run FUNCTION in a subshell with errexit and the
+# ERR trap, so that die or any failing command ends the item, not the run.
+# Prints and records "PASS item N: ..." or "FAIL item N: ..." with the time.
+# E2E_LAST=N: skip the items after N; E2E_STOP_ON_FAIL=1: skip every item
+# after the first failed one.
+run_item() {
+	local n=$1 title=$2 fn=$3 start rc line
+	if [ "$n" -gt "${E2E_LAST:-99}" ]; then return 0; fi
+	if [ "$FAILED" -gt 0 ] && [ "${E2E_STOP_ON_FAIL:-0}" = 1 ]; then
+		RESULTS+=("SKIP item $n: $title (an earlier item failed)")
+		return 0
+	fi
+	echo
+	echo "=== item $n: $title"
+	start=$(now_ms)
+	set +e
+	trap - ERR
+	# shellcheck disable=SC2064
+	(
+		set -e
+		trap "$ERR_TRAP" ERR
+		STEP="item $n"
+		"$fn"
+	)
+	rc=$?
+	set -e
+	# shellcheck disable=SC2064
+	trap "$ERR_TRAP" ERR
+	if [ "$rc" -eq 0 ]; then
+		line="PASS item $n: $title ($(secs $(($(now_ms) - start))) s)"
+	else
+		line="FAIL item $n: $title ($(secs $(($(now_ms) - start))) s)"
+		FAILED=$((FAILED + 1))
+		dump_state >&2 || true
+	fi
+	echo "$line"
+	RESULTS+=("$line")
+}
+
+# e2e_summary: every item's result line; exits 1 if any failed, else 0.
+e2e_summary() {
+	local line
+	echo
+	echo "=== summary (${SECONDS} s)"
+	for line in "${RESULTS[@]}"; do echo "$line"; done
+	if [ "$FAILED" -gt 0 ]; then
+		echo "FAIL: ${0##*/}: $FAILED item(s) failed"
+		exit 1
+	fi
+	echo "PASS: ${0##*/} (${SECONDS} s)"
+	exit 0
+}
+
+# --- shared checks ------------------------------------------------------------------
+
+# save_marks TAG NODE...: remember each log's length under TAG (a file, so
+# that a later item can look back at what happened since).
+save_marks() {
+	local tag=$1 n
+	shift
+	for n in "$@"; do log_mark "$n" >"$WORK/$n/mark.$tag"; done
+}
+mark_of() { cat "$WORK/$2/mark.$1"; }
+
+# assert_no_removal TAG NODE...: no node removed a peer since save_marks TAG.
+assert_no_removal() {
+	local tag=$1 n removed
+	shift
+	for n in "$@"; do
+		removed=$(removed_peers "$n" "$(mark_of "$tag" "$n")" | tr '\n' ' ')
+		[ -z "$removed" ] || die "$n removed peer(s) $removed: $(log_grep "$n" "$(mark_of "$tag" "$n")" 'removing peer|peer [^ ]+ removed' | head -n 3 | tr '\n' ' ')"
+	done
+}
+
+# assert_peer_counts COUNT NODE...: each node has exactly COUNT WireGuard peers.
+assert_peer_counts() {
+	local want=$1 n got
+	shift
+	for n in "$@"; do
+		got=$(wg_peer_count "$n")
+		[ "$got" = "$want" ] || die "$n has $got WireGuard peers, expected $want"
+	done
+	log "peer counts: $want on each of $*"
+}
+
+# peer_counts NODE...: "n1=4 n2=4 ..."
+peer_counts() {
+	local n out=""
+	for n in "$@"; do out+="$n=$(wg_peer_count "$n") "; done
+	echo "${out% }"
+}
+
+# wait_each START_MS TIMEOUT "CMD [ARG...]" NODE...: run `CMD ARG... NODE` for
+# every node that has not yet passed, every 0.1 s, until it passed for each
+# (return 0) or TIMEOUT seconds after START_MS (now_ms) (return 1).
+# EACH_MS[NODE]: ms from START_MS to its first pass (unset if it never did);
+# EACH_LATE: the nodes that never passed.
+wait_each() {
+	local start=$1 timeout_ms cmd n left
+	timeout_ms=$(ms_of "$2")
+	read -r -a cmd <<<"$3"
+	shift 3
+	declare -gA EACH_MS=()
+	EACH_LATE=""
+	while true; do
+		left=0
+		for n in "$@"; do
+			[ -z "${EACH_MS[$n]:-}" ] || continue
+			if "${cmd[@]}" "$n"; then EACH_MS[$n]=$(($(now_ms) - start)); else left=1; fi
+		done
+		[ "$left" = 1 ] || return 0
+		[ $(($(now_ms) - start)) -lt "$timeout_ms" ] || break
+		sleep 0.1
+	done
+	for n in "$@"; do
+		[ -n "${EACH_MS[$n]:-}" ] || EACH_LATE+="${EACH_LATE:+ }$n"
+	done
+	return 1
+}
+
+# each_times NODE...: "n1 2.3 s, n2 2.4 s, ..." from EACH_MS ("-" if never).
+each_times() {
+	local n out=""
+	for n in "$@"; do
+		if [ -n "${EACH_MS[$n]:-}" ]; then out+="$n $(secs "${EACH_MS[$n]}") s, "; else out+="$n -, "; fi
+	done
+	echo "${out%, }"
+}
+
+# --- the mesh forms -----------------------------------------------------------------
+
+# mesh_up TIMEOUT NODE...: start the nodes, wait until each joined farad (10 s),
+# then every node must ping every other one's overlay address within TIMEOUT
+# seconds, and each has the others as WireGuard peers.
+mesh_up() {
+	local timeout=$1 n pairs_ start
+	shift
+	step "start $1..${!#}"
+	start=$(now_ms)
+	for n in "$@"; do
+		save_marks start1 "$n"
+		node_start "$n" --no-wait
+	done
+	for n in "$@"; do
+		node_ready "$n"
+		wait_joined "$n" "$(mark_of start1 "$n")" 10 || die "$n did not log 'joined farad at' within 10 s"
+	done
+	log "all $# joined farad after $(secs $(($(now_ms) - start))) s"
+	for n in "$@"; do
+		log "$n: public key $(node_pubkey "$n")"
+	done
+	mapfile -t pairs_ < <(pairs "$@")
+	step "every node pings every other node's overlay address (${#pairs_[@]} pairs)"
+	reach_all "$timeout" "${pairs_[@]}" || die "no reply within $timeout s for: $REACH_FAILED ($(peer_counts "$@"))"
+	log "all ${#pairs_[@]} pairs answered; the slowest ($REACH_WORST) after $(secs "$REACH_WORST_MS") s"
+	assert_peer_counts $(($# - 1)) "$@"
+}
+
+# --- two nodes cut off from each other ------------------------------------------------
+
+PROBLEMS=()
+
+# partition_hold A B HOLD TAG: cut A <-> B (a blackhole route on each to the
+# other's underlay address; both still reach farad and everyone else) and hold
+# it HOLD seconds. Then neither may have removed the other: farad (asked
+# through each) says the other is PRESENT, each still has the other as a
+# WireGuard peer, and each logged "peer X silent for" and "farad: X is
+# PRESENT; keeping peer X" since save_marks TAG. Problems go to PROBLEMS
+# instead of ending the item, so that the caller can add its own checks and
+# always heal (partition_heal), then problems_die.
+partition_hold() {
+	local a=$1 b=$2 hold=$3 tag=$4 ka kb start x y s line
+	ka=$(node_pubkey "$a") kb=$(node_pubkey "$b")
+	step "cut $a <-> $b (blackhole routes to each other's underlay address), hold ${hold} s"
+	start=$(now_ms)
+	in_ns "$a" ip route add blackhole "$(ul_of "$b")/32"
+	in_ns "$b" ip route add blackhole "$(ul_of "$a")/32"
+	sleep 1
+	if ping_ok "$a" "$(ol_of "$b")"; then PROBLEMS+=("$a still pings $b through the cut"); fi
+	while [ $(($(now_ms) - start)) -lt "$(ms_of "$hold")" ]; do sleep 0.2; done
+	for x in "$a" "$b"; do
+		if [ "$x" = "$a" ]; then y=$b; else y=$a; fi
+		s=$(query_state "$x" "$y")
+		log "farad asked through $x about $y: ${s:-no answer}"
+		[ "$s" = PRESENT ] || PROBLEMS+=("faradayctl query via $x: $y is '${s}', expected PRESENT")
+		wg_has_peer "$x" "$(if [ "$x" = "$a" ]; then echo "$kb"; else echo "$ka"; fi)" ||
+			PROBLEMS+=("$x dropped $y from wg show")
+		if removed_peers "$x" "$(mark_of "$tag" "$x")" | grep -qxF "$y"; then PROBLEMS+=("$x removed $y"); fi
+		if ! log_grep "$x" "$(mark_of "$tag" "$x")" "peer $y silent for" >/dev/null; then
+			PROBLEMS+=("$x never logged 'peer $y silent for'")
+		fi
+		line=$(log_grep "$x" "$(mark_of "$tag" "$x")" "farad: $y is PRESENT; keeping peer $y" | head -n 1 || true)
+		if [ -n "$line" ]; then
+			log "$x: $(echo "$line" | cut -d' ' -f3-)"
+		else
+			PROBLEMS+=("$x never logged 'farad: $y is PRESENT; keeping peer $y'")
+		fi
+	done
+}
+
+# partition_heal A B TIMEOUT: remove partition_hold's routes; A and B must ping
+# each other again within TIMEOUT seconds (else a problem in PROBLEMS).
+partition_heal() {
+	local a=$1 b=$2 timeout=$3 start
+	step "heal the cut; $a and $b ping each other again"
+	in_ns "$a" ip route del blackhole "$(ul_of "$b")/32"
+	in_ns "$b" ip route del blackhole "$(ul_of "$a")/32"
+	start=$(now_ms)
+	if reach_all "$timeout" "$a $b" "$b $a"; then
+		log "$a <-> $b answer again $(secs $(($(now_ms) - start))) s after the cut healed"
+	else
+		PROBLEMS+=("$a <-> $b still silent $timeout s after the cut healed: $REACH_FAILED")
+	fi
+}
+
+# problems_die: print every problem collected in PROBLEMS and die with the first.
+problems_die() {
+	local p
+	[ ${#PROBLEMS[@]} -gt 0 ] || return 0
+	for p in "${PROBLEMS[@]}"; do echo "    problem: $p" >&2; done
+	die "${PROBLEMS[0]}"
 }

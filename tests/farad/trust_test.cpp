@@ -49,13 +49,15 @@ TEST(FaradTrust, ASecondHolderWithAnotherKeyIsRefusedWhileTheHolderLives) {
             c.server().counters().name_conflicts);
   // One security line per attempt, naming both addresses.
   const std::string& text = logs.text();
-  EXPECT_THAT(text, HasSubstr("security: refused a second connection for node alpha from 127.0.0.1:"));
+  EXPECT_THAT(text,
+              HasSubstr("security: refused a second connection for node alpha from 127.0.0.1:"));
   EXPECT_THAT(text, HasSubstr("held by a live connection from 127.0.0.1:"));
 
   // The holder goes away (its connection closes): the new key is accepted at
   // the thief's next attempt and every member switches to it.
   holder.client->stop();
-  ASSERT_TRUE(c.run_until([&] { return thief.client->joined() && holds_key(w, "alpha", node_info(11)); }));
+  ASSERT_TRUE(
+      c.run_until([&] { return thief.client->joined() && holds_key(w, "alpha", node_info(11)); }));
   // alpha's old key is free again (nothing stale left in the key index).
   auto& k = c.node_with(
       "kappa", c.pki.issue("kappa"),
