@@ -38,9 +38,9 @@
 #include <sstream>
 #include <thread>
 
-#include "control/proto/frame.h"
-#include "control/proto/node_info.h"
-#include "control/proto/tls.h"
+#include "proto/frame.h"
+#include "proto/node_info.h"
+#include "proto/tls.h"
 #include "pki.h"
 
 extern char** environ;

@@ -18,14 +18,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "control/ctlsock.h"
+#include "control/ctl_server.h"
 #include "control/datapath.h"
 #include "control/farad_client.h"
 #include "control/keyfile.h"
 #include "control/links.h"
-#include "control/log.h"
+#include "common/log.h"
 #include "control/netlink.h"
-#include "control/proto/node_info.h"
+#include "proto/node_info.h"
 #include "crypto/x25519.h"
 
 namespace faraday::control {

@@ -15,7 +15,7 @@
 //   is removed only when farad answers ABSENT; on PRESENT, UNKNOWN or when
 //   farad cannot be asked it is kept. A removed member that joins again is
 //   pushed by farad and added again;
-// - the local control socket (ctlsock.h): `status` and `query NAME`;
+// - the local control socket (ctl_server.h, proto/ctl.h): `status` and `query NAME`;
 // - trust: a Removal pushed by farad (a member revoked, or its certificate
 //   expired) removes that peer at once, the one removal that does not wait
 //   for silence; SIGHUP re-reads the TLS files and closes links whose peer

@@ -3,8 +3,8 @@
 
 #include <fmt/core.h>
 
-#include "control/log.h"
-#include "control/settings_table.h"
+#include "common/log.h"
+#include "common/settings_table.h"
 
 namespace faraday::control {
 
@@ -243,7 +243,7 @@ bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string
   }
   out->keepalive = static_cast<uint16_t>(c.keepalive);
   out->aead = c.aead;
-  if (!control::log::parse_level(c.log_level)) {
+  if (!log::parse_level(c.log_level)) {
     *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
     return false;
   }

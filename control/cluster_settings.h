@@ -1,7 +1,7 @@
 // cluster_settings.h: the settings of `faradayd cluster`, from a TOML file
 // (flat: `farad = "10.0.0.1:7450"`) and the command line (`--farad
 // 10.0.0.1:7450`); the command line wins over the file, the file over the
-// defaults (control/settings_table.h). to_cluster_options() checks every value
+// defaults (common/settings_table.h). to_cluster_options() checks every value
 // and turns the text into what the daemon uses.
 #pragma once
 
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "control/proto/tls.h"
+#include "proto/tls.h"
 #include "dataplane/net.h"
 
 namespace faraday::control {

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "control/log.h"
+#include "common/log.h"
 
 namespace faraday::control {
 

@@ -6,8 +6,8 @@
 
 #include <vector>
 
-#include "control/log.h"
-#include "control/proto/node_info.h"
+#include "common/log.h"
+#include "proto/node_info.h"
 
 namespace faraday::control {
 

@@ -1,4 +1,4 @@
-// farad_client.h: a node's connection to farad (control/proto/farad.proto),
+// farad_client.h: a node's connection to farad (proto/farad.proto),
 // the side faradayd's cluster mode uses. It keeps one mutual-TLS connection
 // open: connects, joins with the (epoch, cursor) it last synced to, hands every
 // Push to the caller, heartbeats when it has sent nothing else for
@@ -26,9 +26,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "control/proto/farad.pb.h"
-#include "control/proto/frame.h"
-#include "control/proto/tls.h"
+#include "proto/farad.pb.h"
+#include "proto/frame.h"
+#include "proto/tls.h"
 
 namespace faraday::control {
 

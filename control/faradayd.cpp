@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "control/cluster.h"
-#include "control/log.h"
+#include "common/log.h"
 #include "control/standalone.h"
 
 namespace {
@@ -93,26 +93,26 @@ int main(int argc, char** argv) {
       ->default_val(10);
 
   CLI11_PARSE(app, argc, argv);
-  if (verbose) log::threshold() = log::Level::kDebug;
+  if (verbose) faraday::log::threshold() = faraday::log::Level::kDebug;
   if (sa->parsed()) return run_standalone(standalone);
 
   ClusterConfig config;
   std::string error;
   if (!config_path.empty() && !load_cluster_config(config_path, &config, &error)) {
-    log::error("{}", error);
+    faraday::log::error("{}", error);
     return 2;
   }
   apply_cluster_overrides(*cl, cli, &config);
   if (verbose) config.log_level = "debug";
   ClusterOptions options;
   if (!to_cluster_options(config, &options, &error)) {
-    log::error("configuration: {}", error);
+    faraday::log::error("configuration: {}", error);
     return 2;
   }
   if (print_config) {
     std::cout << cluster_config_text(config);
     return 0;
   }
-  log::threshold() = *log::parse_level(config.log_level);  // checked with the rest
+  faraday::log::threshold() = *faraday::log::parse_level(config.log_level);  // checked with the rest
   return run_cluster(options);
 }

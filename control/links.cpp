@@ -7,8 +7,8 @@
 #include <boost/asio/post.hpp>
 #include <random>
 
-#include "control/log.h"
-#include "control/proto/frame.h"
+#include "common/log.h"
+#include "proto/frame.h"
 
 namespace faraday::control {
 

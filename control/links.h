@@ -30,7 +30,7 @@
 #include <optional>
 #include <string>
 
-#include "control/proto/tls.h"
+#include "proto/tls.h"
 
 namespace faraday::control {
 

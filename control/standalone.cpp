@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "control/datapath.h"
-#include "control/log.h"
+#include "common/log.h"
 
 namespace faraday::control {
 

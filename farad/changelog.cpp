@@ -5,7 +5,7 @@
 #include <cassert>
 #include <cstring>
 
-#include "control/proto/frame.h"
+#include "proto/frame.h"
 
 namespace faraday::farad {
 

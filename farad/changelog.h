@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "control/proto/farad.pb.h"
+#include "proto/farad.pb.h"
 
 namespace faraday::farad {
 

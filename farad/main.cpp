@@ -10,13 +10,13 @@
 #include <iostream>
 
 #include "config.h"
-#include "control/log.h"
+#include "common/log.h"
 #include "farad/server.h"
 #include "farad/settings.h"
 
 namespace {
 
-namespace log = faraday::control::log;
+namespace log = faraday::log;
 
 constexpr const char* kFooter = R"(
 Configuration: every option above can also be set in the TOML file given with
@@ -49,7 +49,7 @@ members whose certificate no longer verifies are closed and revoked; if a file
 is bad the old configuration stays); SIGUSR1 logs the counters; SIGTERM and SIGINT log them
 and stop. Membership lives in memory only: after a restart farad draws a new
 epoch and rebuilds it from the nodes' re-joins, answering UNKNOWN meanwhile.
-The protocol is documented in control/proto/farad.proto.
+The protocol is documented in proto/farad.proto.
 )";
 
 void raise_fd_limit(uint64_t max_connections) {

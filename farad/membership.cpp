@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "control/proto/node_info.h"
+#include "proto/node_info.h"
 
 namespace faraday::farad {
 

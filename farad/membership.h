@@ -35,7 +35,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "control/proto/farad.pb.h"
+#include "proto/farad.pb.h"
 #include "farad/changelog.h"
 
 namespace faraday::farad {

@@ -6,12 +6,11 @@
 
 #include <boost/asio/post.hpp>
 
-#include "control/log.h"
-#include "control/proto/node_info.h"
+#include "common/log.h"
+#include "proto/node_info.h"
 
 namespace faraday::farad {
 
-namespace log = control::log;
 using proto::TlsChannel;
 
 namespace {

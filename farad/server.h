@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "control/proto/frame.h"
-#include "control/proto/tls.h"
+#include "proto/frame.h"
+#include "proto/tls.h"
 #include "farad/membership.h"
 
 namespace faraday::farad {

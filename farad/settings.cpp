@@ -3,17 +3,17 @@
 
 #include <fmt/core.h>
 
-#include "control/log.h"
-#include "control/proto/node_info.h"
-#include "control/settings_table.h"
+#include "common/log.h"
+#include "proto/node_info.h"
+#include "common/settings_table.h"
 
 namespace faraday::farad {
 
 namespace {
 
 // The one list of settings: TOML keys, command-line options and --help text.
-const control::settings::Table<Config>& settings() {
-  static const control::settings::Table<Config> list = {
+const faraday::settings::Table<Config>& settings() {
+  static const faraday::settings::Table<Config> list = {
       {"listen", "Address and port to accept node connections on: IPv4 ADDR:PORT or [IPv6]:PORT",
        &Config::listen},
       {"ca", "PEM bundle of the CA(s) node certificates must chain to (required)", &Config::ca},
@@ -64,20 +64,20 @@ const control::settings::Table<Config>& settings() {
 }  // namespace
 
 void add_config_options(CLI::App& app, Config* cli) {
-  control::settings::add_options(app, settings(), cli);
+  faraday::settings::add_options(app, settings(), cli);
 }
 
 void apply_cli_overrides(const CLI::App& app, const Config& cli, Config* out) {
-  control::settings::apply_cli_overrides(app, settings(), cli, out);
+  faraday::settings::apply_cli_overrides(app, settings(), cli, out);
 }
 
 bool load_config_file(const std::string& path, Config* out, std::string* error) {
-  return control::settings::load_file(path, settings(), "farad", out, error);
+  return faraday::settings::load_file(path, settings(), "farad", out, error);
 }
 
 bool load_config_text(std::string_view text, const std::string& source, Config* out,
                       std::string* error) {
-  return control::settings::load_text(text, source, settings(), "farad", out, error);
+  return faraday::settings::load_text(text, source, settings(), "farad", out, error);
 }
 
 bool to_server_options(const Config& c, ServerOptions* out, std::string* error) {
@@ -125,7 +125,7 @@ bool to_server_options(const Config& c, ServerOptions* out, std::string* error) 
     return false;
   }
   out->max_connections = c.max_connections;
-  if (!control::log::parse_level(c.log_level)) {
+  if (!log::parse_level(c.log_level)) {
     *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
     return false;
   }
@@ -133,7 +133,7 @@ bool to_server_options(const Config& c, ServerOptions* out, std::string* error) 
 }
 
 std::string config_text(const Config& c) {
-  return control::settings::to_text(settings(), c);
+  return faraday::settings::to_text(settings(), c);
 }
 
 }  // namespace faraday::farad

@@ -20,7 +20,7 @@ fi
 
 # shellcheck source-path=SCRIPTDIR/.. source=tests/e2e/lib.sh
 . tests/e2e/lib.sh
-e2e_init "$build/control/faradayd" "$build/control/faradayctl" "$build/farad/farad"
+e2e_init "$build/control/faradayd" "$build/faradayctl/faradayctl" "$build/farad/farad"
 NODES=(n1 n2 n3)
 
 underlay_up

@@ -1,10 +1,10 @@
-// ctlsock_test.cpp: the local control socket (control/ctlsock.h) over real UNIX
+// ctlsock_test.cpp: the local control socket (proto/ctl.h, control/ctl_server.h) over real UNIX
 // sockets in a temporary directory: the request parser's table, request and
 // answer (direct and asynchronous), every rejection and its counter, the
 // timeouts, the client limit, the socket file's life (stale file replaced, a
 // live server kept, mode 0600, unlinked only while its own); the status view
-// (control/status_view.h); and faradayctl status / query against a server.
-#include "control/ctlsock.h"
+// (faradayctl/status_view.h); and faradayctl status / query against a server.
+#include "control/ctl_server.h"
 
 #include <fmt/core.h>
 #include <gtest/gtest.h>
@@ -33,7 +33,8 @@
 #include <thread>
 #include <vector>
 
-#include "control/status_view.h"
+#include "faradayctl/status_view.h"
+#include "tests/lib/programs.h"
 
 namespace faraday::control {
 namespace {
@@ -41,6 +42,8 @@ namespace {
 namespace asio = boost::asio;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+using namespace faraday::proto;       // the grammar and the client
+using namespace faraday::faradayctl;  // the status view
 
 // ---- parse_ctl_request ---------------------------------------------------------
 
@@ -648,7 +651,9 @@ struct ToolRun {
 
 ToolRun faradayctl(const std::string& args) {
   ToolRun run;
-  FILE* p = ::popen((std::string(FARADAYCTL_PATH) + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = ::popen(
+      (std::string(faraday::testing::program_path("FARADAYCTL")) + " " + args + " 2>&1").c_str(),
+      "r");
   if (p == nullptr) return run;
   char buf[4096];
   size_t n;

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "control/pki.h"
-#include "control/proto/frame.h"
+#include "faradayctl/pki.h"
 #include "pki.h"  // tests/farad: certificates with a validity in seconds
+#include "proto/frame.h"
 
 namespace faraday::control {
 namespace {
@@ -38,6 +38,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using boost::asio::ip::tcp;
 using State = Links::State;
+namespace pki = faraday::faradayctl::pki;
 
 constexpr const char* kA = "node-a";  // sorts first: dials node-b
 constexpr const char* kB = "node-b";

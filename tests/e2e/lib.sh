@@ -81,7 +81,7 @@ NODE_CRL=""
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 FARADAYD=${FARADAYD:-$REPO_ROOT/build/control/faradayd}
-FARADAYCTL=${FARADAYCTL:-$REPO_ROOT/build/control/faradayctl}
+FARADAYCTL=${FARADAYCTL:-$REPO_ROOT/build/faradayctl/faradayctl}
 FARAD=${FARAD:-$REPO_ROOT/build/farad/farad}
 
 STEP="init"

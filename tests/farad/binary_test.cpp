@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "harness.h"
+#include "tests/lib/programs.h"
 
 extern char** environ;
 
@@ -28,7 +29,7 @@ std::string slurp(const std::string& path) {
 
 // Starts farad with `args`; stdout and stderr go to files in `dir`.
 pid_t spawn_farad(const std::string& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), FARAD_PATH);
+  args.insert(args.begin(), faraday::testing::program_path("FARAD"));
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -39,7 +40,9 @@ pid_t spawn_farad(const std::string& dir, std::vector<std::string> args) {
   posix_spawn_file_actions_addopen(&fa, 2, (dir + "/err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, FARAD_PATH, &fa, nullptr, argv.data(), environ), 0);
+  EXPECT_EQ(posix_spawn(&pid, faraday::testing::program_path("FARAD"), &fa, nullptr, argv.data(),
+                        environ),
+            0);
   posix_spawn_file_actions_destroy(&fa);
   return pid;
 }

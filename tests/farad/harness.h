@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "control/farad_client.h"
-#include "control/proto/node_info.h"
-#include "control/proto/tls.h"
+#include "proto/node_info.h"
+#include "proto/tls.h"
 #include "farad/server.h"
 #include "pki.h"
 

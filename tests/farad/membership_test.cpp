@@ -4,7 +4,7 @@
 // disconnect grace, revocation, PRESENT/ABSENT/UNKNOWN).
 #include <gtest/gtest.h>
 
-#include "control/proto/frame.h"
+#include "proto/frame.h"
 #include "farad/changelog.h"
 #include "farad/membership.h"
 #include "harness.h"

@@ -4,8 +4,8 @@
 
 #include <random>
 
-#include "control/proto/frame.h"
-#include "control/proto/node_info.h"
+#include "proto/frame.h"
+#include "proto/node_info.h"
 #include "harness.h"
 
 namespace faraday::proto {

@@ -1,7 +1,7 @@
 // fuzz_ctl.cpp: libFuzzer target for the local control socket's outside input
-// (control/ctlsock.h): a request line as the server frames it (up to the first
+// (proto/ctl.h): a request line as the server frames it (up to the first
 // "\n") through parse_ctl_request(), and the same bytes as a `status` answer
-// through faradayctl's view (control/status_view.h). A parsed request joins
+// through faradayctl's view (faradayctl/status_view.h). A parsed request joins
 // back into its line; a rejected one has a reason and a message that makes a
 // valid error answer; the view never throws and always prints a whole text.
 #include <cstddef>
@@ -11,10 +11,11 @@
 #include <string_view>
 #include <variant>
 
-#include "control/ctlsock.h"
-#include "control/status_view.h"
+#include "faradayctl/status_view.h"
+#include "proto/ctl.h"
 
-using namespace faraday::control;
+using namespace faraday::proto;
+using namespace faraday::faradayctl;
 
 namespace {
 

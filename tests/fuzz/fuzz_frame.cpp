@@ -8,8 +8,8 @@
 #include <span>
 #include <string>
 
-#include "control/proto/frame.h"
-#include "control/proto/node_info.h"
+#include "proto/frame.h"
+#include "proto/node_info.h"
 #include "farad/membership.h"
 
 namespace {

@@ -1,5 +1,5 @@
-// ctlsock.h: faradayd's local control socket, the one way faradayctl (and the
-// CNI plugin) talk to a running node.
+// ctl.h: the local control socket's grammar, the one way faradayctl (and the
+// CNI plugin) talk to a running faradayd; its server is control/ctl_server.h.
 //
 // Protocol:
 //   - A UNIX stream socket, by default /run/faraday/IFNAME.sock
@@ -12,7 +12,7 @@
 //   - The server answers with exactly one JSON document followed by "\n" and
 //     closes the connection. An error is {"error": "message"} (ctl_error()).
 //   - Rejected, answered with an error and counted by reason
-//     (CtlServer::counters()): a line without a newline within 1024 bytes, bytes
+//     (control::CtlServer::counters()): a line without a newline within 1024 bytes, bytes
 //     outside printable ASCII, an empty or badly spaced line, too many words,
 //     a command nobody registered. A client that has not sent its whole line
 //     within 5 s is answered with an error and closed; one the handler has not
@@ -22,19 +22,18 @@
 //     probe) is not counted.
 //
 // The library knows no command: the owner registers each one with its handler
-// (CtlServer::Commands). faradayd serves `status` (control/status_view.h shows
+// (control::CtlServer::Commands). faradayd serves `status` (faradayctl/status_view.h shows
 // the reply) and `query NAME` ({"name": NAME, "state": "PRESENT"|"ABSENT"|
 // "UNKNOWN"}).
 //
 // Threads: parse_ctl_request(), ctl_error() and default_ctl_socket() are pure
-// and callable anywhere. A CtlServer belongs to the thread running its
+// and callable anywhere. A control::CtlServer belongs to the thread running its
 // io_context (faradayd's control thread): create it, use it and destroy it on
 // that thread; handlers run there too. A Reply may be called from any thread.
 // ctl_call() is a blocking client for any thread that owns no io_context.
 #pragma once
 
 #include <array>
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -46,7 +45,9 @@
 #include <variant>
 #include <vector>
 
-namespace faraday::control {
+struct sockaddr_un;
+
+namespace faraday::proto {
 
 using namespace std::chrono_literals;
 
@@ -95,62 +96,6 @@ struct CtlBadRequest {
 // of kCtlMaxLineBytes or more bytes is kTooLong (it would not fit with its "\n").
 std::variant<CtlRequest, CtlBadRequest> parse_ctl_request(std::string_view line);
 
-// ---- server ------------------------------------------------------------------
-
-struct CtlServerOptions {
-  std::chrono::milliseconds request_timeout = kCtlRequestTimeout;
-  std::chrono::milliseconds reply_timeout = kCtlReplyTimeout;  // also bounds writing the answer
-  size_t max_clients = kCtlMaxClients;
-};
-
-class CtlServer {
- public:
-  // Answers the request: `json` is one JSON document (nlohmann::json::dump()),
-  // sent with a "\n" before the connection closes. Call it once, now or later,
-  // from any thread while the io_context exists (the answer is written on the
-  // io_context's thread); later calls do nothing, and so does a call after the
-  // connection timed out or the server was destroyed. A Reply whose every copy
-  // is dropped without being called answers an error (and counts kHandlerFailed).
-  using Reply = std::function<void(std::string json)>;
-  // Runs on the io_context's thread. May throw (the client gets an error), must
-  // not destroy the server.
-  using Handler = std::function<void(const CtlRequest& request, Reply reply)>;
-  // Command name -> its handler. Requests for other commands are rejected.
-  using Commands = std::map<std::string, Handler, std::less<>>;
-
-  struct Counters {
-    uint64_t connections = 0;  // accepted, including those refused as too many
-    uint64_t requests = 0;     // well-formed requests handed to their handler
-    std::array<uint64_t, static_cast<size_t>(CtlReject::kCount)> rejected{};
-    uint64_t rejected_by(CtlReject r) const { return rejected[static_cast<size_t>(r)]; }
-  };
-
-  // Serves `commands` at `path`: creates the parent directory (0755; not its
-  // parents) if it is missing, replaces a stale socket file nothing listens on (refusing with
-  // "another faradayd serves PATH" if something answers, and any file that is
-  // not a socket), binds, makes the socket 0600 before it accepts anyone, and
-  // starts accepting on `io`. Returns the server or why it cannot serve.
-  static std::variant<std::unique_ptr<CtlServer>, std::string> listen(
-      boost::asio::io_context& io, const std::string& path, Commands commands,
-      CtlServerOptions options = {});
-
-  // Closes every connection (their pending Replies then do nothing) and unlinks
-  // the socket file if it is still the one this server bound (same dev/inode).
-  ~CtlServer();
-  CtlServer(const CtlServer&) = delete;
-  CtlServer& operator=(const CtlServer&) = delete;
-
-  const std::string& path() const;
-  const Counters& counters() const;
-  size_t open_connections() const;
-
-  struct Impl;  // opaque; shared with the asynchronous operations in flight
-
- private:
-  explicit CtlServer(std::shared_ptr<Impl> impl);
-  std::shared_ptr<Impl> impl_;
-};
-
 // ---- client ------------------------------------------------------------------
 
 struct CtlError {
@@ -163,4 +108,15 @@ struct CtlError {
 std::variant<std::string, CtlError> ctl_call(const std::string& path, std::string_view line,
                                              std::chrono::milliseconds timeout);
 
-}  // namespace faraday::control
+// ---- shared with the server (control/ctl_server.cpp) ---------------------------
+
+// Fills a UNIX socket address; false if `path` is empty or too long.
+bool ctl_sockaddr(const std::string& path, sockaddr_un& addr);
+// Whether something accepts connections on the socket file at `path`, or why
+// that cannot be told.
+enum class CtlProbe { kLive, kStale, kGone };
+std::variant<CtlProbe, std::string> ctl_probe(const std::string& path);
+// "5 s", "1.5 s" or "200 ms".
+std::string ctl_duration_text(std::chrono::milliseconds d);
+
+}  // namespace faraday::proto

@@ -1,5 +1,5 @@
 // frame.cpp: see frame.h.
-#include "control/proto/frame.h"
+#include "proto/frame.h"
 
 namespace faraday::proto {
 

@@ -1,5 +1,5 @@
 // pki.cpp: see pki.h.
-#include "control/pki.h"
+#include "faradayctl/pki.h"
 
 #include <fcntl.h>
 #include <fmt/core.h>
@@ -20,9 +20,9 @@
 #include <sstream>
 #include <string_view>
 
-#include "control/proto/node_info.h"
+#include "proto/node_info.h"
 
-namespace faraday::control::pki {
+namespace faraday::faradayctl::pki {
 
 namespace {
 
@@ -594,4 +594,4 @@ std::vector<IndexEntry> read_index(const std::string& dir) {
   return parse_index(path, read_file(path));
 }
 
-}  // namespace faraday::control::pki
+}  // namespace faraday::faradayctl::pki

@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-namespace faraday::control::pki {
+namespace faraday::faradayctl::pki {
 
 inline constexpr int kDefaultCaDays = 3650;
 inline constexpr int kDefaultCertDays = 365;
@@ -112,4 +112,4 @@ std::optional<uint64_t> parse_serial(const std::string& text);
 std::string serial_text(uint64_t serial);  // upper-case hex, even length
 std::string time_text(time_t t);           // 2025-01-31T12:00:00Z
 
-}  // namespace faraday::control::pki
+}  // namespace faraday::faradayctl::pki

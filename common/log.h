@@ -1,4 +1,4 @@
-// log.h: faradayd's log lines: one line per event on stderr, with a UTC
+// log.h: the daemons' log lines (farad, faradayd): one line per event on stderr, with a UTC
 // timestamp and a level, so an operator can follow what happened and why.
 // Thread-safe (one fmt::print per line). Never pass key material.
 #pragma once
@@ -10,7 +10,7 @@
 #include <optional>
 #include <string_view>
 
-namespace faraday::control::log {
+namespace faraday::log {
 
 enum class Level { kDebug, kInfo, kWarn, kError };
 
@@ -59,4 +59,4 @@ void error(fmt::format_string<Args...> f, Args&&... a) {
   write(Level::kError, f, std::forward<Args>(a)...);
 }
 
-}  // namespace faraday::control::log
+}  // namespace faraday::log

@@ -1,5 +1,5 @@
 // node_info.cpp: see node_info.h.
-#include "control/proto/node_info.h"
+#include "proto/node_info.h"
 
 #include <arpa/inet.h>
 #include <fmt/core.h>

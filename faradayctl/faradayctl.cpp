@@ -1,7 +1,7 @@
 // faradayctl: the operator's tool. The cluster's certificate authority
-// (control/pki.h): create a CA, issue node and farad certificates, revoke them
+// (faradayctl/pki.h): create a CA, issue node and farad certificates, revoke them
 // and produce the CRL farad checks. And the node's own status: `status` and
-// `query` ask the local faradayd over its control socket (control/ctlsock.h).
+// `query` ask the local faradayd over its control socket (proto/ctl.h).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -10,14 +10,15 @@
 #include <variant>
 
 #include "config.h"
-#include "control/ctlsock.h"
-#include "control/pki.h"
-#include "control/status_view.h"
+#include "faradayctl/pki.h"
+#include "faradayctl/status_view.h"
+#include "proto/ctl.h"
 
 namespace {
 
-namespace pki = faraday::control::pki;
-namespace ctl = faraday::control;
+namespace pki = faraday::faradayctl::pki;
+namespace ctl = faraday::proto;
+using faraday::faradayctl::format_status;
 
 constexpr const char* kDefaultInterface = "faraday0";
 constexpr double kDefaultTimeoutSeconds = 10;
@@ -85,7 +86,7 @@ int ask_faradayd(const std::string& path, const std::string& line, double timeou
       std::printf("%s\n",
                   answer.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
-      std::fputs(ctl::format_status(answer).c_str(), stdout);
+      std::fputs(format_status(answer).c_str(), stdout);
     }
     return 0;
   }

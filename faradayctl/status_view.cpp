@@ -1,6 +1,6 @@
 // status_view.cpp: faradayctl's view of the `status` answer (status_view.h).
 // Every access checks the type first: nothing here may throw on a reply.
-#include "control/status_view.h"
+#include "faradayctl/status_view.h"
 
 #include <fmt/core.h>
 
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace faraday::control {
+namespace faraday::faradayctl {
 
 namespace {
 
@@ -217,4 +217,4 @@ std::string format_status(const nlohmann::json& status) {
   }
 }
 
-}  // namespace faraday::control
+}  // namespace faraday::faradayctl

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "control/proto/farad.pb.h"
+#include "proto/farad.pb.h"
 
 namespace faraday::proto {
 

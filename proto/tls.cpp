@@ -1,5 +1,5 @@
 // tls.cpp: see tls.h.
-#include "control/proto/tls.h"
+#include "proto/tls.h"
 
 #include <fmt/core.h>
 #include <openssl/err.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "control/proto/node_info.h"
+#include "proto/node_info.h"
 
 namespace faraday::proto {
 

@@ -1,5 +1,5 @@
 // status_view.h: the human view of faradayd's `status` answer on the control
-// socket (ctlsock.h), as `faradayctl status` prints it.
+// socket (proto/ctl.h), as `faradayctl status` prints it.
 //
 // The answer (every field optional: a daemon older or newer than faradayctl may
 // leave some out or give another type, and the view prints "-" for them):
@@ -33,7 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace faraday::control {
+namespace faraday::faradayctl {
 
 // Header lines (node, interface, key, port, overlay, allowed IPs, underlay,
 // control), the farad line (address, state, joined, epoch, cursor, last error
@@ -48,4 +48,4 @@ std::string format_size(double bytes);
 // or not finite value.
 std::string format_age(double seconds);
 
-}  // namespace faraday::control
+}  // namespace faraday::faradayctl

@@ -25,7 +25,7 @@
 #include <variant>
 #include <vector>
 
-namespace faraday::control::settings {
+namespace faraday::settings {
 
 template <typename Config>
 struct Setting {
@@ -186,4 +186,4 @@ std::string to_text(const Table<Config>& table, const Config& c) {
   return s.str();
 }
 
-}  // namespace faraday::control::settings
+}  // namespace faraday::settings

@@ -1,9 +1,9 @@
-// pki_test.cpp: the operator's CA (control/pki.h) and faradayctl: CA init,
+// pki_test.cpp: the operator's CA (faradayctl/pki.h) and faradayctl: CA init,
 // issuing (chain, CN, SAN, EKU, serials, name rules), revocation and the CRL
 // checked with OpenSSL's own verifier, the command line, and end to end:
 // faradayctl's certificates against a real farad process over mutual TLS,
 // before and after a revocation reaches it (CRL + SIGHUP).
-#include "control/pki.h"
+#include "faradayctl/pki.h"
 
 #include <fcntl.h>
 #include <fmt/core.h>
@@ -30,16 +30,19 @@
 #include <vector>
 
 #include "control/farad_client.h"
-#include "control/proto/node_info.h"
-#include "control/proto/tls.h"
+#include "proto/node_info.h"
+#include "proto/tls.h"
+#include "tests/lib/programs.h"
 
 extern char** environ;
 
-namespace faraday::control::pki {
+namespace faraday::faradayctl::pki {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using control::FaradClient;
+using control::FaradClientOptions;
 
 template <typename T, void (*F)(T*)>
 struct Free {
@@ -437,7 +440,7 @@ Output run(const std::string& path, std::vector<std::string> args) {
 }
 
 Output ctl(std::vector<std::string> args) {
-  return run(FARADAYCTL_PATH, std::move(args));
+  return run(faraday::testing::program_path("FARADAYCTL"), std::move(args));
 }
 
 bool has(const std::string& text, const std::string& what) {
@@ -513,7 +516,7 @@ proto::NodeInfo node_info(int index) {
 class FaradProcess {
  public:
   FaradProcess(const std::string& dir, std::vector<std::string> args) : dir_(dir) {
-    args.insert(args.begin(), FARAD_PATH);
+    args.insert(args.begin(), faraday::testing::program_path("FARAD"));
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -523,7 +526,9 @@ class FaradProcess {
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, (dir + "/farad.err").c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_EQ(posix_spawn(&pid_, FARAD_PATH, &fa, nullptr, argv.data(), environ), 0);
+    EXPECT_EQ(posix_spawn(&pid_, faraday::testing::program_path("FARAD"), &fa, nullptr, argv.data(),
+                          environ),
+              0);
     posix_spawn_file_actions_destroy(&fa);
   }
   ~FaradProcess() {
@@ -660,4 +665,4 @@ TEST_F(EndToEnd, FaradAcceptsFaradayctlCertificatesAndRefusesARevokedOne) {
 }
 
 }  // namespace
-}  // namespace faraday::control::pki
+}  // namespace faraday::faradayctl::pki
