@@ -1,12 +1,9 @@
 // cluster.cpp: see cluster.h.
 #include "control/cluster.h"
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,15 +15,18 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/log.h"
+#include "control/announcement.h"
 #include "control/ctl_server.h"
-#include "control/datapath.h"
 #include "control/farad_client.h"
+#include "control/interface.h"
 #include "control/keyfile.h"
 #include "control/links.h"
-#include "common/log.h"
 #include "control/netlink.h"
-#include "proto/node_info.h"
+#include "control/peer_health.h"
+#include "control/uapi.h"
 #include "crypto/x25519.h"
+#include "proto/node_info.h"
 
 namespace faraday::control {
 
@@ -45,17 +45,10 @@ double seconds_since(Clock::time_point t, Clock::time_point now) {
   return std::chrono::duration<double>(now - t).count();
 }
 
+// PRESENT, ABSENT, UNKNOWN; "" before farad answered.
 const char* state_name(proto::State s) {
-  switch (s) {
-    case proto::PRESENT:
-      return "PRESENT";
-    case proto::ABSENT:
-      return "ABSENT";
-    case proto::UNKNOWN:
-      return "UNKNOWN";
-    default:
-      return "";
-  }
+  if (s == proto::STATE_UNSPECIFIED || !proto::State_IsValid(s)) return "";
+  return proto::State_Name(s).c_str();
 }
 
 std::optional<dataplane::Endpoint> to_endpoint(const proto::Endpoint& ep) {
@@ -75,55 +68,10 @@ boost::asio::ip::tcp::endpoint tcp_endpoint(const proto::Endpoint& ep) {
   return {boost::asio::ip::address_v6(b), port};
 }
 
-proto::Endpoint to_proto(const dataplane::Endpoint& ep) {
-  return *proto::parse_endpoint(ep.to_string());
-}
-
-// The node's name: the CN of its certificate, as farad will read it.
-std::optional<std::string> certificate_file_name(const std::string& path, std::string* error) {
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) {
-    *error = fmt::format("{}: {}", path, std::strerror(errno));
-    return std::nullopt;
-  }
-  X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (!cert) {
-    *error = fmt::format("{}: not a PEM certificate", path);
-    return std::nullopt;
-  }
-  std::string why;
-  auto name = proto::certificate_name(cert, &why);
-  X509_free(cert);
-  if (!name) *error = fmt::format("{}: {}", path, why);
-  return name;
-}
-
-// The local address the kernel would use to reach host:port (no packet is sent).
-std::optional<boost::asio::ip::address> local_address_towards(const std::string& host,
-                                                              uint16_t port, std::string* error) {
-  boost::asio::io_context io;
-  boost::system::error_code ec;
-  boost::asio::ip::udp::resolver resolver(io);
-  auto results = resolver.resolve(host, std::to_string(port), ec);
-  if (ec || results.empty()) {
-    *error = fmt::format("resolve {}: {}", host, ec ? ec.message() : "no address");
-    return std::nullopt;
-  }
-  boost::asio::ip::udp::socket s(io);
-  auto target = results.begin()->endpoint();
-  s.open(target.protocol(), ec);
-  if (!ec) s.connect(target, ec);
-  if (ec) {
-    *error = fmt::format("no route to {}: {}", host, ec.message());
-    return std::nullopt;
-  }
-  return s.local_endpoint().address();
-}
-
 class Cluster {
  public:
-  explicit Cluster(const ClusterOptions& options) : opt_(options), signals_(io_), tick_(io_) {}
+  explicit Cluster(const ClusterOptions& options)
+      : opt_(options), signals_(io_), tick_(io_), health_(options.silence, options.ping_interval) {}
   int run();
 
  private:
@@ -131,31 +79,28 @@ class Cluster {
     proto::NodeInfo info;
     crypto::Key key{};
     std::vector<dataplane::Prefix> prefixes;
-    Clock::time_point added_at;
-    uint64_t generation = 0;
-    bool silent = false;
-    Clock::time_point heard_before_silence{};  // when it was last heard before going silent
-    uint64_t episode = 0;  // bumped when a silence ends: answers about older ones are stale
-    bool query_pending = false;
-    Clock::time_point next_query{};
-    proto::State farad_says = proto::STATE_UNSPECIFIED;
-    std::string query_error;  // the last failure to ask, logged once per silence
   };
 
   bool setup();
+  bool load_key();
   bool setup_interface();
-  bool build_node_info();
-  void start_farad();
+  bool setup_ctl();
+  void make_farad_client(const proto::SslCtxPtr& client_ctx);
+  void on_joined(const proto::Joined& j);
+  void on_farad_lost(const std::string& reason);
   void on_push(const proto::Push& push);
   void reload_tls();
   void upsert(const proto::NodeInfo& info);
+  void program_peer(const std::string& name, const crypto::Key& key,
+                    const std::optional<dataplane::Endpoint>& endpoint,
+                    const std::vector<dataplane::Prefix>& prefixes, uint64_t generation);
   void remove_member(const std::string& name);
   void remove_peer(const crypto::Key& key);
+  void note_heard(const std::string& name);
   void check_silence();
-  void ask_farad(const std::string& name);
-  void on_answer(const std::string& name, uint64_t generation, uint64_t episode,
-                 const FaradClient::Reply& reply);
-  void program(DataPath::Command command);
+  void ask_farad(const PeerHealth::Query& query);
+  void on_answer(const PeerHealth::Query& query, const FaradClient::Reply& reply);
+  void program(dataplane::Pipeline::Command command);
   void flush_backlog();
   void on_status(const CtlRequest& req, CtlServer::Reply reply);
   void on_query(const CtlRequest& req, CtlServer::Reply reply);
@@ -173,15 +118,15 @@ class Cluster {
   crypto::Key private_key_{};
   crypto::Key public_key_{};
   proto::NodeInfo self_;
-  std::unique_ptr<DataPath> dp_;
+  std::unique_ptr<dataplane::Pipeline> dp_;
   std::thread dp_thread_;
   std::optional<netlink::Socket> nl_;
   std::unique_ptr<FaradClient> farad_;
   std::unique_ptr<Links> links_;
   std::unique_ptr<CtlServer> ctl_;
   std::map<std::string, Member> members_;
-  std::deque<DataPath::Command> backlog_;
-  uint64_t generation_ = 0;
+  PeerHealth health_;  // when a member goes; in step with members_
+  std::deque<dataplane::Pipeline::Command> backlog_;
   bool farad_was_up_ = false;
   std::string farad_failure_;  // why the last attempt failed, logged once per reason
   uint32_t farad_heartbeat_ms_ = 0;
@@ -200,25 +145,13 @@ bool Cluster::setup() {
     return false;
   }
   name_ = *name;
-
-  // The WireGuard key: created once, kept across restarts.
-  std::string dir = opt_.private_key.substr(0, opt_.private_key.rfind('/'));
-  if (!dir.empty() && opt_.private_key.find('/') != std::string::npos &&
-      mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    log::error("cannot create {} for the private key: {}", dir, std::strerror(errno));
+  if (!load_key()) return false;
+  auto self = build_announcement(opt_, public_key_, &error);
+  if (!self) {
+    log::error("{}", error);
     return false;
   }
-  bool created = false;
-  auto key = load_or_create_private_key(opt_.private_key, &created);
-  if (auto* e = std::get_if<std::string>(&key)) {
-    log::error("{}", *e);
-    return false;
-  }
-  private_key_ = std::get<crypto::Key>(key);
-  public_key_ = crypto::x25519_public(private_key_);
-  if (created) log::info("new WireGuard private key written to {}", opt_.private_key);
-
-  if (!build_node_info()) return false;
+  self_ = std::move(*self);
   if (!setup_interface()) return false;
 
   auto server_ctx = proto::make_server_context(opt_.tls, &error);
@@ -235,7 +168,32 @@ bool Cluster::setup() {
     log::error("{}", error);
     return false;
   }
+  if (!setup_ctl()) return false;
+  make_farad_client(client_ctx);
+  return true;
+}
 
+// The WireGuard key: created once, kept across restarts.
+bool Cluster::load_key() {
+  std::string dir = opt_.private_key.substr(0, opt_.private_key.rfind('/'));
+  if (!dir.empty() && opt_.private_key.find('/') != std::string::npos &&
+      mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    log::error("cannot create {} for the private key: {}", dir, std::strerror(errno));
+    return false;
+  }
+  bool created = false;
+  auto key = load_or_create_private_key(opt_.private_key, &created);
+  if (auto* e = std::get_if<std::string>(&key)) {
+    log::error("{}", *e);
+    return false;
+  }
+  private_key_ = std::get<crypto::Key>(key);
+  public_key_ = crypto::x25519_public(private_key_);
+  if (created) log::info("new WireGuard private key written to {}", opt_.private_key);
+  return true;
+}
+
+bool Cluster::setup_ctl() {
   CtlServer::Commands commands;
   commands["status"] = [this](const CtlRequest& req, CtlServer::Reply reply) {
     on_status(req, std::move(reply));
@@ -249,7 +207,10 @@ bool Cluster::setup() {
     return false;
   }
   ctl_ = std::move(std::get<std::unique_ptr<CtlServer>>(ctl));
+  return true;
+}
 
+void Cluster::make_farad_client(const proto::SslCtxPtr& client_ctx) {
   farad_ = std::make_unique<FaradClient>(
       io_, client_ctx,
       FaradClientOptions{.host = opt_.farad_host,
@@ -260,95 +221,51 @@ bool Cluster::setup() {
                          .backoff_max = opt_.reconnect_max,
                          .heartbeat = opt_.heartbeat},
       FaradClient::Callbacks{
-          .on_joined =
-              [this](const proto::Joined& j) {
-                farad_was_up_ = true;
-                farad_failure_.clear();
-                farad_heartbeat_ms_ = j.heartbeat_ms();
-                farad_expiry_ms_ = j.expiry_ms();
-                log::info(
-                    "joined farad at {}:{} as {} (epoch {}, {}; heartbeat {} ms, "
-                    "expiry {} ms)",
-                    opt_.farad_host, opt_.farad_port, j.name(), j.epoch(),
-                    j.snapshot() ? "snapshot follows" : "resuming", j.heartbeat_ms(),
-                    j.expiry_ms());
-              },
+          .on_joined = [this](const proto::Joined& j) { on_joined(j); },
           .on_push = [this](const proto::Push& p) { on_push(p); },
-          .on_disconnected =
-              [this](const std::string& reason) {
-                if (stopping_) return;
-                if (farad_was_up_) {
-                  log::warn("farad connection lost: {}; reconnecting (peers are kept)", reason);
-                } else if (reason != farad_failure_) {
-                  log::warn("cannot join farad at {}:{}: {}; retrying", opt_.farad_host,
-                            opt_.farad_port, reason);
-                } else {
-                  log::debug("farad unreachable: {}", reason);
-                }
-                farad_was_up_ = false;
-                farad_failure_ = reason;
-              },
+          .on_disconnected = [this](const std::string& reason) { on_farad_lost(reason); },
           .on_error =
               [](const proto::Error& e) {
                 log::warn("farad: {} {}", proto::Error::Code_Name(e.code()), e.detail());
               },
       });
-  return true;
 }
 
-bool Cluster::build_node_info() {
-  std::vector<dataplane::Endpoint> announce = opt_.announce;
-  if (announce.empty()) {
-    std::string error;
-    auto addr = local_address_towards(opt_.farad_host, opt_.farad_port, &error);
-    if (!addr) {
-      log::error("cannot pick an address to announce ({}); set announce", error);
-      return false;
-    }
-    auto ep = dataplane::Endpoint::parse(
-        addr->is_v6() ? fmt::format("[{}]:{}", addr->to_string(), opt_.listen_port)
-                      : fmt::format("{}:{}", addr->to_string(), opt_.listen_port));
-    announce.push_back(*ep);
+void Cluster::on_joined(const proto::Joined& j) {
+  farad_was_up_ = true;
+  farad_failure_.clear();
+  farad_heartbeat_ms_ = j.heartbeat_ms();
+  farad_expiry_ms_ = j.expiry_ms();
+  log::info("joined farad at {}:{} as {} (epoch {}, {}; heartbeat {} ms, expiry {} ms)",
+            opt_.farad_host, opt_.farad_port, j.name(), j.epoch(),
+            j.snapshot() ? "snapshot follows" : "resuming", j.heartbeat_ms(), j.expiry_ms());
+}
+
+void Cluster::on_farad_lost(const std::string& reason) {
+  if (stopping_) return;
+  if (farad_was_up_) {
+    log::warn("farad connection lost: {}; reconnecting (peers are kept)", reason);
+  } else if (reason != farad_failure_) {
+    log::warn("cannot join farad at {}:{}: {}; retrying", opt_.farad_host, opt_.farad_port, reason);
+  } else {
+    log::debug("farad unreachable: {}", reason);
   }
-  self_.set_public_key(public_key_.data(), public_key_.size());
-  for (const auto& ep : announce) *self_.add_underlay() = to_proto(ep);
-  *self_.add_allowed_ips() = *proto::parse_prefix(opt_.overlay.to_string());
-  if (opt_.container_prefix)
-    *self_.add_allowed_ips() = *proto::parse_prefix(opt_.container_prefix->to_string());
-  auto control_ip = opt_.control_listen.address();
-  std::string control_host = control_ip.to_string();
-  if (control_ip.is_unspecified()) {
-    std::string first = announce.front().to_string();
-    control_host = first.substr(0, first.rfind(':'));
-  } else if (control_ip.is_v6()) {
-    control_host = "[" + control_host + "]";
-  }
-  auto control =
-      proto::parse_endpoint(fmt::format("{}:{}", control_host, opt_.control_listen.port()));
-  if (!control) {
-    log::error("cannot announce control endpoint {}:{}", control_host, opt_.control_listen.port());
-    return false;
-  }
-  *self_.mutable_control() = *control;
-  if (auto bad = proto::check_node_info(self_)) {
-    log::error("this node's announcement is invalid: {}", *bad);
-    return false;
-  }
-  return true;
+  farad_was_up_ = false;
+  farad_failure_ = reason;
 }
 
 bool Cluster::setup_interface() {
-  DataPathOptions dp_options;
+  dataplane::PipelineOptions dp_options;
   dp_options.ifname = opt_.ifname;
   dp_options.mtu = opt_.mtu;
   dp_options.listen_port = opt_.listen_port;
   dp_options.aead_backend = opt_.aead;
-  auto opened = DataPath::open(dp_options);
+  auto opened = open_interface(dp_options);
   if (auto* e = std::get_if<std::string>(&opened)) {
     log::error("{}", *e);
     return false;
   }
-  dp_ = std::move(std::get<std::unique_ptr<DataPath>>(opened));
+  dp_ = std::move(std::get<std::unique_ptr<dataplane::Pipeline>>(opened));
   uapi::SetRequest key;
   key.private_key = private_key_;
   dp_->apply(key);  // before the data path's thread starts: no race
@@ -375,7 +292,7 @@ bool Cluster::setup_interface() {
   return true;
 }
 
-void Cluster::program(DataPath::Command command) {
+void Cluster::program(dataplane::Pipeline::Command command) {
   if (backlog_.empty() && dp_->post(command)) return;
   backlog_.push_back(std::move(command));
   if (!backlog_timer_) {
@@ -398,7 +315,7 @@ void Cluster::flush_backlog() {
 
 void Cluster::on_push(const proto::Push& push) {
   for (const proto::Removal& r : push.removed()) {
-    if (!members_.count(r.name())) continue;
+    if (!health_.revoke(r.name())) continue;
     log::warn("peer {} revoked by farad ({}: {}); removing it now", r.name(),
               proto::Removal::Reason_Name(r.reason()), r.detail());
     remove_member(r.name());
@@ -435,11 +352,7 @@ void Cluster::upsert(const proto::NodeInfo& info) {
   if (it != members_.end() && it->second.info.SerializeAsString() == info.SerializeAsString()) {
     // A re-join with the same announcement: nothing to program, but farad has
     // just heard from it, so any silence (and a query in flight about it) ends.
-    Member& m = it->second;
-    m.added_at = Clock::now();
-    m.silent = false;
-    m.query_pending = false;
-    ++m.episode;
+    health_.rejoin(name, Clock::now());
     return;
   }
   std::optional<dataplane::Endpoint> endpoint;
@@ -466,45 +379,9 @@ void Cluster::upsert(const proto::NodeInfo& info) {
   m.info = info;
   m.key = key;
   m.prefixes = prefixes;
-  m.generation = ++generation_;
-  m.added_at = Clock::now();
-  m.silent = false;
-  m.query_pending = false;
-  m.farad_says = proto::STATE_UNSPECIFIED;
+  uint64_t generation = health_.add(name, Clock::now());
 
-  uapi::SetRequest req;
-  uapi::PeerSet ps;
-  ps.public_key = key;
-  ps.endpoint = endpoint;
-  ps.replace_allowed_ips = true;
-  ps.allowed_ips = prefixes;
-  // Turning the keepalive on starts a handshake. If both nodes did that at
-  // once, the two initiations would cross and each side would drop the answer
-  // to its own (as every WireGuard does), costing a 5 s retry; so the node
-  // whose name sorts first starts at once and the other a moment later.
-  bool first = name_ < name;
-  if (opt_.keepalive && first) ps.persistent_keepalive = opt_.keepalive;
-  req.peers.push_back(ps);
-  program([req, name](DataPath& dp) {
-    if (auto e = dp.apply(req, false))
-      log::warn("peer {}: data path refused it: {}", name, e->message);
-  });
-  if (opt_.keepalive && !first) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(io_, kSecondHandshakeDelay);
-    timer->async_wait([this, timer, name, gen = m.generation, key,
-                       alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
-      if (ec || alive.expired() || stopping_) return;
-      auto it = members_.find(name);
-      if (it == members_.end() || it->second.generation != gen) return;
-      uapi::SetRequest later;
-      uapi::PeerSet keepalive;
-      keepalive.public_key = key;
-      keepalive.update_only = true;
-      keepalive.persistent_keepalive = opt_.keepalive;
-      later.peers.push_back(keepalive);
-      program([later](DataPath& dp) { dp.apply(later, false); });
-    });
-  }
+  program_peer(name, key, endpoint, prefixes, generation);
 
   for (const auto& p : old_prefixes) {
     if (std::find(prefixes.begin(), prefixes.end(), p) == prefixes.end()) {
@@ -521,13 +398,52 @@ void Cluster::upsert(const proto::NodeInfo& info) {
   log::info("peer {} {}: {}", name, added ? "added" : "updated", proto::node_info_text(info));
 }
 
+// Programs the member's WireGuard peer into the data path.
+void Cluster::program_peer(const std::string& name, const crypto::Key& key,
+                           const std::optional<dataplane::Endpoint>& endpoint,
+                           const std::vector<dataplane::Prefix>& prefixes, uint64_t generation) {
+  uapi::SetRequest req;
+  uapi::PeerSet ps;
+  ps.public_key = key;
+  ps.endpoint = endpoint;
+  ps.replace_allowed_ips = true;
+  ps.allowed_ips = prefixes;
+  // Turning the keepalive on starts a handshake. If both nodes did that at
+  // once, the two initiations would cross and each side would drop the answer
+  // to its own (as every WireGuard does), costing a 5 s retry; so the node
+  // whose name sorts first starts at once and the other a moment later.
+  bool first = name_ < name;
+  if (opt_.keepalive && first) ps.persistent_keepalive = opt_.keepalive;
+  req.peers.push_back(ps);
+  program([req, name](dataplane::Pipeline& dp) {
+    if (auto e = dp.apply(req, false))
+      log::warn("peer {}: data path refused it: {}", name, e->message);
+  });
+  if (opt_.keepalive && !first) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, kSecondHandshakeDelay);
+    timer->async_wait([this, timer, name, generation, key,
+                       alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+      if (ec || alive.expired() || stopping_) return;
+      const PeerHealth::Peer* peer = health_.find(name);
+      if (!peer || peer->generation != generation) return;
+      uapi::SetRequest later;
+      uapi::PeerSet keepalive;
+      keepalive.public_key = key;
+      keepalive.update_only = true;
+      keepalive.persistent_keepalive = opt_.keepalive;
+      later.peers.push_back(keepalive);
+      program([later](dataplane::Pipeline& dp) { dp.apply(later, false); });
+    });
+  }
+}
+
 void Cluster::remove_peer(const crypto::Key& key) {
   uapi::SetRequest req;
   uapi::PeerSet ps;
   ps.public_key = key;
   ps.remove = true;
   req.peers.push_back(ps);
-  program([req](DataPath& dp) { dp.apply(req, false); });
+  program([req](dataplane::Pipeline& dp) { dp.apply(req, false); });
 }
 
 void Cluster::remove_member(const std::string& name) {
@@ -543,89 +459,76 @@ void Cluster::remove_member(const std::string& name) {
   log::info("peer {} removed", name);
 }
 
+// The peer's link tells the rule when it last heard it.
+void Cluster::note_heard(const std::string& name) {
+  auto view = links_->view(name);
+  if (view && view->last_heard) health_.heard(name, *view->last_heard);
+}
+
 void Cluster::check_silence() {
-  auto now = Clock::now();
-  for (auto& [name, m] : members_) {
-    auto view = links_->view(name);
-    Clock::time_point heard = m.added_at;
-    if (view && view->last_heard && *view->last_heard > heard) heard = *view->last_heard;
-    bool silent = now - heard >= opt_.silence;
-    if (!silent) {
-      if (m.silent) {
-        log::info("peer {} heard again after {:.1f} s of silence", name,
-                  seconds_since(m.heard_before_silence, heard));
-        ++m.episode;
-        m.query_pending = false;
+  for (const auto& entry : members_) note_heard(entry.first);
+  for (const PeerHealth::Action& a : health_.tick(Clock::now())) {
+    double seconds = std::chrono::duration<double>(a.silence).count();
+    switch (a.kind) {
+      case PeerHealth::Action::Kind::kHeardAgain:
+        log::info("peer {} heard again after {:.1f} s of silence", a.name, seconds);
+        break;
+      case PeerHealth::Action::Kind::kAsk: {
+        auto view = links_->view(a.name);
+        log::info("peer {} silent for {:.1f} s (link {}{}); asking farad", a.name, seconds,
+                  view ? link_state_name(view->state) : "none",
+                  view && !view->last_error.empty() ? ": " + view->last_error : "");
+        ask_farad(a.query);
+        break;
       }
-      m.silent = false;
-      m.farad_says = proto::STATE_UNSPECIFIED;
-      m.query_error.clear();
-      continue;
-    }
-    if (!m.silent) {
-      m.silent = true;
-      m.heard_before_silence = heard;
-      log::info("peer {} silent for {:.1f} s (link {}{}); asking farad", name,
-                seconds_since(heard, now), view ? link_state_name(view->state) : "none",
-                view && !view->last_error.empty() ? ": " + view->last_error : "");
-      ask_farad(name);
-    } else if (!m.query_pending && now >= m.next_query) {
-      log::debug("peer {} still silent ({:.1f} s); asking farad again", name,
-                 seconds_since(heard, now));
-      ask_farad(name);
+      case PeerHealth::Action::Kind::kAskAgain:
+        log::debug("peer {} still silent ({:.1f} s); asking farad again", a.name, seconds);
+        ask_farad(a.query);
+        break;
     }
   }
 }
 
-void Cluster::ask_farad(const std::string& name) {
-  Member& m = members_.at(name);
-  m.query_pending = true;
-  m.next_query = Clock::now() + opt_.ping_interval;
+void Cluster::ask_farad(const PeerHealth::Query& query) {
   // The answer is handled inside the client's callback, in the order farad
   // sent it: a push of the same member (a re-join) that follows it on the
   // connection finds the removal already done, never the other way round.
-  farad_->query(name, [this, name, gen = m.generation, episode = m.episode,
-                       alive = std::weak_ptr<int>(alive_)](const FaradClient::Reply& reply) {
-    if (!alive.expired()) on_answer(name, gen, episode, reply);
-  });
+  farad_->query(query.name,
+                [this, query, alive = std::weak_ptr<int>(alive_)](const FaradClient::Reply& reply) {
+                  if (!alive.expired()) on_answer(query, reply);
+                });
 }
 
-void Cluster::on_answer(const std::string& name, uint64_t generation, uint64_t episode,
-                        const FaradClient::Reply& reply) {
-  auto it = members_.find(name);
-  if (it == members_.end() || it->second.generation != generation || stopping_) return;
-  Member& m = it->second;
-  if (m.episode != episode) return;  // heard again (or re-joined) since we asked
-  m.query_pending = false;
-  m.next_query = Clock::now() + opt_.ping_interval;
-  if (!reply.ok) {
-    if (reply.error != m.query_error) {
-      log::info("cannot ask farad about {} ({}); keeping peer {}", name, reply.error, name);
-      m.query_error = reply.error;
-    }
-    return;
-  }
-  m.query_error.clear();
-  if (reply.state == proto::ABSENT) {
-    auto view = links_->view(name);
-    if (view && view->last_heard && *view->last_heard > m.heard_before_silence) {
+void Cluster::on_answer(const PeerHealth::Query& query, const FaradClient::Reply& reply) {
+  if (stopping_) return;
+  const std::string& name = query.name;
+  note_heard(name);
+  auto decision = health_.answer(query, {reply.ok, reply.state, reply.error}, Clock::now());
+  switch (decision.outcome) {
+    case PeerHealth::Outcome::kStale:
+    case PeerHealth::Outcome::kCount:
+      break;
+    case PeerHealth::Outcome::kUnreachable:
+      if (decision.changed)
+        log::info("cannot ask farad about {} ({}); keeping peer {}", name, reply.error, name);
+      break;
+    case PeerHealth::Outcome::kKeep:
+      if (decision.changed)
+        log::info("farad: {} is {}; keeping peer {}", name, state_name(reply.state), name);
+      break;
+    case PeerHealth::Outcome::kKeepHeardOnLink:
       log::info("farad: {} is ABSENT but it was heard on its link since; keeping peer {}", name,
                 name);
-      return;
-    }
-    if (!m.silent) {
+      break;
+    case PeerHealth::Outcome::kKeepHeardAgain:
       log::info("farad: {} is ABSENT but it was heard again meanwhile; keeping peer {}", name,
                 name);
-      return;
-    }
-    log::info("farad: {} is ABSENT; removing peer {}", name, name);
-    remove_member(name);
-    return;
+      break;
+    case PeerHealth::Outcome::kRemove:
+      log::info("farad: {} is ABSENT; removing peer {}", name, name);
+      remove_member(name);
+      break;
   }
-  if (reply.state != m.farad_says) {
-    log::info("farad: {} is {}; keeping peer {}", name, state_name(reply.state), name);
-  }
-  m.farad_says = reply.state;
 }
 
 void Cluster::on_status(const CtlRequest& req, CtlServer::Reply reply) {
@@ -635,7 +538,7 @@ void Cluster::on_status(const CtlRequest& req, CtlServer::Reply reply) {
   }
   // The WireGuard side (endpoints, handshakes, bytes) comes from the data
   // path's thread; the answer is built back on this one.
-  program([this, reply, alive = std::weak_ptr<int>(alive_)](DataPath& dp) {
+  program([this, reply, alive = std::weak_ptr<int>(alive_)](dataplane::Pipeline& dp) {
     uapi::DeviceState state = dp.state();
     boost::asio::post(io_, [this, reply, alive, state = std::move(state)] {
       if (!alive.expired()) reply(status_json(state).dump());
@@ -711,8 +614,9 @@ json Cluster::status_json(const uapi::DeviceState& device) const {
     p["ping_rtt_ms"] = view && view->rtt ? json(view->rtt->count() / 1e6) : json(nullptr);
     p["last_heard_s"] =
         view && view->last_heard ? json(seconds_since(*view->last_heard, now)) : json(nullptr);
-    p["silent"] = m.silent;
-    p["farad_says"] = state_name(m.farad_says);
+    const PeerHealth::Peer* health = health_.find(name);
+    p["silent"] = health && health->silent;
+    p["farad_says"] = state_name(health ? health->farad_says : proto::STATE_UNSPECIFIED);
     j["peers"].push_back(std::move(p));
   }
   return j;
@@ -779,7 +683,7 @@ int Cluster::run() {
               "members={} removals={} invalid_members={} heartbeats={} bad_frames={}",
               f.connects, f.established, f.joins, f.snapshots, f.pushes, f.members, f.removals,
               f.invalid_members, f.heartbeats, f.bad_frames);
-          program([](DataPath& dp) { dp.log_stats(true); });
+          program([](dataplane::Pipeline& dp) { dp.log_stats(true); });
         } else {
           shutdown(fmt::format("signal {}", strsignal(sig)));
           return;
@@ -795,10 +699,10 @@ int Cluster::run() {
     sigemptyset(&mask);
     for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&mask, sig);
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-    DataPath::Exit exit = dp_->run();
-    if (exit != DataPath::Exit::kStopped) {
+    dataplane::Pipeline::Exit exit = dp_->run();
+    if (exit != dataplane::Pipeline::Exit::kStopped) {
       boost::asio::post(io_, [this, exit] {
-        if (exit == DataPath::Exit::kError) exit_code_ = 1;
+        if (exit == dataplane::Pipeline::Exit::kError) exit_code_ = 1;
         shutdown("the data path stopped");
       });
     }

@@ -1,7 +1,7 @@
 // cluster.h: `faradayd cluster`, a member of a Faraday cluster (DESIGN.md,
 // "faradayd control thread" and "Failure model").
 //
-// Two threads. The data path (datapath.h) moves packets between the TUN
+// Two threads. The data path (interface.h: dataplane/pipeline.h) moves packets between the TUN
 // interface and the UDP socket on its own thread. The control thread runs an
 // io_context with everything else:
 // - the connection to farad (farad_client.h): join with this node's NodeInfo,
@@ -10,11 +10,11 @@
 //   into the data path through its lock-free command ring), routes for its
 //   allowed IPs (netlink), and a link;
 // - the links to the other members (links.h), pinged at ping-interval;
-// - the silence rule: a member not heard on its link for `silence` is reported
-//   to farad with Query, again every ping-interval while it stays silent. It
-//   is removed only when farad answers ABSENT; on PRESENT, UNKNOWN or when
-//   farad cannot be asked it is kept. A removed member that joins again is
-//   pushed by farad and added again;
+// - the silence rule (peer_health.h, sans-IO): a member not heard on its link
+//   for `silence` is reported to farad with Query, again every ping-interval
+//   while it stays silent. It is removed only when farad answers ABSENT; on
+//   PRESENT, UNKNOWN or when farad cannot be asked it is kept. A removed
+//   member that joins again is pushed by farad and added again;
 // - the local control socket (ctl_server.h, proto/ctl.h): `status` and `query NAME`;
 // - trust: a Removal pushed by farad (a member revoked, or its certificate
 //   expired) removes that peer at once, the one removal that does not wait

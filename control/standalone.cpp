@@ -1,5 +1,6 @@
-// standalone.cpp: see standalone.h. The data path (datapath.h) on the main
-// thread, with the signals read from a signalfd the loop watches.
+// standalone.cpp: see standalone.h. The interface (interface.h: the packet
+// pipeline and its UAPI socket) on the main thread, with the signals read from a
+// signalfd the loop watches.
 #include "control/standalone.h"
 
 #include <sys/signalfd.h>
@@ -9,23 +10,23 @@
 #include <csignal>
 #include <cstring>
 
-#include "control/datapath.h"
 #include "common/log.h"
+#include "control/interface.h"
 
 namespace faraday::control {
 
 int run_standalone(const StandaloneOptions& options) {
-  DataPathOptions dp_options;
+  dataplane::PipelineOptions dp_options;
   dp_options.ifname = options.ifname;
   dp_options.mtu = options.mtu;
   dp_options.aead_backend = options.aead_backend;
   dp_options.stats_interval_s = options.stats_interval_s;
-  auto opened = DataPath::open(dp_options);
+  auto opened = open_interface(dp_options);
   if (auto* e = std::get_if<std::string>(&opened)) {
     log::error("{}", *e);
     return 1;
   }
-  DataPath& dp = *std::get<std::unique_ptr<DataPath>>(opened);
+  dataplane::Pipeline& dp = *std::get<std::unique_ptr<dataplane::Pipeline>>(opened);
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -48,11 +49,11 @@ int run_standalone(const StandaloneOptions& options) {
     }
     return true;
   });
-  DataPath::Exit exit = dp.run();
-  std::get<std::unique_ptr<DataPath>>(opened).reset();
+  dataplane::Pipeline::Exit exit = dp.run();
+  std::get<std::unique_ptr<dataplane::Pipeline>>(opened).reset();
   close(signal_fd);
   log::info("stopped");
-  return exit == DataPath::Exit::kError ? 1 : 0;
+  return exit == dataplane::Pipeline::Exit::kError ? 1 : 0;
 }
 
 }  // namespace faraday::control

@@ -6,10 +6,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <utility>
+
+#include "common/log.h"
 
 namespace faraday::control::uapi {
 
@@ -461,20 +464,38 @@ void Server::append_pollfds(std::vector<pollfd>& fds) const {
 }
 
 void Server::handle() {
-  accept_clients();
-  for (size_t i = 0; i < clients_.size();) {
+  std::vector<pollfd> fds;
+  append_pollfds(fds);
+  if (::poll(fds.data(), fds.size(), 0) < 0) return;  // EINTR: the next call retries
+  handle(fds);
+}
+
+void Server::handle(std::span<const pollfd> fds) {
+  // fds[0] is the listener, fds[1 + i] client i as append_pollfds() listed them;
+  // clients accepted below come after those and are read at once.
+  size_t polled = fds.empty() ? 0 : std::min(fds.size() - 1, clients_.size());
+  std::vector<bool> ready(clients_.size(), false);
+  for (size_t i = 0; i < polled; ++i) ready[i] = fds[1 + i].revents != 0;
+  if (!fds.empty() && (fds[0].revents & POLLIN)) accept_clients();
+  ready.resize(clients_.size(), true);
+  for (size_t i = 0, seen = 0; i < clients_.size(); ++seen) {
     Client& c = *clients_[i];
-    bool keep = read_client(c) && write_client(c);
+    bool keep = (!ready[seen] || read_client(c)) && write_client(c);
     if (keep && c.closing && c.backlog() == 0) keep = false;
     if (keep) {
       ++i;
       continue;
     }
-    wipe_string(c.in);
-    wipe_string(c.out);
-    ::close(c.fd);
-    clients_.erase(clients_.begin() + static_cast<std::ptrdiff_t>(i));
+    close_client(i);
   }
+}
+
+void Server::close_client(size_t i) {
+  Client& c = *clients_[i];
+  wipe_string(c.in);
+  wipe_string(c.out);
+  ::close(c.fd);
+  clients_.erase(clients_.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
 void Server::accept_clients() {
@@ -486,6 +507,8 @@ void Server::accept_clients() {
     }
     if (clients_.size() >= kMaxClients) {
       ++counters_.rejected[static_cast<size_t>(Reject::kTooManyClients)];
+      log::warn("UAPI {}: connection refused ({}): {} clients already connected", path_,
+                to_string(Reject::kTooManyClients), kMaxClients);
       ::close(fd);
       continue;
     }
@@ -587,6 +610,7 @@ void Server::answer(Client& c, std::string_view request) {
 void Server::reject(Client& c, const Error& e) {
   ++counters_.rejected[static_cast<size_t>(e.reason)];
   c.out += errno_reply(e.errno_value > 0 ? e.errno_value : EINVAL);
+  log::warn("UAPI {}: request rejected ({}): {}", path_, to_string(e.reason), e.message);
   last_rejection_ = e;
 }
 

@@ -11,8 +11,9 @@
 // value is EINVAL; a request over kMaxRequestBytes is EMSGSIZE.
 //
 // Threads: parse_set() and format_get() are pure functions, callable from any
-// thread. A Server belongs to one thread (the control thread's poll loop): every
-// method, and the get/set callbacks it invokes, run on that thread.
+// thread. A Server belongs to one thread (the loop that polls its fds: the data
+// path's, see control/interface.h): every method, and the get/set callbacks it
+// invokes, run on that thread.
 //
 // This is the parser of outside input: it must never crash, and every rejected
 // request is answered with an errno and counted by reason (Server::counters()).
@@ -26,37 +27,24 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "crypto/keys.h"
+#include "dataplane/config.h"
 #include "dataplane/net.h"
 
 namespace faraday::control::uapi {
 
 // ---- set=1 -------------------------------------------------------------------
 
-// One "public_key=..." section of a set request.
-struct PeerSet {
-  crypto::Key public_key{};
-  bool remove = false;
-  bool update_only = false;
-  std::optional<crypto::Key> preshared_key;  // all-zero key = clear it
-  std::optional<dataplane::Endpoint> endpoint;
-  std::optional<uint16_t> persistent_keepalive;  // seconds, 0 = off
-  bool replace_allowed_ips = false;
-  std::vector<dataplane::Prefix> allowed_ips;  // masked to their cidr
-};
-
-struct SetRequest {
-  std::optional<crypto::Key> private_key;  // all-zero = clear
-  std::optional<uint16_t> listen_port;     // 0 = let the kernel pick
-  std::optional<uint32_t> fwmark;          // 0 = clear
-  bool replace_peers = false;
-  std::vector<PeerSet> peers;  // in request order; a key may appear more than once
-};
+// A set request parses to the data path's configuration values (dataplane/config.h);
+// these are their names in the UAPI's vocabulary.
+using PeerSet = dataplane::PeerUpdate;       // one "public_key=..." section
+using SetRequest = dataplane::ConfigUpdate;  // a whole set=1 body
 
 // Why a request was rejected; the index into Counters::rejected.
 enum class Reject : uint8_t {
@@ -86,22 +74,8 @@ std::variant<SetRequest, Error> parse_set(std::string_view body);
 
 // ---- get=1 -------------------------------------------------------------------
 
-struct PeerState {
-  crypto::Key public_key{};
-  crypto::Key preshared_key{};
-  std::optional<dataplane::Endpoint> endpoint;
-  uint16_t persistent_keepalive = 0;
-  std::vector<dataplane::Prefix> allowed_ips;
-  int64_t last_handshake_sec = 0, last_handshake_nsec = 0;  // 0/0 = never
-  uint64_t rx_bytes = 0, tx_bytes = 0;
-};
-
-struct DeviceState {
-  std::optional<crypto::Key> private_key;  // omitted from the reply when unset or zero
-  uint16_t listen_port = 0;                // omitted when 0
-  uint32_t fwmark = 0;                     // omitted when 0
-  std::vector<PeerState> peers;
-};
+using PeerState = dataplane::PeerState;
+using DeviceState = dataplane::DeviceState;
 
 // The whole get=1 reply: device keys, then per peer public_key, preshared_key,
 // protocol_version=1, endpoint, last_handshake_time_{sec,nsec}, tx_bytes, rx_bytes,
@@ -130,9 +104,12 @@ struct Counters {
 // refuses if a live process already answers on the path, and replaces a stale file.
 //
 // Single-threaded and non-blocking, driven by the owner's poll loop: add
-// append_pollfds() to the poll set, then call handle() after poll returns (any
-// readiness, or a timeout). handle() never blocks. Each connection may carry several
-// requests; partial reads and writes are buffered per connection.
+// append_pollfds() to the poll set, then pass those entries, with their revents,
+// to handle(fds) after poll returns. It accepts only when the listening socket is
+// readable and reads only the clients poll reported. handle() without arguments
+// polls the same set itself without waiting (tests). Neither blocks. Each
+// connection may carry several requests; partial reads and writes are buffered
+// per connection.
 class Server {
  public:
   using GetFn = std::function<DeviceState()>;
@@ -150,7 +127,9 @@ class Server {
   ~Server();  // closes all connections; unlinks the socket if it is still ours
 
   void append_pollfds(std::vector<pollfd>& fds) const;
-  void handle();  // accept / read / answer / write whatever is ready; never blocks
+  // fds: exactly the entries append_pollfds() added, after poll() filled revents.
+  void handle(std::span<const pollfd> fds);
+  void handle();  // polls its own fds without waiting, then handle(fds)
 
   const std::string& path() const { return path_; }
   // False once someone removed or replaced the socket file: wireguard-go shuts the
@@ -166,6 +145,7 @@ class Server {
   Server(std::string path, int listen_fd, dev_t dev, ino_t ino, GetFn get, SetFn set);
 
   void accept_clients();
+  void close_client(size_t i);
   // Each returns false when the connection must be closed now.
   bool read_client(Client& c);
   bool write_client(Client& c);

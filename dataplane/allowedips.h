@@ -5,11 +5,12 @@
 // IPv4 and IPv6 live in separate tries: an IPv4 address is never matched by an
 // IPv6 prefix (not even ::ffff:0:0/96) and an IPv6 address never by an IPv4 one.
 //
-// Threading: AllowedIps is a plain value. The control thread owns a mutable copy,
-// edits it (insert/remove/...), and publishes it; data-path workers then call only
-// the const members (lookup) on the published, immutable instance, concurrently
-// and without locks. Copies are deep and independent. lookup() never allocates,
-// never locks and makes no virtual calls.
+// Threading: AllowedIps is a plain value with no locks. Today one table lives in
+// each Device and is edited and read on the Device's thread (the pipeline's):
+// configuration calls edit it, the send and receive paths call lookup(). Copies
+// are deep and independent, and the const members never write, so a copy can be
+// published to other threads read-only. lookup() never allocates, never locks
+// and makes no virtual calls.
 //
 // Representation: a path-compressed binary trie per family whose nodes live in
 // one std::vector and refer to each other by index, so copying is one vector copy.

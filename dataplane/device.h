@@ -9,19 +9,27 @@
 // next_deadline() says when to call it again. No sockets, threads or clocks
 // inside, so two Devices can be wired together in memory by a test.
 //
+// Device is the facade; its implementation is split by concern:
+//   device.cpp          construction, configuration (the control thread's part), outbox
+//   peer_table.{h,cpp}  peers by key and slot, receiver indices, keypair rotation
+//   handshake.cpp       the handshake context: initiation, response, cookie reply,
+//                       mac1/mac2 admission and load accounting
+//   send.cpp            tunnel -> network: send_burst, staged packets, keepalives
+//   receive.cpp         network -> tunnel: receive_burst
+//   timer_dispatch.cpp  tick(), next_deadline(): runs what timers.h decides
+//
 // Threading: a Device is used by one thread at a time, today the whole
-// faradayd event loop. The data-path calls (receive_burst, send_burst) touch
-// only what a per-queue worker will own (keypair send counters and replay
+// data-path loop (pipeline.h). The data-path calls (receive_burst, send_burst)
+// touch only what a per-queue worker will own (keypair send counters and replay
 // windows, byte counters); handshake messages are handled after the data
-// packets of the same burst, in the handshake-context part of the code
-// (handshake.cpp in spirit: handle_* below), so data never waits behind them.
+// packets of the same burst, in the handshake context (handshake.cpp), so data
+// never waits behind them.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "crypto/aead_batch.h"
@@ -33,6 +41,7 @@
 #include "dataplane/noise.h"
 #include "dataplane/packet.h"
 #include "dataplane/peer.h"
+#include "dataplane/peer_table.h"
 #include "dataplane/ratelimiter.h"
 
 namespace faraday::dataplane {
@@ -101,39 +110,43 @@ class Device {
   bool under_load() const;
 
  private:
-  struct IndexEntry {
-    Peer* peer;
-    Keypair* keypair;  // nullptr: a handshake in flight
-  };
-
   Nanos now() const { return clock_.monotonic(); }
   Nanos jitter();
-  uint32_t new_index(Peer* peer);
-  void release_handshake_index(Peer& peer);
-  void retire(std::unique_ptr<Keypair>& kp);
-  void clear_keypairs(Peer& peer);
-  void destroy_peer(Peer& peer);
   Packet* outbox_slot();
 
-  // Handshake context.
+  // handshake.cpp: the handshake context.
   void handle_handshake(Packet& pkt, Verdict& verdict);
   void handle_initiation(Packet& pkt, Verdict& verdict);
+  void respond(Peer& peer);
   void handle_response(Packet& pkt, Verdict& verdict);
   void handle_cookie_reply(Packet& pkt, Verdict& verdict);
   // Checks mac1, and under load mac2 and the rate limiter; may send a cookie.
   bool admit_handshake(Packet& pkt, size_t mac1_off);
   void send_initiation(Peer& peer, bool is_retry);
-  void add_keypair(Peer& peer, const SessionKeys& keys);
+
+  // send.cpp: tunnel -> network.
+  // Checks one inner packet and finds its peer; nullptr if dropped (counted).
+  Peer* route(Packet& pkt, size_t& padded);
   void send_keepalive(Peer& peer);
   void send_staged(Peer& peer);
   void stage(Peer& peer, const Packet& pkt);
-  void run_timer(Peer& peer, TimerAction action);
   void keep_key_fresh_on_send(Peer& peer);
   // After data of a burst was sent to peer.
   void note_sent(Peer& peer, bool carried_data);
   // Encrypts one inner packet in place for peer with kp and sets its header.
   void finish_transport(Packet& pkt, Peer& peer, Keypair& kp, uint64_t counter,
                         uint32_t sealed_len);
+
+  // receive.cpp: network -> tunnel.
+  // Pass 1: the keypair a transport datagram is for; nullptr if dropped.
+  Keypair* receiving_keypair(Packet& pkt, Nanos t);
+  // Pass 2: one authenticated datagram: replay, confirmation, routing.
+  void accept_transport(Packet& pkt, Verdict& verdict, Keypair& kp, const crypto::AeadJob& job,
+                        Nanos t);
+  void note_received(Peer& peer, Keypair& kp, Nanos t);
+
+  // timer_dispatch.cpp.
+  void run_timer(Peer& peer, TimerAction action);
 
   const Clock& clock_;
   crypto::AeadBackend& aead_;
@@ -142,10 +155,7 @@ class Device {
   CookieChecker cookie_checker_;
   RateLimiter rate_limiter_;
   AllowedIps allowed_ips_;
-  std::vector<std::unique_ptr<Peer>> peers_;  // by slot; nullptr = free slot
-  std::vector<uint32_t> peer_order_;          // slots in order of addition
-  std::unordered_map<uint32_t, IndexEntry> index_;
-  std::vector<std::unique_ptr<Keypair>> retired_;  // freed at the end of each call
+  PeerTable peers_;
   PacketArena outbox_arena_;
   size_t outbox_used_ = 0;
   Counters counters_;

@@ -1,16 +1,21 @@
-// peer.h: one WireGuard peer and its keypairs.
+// peer.h: one WireGuard peer and its keypairs, as plain state.
 //
-// Ownership, as the multi-queue design will split it:
-//  - configuration (public key, preshared key, keepalive, allowed IPs) is written
-//    by the control thread only, through Device;
-//  - handshake state, cookies, timers and staged packets belong to the
-//    handshake context;
-//  - keypairs are created by the handshake context and only read by data-path
-//    workers, except the send counter and the replay window, which are the only
-//    per-keypair state a worker writes;
-//  - rx/tx byte counters are written by the data path and read by anyone.
-// Today one thread runs all of them (Device is single-threaded); the split is
-// kept so the workers can be separated without reshaping the state.
+// Who owns what today (one thread runs the whole Device, see device.h):
+//  - PeerTable (peer_table.h) owns every Peer and Keypair: it creates and frees
+//    peers, registers receiver indices and rotates keypairs (previous/current/
+//    next), retiring old ones and freeing them at the end of each call;
+//  - configuration (public key, preshared key, keepalive, endpoint, allowed IPs
+//    in the AllowedIps table) is written by Device's configuration calls
+//    (device.cpp), which the pipeline runs for the control thread;
+//  - handshake state, cookies and the last-handshake times are written by the
+//    handshake context (handshake.cpp); staged packets by the send path
+//    (send.cpp); timers are reported to by all three and run by tick()
+//    (timer_dispatch.cpp);
+//  - a keypair's send counter is written by the send path and its replay
+//    window by the receive path (receive.cpp): the only per-keypair state the
+//    data path writes, which is what a per-queue worker would own;
+//  - rx/tx byte counters are written by the send, receive and handshake paths
+//    and read by Pipeline::state().
 #pragma once
 
 #include <cstdint>

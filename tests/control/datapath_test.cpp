@@ -1,19 +1,21 @@
-// datapath_test.cpp: DataPath (control/datapath.h) run on its own thread and
+// datapath_test.cpp: the interface (control/interface.h: dataplane::Pipeline
+// with the UAPI served on it) run on its own thread and
 // programmed from another, as `faradayd cluster` does: closures posted through
 // the single-producer ring run in order, a full ring is reported and retried,
 // apply() changes the peer table only on the data path's thread (checked
 // through the UAPI socket, which that thread serves), stop() ends run(), and
-// the interface goes away with the DataPath.
+// the interface goes away with the pipeline.
 //
 //   +---------------- fresh network namespace (one per test) -----------------+
-//   |  dptPID_N: the DataPath's TUN     test thread --post()--> run() thread  |
+//   |  dptPID_N: the pipeline's TUN    test thread --post()--> run() thread  |
 //   +-------------------------------------------------------------------------+
 //
 // The UAPI socket lives in /var/run/wireguard (the file system is shared), so
 // every test's interface has its own name. This is the concurrent part of the
 // control tests that scripts/test.sh also runs under ThreadSanitizer. Skipped
 // when not root.
-#include "control/datapath.h"
+#include "control/interface.h"
+#include "control/uapi.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -83,11 +85,12 @@ class DataPathTest : public ::testing::Test {
     ASSERT_EQ(unshare(CLONE_NEWNET), 0) << std::strerror(errno);
     static int serial = 0;
     ifname_ = "dpt" + std::to_string(getpid()) + "_" + std::to_string(serial++);
-    DataPathOptions options;
+    dataplane::PipelineOptions options;
     options.ifname = ifname_;
-    auto dp = DataPath::open(options);
-    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<DataPath>>(dp)) << std::get<std::string>(dp);
-    dp_ = std::move(std::get<std::unique_ptr<DataPath>>(dp));
+    auto dp = open_interface(options);
+    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<dataplane::Pipeline>>(dp))
+        << std::get<std::string>(dp);
+    dp_ = std::move(std::get<std::unique_ptr<dataplane::Pipeline>>(dp));
     ASSERT_NE(if_nametoindex(ifname_.c_str()), 0u);
   }
 
@@ -101,11 +104,11 @@ class DataPathTest : public ::testing::Test {
   }
 
   void start() {
-    exited_ = std::promise<DataPath::Exit>();
+    exited_ = std::promise<dataplane::Pipeline::Exit>();
     runner_ = std::thread([this] { exited_.set_value(dp_->run()); });
   }
   // stop() from this thread; run() must return within a deadline.
-  std::optional<DataPath::Exit> stop_and_join() {
+  std::optional<dataplane::Pipeline::Exit> stop_and_join() {
     auto exit = exited_.get_future();
     dp_->stop();
     if (exit.wait_for(5s) != std::future_status::ready) {
@@ -123,9 +126,9 @@ class DataPathTest : public ::testing::Test {
 
   int original_ns_ = -1;
   std::string ifname_;
-  std::unique_ptr<DataPath> dp_;
+  std::unique_ptr<dataplane::Pipeline> dp_;
   std::thread runner_;
-  std::promise<DataPath::Exit> exited_;
+  std::promise<dataplane::Pipeline::Exit> exited_;
 };
 
 TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
@@ -149,8 +152,8 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   std::promise<Report> report;
   auto reported = report.get_future();
 
-  auto closure = [&side](uint32_t i) -> DataPath::Command {
-    return [&side, i](DataPath& d) {
+  auto closure = [&side](uint32_t i) -> dataplane::Pipeline::Command {
+    return [&side, i](dataplane::Pipeline& d) {
       if (side.thread == std::thread::id{}) side.thread = std::this_thread::get_id();
       side.other_thread |= side.thread != std::this_thread::get_id();
       side.seen.push_back(i);
@@ -180,7 +183,7 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   std::promise<void> gate;
   std::shared_future<void> opened = gate.get_future().share();
   std::atomic<bool> holding{false};
-  ASSERT_TRUE(dp_->post([opened, &holding](DataPath&) {
+  ASSERT_TRUE(dp_->post([opened, &holding](dataplane::Pipeline&) {
     holding.store(true);
     opened.wait();
   }));
@@ -196,14 +199,14 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
 
   auto deadline = std::chrono::steady_clock::now() + 20s;
   for (; next < kPosts; ++next) {
-    DataPath::Command c = closure(next);
+    dataplane::Pipeline::Command c = closure(next);
     while (!dp_->post(c)) {
       ++refused;
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "ring stayed full";
       std::this_thread::yield();
     }
   }
-  DataPath::Command finish = [&side, &report](DataPath& d) {
+  dataplane::Pipeline::Command finish = [&side, &report](dataplane::Pipeline& d) {
     report.set_value(Report{std::move(side.seen), d.device().peers().size(), side.apply_errors,
                             side.other_thread});
   };
@@ -226,23 +229,23 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   EXPECT_EQ(count_prefix(lines, "public_key=" + crypto::to_hex(peer_key(0))), 1u);
   EXPECT_EQ(count_prefix(lines, "public_key=" + crypto::to_hex(peer_key(1))), 0u);
 
-  EXPECT_EQ(stop_and_join(), DataPath::Exit::kStopped);
+  EXPECT_EQ(stop_and_join(), dataplane::Pipeline::Exit::kStopped);
 }
 
 TEST_F(DataPathTest, StopFromAnotherThreadEndsRun) {
   start();
   // Let run() reach its poll: a posted closure has run.
   std::promise<void> ran;
-  ASSERT_TRUE(dp_->post([&ran](DataPath&) { ran.set_value(); }));
+  ASSERT_TRUE(dp_->post([&ran](dataplane::Pipeline&) { ran.set_value(); }));
   ASSERT_EQ(ran.get_future().wait_for(5s), std::future_status::ready);
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(stop_and_join(), DataPath::Exit::kStopped);
+  EXPECT_EQ(stop_and_join(), dataplane::Pipeline::Exit::kStopped);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);  // woken, not the 1 s poll timeout
 }
 
 TEST_F(DataPathTest, StopBeforeRunReturnsAtOnce) {
   dp_->stop();
-  EXPECT_EQ(dp_->run(), DataPath::Exit::kStopped);
+  EXPECT_EQ(dp_->run(), dataplane::Pipeline::Exit::kStopped);
 }
 
 TEST_F(DataPathTest, InterfaceAndSocketGoWithTheDataPath) {
@@ -250,9 +253,9 @@ TEST_F(DataPathTest, InterfaceAndSocketGoWithTheDataPath) {
   EXPECT_TRUE(std::filesystem::exists(path));
   std::string name = dp_->ifname();
   EXPECT_EQ(name, ifname_);
-  // Closures still queued when the DataPath goes are freed, not run.
+  // Closures still queued when the pipeline goes are freed, not run.
   bool ran = false;
-  ASSERT_TRUE(dp_->post([&ran](DataPath&) { ran = true; }));
+  ASSERT_TRUE(dp_->post([&ran](dataplane::Pipeline&) { ran = true; }));
   dp_.reset();
   EXPECT_FALSE(ran);
   EXPECT_EQ(if_nametoindex(name.c_str()), 0u);

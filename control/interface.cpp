@@ -1,0 +1,94 @@
+// interface.cpp: see interface.h.
+#include "control/interface.h"
+
+#include <fmt/format.h>
+
+#include <string>
+
+#include "common/log.h"
+#include "control/uapi.h"
+
+namespace faraday::control {
+
+namespace {
+
+void to_log(dataplane::LogLevel level, std::string_view line) {
+  switch (level) {
+    case dataplane::LogLevel::kInfo:
+      log::info("{}", line);
+      break;
+    case dataplane::LogLevel::kWarn:
+      log::warn("{}", line);
+      break;
+    case dataplane::LogLevel::kError:
+      log::error("{}", line);
+      break;
+  }
+}
+
+// The UAPI server as one of the pipeline's poll services.
+class UapiService : public dataplane::PollService {
+ public:
+  explicit UapiService(std::unique_ptr<uapi::Server> server) : server_(std::move(server)) {}
+
+  void append_pollfds(std::vector<pollfd>& fds) const override { server_->append_pollfds(fds); }
+  void handle(std::span<const pollfd> fds) override { server_->handle(fds); }
+
+  bool still_present() override {
+    if (server_->socket_file_present()) return true;
+    log::info("UAPI socket {} was removed, shutting down", server_->path());
+    return false;
+  }
+
+  void log_stats(bool force) override {
+    if (!force) return;
+    const uapi::Counters& c = server_->counters();
+    std::string rejected;
+    for (size_t i = 0; i < c.rejected.size(); ++i)
+      if (c.rejected[i] != 0)
+        rejected +=
+            fmt::format(" {}={}", uapi::to_string(static_cast<uapi::Reject>(i)), c.rejected[i]);
+    const auto& last = server_->last_rejection();
+    log::info(
+        "uapi: connections={} clients={} get={} set={} aborted={} rejected={}{}; last "
+        "rejection: {}",
+        c.connections, server_->client_count(), c.get_requests, c.set_requests, c.aborted_requests,
+        total(c), rejected,
+        last ? fmt::format("{} ({})", last->message, uapi::to_string(last->reason)) : "none");
+  }
+
+ private:
+  static uint64_t total(const uapi::Counters& c) {
+    uint64_t sum = 0;
+    for (uint64_t n : c.rejected) sum += n;
+    return sum;
+  }
+
+  std::unique_ptr<uapi::Server> server_;
+};
+
+}  // namespace
+
+std::variant<std::unique_ptr<dataplane::Pipeline>, std::string> open_interface(
+    dataplane::PipelineOptions options) {
+  options.log = to_log;
+  auto opened = dataplane::Pipeline::open(options);
+  if (auto* e = std::get_if<std::string>(&opened)) return *e;
+  auto dp = std::move(std::get<std::unique_ptr<dataplane::Pipeline>>(opened));
+  dataplane::Pipeline* p = dp.get();
+  auto server = uapi::Server::listen(
+      dp->ifname(), [p] { return p->state(); },
+      [p](const uapi::SetRequest& r) -> std::optional<uapi::Error> {
+        auto e = p->apply(r);
+        if (!e) return std::nullopt;
+        return uapi::Error{e->errno_value, e->message, uapi::Reject::kApplyFailed};
+      });
+  if (auto* e = std::get_if<uapi::Error>(&server))
+    return fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), e->message);
+  auto& s = std::get<std::unique_ptr<uapi::Server>>(server);
+  log::info("interface {} up: {}, UAPI {}", dp->ifname(), dp->summary(), s->path());
+  dp->attach(std::make_unique<UapiService>(std::move(s)));
+  return dp;
+}
+
+}  // namespace faraday::control

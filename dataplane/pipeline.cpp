@@ -1,0 +1,348 @@
+// pipeline.cpp: see pipeline.h.
+#include "dataplane/pipeline.h"
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace faraday::dataplane {
+
+namespace {
+
+// How long a full socket or TUN queue may hold the loop before the rest of a
+// burst is dropped (counted by the port).
+constexpr int kBackpressureWaitMs = 5;
+constexpr int kBackpressureTries = 20;
+
+}  // namespace
+
+std::variant<std::unique_ptr<Pipeline>, std::string> Pipeline::open(
+    const PipelineOptions& options) {
+  std::unique_ptr<Pipeline> dp(new Pipeline(options));
+  std::string error;
+  if (!dp->setup(&error)) return error;
+  return dp;
+}
+
+Pipeline::~Pipeline() {
+  Command* c = nullptr;
+  while (commands_.pop(c)) delete c;
+  services_.clear();
+  dev_.reset();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+bool Pipeline::setup(std::string* error) {
+  aead_ = crypto::select_aead_backend(options_.aead_backend, error);
+  if (!aead_) {
+    *error = "AEAD backend: " + *error;
+    return false;
+  }
+  DeviceOptions dev_options;
+  dev_options.mtu = options_.mtu;
+  dev_ = std::make_unique<Device>(clock_, *aead_, dev_options);
+
+  auto tun = TunPort::open(options_.ifname, options_.mtu);
+  if (auto* e = std::get_if<std::string>(&tun)) {
+    *error = fmt::format("cannot create interface {}: {}", options_.ifname, *e);
+    return false;
+  }
+  tun_.emplace(std::move(std::get<TunPort>(tun)));
+
+  auto udp = UdpPort::open(options_.listen_port);
+  if (auto* e = std::get_if<std::string>(&udp)) {
+    *error = fmt::format("cannot open UDP port {}: {}", options_.listen_port, *e);
+    return false;
+  }
+  udp_.emplace(std::move(std::get<UdpPort>(udp)));
+
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    *error = fmt::format("eventfd: {}", std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+std::string Pipeline::summary() const {
+  return fmt::format("mtu {}, UDP port {}{}, AEAD {}", options_.mtu, udp_->port(),
+                     udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", aead_->name());
+}
+
+void Pipeline::watch(int fd, std::function<bool()> on_ready) {
+  watched_.emplace_back(fd, std::move(on_ready));
+}
+
+void Pipeline::attach(std::unique_ptr<PollService> service) {
+  services_.push_back(std::move(service));
+}
+
+bool Pipeline::post(Command command) {
+  auto* c = new Command(std::move(command));
+  if (!commands_.push(c)) {
+    delete c;
+    return false;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+  return true;
+}
+
+void Pipeline::stop() {
+  stop_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void Pipeline::on_wake() {
+  uint64_t n;
+  (void)!read(wake_fd_, &n, sizeof(n));
+  Command* c = nullptr;
+  while (commands_.pop(c)) {
+    std::unique_ptr<Command> owned(c);
+    (*owned)(*this);
+  }
+  flush_outbox();
+}
+
+DeviceState Pipeline::state() const {
+  DeviceState s;
+  if (dev_->identity().present) s.private_key = dev_->identity().private_key;
+  s.listen_port = udp_->port();
+  s.fwmark = fwmark_;
+  for (const Peer* p : dev_->peers()) {
+    PeerState ps;
+    ps.public_key = p->public_key;
+    ps.preshared_key = p->handshake.preshared_key;
+    if (p->endpoint.valid()) ps.endpoint = p->endpoint;
+    ps.persistent_keepalive = p->persistent_keepalive;
+    ps.allowed_ips = dev_->allowed_ips(*p);
+    ps.last_handshake_sec = p->last_handshake_wall / kSecond;
+    ps.last_handshake_nsec = p->last_handshake_wall % kSecond;
+    ps.rx_bytes = p->rx_bytes;
+    ps.tx_bytes = p->tx_bytes;
+    s.peers.push_back(std::move(ps));
+  }
+  return s;
+}
+
+void Pipeline::apply_fwmark() {
+  if (setsockopt(udp_->fd(), SOL_SOCKET, SO_MARK, &fwmark_, sizeof(fwmark_)) != 0)
+    log(LogLevel::kWarn, "cannot set fwmark {}: {}", fwmark_, std::strerror(errno));
+}
+
+std::optional<ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers) {
+  if (req.private_key) {
+    dev_->set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt : req.private_key);
+    if (dev_->identity().present)
+      log(LogLevel::kInfo, "private key set; public key {}",
+          crypto::to_base64(dev_->identity().public_key));
+    else
+      log(LogLevel::kInfo, "private key cleared");
+  }
+  if (req.listen_port && *req.listen_port != udp_->port()) {
+    auto udp = UdpPort::open(*req.listen_port);
+    if (auto* e = std::get_if<std::string>(&udp))
+      return ApplyError{EADDRINUSE, "listen port " + std::to_string(*req.listen_port) + ": " + *e};
+    udp_.emplace(std::move(std::get<UdpPort>(udp)));
+    if (fwmark_ != 0) apply_fwmark();
+    log(LogLevel::kInfo, "listening on UDP port {}", udp_->port());
+  }
+  if (req.fwmark && *req.fwmark != fwmark_) {
+    fwmark_ = *req.fwmark;
+    apply_fwmark();
+  }
+  if (req.replace_peers) {
+    dev_->remove_all_peers();
+    log(LogLevel::kInfo, "all peers removed");
+  }
+  for (const PeerUpdate& ps : req.peers) apply_peer(ps, log_peers);
+  flush_outbox();
+  return std::nullopt;
+}
+
+void Pipeline::apply_peer(const PeerUpdate& ps, bool log_peers) {
+  std::string name = crypto::to_base64(ps.public_key);
+  if (ps.remove) {
+    if (log_peers && dev_->find_peer(ps.public_key)) log(LogLevel::kInfo, "peer {} removed", name);
+    dev_->remove_peer(ps.public_key);
+    return;
+  }
+  Peer* peer = dev_->find_peer(ps.public_key);
+  if (!peer) {
+    if (ps.update_only) return;
+    peer = dev_->add_peer(ps.public_key);
+    if (!peer) {
+      log(LogLevel::kWarn, "peer {} ignored: it is this interface's own public key", name);
+      return;
+    }
+    if (log_peers) log(LogLevel::kInfo, "peer {} added", name);
+  }
+  if (ps.preshared_key) dev_->set_preshared_key(*peer, *ps.preshared_key);
+  if (ps.endpoint) dev_->set_endpoint(*peer, *ps.endpoint);
+  if (ps.replace_allowed_ips) dev_->clear_allowed_ips(*peer);
+  for (const Prefix& prefix : ps.allowed_ips) dev_->add_allowed_ip(*peer, prefix);
+  if (ps.persistent_keepalive) dev_->set_persistent_keepalive(*peer, *ps.persistent_keepalive);
+}
+
+void Pipeline::send_udp(std::span<Packet> pkts) {
+  size_t done = 0;
+  for (int tries = 0; done < pkts.size(); ++tries) {
+    done += udp_->send_burst(pkts.subspan(done));
+    if (done == pkts.size() || tries == kBackpressureTries) break;
+    pollfd p{udp_->fd(), POLLOUT, 0};
+    poll(&p, 1, kBackpressureWaitMs);
+  }
+}
+
+void Pipeline::write_tun(std::span<Packet> pkts) {
+  size_t done = 0;
+  for (int tries = 0; done < pkts.size(); ++tries) {
+    done += tun_->write_burst(pkts.subspan(done));
+    if (done == pkts.size() || tries == kBackpressureTries) break;
+    pollfd p{tun_->fd(), POLLOUT, 0};
+    poll(&p, 1, kBackpressureWaitMs);
+  }
+}
+
+void Pipeline::flush_outbox() {
+  auto box = dev_->outbox();
+  if (!box.empty()) send_udp(box);
+  dev_->clear_outbox();
+}
+
+void Pipeline::on_tun() {
+  for (int round = 0; round < 8; ++round) {
+    auto pkts = tun_rx_.packets();
+    size_t n = tun_->read_burst(pkts);
+    if (n == 0) break;
+    dev_->send_burst(pkts.first(n), verdicts_);
+    size_t out = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
+    flush_outbox();  // handshakes first: they may carry what the data waits for
+    send_udp({out_.data(), out});
+    if (n < pkts.size()) break;
+  }
+}
+
+void Pipeline::on_udp() {
+  for (int round = 0; round < 8; ++round) {
+    auto pkts = udp_rx_.packets();
+    size_t n = udp_->recv_burst(pkts);
+    if (n == 0) break;
+    dev_->receive_burst(pkts.first(n), verdicts_);
+    size_t out = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
+    write_tun({out_.data(), out});
+    flush_outbox();
+    if (n < pkts.size()) break;
+  }
+}
+
+void Pipeline::log_stats(bool force) {
+  const Counters& c = dev_->counters();
+  Nanos now = clock_.monotonic();
+  bool changed = c.drops != logged_.drops || c.handshakes_completed != logged_.handshakes_completed;
+  bool due = force || (changed && now - last_stats_ >= Nanos{options_.stats_interval_s} * kSecond);
+  if (due) {
+    std::string drops;
+    for (size_t i = 0; i < c.drops.size(); ++i)
+      if (c.drops[i] != 0)
+        drops += fmt::format(" {}={}", drop_name(static_cast<Drop>(i)), c.drops[i]);
+    log(LogLevel::kInfo,
+        "stats: rx_datagrams={} rx_data={} tx_data={} handshakes={} cookies_sent={} "
+        "dropped={}{}",
+        c.rx_datagrams, c.rx_data, c.tx_data, c.handshakes_completed, c.cookies_sent,
+        c.dropped_total(), drops);
+    logged_ = c;
+    last_stats_ = now;
+  }
+  if (force) {
+    const auto& u = udp_->counters();
+    const auto& t = tun_->counters();
+    log(LogLevel::kInfo,
+        "ports: udp rx={} tx={} tx_errors={} tx_full={} rx_truncated={}; tun rx={} tx={} "
+        "tx_errors={}",
+        u.rx_packets, u.tx_packets, u.tx_errors, u.tx_full, u.rx_truncated, t.rx_packets,
+        t.tx_packets, t.tx_errors);
+  }
+  for (auto& s : services_) s->log_stats(force);
+}
+
+// Once a second (or on a TUN error): is the interface, and every service,
+// still there? Logs the periodic stats.
+bool Pipeline::check_alive(Exit& exit) {
+  if (!tun_->exists()) {
+    log(LogLevel::kInfo, "interface {} was deleted, shutting down", tun_->name());
+    exit = Exit::kInterfaceGone;
+    return false;
+  }
+  for (auto& s : services_) {
+    if (!s->still_present()) {
+      exit = Exit::kSocketGone;
+      return false;
+    }
+  }
+  log_stats(false);
+  return true;
+}
+
+// One wait and what it found; false ends run() with exit.
+bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
+  constexpr size_t kFixed = 3;  // tun, udp, wake; then the watched fds, then the services'
+  fds.clear();
+  fds.push_back({tun_->fd(), POLLIN, 0});
+  fds.push_back({udp_->fd(), POLLIN, 0});
+  fds.push_back({wake_fd_, POLLIN, 0});
+  for (const auto& w : watched_) fds.push_back({w.first, POLLIN, 0});
+  std::vector<size_t> service_at;
+  for (const auto& s : services_) {
+    service_at.push_back(fds.size());
+    s->append_pollfds(fds);
+  }
+  service_at.push_back(fds.size());
+  Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(), kSecond);
+  int timeout_ms = wait <= 0 ? 0 : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
+  if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+    log(LogLevel::kError, "poll: {}", std::strerror(errno));
+    exit = Exit::kError;
+    return false;
+  }
+  bool stop = false;
+  for (size_t i = 0; i < watched_.size(); ++i)
+    if (fds[kFixed + i].revents & POLLIN && !watched_[i].second()) stop = true;
+  if (stop) return false;
+  if (fds[2].revents & POLLIN) on_wake();
+  if (fds[1].revents & POLLIN) on_udp();
+  if (fds[0].revents & POLLIN) on_tun();
+  for (size_t i = 0; i < services_.size(); ++i)
+    services_[i]->handle(
+        std::span<const pollfd>(fds).subspan(service_at[i], service_at[i + 1] - service_at[i]));
+  if (dev_->next_deadline() <= clock_.monotonic()) {
+    dev_->tick();
+    flush_outbox();
+  }
+  Nanos now = clock_.monotonic();
+  if ((fds[0].revents & (POLLERR | POLLHUP)) || now - last_check_ >= kSecond) {
+    last_check_ = now;
+    return check_alive(exit);
+  }
+  return true;
+}
+
+Pipeline::Exit Pipeline::run() {
+  std::vector<pollfd> fds;
+  last_check_ = clock_.monotonic();
+  Exit exit = Exit::kStopped;
+  while (!stop_.load(std::memory_order_acquire))
+    if (!poll_once(fds, exit)) break;
+  log_stats(true);
+  return exit;
+}
+
+}  // namespace faraday::dataplane

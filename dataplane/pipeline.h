@@ -1,0 +1,153 @@
+// pipeline.h: one WireGuard interface's packet pipeline on kernel sockets: the
+// TUN device, a UDP socket and the WireGuard core (device.h) between them.
+// `faradayd standalone` runs it on its main thread; `faradayd cluster` runs it
+// on a thread of its own and programs it from the control thread. The UAPI
+// socket is not served here: faradayd attaches it as a PollService
+// (control/interface.h).
+//
+// The loop (run()) polls the TUN device, the UDP socket, a wake-up eventfd,
+// any fd the owner watches and the fds of the attached services, and moves
+// packets in bursts. It returns when stop() is called, when a watched fd's
+// callback says so, when the interface is deleted, or when a service says it
+// is gone (the UAPI socket file was removed, as wireguard-go does).
+//
+// Threads: run() and every other method run on the pipeline's thread, except
+// post() and stop(), which one other thread (the control thread) may call.
+// post() hands a closure to the pipeline through a single-producer,
+// single-consumer lock-free ring and wakes the loop with an eventfd; the loop
+// runs queued closures between bursts, so the peer table changes while no
+// packet is in flight and the fast path never takes a lock.
+//
+// Logging goes through the sink in the options (faradayd's log), so nothing
+// here depends on the daemon.
+#pragma once
+
+#include <fmt/core.h>
+#include <poll.h>
+
+#include <array>
+#include <atomic>
+#include <boost/lockfree/spsc_queue.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "crypto/aead_batch.h"
+#include "dataplane/config.h"
+#include "dataplane/device.h"
+#include "dataplane/tun_port.h"
+#include "dataplane/udp_port.h"
+
+namespace faraday::dataplane {
+
+enum class LogLevel : uint8_t { kInfo, kWarn, kError };
+using LogSink = std::function<void(LogLevel, std::string_view)>;
+
+struct PipelineOptions {
+  std::string ifname;
+  uint32_t mtu = 1420;
+  uint16_t listen_port = 0;        // 0: any free port (wg set ... listen-port changes it)
+  std::string aead_backend;        // empty: the fastest that passes its self-test
+  uint32_t stats_interval_s = 10;  // drop counters logged at most this often, when they change
+  LogSink log;                     // empty: no log lines
+};
+
+// Something else the loop serves on its thread between bursts (faradayd's UAPI
+// server). All calls come from the pipeline's thread.
+class PollService {
+ public:
+  virtual ~PollService() = default;
+  virtual void append_pollfds(std::vector<pollfd>& fds) const = 0;
+  // fds: exactly the entries append_pollfds() added, with poll's revents.
+  virtual void handle(std::span<const pollfd> fds) = 0;
+  // Asked about once a second; false shuts the loop down (Exit::kSocketGone).
+  virtual bool still_present() = 0;
+  // With the pipeline's own counters (log_stats): force = SIGUSR1 or exit.
+  virtual void log_stats(bool force) = 0;
+};
+
+class Pipeline {
+ public:
+  enum class Exit { kStopped, kInterfaceGone, kSocketGone, kError };
+  using Command = std::function<void(Pipeline&)>;
+
+  // Creates the TUN interface and the UDP socket; an error message naming
+  // what failed otherwise.
+  static std::variant<std::unique_ptr<Pipeline>, std::string> open(const PipelineOptions& options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Calls on_ready() on the loop's thread when fd is readable; on_ready returns
+  // false to stop the loop. Before run().
+  void watch(int fd, std::function<bool()> on_ready);
+  // Serves service from the loop until the pipeline is destroyed. Before run().
+  void attach(std::unique_ptr<PollService> service);
+  Exit run();
+
+  // From the producer thread: run `command` on the pipeline's thread soon.
+  // False when the ring is full (the caller keeps it and tries again).
+  bool post(Command command);
+  // From any thread: make run() return kStopped.
+  void stop();
+
+  // On the pipeline's thread (services and posted closures use them).
+  // Applies a configuration change. `log_peers` says whether peer changes are
+  // logged here (requests through the UAPI) or by the caller, which knows the
+  // peers' names (the control thread).
+  std::optional<ApplyError> apply(const ConfigUpdate& req, bool log_peers = true);
+  DeviceState state() const;
+  void log_stats(bool force);
+  // "mtu 1420, UDP port 51820 (IPv4+IPv6), AEAD sodium", for the start-up line.
+  std::string summary() const;
+  const std::string& ifname() const { return tun_->name(); }
+  uint16_t listen_port() const { return udp_->port(); }
+  const Device& device() const { return *dev_; }
+
+ private:
+  explicit Pipeline(const PipelineOptions& options) : options_(options) {}
+  bool setup(std::string* error);
+  template <typename... Args>
+  void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
+    if (options_.log) options_.log(level, fmt::format(format, std::forward<Args>(args)...));
+  }
+  void apply_peer(const PeerUpdate& ps, bool log_peers);
+  bool poll_once(std::vector<pollfd>& fds, Exit& exit);
+  bool check_alive(Exit& exit);
+  void on_tun();
+  void on_udp();
+  void on_wake();
+  void flush_outbox();
+  void send_udp(std::span<Packet> pkts);
+  void write_tun(std::span<Packet> pkts);
+  void apply_fwmark();
+
+  PipelineOptions options_;
+  SystemClock clock_;
+  std::unique_ptr<crypto::AeadBackend> aead_;
+  std::unique_ptr<Device> dev_;
+  std::optional<TunPort> tun_;
+  std::optional<UdpPort> udp_;
+  std::vector<std::unique_ptr<PollService>> services_;
+  uint32_t fwmark_ = 0;
+  int wake_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  boost::lockfree::spsc_queue<Command*, boost::lockfree::capacity<1024>> commands_;
+  std::vector<std::pair<int, std::function<bool()>>> watched_;
+  PacketArena tun_rx_{kBurstSize};
+  PacketArena udp_rx_{kBurstSize};
+  std::array<Verdict, kBurstSize> verdicts_{};
+  std::array<Packet, kBurstSize> out_{};
+  Counters logged_;
+  Nanos last_stats_ = 0;
+  Nanos last_check_ = 0;
+};
+
+}  // namespace faraday::dataplane
