@@ -144,6 +144,79 @@ std::string cluster_config_text(const ClusterConfig& c) {
   return settings::to_text(table(), c);
 }
 
+namespace {
+
+// announce: each an IP address (the WireGuard port implied), ADDR:PORT or [IPv6]:PORT.
+bool parse_announce(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+  out->announce.clear();
+  for (const std::string& a : c.announce) {
+    std::string host;
+    uint16_t port = 0;
+    std::optional<dataplane::Endpoint> ep;
+    if (split_host_port(a, out->listen_port, &host, &port))
+      ep = dataplane::Endpoint::parse(host.find(':') != std::string::npos
+                                          ? fmt::format("[{}]:{}", host, port)
+                                          : fmt::format("{}:{}", host, port));
+    if (!ep) {
+      *error = fmt::format("announce {:?}: want an IP address, ADDR:PORT or [IPv6]:PORT", a);
+      return false;
+    }
+    out->announce.push_back(*ep);
+  }
+  return true;
+}
+
+// overlay (one address) and container-prefix (a prefix with its host bits zero).
+bool parse_overlay(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+  auto overlay = dataplane::Prefix::parse(c.overlay);
+  if (!overlay || overlay->cidr != overlay->max_cidr()) {
+    *error = fmt::format("overlay {:?}: want one IP address (announced as /32 or /128)", c.overlay);
+    return false;
+  }
+  out->overlay = *overlay;
+  out->container_prefix.reset();
+  if (!c.container_prefix.empty()) {
+    auto p = dataplane::Prefix::parse(c.container_prefix);
+    // parse() masks the host bits away: compare with the address as written.
+    auto written =
+        dataplane::Prefix::parse(c.container_prefix.substr(0, c.container_prefix.find('/')));
+    if (!p || !written || written->addr != p->addr) {
+      *error = fmt::format("container-prefix {:?}: want a prefix like 10.1.2.0/24, host bits zero",
+                           c.container_prefix);
+      return false;
+    }
+    out->container_prefix = *p;
+  }
+  return true;
+}
+
+// The timings, the link listener and the rest of the node-to-node side.
+bool parse_links(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+  std::string host;
+  uint16_t port = 0;
+  boost::system::error_code ec;
+  if (!split_host_port(c.control_listen, 0, &host, &port) || port == 0 ||
+      (boost::asio::ip::make_address(host, ec), ec)) {
+    *error = fmt::format("control-listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.control_listen);
+    return false;
+  }
+  out->control_listen = {boost::asio::ip::make_address(host), port};
+  if (!seconds("ping-interval", c.ping_interval, false, &out->ping_interval, error) ||
+      !seconds("silence", c.silence, false, &out->silence, error) ||
+      !seconds("heartbeat", c.heartbeat, true, &out->heartbeat, error) ||
+      !seconds("reconnect-max", c.reconnect_max, false, &out->reconnect_max, error)) {
+    return false;
+  }
+  if (out->silence < 2 * out->ping_interval) {
+    *error = fmt::format("silence {} s must be at least twice ping-interval {} s", c.silence,
+                         c.ping_interval);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
   for (auto [name, value] : {std::pair{"farad", &c.farad},
                              {"ca", &c.ca},
@@ -156,7 +229,7 @@ bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string
       return false;
     }
   }
-  if (!split_host_port(c.farad, 7450, &out->farad_host, &out->farad_port)) {
+  if (!split_host_port(c.farad, proto::kFaradPort, &out->farad_host, &out->farad_port)) {
     *error = fmt::format("farad {:?}: want HOST:PORT, [IPv6]:PORT or HOST", c.farad);
     return false;
   }
@@ -183,58 +256,8 @@ bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string
     return false;
   }
   out->mtu = static_cast<uint32_t>(c.mtu);
-  out->announce.clear();
-  for (const std::string& a : c.announce) {
-    std::string host;
-    uint16_t port = 0;
-    std::optional<dataplane::Endpoint> ep;
-    if (split_host_port(a, out->listen_port, &host, &port))
-      ep = dataplane::Endpoint::parse(host.find(':') != std::string::npos
-                                          ? fmt::format("[{}]:{}", host, port)
-                                          : fmt::format("{}:{}", host, port));
-    if (!ep) {
-      *error = fmt::format("announce {:?}: want an IP address, ADDR:PORT or [IPv6]:PORT", a);
-      return false;
-    }
-    out->announce.push_back(*ep);
-  }
-  auto overlay = dataplane::Prefix::parse(c.overlay);
-  if (!overlay || overlay->cidr != overlay->max_cidr()) {
-    *error = fmt::format("overlay {:?}: want one IP address (announced as /32 or /128)", c.overlay);
-    return false;
-  }
-  out->overlay = *overlay;
-  out->container_prefix.reset();
-  if (!c.container_prefix.empty()) {
-    auto p = dataplane::Prefix::parse(c.container_prefix);
-    // parse() masks the host bits away: compare with the address as written.
-    auto written =
-        dataplane::Prefix::parse(c.container_prefix.substr(0, c.container_prefix.find('/')));
-    if (!p || !written || written->addr != p->addr) {
-      *error = fmt::format("container-prefix {:?}: want a prefix like 10.1.2.0/24, host bits zero",
-                           c.container_prefix);
-      return false;
-    }
-    out->container_prefix = *p;
-  }
-  std::string host;
-  uint16_t port = 0;
-  boost::system::error_code ec;
-  if (!split_host_port(c.control_listen, 0, &host, &port) || port == 0 ||
-      (boost::asio::ip::make_address(host, ec), ec)) {
-    *error = fmt::format("control-listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.control_listen);
-    return false;
-  }
-  out->control_listen = {boost::asio::ip::make_address(host), port};
-  if (!seconds("ping-interval", c.ping_interval, false, &out->ping_interval, error) ||
-      !seconds("silence", c.silence, false, &out->silence, error) ||
-      !seconds("heartbeat", c.heartbeat, true, &out->heartbeat, error) ||
-      !seconds("reconnect-max", c.reconnect_max, false, &out->reconnect_max, error)) {
-    return false;
-  }
-  if (out->silence < 2 * out->ping_interval) {
-    *error = fmt::format("silence {} s must be at least twice ping-interval {} s", c.silence,
-                         c.ping_interval);
+  if (!parse_announce(c, out, error) || !parse_overlay(c, out, error) ||
+      !parse_links(c, out, error)) {
     return false;
   }
   if (c.keepalive > 65535) {

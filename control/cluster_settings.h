@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "proto/tls.h"
 #include "dataplane/net.h"
+#include "proto/node_info.h"
+#include "proto/tls.h"
 
 namespace faraday::control {
 
@@ -45,7 +46,7 @@ struct ClusterConfig {
 
 struct ClusterOptions {
   std::string farad_host;
-  uint16_t farad_port = 7450;
+  uint16_t farad_port = proto::kFaradPort;
   std::string farad_name;
   proto::TlsFiles tls;
   std::string private_key;

@@ -1,6 +1,10 @@
 // farad_client.cpp: see farad_client.h.
 #include "control/farad_client.h"
 
+#include <array>
+
+#include "common/names.h"
+
 #include <fmt/core.h>
 #include <google/protobuf/arena.h>
 
@@ -14,6 +18,21 @@ namespace faraday::control {
 using proto::TlsChannel;
 
 namespace {
+
+// Removes the entries of a repeated field for which bad() holds; returns how many.
+template <typename Repeated, typename Bad>
+uint64_t drop_if(Repeated& entries, Bad bad) {
+  uint64_t dropped = 0;
+  for (int i = 0; i < entries.size();) {
+    if (bad(entries.Get(i))) {
+      entries.DeleteSubrange(i, 1);
+      ++dropped;
+    } else {
+      ++i;
+    }
+  }
+  return dropped;
+}
 
 constexpr std::chrono::milliseconds kDefaultHeartbeat = 10s;
 
@@ -35,19 +54,9 @@ google::protobuf::Arena& parse_arena() {
 }  // namespace
 
 const char* client_state_name(FaradClient::State s) {
-  switch (s) {
-    case FaradClient::State::kStopped:
-      return "stopped";
-    case FaradClient::State::kWaiting:
-      return "waiting";
-    case FaradClient::State::kConnecting:
-      return "connecting";
-    case FaradClient::State::kJoining:
-      return "joining";
-    case FaradClient::State::kReady:
-      return "ready";
-  }
-  return "?";
+  static constexpr std::array<const char*, 5> kNames = {"stopped", "waiting", "connecting",
+                                                        "joining", "ready"};
+  return names::name_of(kNames, s);
 }
 
 FaradClient::FaradClient(boost::asio::io_context& io, proto::SslCtxPtr ctx,
@@ -260,60 +269,57 @@ void FaradClient::on_data(TlsChannel&, std::span<const uint8_t> data) {
 bool FaradClient::handle(const proto::FaradMessage& msg) {
   uint64_t gen = generation_;
   switch (msg.body_case()) {
-    case proto::FaradMessage::kJoined: {
-      const auto& j = msg.joined();
-      if (j.snapshot() || j.epoch() != epoch_) cursor_ = 0;
-      epoch_ = j.epoch();
-      name_ = j.name();
-      joined_ = true;
-      state_ = State::kReady;
-      ++stats_.joins;
-      if (j.snapshot()) ++stats_.snapshots;
-      timer_.cancel();
-      backoff_ = opt_.backoff_min;
-      heartbeat_interval_ =
-          opt_.heartbeat.count() ? opt_.heartbeat : std::chrono::milliseconds(j.heartbeat_ms());
-      if (heartbeat_interval_.count() <= 0) heartbeat_interval_ = kDefaultHeartbeat;
-      schedule_heartbeat();
-      if (cb_.on_joined) cb_.on_joined(j);
-      return gen == generation_;
-    }
-    case proto::FaradMessage::kPush: {
-      const auto& p = msg.push();
-      if (p.epoch() != epoch_) {
-        ++stats_.bad_frames;
-        return true;  // not for the epoch we joined; ignore
-      }
-      auto& mutable_push = const_cast<proto::Push&>(p);
-      auto* members = mutable_push.mutable_members();
-      for (int i = 0; i < members->size();) {
-        const auto& node = members->Get(i).node();
-        if (!proto::valid_node_name(node.name()) || proto::check_node_info(node)) {
-          ++stats_.invalid_members;
-          members->DeleteSubrange(i, 1);
-        } else {
-          ++i;
-        }
-      }
-      auto* removed = mutable_push.mutable_removed();
-      for (int i = 0; i < removed->size();) {
-        if (!proto::valid_node_name(removed->Get(i).name())) {
-          ++stats_.invalid_members;
-          removed->DeleteSubrange(i, 1);
-        } else {
-          ++i;
-        }
-      }
-      cursor_ = p.cursor();
-      ++stats_.pushes;
-      stats_.members += static_cast<uint64_t>(members->size());
-      stats_.removals += static_cast<uint64_t>(removed->size());
-      if (cb_.on_push) cb_.on_push(p);
-      return gen == generation_;
-    }
+    case proto::FaradMessage::kJoined:
+      handle_joined(msg.joined());
+      break;
+    case proto::FaradMessage::kPush:
+      handle_push(msg.push());
+      break;
     default:
+      handle_reply(msg);
       break;
   }
+  return gen == generation_;
+}
+
+void FaradClient::handle_joined(const proto::Joined& j) {
+  if (j.snapshot() || j.epoch() != epoch_) cursor_ = 0;
+  epoch_ = j.epoch();
+  name_ = j.name();
+  joined_ = true;
+  state_ = State::kReady;
+  ++stats_.joins;
+  if (j.snapshot()) ++stats_.snapshots;
+  timer_.cancel();
+  backoff_ = opt_.backoff_min;
+  heartbeat_interval_ =
+      opt_.heartbeat.count() ? opt_.heartbeat : std::chrono::milliseconds(j.heartbeat_ms());
+  if (heartbeat_interval_.count() <= 0) heartbeat_interval_ = kDefaultHeartbeat;
+  schedule_heartbeat();
+  if (cb_.on_joined) cb_.on_joined(j);
+}
+
+void FaradClient::handle_push(const proto::Push& p) {
+  if (p.epoch() != epoch_) {
+    ++stats_.bad_frames;
+    return;  // not for the epoch we joined; ignore
+  }
+  auto& mutable_push = const_cast<proto::Push&>(p);
+  auto* members = mutable_push.mutable_members();
+  stats_.invalid_members += drop_if(*members, [](const proto::Member& m) {
+    return !proto::valid_node_name(m.node().name()) || proto::check_node_info(m.node());
+  });
+  auto* removed = mutable_push.mutable_removed();
+  stats_.invalid_members +=
+      drop_if(*removed, [](const proto::Removal& r) { return !proto::valid_node_name(r.name()); });
+  cursor_ = p.cursor();
+  ++stats_.pushes;
+  stats_.members += static_cast<uint64_t>(members->size());
+  stats_.removals += static_cast<uint64_t>(removed->size());
+  if (cb_.on_push) cb_.on_push(p);
+}
+
+void FaradClient::handle_reply(const proto::FaradMessage& msg) {
   uint64_t id = msg.request_id();
   Reply reply;
   switch (msg.body_case()) {
@@ -331,14 +337,14 @@ bool FaradClient::handle(const proto::FaradMessage& msg) {
           fmt::format("{}: {}", proto::Error::Code_Name(msg.error().code()), msg.error().detail());
       break;
     default:
-      return true;
+      return;
   }
   auto it = id ? pending_.find(id) : pending_.end();
   if (it != pending_.end()) {
     Done done = std::move(it->second);
     pending_.erase(it);
     done(reply);
-    return gen == generation_;
+    return;
   }
   if (msg.body_case() == proto::FaradMessage::kError) {
     last_error_ = reply.error;
@@ -352,7 +358,6 @@ bool FaradClient::handle(const proto::FaradMessage& msg) {
     }
     if (cb_.on_error) cb_.on_error(msg.error());
   }
-  return gen == generation_;
 }
 
 void FaradClient::on_closed(TlsChannel&, const TlsChannel::CloseInfo& info) {

@@ -28,6 +28,7 @@
 
 #include "proto/farad.pb.h"
 #include "proto/frame.h"
+#include "proto/node_info.h"
 #include "proto/tls.h"
 
 namespace faraday::control {
@@ -36,7 +37,7 @@ using namespace std::chrono_literals;
 
 struct FaradClientOptions {
   std::string host = "127.0.0.1";  // IP address or name of farad
-  uint16_t port = 7450;
+  uint16_t port = proto::kFaradPort;
   std::string server_name = "farad";  // the name farad's certificate must carry
   proto::NodeInfo node;               // announced on Join (the name is the certificate's)
   bool join = true;                   // join on every connect; false: only query
@@ -53,7 +54,7 @@ struct FaradClientOptions {
 class FaradClient final : private proto::TlsChannel::Handler {
  public:
   using Clock = std::chrono::steady_clock;
-  enum class State { kStopped, kWaiting, kConnecting, kJoining, kReady };
+  enum class State { kStopped, kWaiting, kConnecting, kJoining, kReady, kCount };
 
   struct Callbacks {
     std::function<void(const proto::Joined&)> on_joined;
@@ -131,6 +132,9 @@ class FaradClient final : private proto::TlsChannel::Handler {
   void send_join();
   uint64_t send(proto::NodeMessage& msg, Done done);
   bool handle(const proto::FaradMessage& msg);
+  void handle_joined(const proto::Joined& joined);
+  void handle_push(const proto::Push& push);
+  void handle_reply(const proto::FaradMessage& msg);
   void fail_pending(const std::string& reason);
 
   boost::asio::io_context& io_;

@@ -1,6 +1,10 @@
 // links.cpp: see links.h.
 #include "control/links.h"
 
+#include <array>
+
+#include "common/names.h"
+
 #include <openssl/x509.h>
 
 #include <boost/asio/ip/v6_only.hpp>
@@ -33,15 +37,8 @@ constexpr int kDeadIntervals = 4;
 }  // namespace
 
 const char* link_state_name(Links::State s) {
-  switch (s) {
-    case Links::State::kDown:
-      return "down";
-    case Links::State::kConnecting:
-      return "connecting";
-    case Links::State::kUp:
-      return "up";
-  }
-  return "?";
+  static constexpr std::array<const char*, 3> kNames = {"down", "connecting", "up"};
+  return names::name_of(kNames, s);
 }
 
 struct Links::Conn final : proto::TlsChannel::Handler, std::enable_shared_from_this<Conn> {

@@ -46,7 +46,7 @@ struct LinkOptions {
 class Links {
  public:
   using Clock = std::chrono::steady_clock;
-  enum class State { kDown, kConnecting, kUp };
+  enum class State { kDown, kConnecting, kUp, kCount };
 
   // What the cluster reads about one member's link.
   struct View {

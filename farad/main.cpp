@@ -9,8 +9,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
 
-#include "config.h"
 #include "common/log.h"
+#include "config.h"
 #include "farad/server.h"
 #include "farad/settings.h"
 

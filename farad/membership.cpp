@@ -2,6 +2,7 @@
 #include "farad/membership.h"
 
 #include <fmt/core.h>
+#include "common/names.h"
 
 #include <algorithm>
 #include <cassert>
@@ -11,18 +12,6 @@
 namespace faraday::farad {
 
 namespace {
-
-using Bound = std::array<uint8_t, 17>;
-
-std::pair<Bound, Bound> range_of(const proto::Prefix& p) {
-  Bound lo{}, hi{};
-  lo[0] = hi[0] = static_cast<uint8_t>(p.ip().size());
-  for (size_t i = 0; i < p.ip().size(); ++i) {
-    lo[i + 1] = hi[i + 1] = static_cast<uint8_t>(p.ip()[i]);
-  }
-  for (size_t bit = p.len(); bit < p.ip().size() * 8; ++bit) hi[1 + bit / 8] |= 0x80 >> (bit % 8);
-  return {lo, hi};
-}
 
 Membership::Result refuse(proto::Error::Code code, std::string detail) {
   Membership::Result r;
@@ -35,21 +24,9 @@ Membership::Result refuse(proto::Error::Code code, std::string detail) {
 }  // namespace
 
 const char* change_kind_name(ChangeKind k) {
-  switch (k) {
-    case ChangeKind::kJoin:
-      return "join";
-    case ChangeKind::kUpdate:
-      return "update";
-    case ChangeKind::kLeave:
-      return "leave";
-    case ChangeKind::kExpire:
-      return "expire";
-    case ChangeKind::kDisconnect:
-      return "disconnect";
-    case ChangeKind::kRevoke:
-      return "revoke";
-  }
-  return "?";
+  static constexpr std::array<const char*, 6> kNames = {"join",   "update",     "leave",
+                                                        "expire", "disconnect", "revoke"};
+  return names::name_of(kNames, k);
 }
 
 Membership::Membership(uint64_t epoch, Time started, Duration expiry, Listener* listener,
@@ -76,7 +53,7 @@ Membership::Result Membership::check(const std::string& name, const proto::NodeI
                   fmt::format("public key already announced by {}", k->second->name));
   }
   for (const auto& p : info.allowed_ips()) {
-    auto [lo, hi] = range_of(p);
+    auto [lo, hi] = proto::prefix_range(p);
     // Ranges are disjoint and sorted by first address (so by last address too):
     // walk back from the last range starting at or before `hi` while ranges
     // still reach `lo`.
@@ -96,7 +73,7 @@ Membership::Result Membership::check(const std::string& name, const proto::NodeI
 void Membership::index(MemberRecord& m) {
   by_key_[m.info.public_key()] = &m;
   for (const auto& p : m.info.allowed_ips()) {
-    auto [lo, hi] = range_of(p);
+    auto [lo, hi] = proto::prefix_range(p);
     by_range_[lo] = Range{hi, &m};
   }
 }
@@ -105,7 +82,7 @@ void Membership::unindex(MemberRecord& m) {
   auto k = by_key_.find(m.info.public_key());
   if (k != by_key_.end() && k->second == &m) by_key_.erase(k);
   for (const auto& p : m.info.allowed_ips()) {
-    auto it = by_range_.find(range_of(p).first);
+    auto it = by_range_.find(proto::prefix_range(p).first);
     if (it != by_range_.end() && it->second.owner == &m) by_range_.erase(it);
   }
 }

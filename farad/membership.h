@@ -35,8 +35,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "proto/farad.pb.h"
 #include "farad/changelog.h"
+#include "proto/farad.pb.h"
+#include "proto/node_info.h"
 
 namespace faraday::farad {
 
@@ -56,7 +57,7 @@ struct MemberRecord {
 };
 
 // kDisconnect: removed after its connection closed and the grace ran out.
-enum class ChangeKind { kJoin, kUpdate, kLeave, kExpire, kDisconnect, kRevoke };
+enum class ChangeKind { kJoin, kUpdate, kLeave, kExpire, kDisconnect, kRevoke, kCount };
 const char* change_kind_name(ChangeKind k);
 
 class Membership {
@@ -120,7 +121,7 @@ class Membership {
   void record(MemberRecord& m);
 
   // One allowed-IPs range, [first, last] with a family byte in front.
-  using Bound = std::array<uint8_t, 17>;
+  using Bound = proto::PrefixBound;
   struct Range {
     Bound last;
     const MemberRecord* owner;

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/log.h"
+#include "common/names.h"
 #include "proto/node_info.h"
 
 namespace faraday::farad {
@@ -56,29 +57,16 @@ std::string public_key_text(const proto::NodeInfo& info) {
 }  // namespace
 
 const char* close_reason_name(CloseReason r) {
-  switch (r) {
-    case CloseReason::kHandshakeTimeout:
-      return "handshake_timeout";
-    case CloseReason::kBadIdentity:
-      return "bad_identity";
-    case CloseReason::kProtocolError:
-      return "protocol_error";
-    case CloseReason::kNotReading:
-      return "not_reading";
-    case CloseReason::kIdle:
-      return "idle";
-    case CloseReason::kReplaced:
-      return "replaced";
-    case CloseReason::kCertificateInvalidated:
-      return "certificate_invalidated";
-    case CloseReason::kConnectionLimit:
-      return "connection_limit";
-    case CloseReason::kNameInUse:
-      return "name_in_use";
-    case CloseReason::kCount:
-      break;
-  }
-  return "?";
+  static constexpr std::array<const char*, 9> kNames = {"handshake_timeout",
+                                                        "bad_identity",
+                                                        "protocol_error",
+                                                        "not_reading",
+                                                        "idle",
+                                                        "replaced",
+                                                        "certificate_invalidated",
+                                                        "connection_limit",
+                                                        "name_in_use"};
+  return names::name_of(kNames, r);
 }
 
 // One accepted connection. Owned by Server::conns_; destroyed only by reap(),
@@ -285,25 +273,16 @@ bool Server::frame(Conn& c, std::span<const uint8_t> payload) {
     case proto::NodeMessage::kJoin:
       handle_join(c, in_.join(), id);
       break;
-    case proto::NodeMessage::kUpdate: {
-      Membership::Result r;
-      if (holder) {
-        r = membership_.update(c.name, in_.update().node(), now);
-      } else {
-        r.ok = false;
-        r.code = proto::Error::NOT_MEMBER;
-        r.detail = fmt::format("this connection has not joined as {}; join first", c.name);
-      }
-      if (!r.ok) {
+    case proto::NodeMessage::kUpdate:
+      if (!holder) {
+        send_error(c, id, proto::Error::NOT_MEMBER,
+                   fmt::format("this connection has not joined as {}; join first", c.name), false);
+      } else if (auto r = membership_.update(c.name, in_.update().node(), now); !r.ok) {
         send_error(c, id, r.code, r.detail, false);
       } else {
-        out_.Clear();
-        out_.set_request_id(id);
-        out_.mutable_ack();
-        reply(c, out_);
+        send_ack(c, id);
       }
       break;
-    }
     case proto::NodeMessage::kHeartbeat:
       if (c.subscribed && !membership_.find(c.name)) {
         // Joined on this connection but expired since: tell it to join again.
@@ -311,10 +290,7 @@ bool Server::frame(Conn& c, std::span<const uint8_t> payload) {
         send_error(c, id, proto::Error::NOT_MEMBER, fmt::format("{} expired; join again", c.name),
                    false);
       } else {
-        out_.Clear();
-        out_.set_request_id(id);
-        out_.mutable_ack();
-        reply(c, out_);
+        send_ack(c, id);
       }
       break;
     case proto::NodeMessage::kQuery: {
@@ -337,10 +313,7 @@ bool Server::frame(Conn& c, std::span<const uint8_t> payload) {
         membership_.leave(c.name, now);
         by_name_.erase(c.name);
       }
-      out_.Clear();
-      out_.set_request_id(id);
-      out_.mutable_ack();
-      reply(c, out_);
+      send_ack(c, id);
       break;
     case proto::NodeMessage::BODY_NOT_SET:
       break;  // decode() refuses these
@@ -409,6 +382,13 @@ void Server::reply(Conn& c, proto::FaradMessage& msg) {
   frame_buf_.clear();
   proto::append_frame(msg, frame_buf_);
   c.ch->send(frame_buf_);
+}
+
+void Server::send_ack(Conn& c, uint64_t request_id) {
+  out_.Clear();
+  out_.set_request_id(request_id);
+  out_.mutable_ack();
+  reply(c, out_);
 }
 
 void Server::send_error(Conn& c, uint64_t request_id, proto::Error::Code code,
@@ -627,6 +607,8 @@ void Server::on_member_change(ChangeKind kind, const MemberRecord& m, Time now) 
                 change_kind_name(kind), m.name, membership_.epoch(), membership_.size(),
                 to_s(now - m.last_heard));
       if (kind == ChangeKind::kRevoke) schedule_round();
+      break;
+    case ChangeKind::kCount:
       break;
   }
 }

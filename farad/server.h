@@ -34,9 +34,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "farad/membership.h"
 #include "proto/frame.h"
 #include "proto/tls.h"
-#include "farad/membership.h"
 
 namespace faraday::farad {
 
@@ -44,7 +44,7 @@ using namespace std::chrono_literals;
 
 struct ServerOptions {
   std::string address = "0.0.0.0";
-  uint16_t port = 7450;  // 0: any free port (see Server::port())
+  uint16_t port = proto::kFaradPort;  // 0: any free port (see Server::port())
   proto::TlsFiles tls;
   Duration expiry = 30s;
   Duration disconnect_grace = 10s;  // capped at the expiry window
@@ -147,6 +147,7 @@ class Server final : private Membership::Listener {
   void check_member_certificates(bool full_verify);
   void pump(Conn& c);
   void reply(Conn& c, proto::FaradMessage& msg);
+  void send_ack(Conn& c, uint64_t request_id);
   void send_error(Conn& c, uint64_t request_id, proto::Error::Code code, const std::string& detail,
                   bool fatal);
   // Ends a connection on purpose: logs, counts, sends `error` if given, flushes.

@@ -4,8 +4,8 @@
 #include <fmt/core.h>
 
 #include "common/log.h"
-#include "proto/node_info.h"
 #include "common/settings_table.h"
+#include "proto/node_info.h"
 
 namespace faraday::farad {
 

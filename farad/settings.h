@@ -15,7 +15,7 @@
 namespace faraday::farad {
 
 struct Config {
-  std::string listen = "0.0.0.0:7450";
+  std::string listen = "0.0.0.0:" + std::to_string(proto::kFaradPort);
   std::string ca;
   std::string cert;
   std::string key;

@@ -106,6 +106,157 @@ int ask_faradayd(const std::string& path, const std::string& line, double timeou
   return 0;
 }
 
+// Every option's value and every subcommand, filled by the add_* functions
+// below and read by run().
+struct Args {
+  std::string dir;
+  std::string name;
+  CLI::App* ca_init = nullptr;
+  std::string ca_name = pki::kDefaultCaName;
+  int ca_days = pki::kDefaultCaDays;
+  CLI::App* issue = nullptr;
+  pki::IssueOptions issue_opt;
+  CLI::App* revoke = nullptr;
+  CLI::Option* revoke_name = nullptr;
+  CLI::Option* revoke_serial = nullptr;
+  std::string serial_text;
+  CLI::App* crl = nullptr;
+  std::string crl_out;
+  int crl_days = pki::kDefaultCrlDays;
+  CLI::App* status = nullptr;
+  CLI::App* query = nullptr;
+  std::string ifname = kDefaultInterface;
+  std::string socket_path;
+  double timeout_s = kDefaultTimeoutSeconds;
+  bool json_out = false;
+  std::string peer_name;
+};
+
+// faradayctl ca init
+void add_ca_commands(CLI::App& app, Args& a) {
+  auto* ca = app.add_subcommand("ca", "Manage the certificate authority");
+  ca->require_subcommand(1);
+  a.ca_init = ca->add_subcommand(
+      "init",
+      "Create a CA in DIR: an EC P-256 key (DIR/ca.key, 0600) and a self-signed certificate "
+      "(DIR/ca.pem), an empty index and the counters. Refuses if DIR already has a CA.");
+  a.ca_init->add_option("--dir", a.dir, "CA directory (created 0700 if missing)")->required();
+  a.ca_init->add_option("--name", a.ca_name, "The CA certificate's subject CN")
+      ->capture_default_str();
+  a.ca_init->add_option("--days", a.ca_days, "Validity of the CA certificate in days")
+      ->capture_default_str();
+}
+
+// faradayctl cert issue | revoke
+void add_cert_commands(CLI::App& app, Args& a) {
+  auto* cert = app.add_subcommand("cert", "Issue and revoke node and farad certificates");
+  cert->require_subcommand(1);
+  a.issue = cert->add_subcommand(
+      "issue",
+      "Issue a certificate for NAME (subject CN=NAME, SAN DNS:NAME) signed by the CA in DIR, "
+      "with a new EC P-256 key: PREFIX.pem and PREFIX.key (0600). A node certificate allows "
+      "TLS client and server use; with --server, or when NAME is `farad`, it is farad's own "
+      "(server only: it cannot join as a node). Never overwrites a file.");
+  a.issue->add_option("--dir", a.dir, "CA directory (made by `faradayctl ca init`)")->required();
+  a.issue
+      ->add_option("name", a.name,
+                   "Node name: 1..64 characters from [A-Za-z0-9._-], the first a letter or "
+                   "digit (farad's rule); `farad` for farad's certificate")
+      ->required();
+  a.issue->add_option("--out", a.issue_opt.out_prefix,
+                      "Write PREFIX.pem and PREFIX.key (default: DIR/NAME)");
+  a.issue
+      ->add_option("--days", a.issue_opt.days,
+                   "Validity in days (capped at the CA certificate's own expiry)")
+      ->capture_default_str();
+  a.issue->add_flag("--server", a.issue_opt.server,
+                    "farad's certificate: TLS server use only (implied by NAME `farad`)");
+
+  a.revoke = cert->add_subcommand(
+      "revoke",
+      "Mark certificates revoked in DIR's index: every unrevoked one of NAME, or the one "
+      "with --serial. Takes effect once a new CRL (`faradayctl crl`) reaches farad (SIGHUP): "
+      "farad disconnects the node and every member drops it at once.");
+  a.revoke->add_option("--dir", a.dir, "CA directory")->required();
+  a.revoke_name = a.revoke->add_option("name", a.name, "Revoke every certificate of this node");
+  a.revoke_serial =
+      a.revoke->add_option("--serial", a.serial_text,
+                           "Revoke only this certificate: its serial in hex, as in index.txt or "
+                           "`openssl x509 -noout -serial`");
+  a.revoke_name->excludes(a.revoke_serial);
+  a.revoke_serial->excludes(a.revoke_name);
+}
+
+// faradayctl crl
+void add_crl_command(CLI::App& app, Args& a) {
+  a.crl = app.add_subcommand(
+      "crl",
+      "Write a CRL signed by the CA listing every revoked serial, with the next CRL number. "
+      "Give it to farad (--crl) and send SIGHUP; write a new one before it expires (--days), "
+      "or farad refuses every node.");
+  a.crl->add_option("--dir", a.dir, "CA directory")->required();
+  a.crl->add_option("--out", a.crl_out, "Where to write the PEM CRL (default: DIR/crl.pem)");
+  a.crl->add_option("--days", a.crl_days, "Days until the CRL's nextUpdate")->capture_default_str();
+}
+
+// faradayctl status | query: the local faradayd, over its control socket
+void add_node_commands(CLI::App& app, Args& a) {
+  auto add_socket_options = [&](CLI::App* sub) {
+    auto* iface = sub->add_option("-i,--interface", a.ifname,
+                                  "The node's interface; its faradayd serves "
+                                  "/run/faraday/IFNAME.sock")
+                      ->capture_default_str();
+    auto* sock =
+        sub->add_option("--socket", a.socket_path, "The control socket's path (instead of -i)");
+    iface->excludes(sock);
+    sock->excludes(iface);
+    sub->add_option("--timeout", a.timeout_s, "Seconds to wait for faradayd's answer")
+        ->capture_default_str()
+        ->check(CLI::Range(0.1, 3600.0));
+  };
+  a.status = app.add_subcommand(
+      "status",
+      "Show this node as its faradayd sees it: name, interface, key, addresses, the farad "
+      "session (state, epoch, cursor, last error) and a table of peers (endpoint, link, ping "
+      "RTT, last heard, last handshake, bytes, farad's last word on a silent peer).");
+  add_socket_options(a.status);
+  a.status->add_flag("--json", a.json_out,
+                     "Print faradayd's answer as JSON instead (2-space indent)");
+
+  a.query = app.add_subcommand(
+      "query",
+      "Ask farad, through this node's faradayd, whether NAME is still a member: prints "
+      "`NAME: PRESENT`, `NAME: ABSENT` or `NAME: UNKNOWN` (farad restarted too recently to "
+      "know). Fails if farad cannot be reached.");
+  add_socket_options(a.query);
+  a.query->add_option("name", a.peer_name, "The node to ask about")->required();
+}
+
+int revoke(const Args& a) {
+  if (a.revoke_name->count() == 0 && a.revoke_serial->count() == 0) {
+    std::fprintf(stderr, "faradayctl: error: give a NAME or --serial (see --help)\n");
+    return 2;
+  }
+  std::vector<pki::IndexEntry> done;
+  if (a.revoke_serial->count()) {
+    auto serial = pki::parse_serial(a.serial_text);
+    if (!serial) {
+      std::fprintf(stderr, "faradayctl: error: --serial %s is not a hex serial number\n",
+                   a.serial_text.c_str());
+      return 2;
+    }
+    done.push_back(pki::revoke_serial(a.dir, *serial));
+  } else {
+    done = pki::revoke_name(a.dir, a.name);
+  }
+  for (const auto& e : done) {
+    std::printf("revoked %s serial %s at %s\n", e.name.c_str(), pki::serial_text(e.serial).c_str(),
+                pki::time_text(*e.revoked_at).c_str());
+  }
+  std::printf("now run `faradayctl crl --dir %s` and reload farad (SIGHUP)\n", a.dir.c_str());
+  return 0;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"faradayctl " FARADAY_VERSION
                ": operator tool for a Faraday cluster: its certificate authority (node and "
@@ -114,111 +265,11 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", FARADAY_VERSION);
   app.footer(kFooter);
   app.require_subcommand(1);
-
-  std::string dir;
-  std::string name;
-  int days = 0;
-
-  // faradayctl ca init
-  auto* ca = app.add_subcommand("ca", "Manage the certificate authority");
-  ca->require_subcommand(1);
-  auto* ca_init = ca->add_subcommand(
-      "init",
-      "Create a CA in DIR: an EC P-256 key (DIR/ca.key, 0600) and a self-signed certificate "
-      "(DIR/ca.pem), an empty index and the counters. Refuses if DIR already has a CA.");
-  std::string ca_name = pki::kDefaultCaName;
-  int ca_days = pki::kDefaultCaDays;
-  ca_init->add_option("--dir", dir, "CA directory (created 0700 if missing)")->required();
-  ca_init->add_option("--name", ca_name, "The CA certificate's subject CN")->capture_default_str();
-  ca_init->add_option("--days", ca_days, "Validity of the CA certificate in days")
-      ->capture_default_str();
-
-  // faradayctl cert issue | revoke
-  auto* cert = app.add_subcommand("cert", "Issue and revoke node and farad certificates");
-  cert->require_subcommand(1);
-  auto* issue = cert->add_subcommand(
-      "issue",
-      "Issue a certificate for NAME (subject CN=NAME, SAN DNS:NAME) signed by the CA in DIR, "
-      "with a new EC P-256 key: PREFIX.pem and PREFIX.key (0600). A node certificate allows "
-      "TLS client and server use; with --server, or when NAME is `farad`, it is farad's own "
-      "(server only: it cannot join as a node). Never overwrites a file.");
-  pki::IssueOptions issue_opt;
-  issue->add_option("--dir", dir, "CA directory (made by `faradayctl ca init`)")->required();
-  issue
-      ->add_option("name", name,
-                   "Node name: 1..64 characters from [A-Za-z0-9._-], the first a letter or "
-                   "digit (farad's rule); `farad` for farad's certificate")
-      ->required();
-  issue->add_option("--out", issue_opt.out_prefix,
-                    "Write PREFIX.pem and PREFIX.key (default: DIR/NAME)");
-  issue
-      ->add_option("--days", issue_opt.days,
-                   "Validity in days (capped at the CA certificate's own expiry)")
-      ->capture_default_str();
-  issue->add_flag("--server", issue_opt.server,
-                  "farad's certificate: TLS server use only (implied by NAME `farad`)");
-
-  auto* revoke = cert->add_subcommand(
-      "revoke",
-      "Mark certificates revoked in DIR's index: every unrevoked one of NAME, or the one "
-      "with --serial. Takes effect once a new CRL (`faradayctl crl`) reaches farad.");
-  std::string serial_text;
-  revoke->add_option("--dir", dir, "CA directory")->required();
-  auto* revoke_name = revoke->add_option("name", name, "Revoke every certificate of this node");
-  auto* revoke_serial =
-      revoke->add_option("--serial", serial_text,
-                         "Revoke only this certificate: its serial in hex, as in index.txt or "
-                         "`openssl x509 -noout -serial`");
-  revoke_name->excludes(revoke_serial);
-  revoke_serial->excludes(revoke_name);
-
-  // faradayctl crl
-  auto* crl = app.add_subcommand(
-      "crl",
-      "Write a CRL signed by the CA listing every revoked serial, with the next CRL number. "
-      "Give it to farad (--crl) and send SIGHUP; write a new one before it expires (--days), "
-      "or farad refuses every node.");
-  std::string crl_out;
-  crl->add_option("--dir", dir, "CA directory")->required();
-  crl->add_option("--out", crl_out, "Where to write the PEM CRL (default: DIR/crl.pem)");
-  days = pki::kDefaultCrlDays;
-  crl->add_option("--days", days, "Days until the CRL's nextUpdate")->capture_default_str();
-
-  // faradayctl status | query: the local faradayd, over its control socket
-  std::string ifname = kDefaultInterface;
-  std::string socket_path;
-  double timeout_s = kDefaultTimeoutSeconds;
-  auto add_socket_options = [&](CLI::App* sub) {
-    auto* iface = sub->add_option("-i,--interface", ifname,
-                                  "The node's interface; its faradayd serves "
-                                  "/run/faraday/IFNAME.sock")
-                      ->capture_default_str();
-    auto* sock =
-        sub->add_option("--socket", socket_path, "The control socket's path (instead of -i)");
-    iface->excludes(sock);
-    sock->excludes(iface);
-    sub->add_option("--timeout", timeout_s, "Seconds to wait for faradayd's answer")
-        ->capture_default_str()
-        ->check(CLI::Range(0.1, 3600.0));
-  };
-  auto* status = app.add_subcommand(
-      "status",
-      "Show this node as its faradayd sees it: name, interface, key, addresses, the farad "
-      "session (state, epoch, cursor, last error) and a table of peers (endpoint, link, ping "
-      "RTT, last heard, last handshake, bytes, farad's last word on a silent peer).");
-  add_socket_options(status);
-  bool json_out = false;
-  status->add_flag("--json", json_out, "Print faradayd's answer as JSON instead (2-space indent)");
-
-  auto* query = app.add_subcommand(
-      "query",
-      "Ask farad, through this node's faradayd, whether NAME is still a member: prints "
-      "`NAME: PRESENT`, `NAME: ABSENT` or `NAME: UNKNOWN` (farad restarted too recently to "
-      "know). Fails if farad cannot be reached.");
-  add_socket_options(query);
-  std::string peer_name;
-  query->add_option("name", peer_name, "The node to ask about")->required();
-
+  Args a;
+  add_ca_commands(app, a);
+  add_cert_commands(app, a);
+  add_crl_command(app, a);
+  add_node_commands(app, a);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -232,45 +283,25 @@ int run(int argc, char** argv) {
     return 2;
   }
 
-  if (*ca_init) {
-    pki::init_ca(dir, ca_name, ca_days);
+  if (*a.ca_init) {
+    pki::init_ca(a.dir, a.ca_name, a.ca_days);
     std::printf(
         "created CA \"%s\" in %s: %s (give to farad and every node as --ca), %s (keep secret)\n",
-        ca_name.c_str(), dir.c_str(), pki::ca_cert_path(dir).c_str(),
-        pki::ca_key_path(dir).c_str());
-  } else if (*issue) {
-    pki::Issued out = pki::issue(dir, name, issue_opt);
-    std::printf("issued %s serial %s valid until %s: %s %s\n", name.c_str(),
+        a.ca_name.c_str(), a.dir.c_str(), pki::ca_cert_path(a.dir).c_str(),
+        pki::ca_key_path(a.dir).c_str());
+  } else if (*a.issue) {
+    pki::Issued out = pki::issue(a.dir, a.name, a.issue_opt);
+    std::printf("issued %s serial %s valid until %s: %s %s\n", a.name.c_str(),
                 pki::serial_text(out.entry.serial).c_str(),
                 pki::time_text(out.entry.not_after).c_str(), out.cert_path.c_str(),
                 out.key_path.c_str());
-  } else if (*revoke) {
-    if (revoke_name->count() == 0 && revoke_serial->count() == 0) {
-      std::fprintf(stderr, "faradayctl: error: give a NAME or --serial (see --help)\n");
-      return 2;
-    }
-    std::vector<pki::IndexEntry> done;
-    if (revoke_serial->count()) {
-      auto serial = pki::parse_serial(serial_text);
-      if (!serial) {
-        std::fprintf(stderr, "faradayctl: error: --serial %s is not a hex serial number\n",
-                     serial_text.c_str());
-        return 2;
-      }
-      done.push_back(pki::revoke_serial(dir, *serial));
-    } else {
-      done = pki::revoke_name(dir, name);
-    }
-    for (const auto& e : done) {
-      std::printf("revoked %s serial %s at %s\n", e.name.c_str(),
-                  pki::serial_text(e.serial).c_str(), pki::time_text(*e.revoked_at).c_str());
-    }
-    std::printf("now run `faradayctl crl --dir %s` and reload farad (SIGHUP)\n", dir.c_str());
-  } else if (*status || *query) {
-    return ask_faradayd(socket_path.empty() ? ctl::default_ctl_socket(ifname) : socket_path,
-                        *status ? "status" : "query " + peer_name, timeout_s, json_out);
-  } else if (*crl) {
-    pki::CrlResult r = pki::write_crl(dir, crl_out, days);
+  } else if (*a.revoke) {
+    return revoke(a);
+  } else if (*a.status || *a.query) {
+    return ask_faradayd(a.socket_path.empty() ? ctl::default_ctl_socket(a.ifname) : a.socket_path,
+                        *a.status ? "status" : "query " + a.peer_name, a.timeout_s, a.json_out);
+  } else if (*a.crl) {
+    pki::CrlResult r = pki::write_crl(a.dir, a.crl_out, a.crl_days);
     std::printf("wrote %s: CRL number %llu, %zu revoked, next update %s\n", r.path.c_str(),
                 static_cast<unsigned long long>(r.number), r.revoked,
                 pki::time_text(r.next_update).c_str());

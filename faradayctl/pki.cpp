@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "proto/node_info.h"
+#include "proto/openssl_ptr.h"
 
 namespace faraday::faradayctl::pki {
 
@@ -28,17 +29,13 @@ namespace {
 
 using Reason = Error::Reason;
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>>;
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION, X509_EXTENSION_free>>;
-using IntPtr = std::unique_ptr<ASN1_INTEGER, Free<ASN1_INTEGER, ASN1_INTEGER_free>>;
-using TimePtr = std::unique_ptr<ASN1_TIME, Free<ASN1_TIME, ASN1_TIME_free>>;
+using proto::BioPtr;
+using proto::CrlPtr;
+using proto::ExtPtr;
+using proto::PkeyPtr;
+using proto::X509Ptr;
+using IntPtr = proto::Asn1IntegerPtr;
+using TimePtr = proto::Asn1TimePtr;
 
 constexpr int kMaxDays = 36500;
 constexpr time_t kBackdate = 300;  // notBefore this far back, for clock skew

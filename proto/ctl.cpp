@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "common/names.h"
 
 #include <cerrno>
 #include <cstring>
@@ -87,29 +88,10 @@ std::string ctl_error(std::string_view message) {
 }
 
 const char* to_string(CtlReject reason) {
-  switch (reason) {
-    case CtlReject::kTooLong:
-      return "too_long";
-    case CtlReject::kNoNewline:
-      return "no_newline";
-    case CtlReject::kNotAscii:
-      return "not_ascii";
-    case CtlReject::kMalformed:
-      return "malformed";
-    case CtlReject::kUnknownCommand:
-      return "unknown_command";
-    case CtlReject::kRequestTimeout:
-      return "request_timeout";
-    case CtlReject::kReplyTimeout:
-      return "reply_timeout";
-    case CtlReject::kHandlerFailed:
-      return "handler_failed";
-    case CtlReject::kTooManyClients:
-      return "too_many_clients";
-    case CtlReject::kCount:
-      break;
-  }
-  return "unknown";
+  static constexpr std::array<const char*, 9> kNames = {
+      "too_long",        "no_newline",    "not_ascii",      "malformed",       "unknown_command",
+      "request_timeout", "reply_timeout", "handler_failed", "too_many_clients"};
+  return names::name_of(kNames, reason);
 }
 
 // ---- parser ------------------------------------------------------------------

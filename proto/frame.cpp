@@ -1,26 +1,17 @@
 // frame.cpp: see frame.h.
 #include "proto/frame.h"
 
+#include "common/names.h"
 namespace faraday::proto {
 
 std::string_view frame_error_name(FrameError e) {
-  switch (e) {
-    case FrameError::kNone:
-      return "none";
-    case FrameError::kEmpty:
-      return "empty frame";
-    case FrameError::kTooLarge:
-      return "frame too large";
-    case FrameError::kMalformed:
-      return "malformed message";
-    case FrameError::kBadVersion:
-      return "unsupported protocol version";
-    case FrameError::kNoBody:
-      return "message without a known body";
-    case FrameError::kCount:
-      break;
-  }
-  return "?";
+  static constexpr std::array<const char*, 6> kNames = {"none",
+                                                        "empty frame",
+                                                        "frame too large",
+                                                        "malformed message",
+                                                        "unsupported protocol version",
+                                                        "message without a known body"};
+  return names::name_of(kNames, e);
 }
 
 FrameError FrameDecoder::check_length(uint32_t len) {

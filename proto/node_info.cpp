@@ -40,13 +40,8 @@ std::optional<std::string> check_prefix(const Prefix& p) {
   return std::nullopt;
 }
 
-namespace {
-
-// [first, last] address of a prefix, as 16 bytes with a family byte in front,
-// so IPv4 and IPv6 ranges never compare equal.
-using Bound = std::array<uint8_t, 17>;
-std::pair<Bound, Bound> range_of(const Prefix& p) {
-  Bound lo{}, hi{};
+std::pair<PrefixBound, PrefixBound> prefix_range(const Prefix& p) {
+  PrefixBound lo{}, hi{};
   lo[0] = hi[0] = static_cast<uint8_t>(p.ip().size());
   for (size_t i = 0; i < p.ip().size(); ++i) {
     lo[i + 1] = hi[i + 1] = static_cast<uint8_t>(p.ip()[i]);
@@ -54,8 +49,6 @@ std::pair<Bound, Bound> range_of(const Prefix& p) {
   for (size_t bit = p.len(); bit < p.ip().size() * 8; ++bit) hi[1 + bit / 8] |= 0x80 >> (bit % 8);
   return {lo, hi};
 }
-
-}  // namespace
 
 std::optional<std::string> check_node_info(const NodeInfo& info) {
   if (info.public_key().size() != kPublicKeyBytes) {
@@ -75,14 +68,14 @@ std::optional<std::string> check_node_info(const NodeInfo& info) {
     return fmt::format("{} allowed IPs, at most {}", info.allowed_ips_size(), kMaxAllowedIps);
   }
   struct Range {
-    Bound lo, hi;
+    PrefixBound lo, hi;
     bool operator<(const Range& o) const { return lo < o.lo; }
   };
   Range ranges[kMaxAllowedIps];  // on the stack, left uninitialised: no allocation, no zeroing
   size_t n = 0;
   for (const auto& p : info.allowed_ips()) {
     if (auto err = check_prefix(p)) return "allowed IP " + *err;
-    auto [lo, hi] = range_of(p);
+    auto [lo, hi] = prefix_range(p);
     ranges[n++] = {lo, hi};
   }
   std::sort(ranges, ranges + n);

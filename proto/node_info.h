@@ -3,9 +3,12 @@
 // text forms for logs and configuration. Pure functions: any thread.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "proto/farad.pb.h"
 
@@ -18,6 +21,15 @@ inline constexpr size_t kPublicKeyBytes = 32;
 
 // 1..64 characters from [A-Za-z0-9._-], the first a letter or digit.
 bool valid_node_name(std::string_view name);
+
+// farad's port when an address names none.
+inline constexpr uint16_t kFaradPort = 7450;
+
+// [first, last] address of a prefix, as its bytes with a family byte (4 or 16)
+// in front, so IPv4 and IPv6 ranges never compare equal and ranges of one
+// family order like their addresses.
+using PrefixBound = std::array<uint8_t, 17>;
+std::pair<PrefixBound, PrefixBound> prefix_range(const Prefix& p);
 
 // nullopt if `info` follows every rule of NodeInfo (the name is not checked
 // here: farad compares it with the certificate), else the first broken rule.

@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include "common/names.h"
 
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -204,25 +205,10 @@ std::optional<int64_t> certificate_not_after(X509* cert) {
 }
 
 std::string_view tls_failure_name(TlsFailure f) {
-  switch (f) {
-    case TlsFailure::kNone:
-      return "none";
-    case TlsFailure::kUntrusted:
-      return "untrusted certificate";
-    case TlsFailure::kExpired:
-      return "expired certificate";
-    case TlsFailure::kRevoked:
-      return "revoked certificate";
-    case TlsFailure::kNoCertificate:
-      return "no certificate";
-    case TlsFailure::kProtocol:
-      return "TLS protocol error";
-    case TlsFailure::kIo:
-      return "connection error";
-    case TlsFailure::kCount:
-      break;
-  }
-  return "?";
+  static constexpr std::array<const char*, 7> kNames = {
+      "none",           "untrusted certificate", "expired certificate", "revoked certificate",
+      "no certificate", "TLS protocol error",    "connection error"};
+  return names::name_of(kNames, f);
 }
 
 // ---- the socket BIO ----

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite. Sets up (scripts/setup.sh), then runs
+#   0. the layout rules (scripts/check-layout.py: includes, file and function sizes),
 #   1. every suite on the normal build,
 #   2. the unit suites (crypto, core, control, faradayctl, farad) under ASan+UBSan,
 #   3. the threads of faradayd cluster (the data path programmed from another
@@ -9,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+
+echo "== layout"
+python3 scripts/check-layout.py
 
 echo "== unit and interop suites"
 meson test -C build --print-errorlogs

@@ -73,9 +73,7 @@ TEST(FaradRefuses, ExpiredCertificate) {
 TEST(FaradRefuses, RevokedCertificate) {
   Cluster c;
   Identity revoked = c.pki.issue("revoked");
-  std::string crl = c.tmp.path() + "/crl.pem";
-  c.pki.write_crl(crl, {revoked.cert.get()});
-  c.options.tls.crl = crl;
+  c.write_crl({revoked.cert.get()});
   c.start_server();
   Bystander ok(c);
   expect_tls_refusal(c, &revoked, TlsFailure::kRevoked, "certificate revoked", "revoked");
@@ -274,9 +272,7 @@ TEST(FaradRefuses, ConnectionsBeyondTheLimit) {
 
 TEST(FaradRefuses, CertificatesRevokedByAReloadedCrl) {
   Cluster c;
-  std::string crl = c.tmp.path() + "/crl.pem";
-  c.pki.write_crl(crl, {});
-  c.options.tls.crl = crl;
+  std::string crl = c.write_crl();
   c.start_server();
   Bystander ok(c);
   auto& bad = c.node("soon-revoked", 5);

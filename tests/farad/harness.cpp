@@ -57,6 +57,13 @@ farad::Server& Cluster::start_server() {
   return *server_;
 }
 
+std::string Cluster::write_crl(const std::vector<const X509*>& revoked) {
+  std::string path = tmp.path() + "/crl.pem";
+  pki.write_crl(path, revoked);
+  options.tls.crl = path;
+  return path;
+}
+
 void Cluster::stop_server() {
   if (server_) server_->stop();
   server_.reset();

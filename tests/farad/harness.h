@@ -54,6 +54,9 @@ class Cluster {
   // Starts farad (on the previous server's port, if there was one).
   farad::Server& start_server();
   void stop_server();
+  // Writes a CRL revoking `revoked` (none: an empty one) for the next
+  // start_server() (or a reload_tls()) and returns its path.
+  std::string write_crl(const std::vector<const X509*>& revoked = {});
   farad::Server& server() { return *server_; }
   uint16_t port() const { return port_; }
 

@@ -7,19 +7,15 @@
 #include <openssl/x509.h>
 
 #include <memory>
+
 #include <string>
 #include <vector>
+#include "proto/openssl_ptr.h"
 
 namespace faraday::testing {
 
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using proto::PkeyPtr;
+using proto::X509Ptr;
 
 struct Identity {
   X509Ptr cert;

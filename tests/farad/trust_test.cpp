@@ -104,9 +104,7 @@ TEST(FaradTrust, OnlyTheHoldersConnectionSpeaksForTheMember) {
 
 TEST(FaradTrust, RevocationRemovesTheMemberAndTellsEveryNode) {
   Cluster c;
-  std::string crl = c.tmp.path() + "/crl.pem";
-  c.pki.write_crl(crl, {});
-  c.options.tls.crl = crl;
+  std::string crl = c.write_crl();
   c.start_server();
   LogCapture logs;
   auto& a = c.node("alpha", 1);
@@ -151,9 +149,7 @@ TEST(FaradTrust, RevocationRemovesTheMemberAndTellsEveryNode) {
 
 TEST(FaradTrust, RevocationReachesAMemberWhoseConnectionIsClosed) {
   Cluster c;
-  std::string crl = c.tmp.path() + "/crl.pem";
-  c.pki.write_crl(crl, {});
-  c.options.tls.crl = crl;
+  std::string crl = c.write_crl();
   c.start_server();
   auto& a = c.node("alpha", 1);
   auto& b = c.node("beta", 2);

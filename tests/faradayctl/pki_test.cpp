@@ -31,6 +31,7 @@
 
 #include "control/farad_client.h"
 #include "proto/node_info.h"
+#include "proto/openssl_ptr.h"
 #include "proto/tls.h"
 #include "tests/lib/programs.h"
 
@@ -44,15 +45,11 @@ using Clock = std::chrono::steady_clock;
 using control::FaradClient;
 using control::FaradClientOptions;
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Free<X509_CRL, X509_CRL_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using StorePtr = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using proto::CrlPtr;
+using proto::PkeyPtr;
+using proto::StoreCtxPtr;
+using proto::StorePtr;
+using proto::X509Ptr;
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
