@@ -36,10 +36,13 @@
 # fe<run>-NAME, interface f<run>-NAME (global: the UAPI socket directory is
 # shared by every namespace), sockets /var/run/wireguard/f<run>-NAME.sock and
 # /run/faraday/f<run>-NAME.sock. Nothing outside these is touched. A trap
-# tears everything down on exit: processes, namespaces, sockets.
+# tears everything down on exit: processes (nodes before farad), namespaces,
+# sockets.
 #
-# Exit codes, as meson expects: 0 pass, 77 skip, anything else fail. Failures
-# name the step that was running: "FAIL [step]: reason".
+# Reporting, waiting, processes, namespaces and that teardown are shared with
+# the interop suite: tests/lib/netns.sh. Exit codes, as meson expects: 0 pass,
+# 77 skip, anything else fail. Failures name the step that was running:
+# "FAIL [step]: reason".
 #
 # State lives in files under WORK (pid files, per-node directories), not in
 # shell variables, so helpers work the same from subshells (the suites run
@@ -47,19 +50,19 @@
 # others).
 
 set -Eeuo pipefail
+# SCRIPTDIR: the checked script's own (tests/*/, scripts/ or bench/).
+# shellcheck source-path=SCRIPTDIR/../lib source-path=SCRIPTDIR/../tests/lib source=netns.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
 
 # --- names, addresses, timings ------------------------------------------------
 
-RUN_ID=$$
 UL_NS="fe$RUN_ID-ul"
 UL_NET=10.87.0         # underlay: bridge subnet, node K is .K, farad .250
 OL_NET=10.88.0         # overlay: node K is .K/32
 CT_NET=10.89           # container prefixes: node K announces 10.89.K.0/24
 FARAD_IDX=250
 FARAD_PORT=7450
-UAPI_DIR=/var/run/wireguard
 CTL_DIR=/run/faraday
-IPERF_PORT=5201
 
 # Short timings so the failure model plays out in seconds. farad suggests a
 # heartbeat of EXPIRY/3 = 1 s; nodes ping each other every PING_INTERVAL and
@@ -78,76 +81,9 @@ RECONNECT_MAX=1
 DAEMON_DEFAULTS=0
 NODE_CRL=""
 
-E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 FARADAYD=${FARADAYD:-$REPO_ROOT/build/control/faradayd}
 FARADAYCTL=${FARADAYCTL:-$REPO_ROOT/build/faradayctl/faradayctl}
 FARAD=${FARAD:-$REPO_ROOT/build/farad/farad}
-
-STEP="init"
-WORK=""
-
-# --- reporting ----------------------------------------------------------------
-
-step() {
-	STEP="$*"
-	echo "--- $STEP"
-}
-
-log() { echo "    $*"; }
-
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
-# die REASON: report a failure of the current step and exit 1 (from a
-# subshell: that subshell only; run_item turns it into a failed item).
-die() {
-	echo "FAIL [$STEP]: $*" >&2
-	exit 1
-}
-
-on_err() {
-	local rc=$? line=$1 cmd=$2
-	die "command failed (exit $rc) at ${BASH_SOURCE[1]##*/}:$line: $cmd"
-}
-# shellcheck disable=SC2016 # expanded when the trap fires
-ERR_TRAP='on_err "$LINENO" "$BASH_COMMAND"'
-# shellcheck disable=SC2064 # ERR_TRAP is quoted for later already
-trap "$ERR_TRAP" ERR
-
-# --- time -----------------------------------------------------------------------
-
-# now_ms: wall clock in milliseconds.
-now_ms() {
-	local t=${EPOCHREALTIME/[.,]/}
-	echo $((t / 1000))
-}
-
-# secs MS: milliseconds as seconds with one decimal ("2.4").
-secs() { awk -v m="$1" 'BEGIN { printf "%.1f", m / 1000 }'; }
-
-# ms_of SECONDS: seconds (possibly fractional) as whole milliseconds.
-ms_of() { awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'; }
-
-# wait_until TIMEOUT CMD...: run CMD every 0.1 s until it succeeds (return 0)
-# or TIMEOUT seconds passed (return 1). WAITED_MS: how long it took.
-wait_until() {
-	local timeout_ms start
-	timeout_ms=$(ms_of "$1")
-	shift
-	start=$(now_ms)
-	while true; do
-		if "$@"; then
-			WAITED_MS=$(($(now_ms) - start))
-			return 0
-		fi
-		WAITED_MS=$(($(now_ms) - start))
-		[ "$WAITED_MS" -lt "$timeout_ms" ] || return 1
-		sleep 0.1
-	done
-}
 
 # --- host checks, work directory, teardown ------------------------------------
 
@@ -157,14 +93,7 @@ e2e_init() {
 	if [ $# -ge 1 ] && [ -n "$1" ]; then FARADAYD=$1; fi
 	if [ $# -ge 2 ] && [ -n "$2" ]; then FARADAYCTL=$2; fi
 	if [ $# -ge 3 ] && [ -n "$3" ]; then FARAD=$3; fi
-	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, TUN)"
-	local tool
-	for tool in ip wg ping timeout awk realpath; do
-		command -v "$tool" >/dev/null || skip "$tool not installed"
-	done
-	[ -c /dev/net/tun ] || skip "/dev/net/tun missing"
-	ip netns add "fe$RUN_ID-probe" 2>/dev/null || skip "cannot create network namespaces"
-	ip netns del "fe$RUN_ID-probe"
+	needs_netns ip wg ping timeout awk realpath
 	# A missing binary is a build problem, not the host's: fail.
 	local v
 	for v in FARADAYD FARADAYCTL FARAD; do
@@ -173,73 +102,13 @@ e2e_init() {
 	done
 	"$FARADAYD" cluster --help >/dev/null 2>&1 ||
 		die "'$FARADAYD cluster --help' fails: this faradayd has no cluster mode"
-	WORK=$(mktemp -d "/tmp/faraday-e2e.$RUN_ID.XXXXXX")
-	: >"$WORK/pids"
-	: >"$WORK/netns"
+	work_dir_init e2e
 	: >"$WORK/nodes"
-	trap teardown EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
 	echo "=== ${0##*/}: run $RUN_ID, work directory $WORK"
 }
 
-# track PID: remember a process for teardown.
-track() { echo "$1" >>"$WORK/pids"; }
-
-# proc_alive PID: the process exists and is not a zombie.
-proc_alive() {
-	local line state
-	[ -n "${1:-}" ] || return 1
-	read -r line 2>/dev/null </proc/"$1"/stat || return 1
-	state=${line##*) }
-	state=${state%% *}
-	[ "$state" != Z ] && [ "$state" != X ]
-}
-
-# teardown: runs on exit. Kills every process this run started (and anything
-# else inside its namespaces), deletes the namespaces and leftover sockets,
-# prints the logs' tails if the run failed.
-teardown() {
-	local rc=$?
-	trap - ERR
-	set +e
-	[ -n "$WORK" ] && [ -d "$WORK" ] || exit "$rc"
-	local pid ns name farad_pid
-	if [ "$rc" -ne 0 ] && [ ! -e "$WORK/dumped" ]; then dump_state >&2; fi
-	# Nodes first, so that they leave a farad that still listens.
-	farad_pid=$(pid_of farad)
-	while read -r pid; do
-		[ "$pid" = "$farad_pid" ] || { proc_alive "$pid" && kill -TERM "$pid" 2>/dev/null; }
-	done <"$WORK/pids"
-	sleep 0.2
-	proc_alive "$farad_pid" && kill -TERM "$farad_pid" 2>/dev/null
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		local any=0
-		while read -r pid; do
-			if proc_alive "$pid"; then any=1; fi
-		done <"$WORK/pids"
-		[ "$any" = 1 ] || break
-		sleep 0.2
-	done
-	while read -r pid; do
-		proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null
-	done <"$WORK/pids"
-	while read -r ns; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null
-		done
-		ip netns del "$ns" 2>/dev/null
-	done <"$WORK/netns"
-	while read -r name; do
-		rm -f "$UAPI_DIR/$(if_of "$name").sock" "$CTL_DIR/$(if_of "$name").sock"
-	done <"$WORK/nodes"
-	if [ "$rc" -eq 0 ] && [ "${KEEP_LOGS:-0}" != 1 ]; then
-		rm -rf "$WORK"
-	else
-		echo "(logs kept in $WORK)"
-	fi
-	exit "$rc"
-}
+# stop_last: farad, for teardown: the nodes leave a farad that still listens.
+stop_last() { pid_of farad; }
 
 # dump_state: for every component started so far, whether it runs, its
 # WireGuard peer count and the last lines of its log. Called when something
@@ -272,12 +141,6 @@ ol_of() { echo "$OL_NET.$(idx_of "$1")"; }       # overlay address
 ct_of() { echo "$CT_NET.$(idx_of "$1").0/24"; }  # container prefix
 pid_of() { cat "$WORK/$1/pid" 2>/dev/null || true; }
 log_of() { echo "$WORK/$1/log"; }
-in_ns() {
-	local ns
-	ns=$(ns_of "$1")
-	shift
-	ip netns exec "$ns" "$@"
-}
 farad_addr() { echo "$UL_NET.$FARAD_IDX:$FARAD_PORT"; }
 
 # --- topology -----------------------------------------------------------------------
@@ -285,8 +148,7 @@ farad_addr() { echo "$UL_NET.$FARAD_IDX:$FARAD_PORT"; }
 # underlay_up: the underlay namespace with its bridge.
 underlay_up() {
 	step "underlay: namespace $UL_NS, bridge br0 on $UL_NET.0/24"
-	ip netns add "$UL_NS"
-	echo "$UL_NS" >>"$WORK/netns"
+	netns_add "$UL_NS"
 	ip -n "$UL_NS" link set lo up
 	ip -n "$UL_NS" link add br0 type bridge
 	ip -n "$UL_NS" link set br0 up
@@ -299,8 +161,7 @@ attach() {
 	ns=$(ns_of "$name")
 	mkdir -p "$WORK/$name"
 	echo "$idx" >"$WORK/$name/idx"
-	ip netns add "$ns"
-	echo "$ns" >>"$WORK/netns"
+	netns_add "$ns"
 	ip link add ul0 netns "$ns" type veth peer name "p-$name" netns "$UL_NS"
 	ip -n "$UL_NS" link set "p-$name" master br0 up
 	ip -n "$ns" link set lo up
@@ -314,11 +175,6 @@ attach() {
 # further along.
 underlay_cut() { ip -n "$UL_NS" link set "p-$1" nomaster; }
 underlay_restore() { ip -n "$UL_NS" link set "p-$1" master br0 up; }
-
-# underlay_reachable NAME DST: one echo reply from DST over the underlay within 5 s.
-underlay_reachable() {
-	wait_until 5 in_ns "$1" ping -q -n -c 1 -W 1 "$2" >/dev/null 2>&1
-}
 
 # --- certificates -------------------------------------------------------------------
 
@@ -389,8 +245,6 @@ farad_kill() {
 	rm -f "$WORK/farad/pid"
 }
 
-not() { ! "$@"; }
-
 # --- nodes ----------------------------------------------------------------------------
 
 # node_define NAME IDX [CA_DIR]: a namespace on the bridge, a certificate for
@@ -419,6 +273,8 @@ node_attach() {
 	[ "${#ifname}" -le 15 ] || die "interface name $ifname is longer than 15 characters"
 	attach "$name" "$idx"
 	echo "$name" >>"$WORK/nodes"
+	track_socket "$UAPI_DIR/$ifname.sock"
+	track_socket "$CTL_DIR/$ifname.sock"
 }
 
 # node_write_config NAME: WORK/NAME/config.toml, every key of the contract
@@ -501,8 +357,6 @@ wait_joined() {
 }
 
 # --- WireGuard views ----------------------------------------------------------------
-
-wg_show() { in_ns "$1" wg show "$(if_of "$1")" "${@:2}"; }
 
 # wg_peer_count NODE: how many peers NODE's interface has.
 wg_peer_count() {
@@ -684,9 +538,6 @@ query_state() {
 
 # --- iperf3 -----------------------------------------------------------------------------
 
-# listening NODE PORT: something listens on TCP PORT in NODE's namespace.
-listening() { in_ns "$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q LISTEN; }
-
 # iperf_mbit SERVER CLIENT SECONDS: iperf3 TCP from CLIENT to SERVER's overlay
 # address; prints the receiver's rate in Mbit/s.
 iperf_mbit() {
@@ -700,7 +551,7 @@ iperf_mbit() {
 		-t "$secs" -f m --connect-timeout 3000 >"$out" 2>&1 ||
 		die "iperf3 $client -> $server failed: $(tail -n 3 "$out" | tr '\n' ' ')"
 	kill "$pid" 2>/dev/null || true
-	awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print v }' "$out"
+	iperf_rate "$out"
 }
 
 # --- numbered items -------------------------------------------------------------------

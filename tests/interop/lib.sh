@@ -31,16 +31,20 @@
 #   IPERF_FLOOR_MBIT  minimum acceptable iperf3 rate (default: 10)
 #   KEEP_LOGS=1       keep the run's work directory after exit
 #
-# Exit codes, as meson expects: 0 pass, 77 skip, anything else fail.
-# Every failure names the step that was running: "FAIL [step]: reason".
+# Reporting, waiting, processes, namespaces and the teardown are shared with
+# the e2e suite: tests/lib/netns.sh. Exit codes, as meson expects: 0 pass,
+# 77 skip, anything else fail. Every failure names the step that was running:
+# "FAIL [step]: reason", followed (once per run) by both sides' state.
 #
 # Nothing here touches addresses outside the namespaces it creates.
 
 set -Eeuo pipefail
+# SCRIPTDIR: the checked script's own (tests/*/, scripts/ or bench/).
+# shellcheck source-path=SCRIPTDIR/../lib source-path=SCRIPTDIR/../tests/lib source=netns.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/netns.sh"
 
 # --- names and addresses ---------------------------------------------------
 
-RUN_ID=$$
 NS_A="fdy-a-$RUN_ID"
 NS_B="fdy-b-$RUN_ID"
 IF_A="wga$RUN_ID"          # at most 3 + 7 digits: under IFNAMSIZ
@@ -54,11 +58,8 @@ UL6_A=fd99::1    UL6_B=fd99::2    UL6_PREFIX=64
 OL4_A=10.100.0.1 OL4_B=10.100.0.2 OL4_PREFIX=24
 OL6_A=fd00:100::1 OL6_B=fd00:100::2 OL6_PREFIX=64
 TUN_MTU=1420
-UAPI_DIR=/var/run/wireguard
-IPERF_PORT=5201
 
 INTEROP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$INTEROP_DIR/../.." && pwd)
 
 IMPL_A=${IMPL_A:-faradayd}
 IMPL_B=${IMPL_B:-wireguard-go}
@@ -67,38 +68,11 @@ WIREGUARD_GO=${WIREGUARD_GO:-$(command -v wireguard-go || true)}
 IPERF_FLOOR_MBIT=${IPERF_FLOOR_MBIT:-10}
 WG_LOG_LEVEL=${WG_LOG_LEVEL:-verbose}
 
-STEP="init"
-WORK=""
+# --- reporting (the rest: tests/lib/netns.sh) ---------------------------------
 
-# --- reporting ---------------------------------------------------------------
+DIE_DUMPS=1 # die prints dump_state below, once per run
 
-# step NAME: announce what runs next; failures are reported against it.
-step() {
-	STEP="$*"
-	echo "--- $STEP"
-}
-
-log() { echo "    $*"; }
-
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
-
-# die REASON: report a failure of the current step, dump what helps, exit 1.
-# Safe to call from subshells: the dump happens once per run.
-die() {
-	echo "FAIL [$STEP]: $*" >&2
-	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-		echo "FAIL [$STEP]: $*" >"$WORK/last_fail"
-	fi
-	if [ -n "$WORK" ] && [ -d "$WORK" ] && [ ! -e "$WORK/dumped" ]; then
-		: >"$WORK/dumped"
-		dump_state >&2 || true
-	fi
-	exit 1
-}
-
+# dump_state: each started side's implementation, `wg show` and log tail.
 dump_state() {
 	local side ns ifname log
 	for side in A B; do
@@ -115,15 +89,6 @@ dump_state() {
 	done
 }
 
-on_err() {
-	local rc=$? line=$1 cmd=$2
-	die "command failed (exit $rc) at ${BASH_SOURCE[1]##*/}:$line: $cmd"
-}
-# shellcheck disable=SC2016 # expanded when the trap fires
-ERR_TRAP='on_err "$LINENO" "$BASH_COMMAND"'
-# shellcheck disable=SC2064 # ERR_TRAP is quoted for later already
-trap "$ERR_TRAP" ERR
-
 # --- side accessors ----------------------------------------------------------
 
 other() { if [ "$1" = A ]; then echo B; else echo A; fi; }
@@ -135,17 +100,6 @@ ol4_of() { local v="OL4_$1"; echo "${!v}"; }
 ol6_of() { local v="OL6_$1"; echo "${!v}"; }
 ul4_of() { local v="UL4_$1"; echo "${!v}"; }
 ul6_of() { local v="UL6_$1"; echo "${!v}"; }
-
-# in_ns SIDE CMD...: run CMD inside that side's namespace.
-in_ns() {
-	local ns
-	ns=$(ns_of "$1")
-	shift
-	ip netns exec "$ns" "$@"
-}
-
-# wg_show SIDE FIELD: `wg show IF FIELD` on that side.
-wg_show() { in_ns "$1" wg show "$(if_of "$1")" "${@:2}"; }
 
 # wg_set SIDE ARGS...: `wg set IF ARGS...` on that side.
 wg_set() { in_ns "$1" wg set "$(if_of "$1")" "${@:2}"; }
@@ -174,16 +128,7 @@ interop_init() {
 }
 
 # host_check: root, the tools, TUN and namespaces; skip (77) if anything lacks.
-host_check() {
-	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, TUN)"
-	local tool
-	for tool in ip wg ping iperf3 ss timeout realpath; do
-		command -v "$tool" >/dev/null || skip "$tool not installed"
-	done
-	[ -c /dev/net/tun ] || skip "/dev/net/tun missing"
-	ip netns add "fdy-probe-$RUN_ID" 2>/dev/null || skip "cannot create network namespaces"
-	ip netns del "fdy-probe-$RUN_ID"
-}
+host_check() { needs_netns ip wg ping iperf3 ss timeout realpath; }
 
 # impl_usable IMPL: true if IMPL can be started; otherwise sets WHY_NOT.
 # Makes FARADAYD absolute (meson passes it relative to the build directory).
@@ -203,54 +148,13 @@ impl_usable() {
 	esac
 }
 
-# work_init: the run's work directory (keys, logs, pids) and the teardown trap.
+# work_init: the run's work directory (keys, logs, pids) and the teardown
+# trap; both sides' UAPI sockets are removed at exit.
 work_init() {
-	WORK=$(mktemp -d "/tmp/faraday-interop.$RUN_ID.XXXXXX")
-	: >"$WORK/pids"
-	trap teardown EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	work_dir_init interop
+	track_socket "$UAPI_DIR/$IF_A.sock"
+	track_socket "$UAPI_DIR/$IF_B.sock"
 }
-
-# teardown: always runs on exit. Kills every process this run started,
-# deletes both namespaces (with their veths and TUNs) and any socket left.
-teardown() {
-	local rc=$?
-	trap - ERR
-	set +e
-	local pid
-	while read -r pid; do
-		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
-	done <"$WORK/pids"
-	sleep 0.2
-	while read -r pid; do
-		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && {
-			sleep 1
-			kill -KILL "$pid" 2>/dev/null
-		}
-	done <"$WORK/pids"
-	# Anything else still inside our namespaces was started by this run too.
-	local ns
-	for ns in "$NS_A" "$NS_B"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null
-		done
-		ip netns del "$ns" 2>/dev/null
-	done
-	rm -f "$UAPI_DIR/$IF_A.sock" "$UAPI_DIR/$IF_B.sock"
-	if [ "$rc" -eq 0 ] && [ "${KEEP_LOGS:-0}" != 1 ]; then
-		rm -rf "$WORK"
-	else
-		echo "(logs kept in $WORK)"
-	fi
-	exit "$rc"
-}
-
-# track PID: remember a process for teardown.
-track() { echo "$1" >>"$WORK/pids"; }
-
-# tracked_count: how many processes are tracked so far (a mark for kill_tracked_since).
-tracked_count() { wc -l <"$WORK/pids"; }
 
 # kill_tracked_since N: kill what was tracked after mark N (e.g. by a subshell
 # that failed half-way), and wait until both tunnel interfaces and sockets are gone.
@@ -277,8 +181,8 @@ kill_tracked_since() {
 # topology_up: both namespaces, the veth pair, v4 and v6 underlay.
 topology_up() {
 	step "topology: namespaces $NS_A, $NS_B and veth $VETH_A<->$VETH_B"
-	ip netns add "$NS_A"
-	ip netns add "$NS_B"
+	netns_add "$NS_A"
+	netns_add "$NS_B"
 	ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
 	local side veth
 	for side in A B; do
@@ -292,19 +196,6 @@ topology_up() {
 	# The underlay must work before anything is blamed on WireGuard.
 	underlay_reachable A "$UL4_B" || die "underlay v4 ping $UL4_A -> $UL4_B failed for 5 s"
 	underlay_reachable A "$UL6_B" || die "underlay v6 ping $UL6_A -> $UL6_B failed for 5 s"
-}
-
-# underlay_reachable SIDE DST: one echo reply from DST within 5 s (a fresh
-# link can take a moment to carry traffic, IPv6 especially).
-underlay_reachable() {
-	local i
-	for i in $(seq 1 25); do
-		if in_ns "$1" ping -q -n -c 1 -W 1 "$2" >/dev/null 2>&1; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	return 1
 }
 
 # --- implementations ---------------------------------------------------------
@@ -516,9 +407,7 @@ iperf_server() {
 	track "$pid"
 	eval "IPERF_PID_$side=$pid"
 	for i in $(seq 1 50); do
-		if in_ns "$side" ss -Hltn "sport = :$IPERF_PORT" | grep -q LISTEN; then
-			return 0
-		fi
+		if listening "$side" "$IPERF_PORT"; then return 0; fi
 		kill -0 "$pid" 2>/dev/null || die "iperf3 server in side $side exited: $(tail -n 3 "$WORK/iperf-server-$side.log")"
 		sleep 0.1
 	done
@@ -545,7 +434,7 @@ iperf_gbit() {
 		-f m --connect-timeout 3000 "$@" >"$out" 2>&1; then
 		die "iperf3 -c $dst $* from side $side failed: $(tail -n 3 "$out" | tr '\n' ' ')"
 	fi
-	mbit=$(awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print v }' "$out")
+	mbit=$(iperf_rate "$out")
 	[ -n "$mbit" ] || die "no receiver rate in iperf3 output ($out)"
 	awk -v m="$mbit" 'BEGIN { printf "%.3f\n", m / 1000 }'
 }

@@ -6,10 +6,11 @@
 #   tests/interop/run.sh --all-pairs [FARADAYD]        # the three pairs meson runs
 #   IMPL_A=wireguard-go IMPL_B=wireguard-go tests/interop/run.sh
 #
+# The cases are those in tests/interop/cases, the list meson runs too.
 # Full output of a failed case is kept in /tmp/faraday-interop-run.*/.
 set -uo pipefail
 dir=$(cd "$(dirname "$0")" && pwd)
-cases=(handshake bulk psk ipv6 roaming wrong_key stats lifecycle)
+mapfile -t cases < <(awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$dir/cases")
 
 pairs=("${IMPL_A:-faradayd}:${IMPL_B:-wireguard-go}")
 if [ "${1:-}" = --all-pairs ]; then
