@@ -105,6 +105,7 @@ class Cluster {
   void on_status(const CtlRequest& req, CtlServer::Reply reply);
   void on_query(const CtlRequest& req, CtlServer::Reply reply);
   json status_json(const uapi::DeviceState& device) const;
+  void log_counters();
   void shutdown(const std::string& why);
   void finish_shutdown();
 
@@ -658,6 +659,30 @@ void Cluster::finish_shutdown() {
   io_.stop();
 }
 
+// SIGUSR1: every counter this node keeps, one line per component.
+void Cluster::log_counters() {
+  const auto& c = links_->counters();
+  log::info(
+      "links: accepted={} dials={} established={} refused_unknown={} refused_tls={} "
+      "closed_untrusted={} bad_frames={} pings_sent={} pongs_received={}",
+      c.accepted, c.dials, c.established, c.refused_unknown, c.refused_tls, c.closed_untrusted,
+      c.bad_frames, c.pings_sent, c.pongs_received);
+  const auto& f = farad_->stats();
+  log::info(
+      "farad client: connects={} established={} joins={} snapshots={} pushes={} members={} "
+      "removals={} invalid_members={} heartbeats={} bad_frames={}",
+      f.connects, f.established, f.joins, f.snapshots, f.pushes, f.members, f.removals,
+      f.invalid_members, f.heartbeats, f.bad_frames);
+  const auto& k = ctl_->counters();
+  std::string rejected;
+  for (size_t i = 0; i < k.rejected.size(); ++i) {
+    rejected +=
+        fmt::format(" rejected.{}={}", proto::to_string(static_cast<CtlReject>(i)), k.rejected[i]);
+  }
+  log::info("control socket: connections={} requests={}{}", k.connections, k.requests, rejected);
+  program([](dataplane::Pipeline& dp) { dp.log_stats(true); });
+}
+
 int Cluster::run() {
   signal(SIGPIPE, SIG_IGN);
   if (!setup()) return 1;
@@ -671,19 +696,7 @@ int Cluster::run() {
         if (sig == SIGHUP) {
           reload_tls();
         } else if (sig == SIGUSR1) {
-          const auto& c = links_->counters();
-          log::info(
-              "links: accepted={} dials={} established={} refused_unknown={} refused_tls={} "
-              "closed_untrusted={} bad_frames={} pings_sent={} pongs_received={}",
-              c.accepted, c.dials, c.established, c.refused_unknown, c.refused_tls,
-              c.closed_untrusted, c.bad_frames, c.pings_sent, c.pongs_received);
-          const auto& f = farad_->stats();
-          log::info(
-              "farad client: connects={} established={} joins={} snapshots={} pushes={} "
-              "members={} removals={} invalid_members={} heartbeats={} bad_frames={}",
-              f.connects, f.established, f.joins, f.snapshots, f.pushes, f.members, f.removals,
-              f.invalid_members, f.heartbeats, f.bad_frames);
-          program([](dataplane::Pipeline& dp) { dp.log_stats(true); });
+          log_counters();
         } else {
           shutdown(fmt::format("signal {}", strsignal(sig)));
           return;

@@ -2,7 +2,7 @@
 # test.sh: the whole test suite. Sets up (scripts/setup.sh), then runs
 #   0. the layout rules (scripts/check-layout.py: includes, file and function sizes),
 #   1. every suite on the normal build,
-#   2. the unit suites (crypto, core, control, faradayctl, farad) under ASan+UBSan,
+#   2. the unit suites (crypto, dataplane, control, faradayctl, farad) under ASan+UBSan,
 #   3. the threads of faradayd cluster (the data path programmed from another
 #      thread, the node links) under ThreadSanitizer,
 #   4. the libFuzzer targets (suite fuzz), each for a short run, built with clang.
@@ -26,7 +26,7 @@ if [ ! -d build-asan ]; then
 fi
 ninja -C build-asan unit-tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite core --suite control --suite faradayctl --suite farad
+  meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite dataplane --suite control --suite faradayctl --suite farad
 
 echo "== cluster threads under TSan"
 if [ ! -d build-tsan ]; then

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/core/harness.h"
+#include "tests/dataplane/harness.h"
 
 namespace faraday::dataplane {
 namespace {

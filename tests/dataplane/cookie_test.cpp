@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "dataplane/ratelimiter.h"
-#include "tests/core/harness.h"
+#include "tests/dataplane/harness.h"
 
 namespace faraday::dataplane {
 namespace {

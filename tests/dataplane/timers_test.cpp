@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/core/harness.h"
+#include "tests/dataplane/harness.h"
 
 namespace faraday::dataplane {
 namespace {
