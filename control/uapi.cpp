@@ -1,5 +1,9 @@
 #include "control/uapi.h"
 
+#include <array>
+
+#include "common/names.h"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -271,29 +275,10 @@ std::string errno_reply(int err) {
 }  // namespace
 
 const char* to_string(Reject reason) {
-  switch (reason) {
-    case Reject::kMalformedLine:
-      return "malformed_line";
-    case Reject::kUnknownKey:
-      return "unknown_key";
-    case Reject::kNeedsPeer:
-      return "needs_peer";
-    case Reject::kInvalidValue:
-      return "invalid_value";
-    case Reject::kProtocolVersion:
-      return "protocol_version";
-    case Reject::kUnknownOperation:
-      return "unknown_operation";
-    case Reject::kTooLarge:
-      return "too_large";
-    case Reject::kApplyFailed:
-      return "apply_failed";
-    case Reject::kTooManyClients:
-      return "too_many_clients";
-    case Reject::kCount:
-      break;
-  }
-  return "?";
+  static constexpr std::array<const char*, 9> kNames = {
+      "malformed_line",    "unknown_key", "needs_peer",   "invalid_value",   "protocol_version",
+      "unknown_operation", "too_large",   "apply_failed", "too_many_clients"};
+  return names::name_of(kNames, reason);
 }
 
 std::variant<SetRequest, Error> parse_set(std::string_view body) {

@@ -2,6 +2,8 @@
 // server is in uapi_server_test.cpp.
 #include "control/uapi.h"
 
+#include "tests/control/uapi_values.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -30,21 +32,7 @@ namespace {
 using dataplane::Endpoint;
 using dataplane::Prefix;
 
-crypto::Key key_of(uint8_t fill) {
-  crypto::Key k;
-  k.fill(fill);
-  return k;
-}
-std::string hex_of(uint8_t fill) {
-  return crypto::to_hex(key_of(fill));
-}
-
-Prefix prefix(const char* text) {
-  return *Prefix::parse(text);
-}
-Endpoint endpoint(const char* text) {
-  return *Endpoint::parse(text);
-}
+using namespace test_values;  // key_of, hex_of, prefix, endpoint
 
 SetRequest parse_ok(std::string_view body) {
   auto r = parse_set(body);
@@ -255,27 +243,6 @@ TEST(UapiParse, ErrorsEscapeControlBytes) {
 }
 
 // ---- format_get ---------------------------------------------------------------------
-
-DeviceState sample_state() {
-  DeviceState s;
-  s.private_key = key_of(0x11);
-  s.listen_port = 51820;
-  PeerState a;
-  a.public_key = key_of(0x22);
-  a.preshared_key = key_of(0x33);
-  a.endpoint = endpoint("192.0.2.1:51820");
-  a.persistent_keepalive = 25;
-  a.allowed_ips = {prefix("10.0.0.0/24"), prefix("fd00::/64")};
-  a.last_handshake_sec = 1700000000;
-  a.last_handshake_nsec = 123456789;
-  a.rx_bytes = 1000;
-  a.tx_bytes = 2000;
-  PeerState b;
-  b.public_key = key_of(0x44);
-  b.endpoint = endpoint("[2001:db8::2]:1234");
-  s.peers = {a, b};
-  return s;
-}
 
 TEST(UapiFormat, ExactText) {
   std::string expected = "private_key=" + hex_of(0x11) +

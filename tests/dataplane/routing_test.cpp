@@ -13,21 +13,7 @@
 namespace faraday::dataplane {
 namespace {
 
-using testing::Bytes;
-using testing::craft_initiation;
-using testing::craft_transport;
-using testing::Datagram;
-using testing::drop_changes;
-using testing::Fate;
-using testing::ipv4_packet;
-using testing::ipv6_packet;
-using testing::kTunA4;
-using testing::kTunA6;
-using testing::kTunB4;
-using testing::kTunB6;
-using testing::Network;
-using testing::Node;
-using testing::PrintTo;
+using namespace testing;  // the two-device harness (harness.h)
 
 // ------------------------------------------------------------------ roaming
 
