@@ -38,10 +38,10 @@
 #include <sstream>
 #include <thread>
 
+#include "pki.h"
 #include "proto/frame.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
-#include "pki.h"
 
 extern char** environ;
 

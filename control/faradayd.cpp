@@ -4,9 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/log.h"
 #include "config.h"
 #include "control/cluster.h"
-#include "common/log.h"
 #include "control/standalone.h"
 
 namespace {
@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
     std::cout << cluster_config_text(config);
     return 0;
   }
-  faraday::log::threshold() = *faraday::log::parse_level(config.log_level);  // checked with the rest
+  faraday::log::threshold() =
+      *faraday::log::parse_level(config.log_level);  // checked with the rest
   return run_cluster(options);
 }

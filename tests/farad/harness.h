@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "control/farad_client.h"
-#include "proto/node_info.h"
-#include "proto/tls.h"
 #include "farad/server.h"
 #include "pki.h"
+#include "proto/node_info.h"
+#include "proto/tls.h"
 
 namespace faraday::testing {
 

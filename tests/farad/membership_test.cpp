@@ -4,10 +4,10 @@
 // disconnect grace, revocation, PRESENT/ABSENT/UNKNOWN).
 #include <gtest/gtest.h>
 
-#include "proto/frame.h"
 #include "farad/changelog.h"
 #include "farad/membership.h"
 #include "harness.h"
+#include "proto/frame.h"
 
 namespace faraday::farad {
 namespace {

@@ -4,9 +4,9 @@
 
 #include <random>
 
+#include "harness.h"
 #include "proto/frame.h"
 #include "proto/node_info.h"
-#include "harness.h"
 
 namespace faraday::proto {
 namespace {

@@ -8,9 +8,9 @@
 #include <span>
 #include <string>
 
+#include "farad/membership.h"
 #include "proto/frame.h"
 #include "proto/node_info.h"
-#include "farad/membership.h"
 
 namespace {
 
