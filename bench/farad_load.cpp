@@ -20,6 +20,7 @@
 //      connected node ((RSS with N connected - RSS before any) / N).
 //
 // Usage: farad_load [--nodes N] [--joins M] [--concurrency C] [--farad PATH]
+// (farad: $FARAD when set, otherwise build/farad/farad beside this build)
 #include <fmt/core.h>
 #include <signal.h>
 #include <spawn.h>
@@ -34,6 +35,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -287,6 +290,16 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+// The farad to run: $FARAD when set, otherwise the one built beside this
+// benchmark (build/bench/farad_load -> build/farad/farad).
+std::string default_farad_path() {
+  if (const char* env = std::getenv("FARAD"); env && *env) return env;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "farad";
+  return (self.parent_path().parent_path() / "farad" / "farad").string();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -296,12 +309,13 @@ int main(int argc, char** argv) {
       "single-join fan-out, farad CPU and memory per node."};
   int nodes = 500, joins = 20, concurrency = 256;
   double timeout = 600;
-  std::string farad_path = FARAD_PATH;
+  std::string farad_path = default_farad_path();
   app.add_option("-n,--nodes", nodes, "Simulated nodes in the cold start")->default_val(500);
   app.add_option("--joins", joins, "Single joins measured after convergence")->default_val(20);
   app.add_option("--concurrency", concurrency, "Connections handshaking/joining at once")
       ->default_val(256);
-  app.add_option("--farad", farad_path, "farad executable")->default_val(FARAD_PATH);
+  app.add_option("--farad", farad_path, "farad executable (default: $FARAD, else the build's)")
+      ->default_str(farad_path);
   app.add_option("--timeout", timeout, "Give up after this many seconds per phase")
       ->default_val(600);
   CLI11_PARSE(app, argc, argv);
