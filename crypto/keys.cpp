@@ -21,17 +21,28 @@ std::string to_hex(const Key& key) {
   return out;
 }
 
-std::optional<Key> key_from_hex(std::string_view text) {
-  if (text.size() != kHexSize) return std::nullopt;
+namespace {
+
+// Decodes one key with `decode` (a libsodium *2bin call writing into key, len);
+// nullopt, with nothing left in memory, unless it is exactly kKeySize bytes.
+template <typename Decode>
+std::optional<Key> decode_key(std::string_view text, size_t encoded_size, Decode decode) {
+  if (text.size() != encoded_size) return std::nullopt;
   Key key;
   size_t len = 0;
-  if (sodium_hex2bin(key.data(), key.size(), text.data(), text.size(), nullptr, &len, nullptr) !=
-          0 ||
-      len != kKeySize) {
+  if (decode(key, len) != 0 || len != kKeySize) {
     wipe(key);
     return std::nullopt;
   }
   return key;
+}
+
+}  // namespace
+
+std::optional<Key> key_from_hex(std::string_view text) {
+  return decode_key(text, kHexSize, [&](Key& key, size_t& len) {
+    return sodium_hex2bin(key.data(), key.size(), text.data(), text.size(), nullptr, &len, nullptr);
+  });
 }
 
 std::string to_base64(const Key& key) {
@@ -44,16 +55,10 @@ std::string to_base64(const Key& key) {
 // libsodium rejects bad characters, wrong padding and non-zero trailing bits, so each
 // key has exactly one accepted encoding.
 std::optional<Key> key_from_base64(std::string_view text) {
-  if (text.size() != kBase64Size) return std::nullopt;
-  Key key;
-  size_t len = 0;
-  if (sodium_base642bin(key.data(), key.size(), text.data(), text.size(), nullptr, &len, nullptr,
-                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
-      len != kKeySize) {
-    wipe(key);
-    return std::nullopt;
-  }
-  return key;
+  return decode_key(text, kBase64Size, [&](Key& key, size_t& len) {
+    return sodium_base642bin(key.data(), key.size(), text.data(), text.size(), nullptr, &len,
+                             nullptr, sodium_base64_VARIANT_ORIGINAL);
+  });
 }
 
 bool is_zero(const Key& key) {

@@ -124,6 +124,23 @@ class Device {
   bool admit_handshake(Packet& pkt, size_t mac1_off);
   void send_initiation(Peer& peer, bool is_retry);
 
+  // One burst's AEAD jobs with the packet, keypair and peer each is for; the
+  // send and receive paths fill it, run it through the backend, then finish
+  // each job in order.
+  struct AeadBurst {
+    crypto::AeadJob jobs[kBurstSize];
+    size_t pkt[kBurstSize];
+    Keypair* kp[kBurstSize];
+    Peer* peer[kBurstSize];
+    size_t n = 0;
+    void add(const crypto::AeadJob& job, size_t i, Keypair* k, Peer* p) {
+      jobs[n] = job;
+      pkt[n] = i;
+      kp[n] = k;
+      peer[n++] = p;
+    }
+  };
+
   // send.cpp: tunnel -> network.
   // Checks one inner packet and finds its peer; nullptr if dropped (counted).
   Peer* route(Packet& pkt, size_t& padded);

@@ -55,6 +55,16 @@ void mix_hash(Key& h, std::span<const uint8_t> input) {
   h = crypto::hash(h, input);
 }
 
+// The responder's and the initiator's shared psk step:
+// (ck, tau, k) = KDF3(ck, psk); h = HASH(h || tau).
+void mix_psk(Key& ck, Key& h, const Key& psk, Key& tau, Key& k) {
+  Key next;
+  crypto::kdf(ck, psk, &next, &tau, &k);
+  ck = next;
+  crypto::wipe(next);
+  mix_hash(h, tau);
+}
+
 // Wipes a set of secrets when the step returns, successful or not.
 template <size_t N>
 struct Wiper {
@@ -207,11 +217,7 @@ bool noise_create_response(MessageResponse& msg, Handshake& hs, uint32_t local_i
   mix_key(ck, dh);
   if (!crypto::x25519(dh, e_priv, hs.remote_static)) return false;
   mix_key(ck, dh);
-  Key next;
-  crypto::kdf(ck, hs.preshared_key, &next, &tau, &k);
-  ck = next;
-  crypto::wipe(next);
-  mix_hash(h, tau);
+  mix_psk(ck, h, hs.preshared_key, tau, k);
   crypto::aead_seal(msg.encrypted_nothing, nullptr, 0, 0, k, h);
   mix_hash(h, msg.encrypted_nothing);
 
@@ -243,11 +249,7 @@ std::optional<Drop> noise_consume_response(const MessageResponse& msg, Handshake
   mix_key(ck, dh);
   if (!crypto::x25519(dh, id.private_key, e)) return Drop::kHandshakeDecrypt;
   mix_key(ck, dh);
-  Key next;
-  crypto::kdf(ck, hs.preshared_key, &next, &tau, &k);
-  ck = next;
-  crypto::wipe(next);
-  mix_hash(h, tau);
+  mix_psk(ck, h, hs.preshared_key, tau, k);
   uint8_t nothing[1];
   if (!crypto::aead_open(nothing, msg.encrypted_nothing, sizeof(msg.encrypted_nothing), 0, k, h))
     return Drop::kHandshakeDecrypt;

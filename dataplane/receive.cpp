@@ -114,10 +114,7 @@ void Device::receive_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) 
   Nanos t = now();
   for (size_t base = 0; base < pkts.size(); base += kBurstSize) {
     size_t count = std::min(kBurstSize, pkts.size() - base);
-    crypto::AeadJob jobs[kBurstSize];
-    size_t job_pkt[kBurstSize];
-    Keypair* job_kp[kBurstSize];
-    size_t n = 0;
+    AeadBurst b;
     // Pass 1: transport data to the AEAD burst; handshakes wait for pass 3.
     for (size_t i = base; i < base + count; ++i) {
       Packet& pkt = pkts[i];
@@ -129,15 +126,14 @@ void Device::receive_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) 
       }
       Keypair* kp = receiving_keypair(pkt, t);
       if (!kp) continue;
-      jobs[n] = {&kp->receive_key, load_le64(pkt.data() + 8), pkt.data() + kTransportHeaderSize,
-                 static_cast<uint32_t>(pkt.length - kTransportHeaderSize), false};
-      job_pkt[n] = i;
-      job_kp[n++] = kp;
+      b.add({&kp->receive_key, load_le64(pkt.data() + 8), pkt.data() + kTransportHeaderSize,
+             static_cast<uint32_t>(pkt.length - kTransportHeaderSize), false},
+            i, kp, nullptr);
     }
-    aead_.open_burst({jobs, n});
+    aead_.open_burst({b.jobs, b.n});
     // Pass 2: authenticated packets: replay, session confirmation, routing.
-    for (size_t j = 0; j < n; ++j)
-      accept_transport(pkts[job_pkt[j]], verdicts[job_pkt[j]], *job_kp[j], jobs[j], t);
+    for (size_t j = 0; j < b.n; ++j)
+      accept_transport(pkts[b.pkt[j]], verdicts[b.pkt[j]], *b.kp[j], b.jobs[j], t);
     // Pass 3: the handshake context.
     for (size_t i = base; i < base + count; ++i)
       if (verdicts[i] == Verdict::kConsumed && is_handshake(pkts[i].bytes()))

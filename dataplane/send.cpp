@@ -116,11 +116,7 @@ void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
   Nanos t = now();
   for (size_t base = 0; base < pkts.size(); base += kBurstSize) {
     size_t count = std::min(kBurstSize, pkts.size() - base);
-    crypto::AeadJob jobs[kBurstSize];
-    size_t job_pkt[kBurstSize];
-    Peer* job_peer[kBurstSize];
-    Keypair* job_kp[kBurstSize];
-    size_t n = 0;
+    AeadBurst b;
     for (size_t i = base; i < base + count; ++i) {
       Packet& pkt = pkts[i];
       verdicts[i] = Verdict::kDrop;
@@ -140,20 +136,18 @@ void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
         continue;
       }
       std::memset(pkt.data() + pkt.length, 0, plen - pkt.length);
-      jobs[n] = {&kp->send_key, kp->send_counter++, pkt.data(), static_cast<uint32_t>(plen), false};
-      job_pkt[n] = i;
-      job_kp[n] = kp;
-      job_peer[n++] = peer;
+      b.add({&kp->send_key, kp->send_counter++, pkt.data(), static_cast<uint32_t>(plen), false}, i,
+            kp, peer);
     }
-    aead_.seal_burst({jobs, n});
-    for (size_t j = 0; j < n; ++j) {
-      Packet& pkt = pkts[job_pkt[j]];
-      Peer& peer = *job_peer[j];
-      finish_transport(pkt, peer, *job_kp[j], jobs[j].counter, jobs[j].length + kTagSize);
-      verdicts[job_pkt[j]] = Verdict::kPass;
+    aead_.seal_burst({b.jobs, b.n});
+    for (size_t j = 0; j < b.n; ++j) {
+      Packet& pkt = pkts[b.pkt[j]];
+      Peer& peer = *b.peer[j];
+      finish_transport(pkt, peer, *b.kp[j], b.jobs[j].counter, b.jobs[j].length + kTagSize);
+      verdicts[b.pkt[j]] = Verdict::kPass;
       // Timers once per peer per burst: on the last job of that peer.
       bool last_of_peer =
-          std::none_of(job_peer + j + 1, job_peer + n, [&](Peer* p) { return p == &peer; });
+          std::none_of(b.peer + j + 1, b.peer + b.n, [&](Peer* p) { return p == &peer; });
       if (last_of_peer) note_sent(peer, true);
     }
   }
