@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   # build
-  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libsodium-dev libb2-dev libssl-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libprotobuf-dev protobuf-compiler libtomlplusplus-dev libmnl-dev nlohmann-json3-dev
   # tests, demo and benchmarks
