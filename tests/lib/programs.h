@@ -5,12 +5,11 @@
 // its standard output.
 #pragma once
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,9 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/lib/spawn.h"
 #include "tests/lib/temp_dir.h"
-
-extern char** environ;
 
 namespace faraday::testing {
 
@@ -48,20 +46,8 @@ inline std::string slurp(const std::string& path) {
 // and -1 if it could not be started. The caller waits for it.
 inline pid_t spawn_program(const std::string& path, std::vector<std::string> args,
                            const std::string& out_path, const std::string& err_path) {
-  args.insert(args.begin(), path);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  if (int e = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ); e != 0) {
-    ADD_FAILURE() << "cannot start " << path << ": " << std::strerror(e);
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&fa);
+  pid_t pid = spawn_with_output(path, std::move(args), out_path, err_path);
+  if (pid < 0) ADD_FAILURE() << "cannot start " << path << ": " << std::strerror(errno);
   return pid;
 }
 
