@@ -23,7 +23,6 @@
 // (farad: $FARAD when set, otherwise build/farad/farad beside this build)
 #include <fmt/core.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -45,8 +44,7 @@
 #include "proto/frame.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
-
-extern char** environ;
+#include "tests/lib/spawn.h"
 
 namespace {
 
@@ -353,15 +351,8 @@ int main(int argc, char** argv) {
       "handshake-timeout = 30\nmax-connections = {}\n",
       port, pki.ca_path(), farad_id.cert_path, farad_id.key_path, total + 128);
   std::string log_path = tmp.path() + "/farad.log";
-  std::vector<std::string> args = {farad_path, "--config", conf};
-  std::vector<char*> argv_c;
-  for (auto& a : args) argv_c.push_back(a.data());
-  argv_c.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t farad = -1;
-  if (posix_spawn(&farad, farad_path.c_str(), &fa, nullptr, argv_c.data(), environ) != 0) {
+  pid_t farad = testing::spawn_with_output(farad_path, {"--config", conf}, "", log_path);
+  if (farad < 0) {
     fmt::print(stderr, "cannot start {}\n", farad_path);
     return 1;
   }

@@ -35,6 +35,8 @@
 
 #include "faradayctl/status_view.h"
 #include "tests/lib/programs.h"
+#include "tests/lib/temp_dir.h"
+#include "tests/lib/unix_socket.h"
 
 namespace faraday::control {
 namespace {
@@ -117,15 +119,11 @@ TEST(CtlParse, Helpers) {
 // A raw client, to send what ctl_call() never would.
 class RawClient {
  public:
-  explicit RawClient(const std::string& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  explicit RawClient(const std::string& path) : fd_(faraday::testing::unix_connect(path)) {}
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
   }
-  ~RawClient() { ::close(fd_); }
-  bool connected() const { return connected_; }
+  bool connected() const { return fd_ >= 0; }
   void send(std::string_view bytes) {
     ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(bytes.size()));
@@ -157,16 +155,11 @@ class RawClient {
 
  private:
   int fd_ = -1;
-  bool connected_ = false;
 };
 
 class CtlServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ctlsock_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/fd0.sock";
     thread_ = std::thread([this] { io_.run(); });
   }
 
@@ -178,7 +171,6 @@ class CtlServerTest : public ::testing::Test {
     });
     work_ = asio::any_io_executor();
     thread_.join();
-    std::filesystem::remove_all(dir_);
   }
 
   // Runs f on the io_context's thread (the server's) and returns its result.
@@ -256,8 +248,9 @@ class CtlServerTest : public ::testing::Test {
   asio::any_io_executor work_ =
       asio::require(io_.get_executor(), asio::execution::outstanding_work.tracked);
   std::thread thread_;
-  std::string dir_;
-  std::string path_;
+  faraday::testing::TempDir tmp_{"ctlsock_test"};
+  std::string dir_ = tmp_.path();
+  std::string path_ = dir_ + "/fd0.sock";
   std::unique_ptr<CtlServer> server_;
   std::vector<CtlServer::Reply> held_;
   std::vector<std::thread> repliers_;  // answering from outside the io thread
@@ -444,12 +437,7 @@ TEST_F(CtlServerTest, CreatesItsDirectory) {
 
 TEST_F(CtlServerTest, ReplacesAStaleSocket) {
   // A socket file nobody listens on, as a crashed faradayd leaves it.
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ::close(fd);
+  ASSERT_TRUE(faraday::testing::leave_stale_socket(path_));
   ASSERT_TRUE(std::filesystem::exists(path_));
   ASSERT_EQ(start(), "");
   EXPECT_EQ(call("echo")["command"], "echo");
@@ -644,23 +632,12 @@ TEST(CtlStatusView, SizesAndAges) {
 
 // ---- faradayctl status / query ------------------------------------------------
 
-struct ToolRun {
-  int status = -1;
-  std::string out;  // stdout and stderr
-};
+using ToolRun = faraday::testing::ShellRun;
 
+// faradayctl ARGS, with stdout and stderr together in `out`.
 ToolRun faradayctl(const std::string& args) {
-  ToolRun run;
-  FILE* p = ::popen(
-      (std::string(faraday::testing::program_path("FARADAYCTL")) + " " + args + " 2>&1").c_str(),
-      "r");
-  if (p == nullptr) return run;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) run.out.append(buf, n);
-  int st = ::pclose(p);
-  run.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return run;
+  return faraday::testing::run_shell(std::string(faraday::testing::program_path("FARADAYCTL")) +
+                                     " " + args + " 2>&1");
 }
 
 class CtlFaradayctlTest : public CtlServerTest {

@@ -13,18 +13,13 @@
 #include <sstream>
 
 #include "crypto/x25519.h"
+#include "tests/lib/programs.h"
+#include "tests/lib/temp_dir.h"
 
 namespace faraday::control {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void write_file(const std::string& path, const std::string& text, mode_t mode) {
   {
@@ -34,15 +29,9 @@ void write_file(const std::string& path, const std::string& text, mode_t mode) {
   ASSERT_EQ(chmod(path.c_str(), mode), 0);
 }
 
-// Runs a shell command and returns its standard output without the trailing newline.
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[256];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
+// `wg pubkey` of the key file at `path`, without the trailing newline.
+std::string wg_pubkey(const std::string& path) {
+  std::string out = testing::run_shell("wg pubkey < '" + path + "'").out;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }
@@ -59,17 +48,6 @@ mode_t mode_of(const std::string& path) {
 
 class KeyfileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "faraday-keyfile-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/wg.key";
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   crypto::Key load_ok(bool expect_created) {
     bool created = !expect_created;
     auto result = load_or_create_private_key(path_, &created);
@@ -89,15 +67,16 @@ class KeyfileTest : public ::testing::Test {
     return std::get<std::string>(result);
   }
 
-  std::string dir_;
-  std::string path_;
+  testing::TempDir tmp_{"faraday-keyfile"};
+  std::string dir_ = tmp_.path();
+  std::string path_ = dir_ + "/wg.key";
 };
 
 TEST_F(KeyfileTest, CreatesMode0600FileInWgFormat) {
   crypto::Key key = load_ok(true);
   EXPECT_FALSE(crypto::is_zero(key));
   EXPECT_EQ(mode_of(path_), 0600u);
-  std::string text = read_file(path_);
+  std::string text = testing::slurp(path_);
   ASSERT_EQ(text.size(), 45u);
   EXPECT_EQ(text.back(), '\n');
   auto parsed = crypto::key_from_base64(std::string_view(text).substr(0, 44));
@@ -150,7 +129,7 @@ TEST_F(KeyfileTest, RefusesGroupOrOtherAccess) {
     EXPECT_NE(err.find(path_), std::string::npos) << err;
     EXPECT_NE(err.find("chmod 600"), std::string::npos) << err;
     EXPECT_EQ(err.find(crypto::to_base64(key)), std::string::npos) << "error leaks the key";
-    EXPECT_EQ(read_file(path_), text) << "an existing key file must never be rewritten";
+    EXPECT_EQ(testing::slurp(path_), text) << "an existing key file must never be rewritten";
   }
 }
 
@@ -201,14 +180,14 @@ TEST_F(KeyfileTest, ReadsWgGenkeyOutput) {
   if (!have_wg()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
   ASSERT_EQ(std::system(("umask 077 && wg genkey > '" + path_ + "'").c_str()), 0);
   crypto::Key key = load_ok(false);
-  std::string pub = run("wg pubkey < '" + path_ + "'");
+  std::string pub = wg_pubkey(path_);
   EXPECT_EQ(crypto::to_base64(crypto::x25519_public(key)), pub);
 }
 
 TEST_F(KeyfileTest, CreatedKeyReadsInWgPubkey) {
   if (!have_wg()) GTEST_SKIP() << "wireguard-tools (wg) not installed";
   crypto::Key key = load_ok(true);
-  std::string pub = run("wg pubkey < '" + path_ + "'");
+  std::string pub = wg_pubkey(path_);
   EXPECT_EQ(pub.size(), 44u);
   EXPECT_EQ(crypto::to_base64(crypto::x25519_public(key)), pub);
 }

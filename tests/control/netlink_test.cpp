@@ -20,6 +20,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <string>
+#include <vector>
+
+#include "tests/lib/programs.h"
 
 namespace faraday::control::netlink {
 namespace {
@@ -36,17 +40,6 @@ Address A(const char* text) {
   auto a = parse_address(text);
   EXPECT_TRUE(a.has_value()) << text;
   return a.value_or(Address{});
-}
-
-std::string run(const std::string& command) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[256];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
 }
 
 class NetlinkTest : public ::testing::Test {
@@ -162,31 +155,22 @@ TEST_F(NetlinkTest, AddressesAddedTwiceAndRemovedTwice) {
   const Address v4 = A("10.0.0.1/24");
   const Address v6 = A("fd00::1/64");
   const Address host4 = A("10.99.0.7");
-  for (int i = 0; i < 2; ++i) {
-    EXPECT_OK(nl().add_address(kIf, v4));
-    EXPECT_OK(nl().add_address(kIf, v6));
-    EXPECT_OK(nl().add_address(kIf, host4));
-  }
-  EXPECT_TRUE(has_address(v4));
-  EXPECT_TRUE(has_address(v6));
-  EXPECT_TRUE(has_address(host4));
+  const std::vector<Address> each = {v4, v6, host4};
+  for (int i = 0; i < 2; ++i)
+    for (const Address& a : each) EXPECT_OK(nl().add_address(kIf, a));
+  for (const Address& a : each) EXPECT_TRUE(has_address(a)) << a.to_string();
   // Exactly one of each.
   auto all = addresses();
   EXPECT_EQ(std::count(all.begin(), all.end(), v4), 1);
   EXPECT_EQ(std::count(all.begin(), all.end(), v6), 1);
   // IFA_F_NODAD: the v6 address is usable at once, not tentative.
-  std::string shown = run("ip -6 addr show dev t0");
+  std::string shown = testing::run_shell("ip -6 addr show dev t0").out;
   EXPECT_NE(shown.find("nodad"), std::string::npos) << shown;
   EXPECT_EQ(shown.find("tentative"), std::string::npos) << shown;
 
-  for (int i = 0; i < 2; ++i) {
-    EXPECT_OK(nl().remove_address(kIf, v4));
-    EXPECT_OK(nl().remove_address(kIf, v6));
-    EXPECT_OK(nl().remove_address(kIf, host4));
-  }
-  EXPECT_FALSE(has_address(v4));
-  EXPECT_FALSE(has_address(v6));
-  EXPECT_FALSE(has_address(host4));
+  for (int i = 0; i < 2; ++i)
+    for (const Address& a : each) EXPECT_OK(nl().remove_address(kIf, a));
+  for (const Address& a : each) EXPECT_FALSE(has_address(a)) << a.to_string();
 }
 
 TEST_F(NetlinkTest, AddressOnDownLinkThenUp) {
@@ -222,7 +206,7 @@ TEST_F(NetlinkTest, RoutesAddedListedReplacedRemoved) {
   EXPECT_EQ(our_routes(), want);
 
   // The kernel sees them as `ip route` does.
-  std::string shown = run("ip route show dev t0");
+  std::string shown = testing::run_shell("ip route show dev t0").out;
   EXPECT_NE(shown.find("10.1.0.0/16 proto 70 scope link"), std::string::npos) << shown;
 
   for (int i = 0; i < 2; ++i)
@@ -316,24 +300,21 @@ TEST_F(NetlinkTest, MissingInterfaceErrorsNameOperationAndInterface) {
     EXPECT_NE(err->find("no such interface"), std::string::npos) << *err;
     EXPECT_EQ(err->rfind("netlink: ", 0), 0u) << *err;
   };
-  auto link_err = nl().link(name);
-  ASSERT_TRUE(std::holds_alternative<std::string>(link_err));
-  expect_clear(std::get<std::string>(link_err), "link");
-  auto index_err = nl().ifindex(name);
-  ASSERT_TRUE(std::holds_alternative<std::string>(index_err));
-  expect_clear(std::get<std::string>(index_err), "ifindex");
+  // The same for the calls that return a value or the message.
+  auto expect_clear_instead = [&](const auto& value_or_err, const std::string& op) {
+    ASSERT_TRUE(std::holds_alternative<std::string>(value_or_err)) << op;
+    expect_clear(std::get<std::string>(value_or_err), op);
+  };
+  expect_clear_instead(nl().link(name), "link");
+  expect_clear_instead(nl().ifindex(name), "ifindex");
   expect_clear(nl().set_mtu(name, 1420), "set_mtu");
   expect_clear(nl().set_up(name, true), "set_up");
   expect_clear(nl().add_address(name, A("10.0.0.1/24")), "add_address");
   expect_clear(nl().remove_address(name, A("10.0.0.1/24")), "remove_address");
   expect_clear(nl().add_route(name, P("10.1.0.0/16")), "add_route");
   expect_clear(nl().remove_route(name, P("10.1.0.0/16")), "remove_route");
-  auto routes_err = nl().routes(name);
-  ASSERT_TRUE(std::holds_alternative<std::string>(routes_err));
-  expect_clear(std::get<std::string>(routes_err), "routes");
-  auto addr_err = nl().addresses(name);
-  ASSERT_TRUE(std::holds_alternative<std::string>(addr_err));
-  expect_clear(std::get<std::string>(addr_err), "addresses");
+  expect_clear_instead(nl().routes(name), "routes");
+  expect_clear_instead(nl().addresses(name), "addresses");
 
   auto bad_name = nl().link("a-name-far-too-long-for-linux");
   ASSERT_TRUE(std::holds_alternative<std::string>(bad_name));

@@ -3,6 +3,8 @@
 #include "control/uapi.h"
 
 #include "tests/control/uapi_values.h"
+#include "tests/lib/temp_dir.h"
+#include "tests/lib/unix_socket.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -37,13 +39,9 @@ using namespace test_values;  // key_of, hex_of, prefix, endpoint
 // ---- Server -------------------------------------------------------------------------
 
 // A Server in a private temporary directory, with a fake device behind it.
-class UapiServer : public testing::Test {
+class UapiServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/uapi_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/tst0.sock";
     state_ = sample_state();
     server_ = start(path_);
     ASSERT_NE(server_, nullptr);
@@ -51,7 +49,6 @@ class UapiServer : public testing::Test {
   void TearDown() override {
     for (int fd : fds_) ::close(fd);
     server_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   std::unique_ptr<Server> start(const std::string& path) {
@@ -71,12 +68,9 @@ class UapiServer : public testing::Test {
   }
 
   int connect_client() {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path_.c_str(), sizeof(sa.sun_path) - 1);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0) << strerror(errno);
-    fds_.push_back(fd);
+    int fd = faraday::testing::unix_connect(path_);
+    EXPECT_GE(fd, 0) << strerror(errno);
+    if (fd >= 0) fds_.push_back(fd);
     return fd;
   }
 
@@ -106,7 +100,9 @@ class UapiServer : public testing::Test {
     return read_reply(fd);
   }
 
-  std::string dir_, path_;
+  faraday::testing::TempDir tmp_{"uapi_test"};
+  std::string dir_ = tmp_.path();
+  std::string path_ = dir_ + "/tst0.sock";
   DeviceState state_;
   std::vector<SetRequest> applied_;
   int fail_with_ = 0;
@@ -301,12 +297,7 @@ TEST_F(UapiServer, ReplacesAStaleSocketAndUnlinksOnExit) {
   server_.reset();
   EXPECT_FALSE(std::filesystem::exists(path_));
   // A stale socket: bound, then its process "died" without unlinking.
-  int stale = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strncpy(sa.sun_path, path_.c_str(), sizeof(sa.sun_path) - 1);
-  ASSERT_EQ(::bind(stale, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  ::close(stale);
+  ASSERT_TRUE(faraday::testing::leave_stale_socket(path_));
   server_ = start(path_);
   ASSERT_NE(server_, nullptr);
   int fd = connect_client();

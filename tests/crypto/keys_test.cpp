@@ -14,6 +14,12 @@ Key sequence_key() {
   return key;
 }
 
+// `text` with the character at `at` replaced by `c`.
+std::string with_char(std::string text, size_t at, char c) {
+  text[at] = c;
+  return text;
+}
+
 constexpr const char* kSequenceHex =
     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 constexpr const char* kSequenceBase64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -43,14 +49,9 @@ TEST(Keys, HexRejectsWrongLengthAndBadCharacters) {
   EXPECT_FALSE(key_from_hex(good.substr(0, 62)));
   EXPECT_FALSE(key_from_hex(good + "0"));
   EXPECT_FALSE(key_from_hex(good + "00"));
-  for (char bad : {'g', 'G', ' ', ':', '\0', 'x', '-'}) {
-    std::string s = good;
-    s[17] = bad;
-    EXPECT_FALSE(key_from_hex(s)) << static_cast<int>(bad);
-  }
-  std::string last = good;
-  last[63] = 'z';
-  EXPECT_FALSE(key_from_hex(last));
+  for (char bad : {'g', 'G', ' ', ':', '\0', 'x', '-'})
+    EXPECT_FALSE(key_from_hex(with_char(good, 17, bad))) << static_cast<int>(bad);
+  EXPECT_FALSE(key_from_hex(with_char(good, 63, 'z')));
 }
 
 TEST(Keys, Base64RoundTrip) {
@@ -76,19 +77,12 @@ TEST(Keys, Base64RejectsWrongLengthPaddingAndCharacters) {
   EXPECT_FALSE(key_from_base64(good.substr(0, 43) + "A"));   // no padding, 45th char absent
   // URL-safe alphabet, whitespace and other strays.
   const std::string alice = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
-  std::string url_safe = alice;
-  url_safe[22] = '_';
-  EXPECT_FALSE(key_from_base64(url_safe));
-  for (char bad : {'-', '_', ' ', '.', '\0', '='}) {
-    std::string s = good;
-    s[10] = bad;
-    EXPECT_FALSE(key_from_base64(s)) << static_cast<int>(bad);
-  }
+  EXPECT_FALSE(key_from_base64(with_char(alice, 22, '_')));
+  for (char bad : {'-', '_', ' ', '.', '\0', '='})
+    EXPECT_FALSE(key_from_base64(with_char(good, 10, bad))) << static_cast<int>(bad);
   // Non-canonical: 43 characters carry 258 bits, so the last one's 2 low bits are
   // unused and must be zero ('8' is 111100; 'x' is 110001).
-  std::string noncanonical = good;
-  noncanonical[42] = 'x';
-  EXPECT_FALSE(key_from_base64(noncanonical));
+  EXPECT_FALSE(key_from_base64(with_char(good, 42, 'x')));
 }
 
 TEST(Keys, IsZeroAndWipe) {

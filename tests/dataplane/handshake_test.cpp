@@ -268,13 +268,7 @@ TEST(Handshake, UnknownPeerThenPeerAdded) {
 TEST(Handshake, RemovedPeerForgetsItsIndices) {
   Network net;
   net.establish();
-  std::vector<Datagram> held;
-  net.filter = [&](const Node&, Datagram& d) {
-    held.push_back(d);
-    return Fate::kDrop;
-  };
-  net.send(net.a, ipv4_packet(kTunA4, kTunB4, 60));
-  net.pump();
+  std::vector<Datagram> held = net.send_held(net.a, ipv4_packet(kTunA4, kTunB4, 60));
   ASSERT_EQ(held.size(), 1u);
   net.b.device.remove_peer(net.a.public_key);
   net.receive(net.b, held);
@@ -416,10 +410,7 @@ TEST(Replay, WindowOverTheWire) {
   net.establish();  // counter 0 used by the first packet
   Peer* pa = net.peer_of(net.a);
   std::vector<Datagram> captured;
-  net.filter = [&](const Node&, Datagram& d) {
-    captured.push_back(d);
-    return Fate::kDrop;
-  };
+  net.capture(captured);
   auto send_at = [&](uint64_t counter) {
     pa->current->send_counter = counter;
     net.send(net.a, ipv4_packet(kTunA4, kTunB4, 40, static_cast<uint8_t>(counter)));
@@ -465,10 +456,7 @@ TEST(Replay, ReplayFromElsewhereDoesNotRoam) {
   Network net;
   net.establish();
   std::vector<Datagram> captured;
-  net.filter = [&](const Node&, Datagram& d) {
-    captured.push_back(d);
-    return Fate::kDeliver;
-  };
+  net.capture(captured, Fate::kDeliver);
   net.send(net.b, ipv4_packet(kTunB4, kTunA4, 60));
   net.pump();
   ASSERT_EQ(captured.size(), 1u);

@@ -13,8 +13,9 @@
 // until nothing is in flight, collecting what each side hands to its tunnel.
 // The filter sees every datagram before delivery and may drop it, copy it away
 // (to replay it later with receive()), or rewrite it (a new source address for
-// roaming). Every datagram put on the wire is also kept in `log`, so tests can
-// count what each side sent.
+// roaming); capture() installs the common one, which copies every datagram
+// away and then drops or delivers it. Every datagram put on the wire is also kept in `log`, so
+// tests can count what each side sent.
 //
 // Test-only: one thread, no sockets.
 #pragma once
@@ -217,6 +218,28 @@ class Network {
   std::vector<LoggedDatagram> log;  // every datagram put on the wire, before the filter
   std::vector<Datagram> lost;       // addressed to nobody
 
+  // From now on every datagram in flight is copied to `into` just before
+  // delivery, and then delivered or dropped as `fate` says (to hold them for a
+  // later receive(), or to look at them on the way). `into` must outlive the
+  // filter; set `filter = nullptr` to stop.
+  void capture(std::vector<Datagram>& into, Fate fate = Fate::kDrop) {
+    filter = [&into, fate](const Node&, Datagram& d) {
+      into.push_back(d);
+      return fate;
+    };
+  }
+
+  // send() and pump() with every datagram held instead of delivered; returns
+  // them (to replay later with receive()) and leaves no filter behind.
+  std::vector<Datagram> send_held(Node& from, const Bytes& inner) {
+    std::vector<Datagram> held;
+    capture(held);
+    send(from, inner);
+    pump();
+    filter = nullptr;
+    return held;
+  }
+
   Node& other(const Node& n) { return &n == &a ? b : a; }
   // `from`'s view of the other node.
   Peer* peer_of(Node& from) { return from.device.find_peer(other(from).public_key); }
@@ -344,21 +367,22 @@ class Network {
     b.tunnel.clear();
   }
 
+  // How many datagrams matching `pred` `from` has put on the wire so far.
+  template <typename Pred>
+  size_t sent_where(const Node& from, Pred pred) const {
+    return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const LoggedDatagram& l) {
+      return l.from == &from && pred(l.datagram);
+    }));
+  }
   // How many datagrams of this kind `from` has put on the wire so far.
   size_t sent(const Node& from, MessageType type) const {
-    return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const LoggedDatagram& l) {
-      return l.from == &from && l.datagram.is(type);
-    }));
+    return sent_where(from, [type](const Datagram& d) { return d.is(type); });
   }
   size_t sent_keepalives(const Node& from) const {
-    return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const LoggedDatagram& l) {
-      return l.from == &from && l.datagram.is_keepalive();
-    }));
+    return sent_where(from, [](const Datagram& d) { return d.is_keepalive(); });
   }
   size_t sent_data(const Node& from) const {
-    return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const LoggedDatagram& l) {
-      return l.from == &from && l.datagram.is_data();
-    }));
+    return sent_where(from, [](const Datagram& d) { return d.is_data(); });
   }
   // When `from` put datagrams matching `pred` on the wire.
   template <typename Pred>

@@ -96,32 +96,36 @@ TEST(Endpoint, Unset) {
   EXPECT_EQ(ep, Endpoint{});
 }
 
-TEST(Endpoint, FromSockaddrV4) {
+// Endpoint::from_sockaddr() of a sockaddr_in holding `addr` and `port`.
+Endpoint from_sockaddr_v4(const char* addr, uint16_t port) {
   sockaddr_in in{};
   in.sin_family = AF_INET;
-  in.sin_port = htons(51820);
-  inet_pton(AF_INET, "198.51.100.7", &in.sin_addr);
-  Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in));
-  EXPECT_EQ(ep, Endpoint::parse("198.51.100.7:51820"));
+  in.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &in.sin_addr);
+  return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in));
+}
+
+// The same with a sockaddr_in6, as a dual-stack socket reports its peers.
+Endpoint from_sockaddr_v6(const char* addr, uint16_t port) {
+  sockaddr_in6 in6{};
+  in6.sin6_family = AF_INET6;
+  in6.sin6_port = htons(port);
+  inet_pton(AF_INET6, addr, &in6.sin6_addr);
+  return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
+}
+
+TEST(Endpoint, FromSockaddrV4) {
+  EXPECT_EQ(from_sockaddr_v4("198.51.100.7", 51820), Endpoint::parse("198.51.100.7:51820"));
 }
 
 TEST(Endpoint, FromSockaddrV6) {
-  sockaddr_in6 in6{};
-  in6.sin6_family = AF_INET6;
-  in6.sin6_port = htons(1234);
-  inet_pton(AF_INET6, "2001:db8::42", &in6.sin6_addr);
-  Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
-  EXPECT_EQ(ep, Endpoint::parse("[2001:db8::42]:1234"));
+  EXPECT_EQ(from_sockaddr_v6("2001:db8::42", 1234), Endpoint::parse("[2001:db8::42]:1234"));
 }
 
 // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; they are stored as
 // AF_INET so the same peer compares equal whichever socket it arrived on.
 TEST(Endpoint, FromSockaddrV4MappedIsV4) {
-  sockaddr_in6 in6{};
-  in6.sin6_family = AF_INET6;
-  in6.sin6_port = htons(51820);
-  inet_pton(AF_INET6, "::ffff:192.0.2.1", &in6.sin6_addr);
-  Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
+  Endpoint ep = from_sockaddr_v6("::ffff:192.0.2.1", 51820);
   EXPECT_EQ(ep.family, AF_INET);
   EXPECT_EQ(ep, Endpoint::parse("192.0.2.1:51820"));
   EXPECT_EQ(ep.to_string(), "192.0.2.1:51820");
@@ -130,13 +134,8 @@ TEST(Endpoint, FromSockaddrV4MappedIsV4) {
 // ::192.0.2.1 (v4-compatible, deprecated) and ::ffff:0:c000:201 (v4-translated)
 // are not v4-mapped and stay IPv6.
 TEST(Endpoint, FromSockaddrOtherEmbeddingsStayV6) {
-  for (const char* text : {"::192.0.2.1", "::ffff:0:c000:201", "64:ff9b::c000:201"}) {
-    sockaddr_in6 in6{};
-    in6.sin6_family = AF_INET6;
-    inet_pton(AF_INET6, text, &in6.sin6_addr);
-    Endpoint ep = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
-    EXPECT_EQ(ep.family, AF_INET6) << text;
-  }
+  for (const char* text : {"::192.0.2.1", "::ffff:0:c000:201", "64:ff9b::c000:201"})
+    EXPECT_EQ(from_sockaddr_v6(text, 0).family, AF_INET6) << text;
 }
 
 TEST(Endpoint, FromSockaddrUnknownFamily) {

@@ -303,23 +303,11 @@ TEST(Malformed, EachCountedByReasonAndNothingElseChanges) {
     }
   }
   // All of them in one burst, between two real packets: the real ones pass.
-  std::vector<Datagram> burst;
-  net.send(net.b, ipv4_packet(kTunB4, kTunA4, 60, 1));
-  net.filter = [&](const Node&, Datagram& d) {
-    burst.push_back(d);
-    return Fate::kDrop;
-  };
-  net.pump();
+  std::vector<Datagram> burst = net.send_held(net.b, ipv4_packet(kTunB4, kTunA4, 60, 1));
   for (const MalformedCase& c : malformed_cases(net))
     burst.push_back({c.bytes, c.authentic ? net.b.source : attacker, {}});
-  net.filter = nullptr;
-  net.send(net.b, ipv4_packet(kTunB4, kTunA4, 60, 2));
-  net.filter = [&](const Node&, Datagram& d) {
-    burst.push_back(d);
-    return Fate::kDrop;
-  };
-  net.pump();
-  net.filter = nullptr;
+  for (Datagram& d : net.send_held(net.b, ipv4_packet(kTunB4, kTunA4, 60, 2)))
+    burst.push_back(std::move(d));
   std::vector<Verdict> verdicts = net.receive(net.a, burst);
   EXPECT_EQ(verdicts.front(), Verdict::kPass);
   EXPECT_EQ(verdicts.back(), Verdict::kPass);
@@ -340,16 +328,9 @@ TEST(Malformed, EachCountedByReasonAndNothingElseChanges) {
 // content, must not disturb it: the real response still completes it.
 TEST(Malformed, ForgedResponseDoesNotDisturbHandshakeInFlight) {
   Network net;
-  std::vector<Datagram> held;
-  net.filter = [&](const Node&, Datagram& d) {
-    held.push_back(d);
-    return Fate::kDrop;
-  };
-  net.send(net.a, ipv4_packet(kTunA4, kTunB4, 60));
-  net.pump();
+  std::vector<Datagram> held = net.send_held(net.a, ipv4_packet(kTunA4, kTunB4, 60));
   ASSERT_EQ(held.size(), 1u);
   uint32_t a_index = load_le32(held[0].bytes.data() + 4);
-  net.filter = nullptr;
   net.receive(net.b, held[0]);  // b answers; the response is now on the wire
 
   Bytes forged = garbage_with_mac1<MessageResponse>(2, net.a.public_key, net.clock.monotonic());
@@ -374,15 +355,8 @@ TEST(Malformed, ForgedResponseDoesNotDisturbHandshakeInFlight) {
 
 TEST(Malformed, NoPrivateKey) {
   Network net;
-  std::vector<Datagram> held;
-  net.filter = [&](const Node&, Datagram& d) {
-    held.push_back(d);
-    return Fate::kDrop;
-  };
-  net.send(net.a, ipv4_packet(kTunA4, kTunB4, 60));
-  net.pump();
+  std::vector<Datagram> held = net.send_held(net.a, ipv4_packet(kTunA4, kTunB4, 60));
   net.b.device.set_private_key(std::nullopt);
-  net.filter = nullptr;
   EXPECT_EQ(net.receive(net.b, held[0]), Verdict::kDrop);
   EXPECT_EQ(net.b.dropped(Drop::kNoPrivateKey), 1u);
   EXPECT_TRUE(net.log.size() == 1u);

@@ -180,10 +180,7 @@ INSTANTIATE_TEST_SUITE_P(Core, RejectAfterTime,
 TEST_F(Timers, ReceivingOnAnExpiredKeypair) {
   std::vector<Datagram> held;
   net.run_until(at(kRejectAfterTime - 1));
-  net.filter = [&](const Node&, Datagram& d) {
-    held.push_back(d);
-    return Fate::kDrop;
-  };
+  net.capture(held);
   EXPECT_EQ(net.send(net.b, b_to_a(1)), Verdict::kPass);  // the keypair's last nanosecond
   EXPECT_EQ(net.send(net.b, b_to_a(2)), Verdict::kPass);
   net.pump();
@@ -412,14 +409,7 @@ TEST_F(Timers, PersistentKeepalive) {
 // ------------------------------------------------------------------ key zeroing
 
 TEST_F(Timers, KeysZeroedAfterThreeRejectAfterTimes) {
-  std::vector<Datagram> held;
-  net.filter = [&](const Node&, Datagram& d) {
-    held.push_back(d);
-    return Fate::kDrop;
-  };
-  net.send(net.a, a_to_b(1));
-  net.pump();
-  net.filter = nullptr;
+  std::vector<Datagram> held = net.send_held(net.a, a_to_b(1));
   ASSERT_EQ(held.size(), 1u);
   Peer* pa = net.peer_of(net.a);
   Peer* pb = net.peer_of(net.b);

@@ -4,7 +4,6 @@
 #include <fmt/core.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -13,55 +12,18 @@
 #include "harness.h"
 #include "tests/lib/programs.h"
 
-extern char** environ;
-
 namespace faraday::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 // Starts farad with `args`; stdout and stderr go to files in `dir`.
 pid_t spawn_farad(const std::string& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), faraday::testing::program_path("FARAD"));
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, (dir + "/out").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_addopen(&fa, 2, (dir + "/err").c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, faraday::testing::program_path("FARAD"), &fa, nullptr, argv.data(),
-                        environ),
-            0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
+  return spawn_program(program_path("FARAD"), std::move(args), dir + "/out", dir + "/err");
 }
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-Result run_farad(std::vector<std::string> args) {
-  TempDir dir;
-  pid_t pid = spawn_farad(dir.path(), std::move(args));
-  Result r;
-  int st = 0;
-  waitpid(pid, &st, 0);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(dir.path() + "/out");
-  r.err = slurp(dir.path() + "/err");
-  return r;
+ProgramRun run_farad(std::vector<std::string> args) {
+  return run_program(program_path("FARAD"), std::move(args));
 }
 
 TEST(FaradBinary, HelpExplainsEveryOption) {

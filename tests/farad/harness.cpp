@@ -5,6 +5,8 @@
 
 #include <boost/asio/write.hpp>
 
+#include "tests/lib/io_loop.h"
+
 namespace faraday::testing {
 
 proto::NodeInfo node_info(int index) {
@@ -112,21 +114,11 @@ TestNode& Cluster::node_with(const std::string& name, Identity id, proto::NodeIn
 }
 
 bool Cluster::run_until(const std::function<bool()>& pred, Clock::duration timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (!pred()) {
-    if (Clock::now() >= deadline) return false;
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::chrono::milliseconds(5));
-  }
-  return true;
+  return run_io_until(io, pred, timeout);
 }
 
 void Cluster::run_for(Clock::duration d) {
-  auto deadline = Clock::now() + d;
-  while (Clock::now() < deadline) {
-    if (io.stopped()) io.restart();
-    io.run_one_for(std::chrono::milliseconds(5));
-  }
+  run_io_for(io, d);
 }
 
 proto::State Cluster::query(TestNode& from, const std::string& who) {

@@ -138,16 +138,4 @@ void Pki::write_crl(const std::string& path, const std::vector<const X509*>& rev
   std::filesystem::rename(tmp, path);
 }
 
-TempDir::TempDir() {
-  const char* base = getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/farad-test-XXXXXX";
-  check(mkdtemp(tmpl.data()) != nullptr, "mkdtemp");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 }  // namespace faraday::testing

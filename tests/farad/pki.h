@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 #include "proto/openssl_ptr.h"
+#include "tests/lib/temp_dir.h"  // TempDir, which the tests using these certificates want
 
 namespace faraday::testing {
 
@@ -62,20 +63,6 @@ class Pki {
   std::string dir_;
   Identity ca_;
   mutable long next_serial_ = 2;
-};
-
-// A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed with
-// its files when the object dies.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 }  // namespace faraday::testing

@@ -33,9 +33,9 @@
 #include "proto/node_info.h"
 #include "proto/openssl_ptr.h"
 #include "proto/tls.h"
+#include "tests/lib/io_loop.h"
 #include "tests/lib/programs.h"
-
-extern char** environ;
+#include "tests/lib/temp_dir.h"
 
 namespace faraday::faradayctl::pki {
 namespace {
@@ -50,36 +50,29 @@ using proto::PkeyPtr;
 using proto::StoreCtxPtr;
 using proto::StorePtr;
 using proto::X509Ptr;
+using testing::ProgramRun;
+using testing::slurp;
+using testing::TempDir;
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+// One PEM object from `path`, read with `read` (PEM_read_X509, ...); null if
+// the file cannot be opened or holds none.
+template <typename Ptr, typename Read>
+Ptr read_pem(const std::string& path, Read read) {
+  FILE* f = fopen(path.c_str(), "r");
+  if (!f) return nullptr;
+  Ptr p(read(f, nullptr, nullptr, nullptr));
+  fclose(f);
+  return p;
 }
 
 X509Ptr load_cert(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  if (!f) return nullptr;
-  X509Ptr c(PEM_read_X509(f, nullptr, nullptr, nullptr));
-  fclose(f);
-  return c;
+  return read_pem<X509Ptr>(path, PEM_read_X509);
 }
-
 PkeyPtr load_key(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  if (!f) return nullptr;
-  PkeyPtr k(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
-  fclose(f);
-  return k;
+  return read_pem<PkeyPtr>(path, PEM_read_PrivateKey);
 }
-
 CrlPtr load_crl(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  if (!f) return nullptr;
-  CrlPtr c(PEM_read_X509_CRL(f, nullptr, nullptr, nullptr));
-  fclose(f);
-  return c;
+  return read_pem<CrlPtr>(path, PEM_read_X509_CRL);
 }
 
 mode_t file_mode(const std::string& path) {
@@ -87,26 +80,6 @@ mode_t file_mode(const std::string& path) {
   EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
   return st.st_mode & 07777;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/pki-test-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // X509_verify_cert of `leaf` against the CA (and `crl`, with CRL checking)
 // for `purpose`; X509_V_OK or the error.
@@ -405,39 +378,11 @@ TEST(PkiCrl, RevokeErrorsAndIndexRoundTrip) {
 
 // --- the faradayctl command ---------------------------------------------------
 
-struct Output {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs `path args...` with stdout and stderr captured; waits for it.
-Output run(const std::string& path, std::vector<std::string> args) {
-  TempDir io;
-  args.insert(args.begin(), path);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, (io.path() + "/out").c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, (io.path() + "/err").c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  Output r;
-  if (posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ) == 0) {
-    int st = 0;
-    waitpid(pid, &st, 0);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  }
-  posix_spawn_file_actions_destroy(&fa);
-  r.out = slurp(io.path() + "/out");
-  r.err = slurp(io.path() + "/err");
-  return r;
-}
+using Output = ProgramRun;
 
 Output ctl(std::vector<std::string> args) {
-  return run(faraday::testing::program_path("FARADAYCTL"), std::move(args));
+  return faraday::testing::run_program(faraday::testing::program_path("FARADAYCTL"),
+                                       std::move(args));
 }
 
 bool has(const std::string& text, const std::string& what) {
@@ -513,20 +458,8 @@ proto::NodeInfo node_info(int index) {
 class FaradProcess {
  public:
   FaradProcess(const std::string& dir, std::vector<std::string> args) : dir_(dir) {
-    args.insert(args.begin(), faraday::testing::program_path("FARAD"));
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, (dir + "/farad.out").c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, (dir + "/farad.err").c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_EQ(posix_spawn(&pid_, faraday::testing::program_path("FARAD"), &fa, nullptr, argv.data(),
-                          environ),
-              0);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_ = faraday::testing::spawn_program(faraday::testing::program_path("FARAD"), std::move(args),
+                                           dir + "/farad.out", dir + "/farad.err");
   }
   ~FaradProcess() {
     if (pid_ <= 0) return;
@@ -553,13 +486,7 @@ class EndToEnd : public ::testing::Test {
   void SetUp() override { ::signal(SIGPIPE, SIG_IGN); }
 
   bool run_until(const std::function<bool()>& pred, Clock::duration timeout = 10s) {
-    auto deadline = Clock::now() + timeout;
-    while (!pred()) {
-      if (Clock::now() >= deadline) return false;
-      if (io.stopped()) io.restart();
-      io.run_one_for(std::chrono::milliseconds(5));
-    }
-    return true;
+    return faraday::testing::run_io_until(io, pred, timeout);
   }
 
   // A FaradClient for `name` using DIR/name.{pem,key} as faradayctl wrote them.

@@ -355,6 +355,16 @@ tunnel_down() {
 # latest_handshake SIDE: unix time of the last handshake with the peer (0: none).
 latest_handshake() { wg_show "$1" latest-handshakes | awk 'NR == 1 { print $2 }'; }
 
+# assert_no_handshake WHEN: neither side reports a handshake; WHEN ("before any
+# traffic", ...) names the step and the failure.
+assert_no_handshake() {
+	local side
+	step "no handshake $1"
+	for side in A B; do
+		[ "$(latest_handshake "$side")" = 0 ] || die "side $side reports a handshake $1"
+	done
+}
+
 # peer_endpoint SIDE: the endpoint SIDE currently has for its peer.
 peer_endpoint() { wg_show "$1" endpoints | awk 'NR == 1 { print $2 }'; }
 
