@@ -64,7 +64,7 @@ std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::s
 // The same, and on success sets *reason (if non-null) to one line saying why this
 // backend: "ipsec-mb (avx512): 21.3 Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up
 // measurement each; self-tests passed". "Fastest" is measured, not assumed: each backend
-// that passes seals 1420-byte messages in bursts of 32 for about 5 ms.
+// that passes seals 1420-byte messages in bursts of 32 for five 1 ms turns (best kept).
 std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error,
                                                  std::string* reason);
 
