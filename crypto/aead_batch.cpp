@@ -214,8 +214,8 @@ struct Candidate {
 constexpr auto kMeasureSlice = std::chrono::milliseconds(1);
 constexpr int kMeasureRounds = 5;
 
-// ", item" after the first.
-std::string fmt_list_item(const std::string& so_far, const std::string& item) {
+// `item`, after ", " unless it is the first of the list.
+std::string then_item(const std::string& so_far, const std::string& item) {
   return (so_far.empty() ? "" : ", ") + item;
 }
 
@@ -300,7 +300,7 @@ std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::s
     std::unique_ptr<AeadBackend> backend = info.make(&why);
     if (backend && !aead_self_test(*backend)) why = "self-test failed";
     if (!backend || !why.empty()) {
-      failed += fmt_list_item(failed, std::string(info.name) + ": " + why);
+      failed += then_item(failed, std::string(info.name) + ": " + why);
       continue;
     }
     passed.push_back(Candidate{std::move(backend), 0});
