@@ -1,10 +1,13 @@
-// dataplane_bench: the in-memory data path on one core. Two Devices complete a
-// handshake in memory (fake clock, no sockets); then, for 64, 512 and 1420-byte
-// inner packets, device A encrypts bursts of kBurstSize (send_burst: route,
-// pad, seal, header) and device B decrypts them (receive_burst: index, open,
-// replay window, allowed-IPs check). Beside each figure, in the same run and on
-// the same buffers, the raw libsodium ChaCha20-Poly1305 seal/open of the same
-// sizes: the ceiling the data path is measured against.
+// dataplane_bench: the in-memory data path on one core, once per AEAD backend this
+// build has (libsodium, intel-ipsec-mb). Two Devices complete a handshake in memory
+// (fake clock, no sockets); then, for 64, 512 and 1420-byte inner packets, device A
+// encrypts bursts of kBurstSize (send_burst: route, pad, seal, header) and device B
+// decrypts them (receive_burst: index, open, replay window, allowed-IPs check). Beside
+// each figure, in the same run and on the same buffers, the raw libsodium
+// ChaCha20-Poly1305 seal/open of the same sizes: the ceiling the data path is measured
+// against. The backend's own seal_burst/open_burst on those buffers is printed the same
+// way, and a table at the end puts raw and pipeline figures of every backend side by
+// side.
 //
 //   build/bench/dataplane_bench [SECONDS_PER_SIZE]
 #include <sodium.h>
@@ -13,10 +16,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "crypto/aead.h"
 #include "crypto/aead_batch.h"
 #include "crypto/x25519.h"
 #include "dataplane/device.h"
@@ -76,43 +82,110 @@ void write_inner(uint8_t* p, size_t size) {
 struct Figures {
   double seconds = 0;
   size_t packets = 0;
+  double gbps(size_t size) const { return packets / seconds * size * 8 / 1e9; }
+  double mpps() const { return packets / seconds / 1e6; }
 };
 
-using Burst = void (Device::*)(std::span<Packet>, std::span<Verdict>);
-
-// Puts all of `pkts` through `dev`'s send_burst or receive_burst, a burst at a
-// time; every packet must pass (else `failure`). Adds the time and packets to `f`.
-void timed_bursts(Figures& f, Device& dev, Burst burst, std::vector<Packet>& pkts,
-                  std::vector<Verdict>& verdicts, const char* failure) {
-  auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < pkts.size(); i += kBurstSize) {
-    (dev.*burst)({&pkts[i], kBurstSize}, verdicts);
-    if (verdicts[0] != Verdict::kPass || verdicts[kBurstSize - 1] != Verdict::kPass) fail(failure);
-  }
-  auto t1 = std::chrono::steady_clock::now();
-  f.seconds += Seconds(t1 - t0).count();
-  f.packets += pkts.size();
-}
-
 void report(const char* what, size_t size, const Figures& f, const Figures& base) {
-  double pps = f.packets / f.seconds, base_pps = base.packets / base.seconds;
   std::printf(
       "%-24s %5zu B  %8.2f Gbit/s  %7.3f Mpps   libsodium %8.2f Gbit/s  %7.3f Mpps   "
       "ratio %.2f\n",
-      what, size, pps * size * 8 / 1e9, pps / 1e6, base_pps * size * 8 / 1e9, base_pps / 1e6,
-      pps / base_pps);
+      what, size, f.gbps(size), f.mpps(), base.gbps(size), base.mpps(), f.mpps() / base.mpps());
 }
 
-}  // namespace
+// What one backend achieved at one size: the pipeline, the backend alone through its
+// burst interface, and libsodium alone one call per message (the baseline).
+struct Row {
+  Figures enc, dec, seal_burst, open_burst, seal, open;
+};
 
-int main(int argc, char** argv) {
-  double seconds_per_size = argc > 1 ? std::atof(argv[1]) : 2.0;
-  if (sodium_init() < 0) fail("sodium_init failed");
+// Writes a fresh inner packet of `size` bytes into every buffer.
+void refill(std::vector<Packet>& pkts, size_t size) {
+  for (Packet& p : pkts) {
+    p.reset();
+    write_inner(p.data(), size);
+    p.length = static_cast<uint32_t>(size);
+  }
+}
+
+// send_burst from a, then receive_burst at b, over every packet.
+// One direction of the pipeline: every burst of pkts through `burst` on dev,
+// each of which must pass; the time goes to `into`.
+void timed_bursts(Figures& into, Device& dev,
+                  void (Device::*burst)(std::span<Packet>, std::span<Verdict>),
+                  std::vector<Packet>& pkts, const char* failure) {
+  std::vector<Verdict> verdicts(kBurstSize);
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < kPackets; i += kBurstSize) {
+    (dev.*burst)({&pkts[i], kBurstSize}, verdicts);
+    if (verdicts[0] != Verdict::kPass || verdicts[kBurstSize - 1] != Verdict::kPass) fail(failure);
+  }
+  into.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
+  into.packets += kPackets;
+}
+
+void time_pipeline(Node& a, Node& b, std::vector<Packet>& pkts, Row& row) {
+  timed_bursts(row.enc, a.dev, &Device::send_burst, pkts, "encrypt: packet not passed");
+  for (Packet& p : pkts) p.endpoint = a.endpoint;
+  timed_bursts(row.dec, b.dev, &Device::receive_burst, pkts, "decrypt: packet not passed");
+}
+
+// The backend alone: seal_burst then open_burst of kBurstSize messages, in place.
+void time_backend(crypto::AeadBackend& aead, std::vector<Packet>& pkts, size_t size, Row& row) {
+  const crypto::Key key{};
+  std::vector<crypto::AeadJob> jobs(kPackets);
+  for (size_t i = 0; i < kPackets; ++i)
+    jobs[i] =
+        crypto::AeadJob{&key, i, pkts[i].base + kHeadroom, static_cast<uint32_t>(size), false};
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < kPackets; i += kBurstSize) aead.seal_burst({&jobs[i], kBurstSize});
+  auto t1 = std::chrono::steady_clock::now();
+  for (crypto::AeadJob& j : jobs) j.length += crypto::kTagSize;
+  auto t2 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < kPackets; i += kBurstSize) aead.open_burst({&jobs[i], kBurstSize});
+  auto t3 = std::chrono::steady_clock::now();
+  if (!jobs.front().ok || !jobs.back().ok) fail("open_burst failed");
+  row.seal_burst.seconds += Seconds(t1 - t0).count();
+  row.open_burst.seconds += Seconds(t3 - t2).count();
+  row.seal_burst.packets += kPackets;
+  row.open_burst.packets += kPackets;
+}
+
+// The baseline: libsodium alone, one call per message, in place on the same buffers.
+void time_libsodium(std::vector<Packet>& pkts, size_t size, Row& row) {
+  const crypto::Key key{};
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t counter = 0;
+  for (Packet& p : pkts) {
+    uint8_t nonce[12] = {};
+    std::memcpy(nonce + 4, &++counter, 8);
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+        p.base + kHeadroom, p.base + kHeadroom + size, nullptr, p.base + kHeadroom, size, nullptr,
+        0, nullptr, nonce, key.data());
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  counter = 0;
+  for (Packet& p : pkts) {
+    uint8_t nonce[12] = {};
+    std::memcpy(nonce + 4, &++counter, 8);
+    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+            p.base + kHeadroom, nullptr, p.base + kHeadroom, size, p.base + kHeadroom + size,
+            nullptr, 0, nonce, key.data()) != 0)
+      fail("libsodium open failed");
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  row.seal.seconds += Seconds(t1 - t0).count();
+  row.open.seconds += Seconds(t2 - t1).count();
+  row.seal.packets += kPackets;
+  row.open.packets += kPackets;
+}
+
+constexpr size_t kSizes[] = {64, 512, 1420};
+
+// Two devices on `aead`, a handshake, then every size for `seconds_per_size`.
+std::map<size_t, Row> bench_backend(crypto::AeadBackend& aead, double seconds_per_size) {
   FixedClock clock;
-  std::string error;
-  auto aead = crypto::select_aead_backend("sodium", &error);
-  if (!aead) fail(error.c_str());
-  Node a(clock, *aead, "10.99.0.1:51820"), b(clock, *aead, "10.99.0.2:51820");
+  Node a(clock, aead, "10.99.0.1:51820"), b(clock, aead, "10.99.0.2:51820");
   Peer* pb = a.dev.add_peer(b.dev.identity().public_key);
   Peer* pa = b.dev.add_peer(a.dev.identity().public_key);
   a.dev.add_allowed_ip(*pb, *Prefix::parse("10.0.0.2/32"));
@@ -123,7 +196,6 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> storage(kPackets * kSlot);
   std::vector<Packet> pkts(kPackets);
   for (size_t i = 0; i < kPackets; ++i) pkts[i].base = storage.data() + i * kSlot;
-  std::vector<Verdict> verdicts(kBurstSize);
 
   // Handshake: a keepalive from a stages and initiates; response; confirmation.
   a.dev.set_persistent_keepalive(*pb, 25);
@@ -133,49 +205,61 @@ int main(int argc, char** argv) {
   if (!b.dev.find_peer(a.dev.identity().public_key)->current) fail("handshake did not complete");
 
   std::printf("in-memory data path, one core, bursts of %zu, AEAD backend %s\n", kBurstSize,
-              aead->name());
-  const crypto::Key key{};
-  for (size_t size : {64, 512, 1420}) {
-    Figures enc, dec, seal, open;
-    while (enc.seconds < seconds_per_size) {
-      for (Packet& p : pkts) {
-        p.reset();
-        write_inner(p.data(), size);
-        p.length = static_cast<uint32_t>(size);
-      }
-      timed_bursts(enc, a.dev, &Device::send_burst, pkts, verdicts, "encrypt: packet not passed");
-      for (Packet& p : pkts) p.endpoint = a.endpoint;
-      timed_bursts(dec, b.dev, &Device::receive_burst, pkts, verdicts,
-                   "decrypt: packet not passed");
-
-      // The baseline: libsodium alone, in place, on the same buffers.
-      auto t4 = std::chrono::steady_clock::now();
-      uint64_t counter = 0;
-      for (Packet& p : pkts) {
-        uint8_t nonce[12] = {};
-        std::memcpy(nonce + 4, &++counter, 8);
-        crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-            p.base + kHeadroom, p.base + kHeadroom + size, nullptr, p.base + kHeadroom, size,
-            nullptr, 0, nullptr, nonce, key.data());
-      }
-      auto t5 = std::chrono::steady_clock::now();
-      counter = 0;
-      for (Packet& p : pkts) {
-        uint8_t nonce[12] = {};
-        std::memcpy(nonce + 4, &++counter, 8);
-        if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                p.base + kHeadroom, nullptr, p.base + kHeadroom, size, p.base + kHeadroom + size,
-                nullptr, 0, nonce, key.data()) != 0)
-          fail("libsodium open failed");
-      }
-      auto t6 = std::chrono::steady_clock::now();
-      seal.seconds += Seconds(t5 - t4).count();
-      open.seconds += Seconds(t6 - t5).count();
-      seal.packets += kPackets;
-      open.packets += kPackets;
+              aead.describe().c_str());
+  std::map<size_t, Row> rows;
+  for (size_t size : kSizes) {
+    Row& row = rows[size];
+    while (row.enc.seconds < seconds_per_size) {
+      refill(pkts, size);
+      time_pipeline(a, b, pkts, row);
+      time_libsodium(pkts, size, row);
+      time_backend(aead, pkts, size, row);
     }
-    report("encrypt (send_burst)", size, enc, seal);
-    report("decrypt (receive_burst)", size, dec, open);
+    report("encrypt (send_burst)", size, row.enc, row.seal);
+    report("decrypt (receive_burst)", size, row.dec, row.open);
+    report("seal_burst (AEAD only)", size, row.seal_burst, row.seal);
+    report("open_burst (AEAD only)", size, row.open_burst, row.open);
   }
+  return rows;
+}
+
+// One line per size and direction: raw AEAD and pipeline Gbit/s (Mpps) per backend.
+void summarise(const std::vector<std::pair<std::string, std::map<size_t, Row>>>& runs) {
+  std::printf("\nside by side, Gbit/s (Mpps)\n%-5s %-4s", "size", "dir");
+  for (const auto& [name, rows] : runs)
+    std::printf("  %-22s  %-22s", ("raw " + name).c_str(), ("pipeline " + name).c_str());
+  std::printf("\n");
+  for (size_t size : kSizes) {
+    for (bool seal : {true, false}) {
+      std::printf("%5zu %-4s", size, seal ? "enc" : "dec");
+      for (const auto& [name, rows] : runs) {
+        const Row& r = rows.at(size);
+        const Figures& raw = seal ? r.seal_burst : r.open_burst;
+        const Figures& pipe = seal ? r.enc : r.dec;
+        std::printf("  %8.2f (%7.3f)      ", raw.gbps(size), raw.mpps());
+        std::printf("  %8.2f (%7.3f)      ", pipe.gbps(size), pipe.mpps());
+      }
+      std::printf("\n");
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds_per_size = argc > 1 ? std::atof(argv[1]) : 2.0;
+  if (sodium_init() < 0) fail("sodium_init failed");
+  std::vector<std::pair<std::string, std::map<size_t, Row>>> runs;
+  for (const char* name : {"sodium", "ipsec-mb"}) {
+    std::string error;
+    auto aead = crypto::select_aead_backend(name, &error);
+    if (!aead) {
+      std::printf("AEAD backend %s skipped: %s\n", name, error.c_str());
+      continue;
+    }
+    runs.emplace_back(name, bench_backend(*aead, seconds_per_size));
+  }
+  if (runs.empty()) fail("no AEAD backend");
+  summarise(runs);
   return 0;
 }

@@ -71,7 +71,8 @@ const settings::Table<C>& table() {
        "handshake as soon as a peer is added",
        &C::keepalive},
       {"aead",
-       "Force an AEAD backend (sodium); default: the fastest that passes its known-answer "
+       "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
+       "known-answer "
        "self-test",
        &C::aead},
       {"log-level", "debug, info, warn or error", &C::log_level},

@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
       ->default_val(1420)
       ->check(CLI::Range(576, 65535 - 80));
   sa->add_option("--aead", standalone.aead_backend,
-                 "Force an AEAD backend (sodium); default: the fastest that passes its "
+                 "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
                  "known-answer self-test");
   sa->add_option("--stats-interval", standalone.stats_interval_s,
                  "Log drop counters at most every N seconds, when they change")

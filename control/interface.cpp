@@ -87,6 +87,7 @@ std::variant<std::unique_ptr<dataplane::Pipeline>, std::string> open_interface(
     return fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), e->message);
   auto& s = std::get<std::unique_ptr<uapi::Server>>(server);
   log::info("interface {} up: {}, UAPI {}", dp->ifname(), dp->summary(), s->path());
+  log::info("interface {} AEAD backend {}", dp->ifname(), dp->aead_choice());
   dp->attach(std::make_unique<UapiService>(std::move(s)));
   return dp;
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -34,12 +36,15 @@ class SodiumBackend final : public AeadBackend {
 
 struct BackendInfo {
   const char* name;
-  std::unique_ptr<AeadBackend> (*make)();
+  // nullptr with *why set when the backend cannot run here.
+  std::unique_ptr<AeadBackend> (*make)(std::string* why);
 };
 
-// Fastest first: select_aead_backend("") takes the first whose self-test passes.
+// Every backend this build knows, by the name --aead forces; select_aead_backend("")
+// measures the ones that pass their self-test and takes the fastest.
 const std::array kBackends = {
-    BackendInfo{"sodium", &make_sodium_backend},
+    BackendInfo{"sodium", [](std::string*) { return make_sodium_backend(); }},
+    BackendInfo{"ipsec-mb", &make_ipsecmb_backend},
 };
 
 // ---- Self-test ----------------------------------------------------------------------
@@ -196,6 +201,79 @@ bool matches_reference(AeadBackend& backend) {
   return true;
 }
 
+// ---- Choosing ------------------------------------------------------------------------
+
+struct Candidate {
+  std::unique_ptr<AeadBackend> backend;
+  double gbps;
+};
+
+// Each backend is timed in kMeasureRounds slices of kMeasureSlice, taking turns, and
+// keeps its best slice: on a shared machine a slice that lost the CPU to someone else
+// says nothing about the cipher, and taking turns gives every backend the same weather.
+constexpr auto kMeasureSlice = std::chrono::milliseconds(1);
+constexpr int kMeasureRounds = 5;
+
+// `item`, after ", " unless it is the first of the list.
+std::string then_item(const std::string& so_far, const std::string& item) {
+  return (so_far.empty() ? "" : ", ") + item;
+}
+
+std::string unknown_name(std::string_view forced) {
+  std::string text = "unknown AEAD backend '" + std::string(forced) + "' (known:";
+  for (const BackendInfo& info : kBackends) text += std::string(" ") + info.name;
+  return text + ")";
+}
+
+// Gbit/s of sealing 1420-byte messages (a full-MTU transport payload) in bursts of 32,
+// measured for about kMeasureSlice after one warm-up burst. Sealing the same buffers
+// over and over is fine: the content does not change the cost.
+double measure_gbps(AeadBackend& backend) {
+  constexpr size_t kBurst = 32;
+  constexpr uint32_t kSize = 1420;
+  Key key{};
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i);
+  std::vector<uint8_t> storage(kBurst * (kSize + kTagSize), 0x5a);
+  std::array<AeadJob, kBurst> jobs{};
+  for (size_t i = 0; i < kBurst; ++i)
+    jobs[i] = AeadJob{&key, i, storage.data() + i * (kSize + kTagSize), kSize, false};
+
+  backend.seal_burst(jobs);
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  Clock::duration elapsed{};
+  uint64_t bytes = 0;
+  while (elapsed < kMeasureSlice) {
+    for (AeadJob& job : jobs) job.counter += kBurst;
+    backend.seal_burst(jobs);
+    bytes += kBurst * kSize;
+    elapsed = Clock::now() - start;
+  }
+  return static_cast<double>(bytes) * 8 / std::chrono::duration<double, std::nano>(elapsed).count();
+}
+
+// "ipsec-mb (avx512): 21.3 Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up measurement
+// each (best 1 ms turn of 5); self-tests passed", plus the backends that could not run and why.
+std::string explain(const std::vector<Candidate>& ranked, const std::string& failed) {
+  char figure[32];
+  std::string text = ranked[0].backend->describe() + ": ";
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    std::snprintf(figure, sizeof(figure), "%.1f Gbit/s", ranked[i].gbps);
+    if (i == 1) text += " vs ";
+    if (i > 1) text += ", ";
+    if (i > 0) text += std::string(ranked[i].backend->name()) + " ";
+    text += figure;
+  }
+  text += " in a " + std::to_string(kMeasureRounds * kMeasureSlice.count()) +
+          " ms start-up measurement";
+  text += ranked.size() > 1 ? " each" : "";
+  text += " (best " + std::to_string(kMeasureSlice.count()) + " ms turn of " +
+          std::to_string(kMeasureRounds) + ")";
+  text += ranked.size() > 1 ? "; self-tests passed" : "; self-test passed";
+  if (!failed.empty()) text += "; not usable: " + failed;
+  return text;
+}
+
 }  // namespace
 
 std::unique_ptr<AeadBackend> make_sodium_backend() {
@@ -207,24 +285,42 @@ bool aead_self_test(AeadBackend& backend) {
 }
 
 std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error) {
+  return select_aead_backend(forced, error, nullptr);
+}
+
+std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error,
+                                                 std::string* reason) {
+  std::vector<Candidate> passed;
   std::string failed;
+  bool known = false;
   for (const BackendInfo& info : kBackends) {
     if (!forced.empty() && forced != info.name) continue;
-    std::unique_ptr<AeadBackend> backend = info.make();
-    if (backend && aead_self_test(*backend)) return backend;
-    failed += (failed.empty() ? "" : ", ") + std::string(info.name);
+    known = true;
+    std::string why;
+    std::unique_ptr<AeadBackend> backend = info.make(&why);
+    if (backend && !aead_self_test(*backend)) why = "self-test failed";
+    if (!backend || !why.empty()) {
+      failed += then_item(failed, std::string(info.name) + ": " + why);
+      continue;
+    }
+    passed.push_back(Candidate{std::move(backend), 0});
   }
 
-  if (error) {
-    if (failed.empty()) {
-      *error = "unknown AEAD backend '" + std::string(forced) + "' (known:";
-      for (const BackendInfo& info : kBackends) *error += std::string(" ") + info.name;
-      *error += ")";
-    } else {
-      *error = "AEAD backend self-test failed: " + failed;
-    }
+  if (passed.empty()) {
+    if (error) *error = known ? "no usable AEAD backend (" + failed + ")" : unknown_name(forced);
+    return nullptr;
   }
-  return nullptr;
+  if (!forced.empty()) {
+    if (reason)
+      *reason = passed[0].backend->describe() + ": forced by configuration; self-test passed";
+    return std::move(passed[0].backend);
+  }
+  for (int round = 0; round < kMeasureRounds; ++round)
+    for (Candidate& c : passed) c.gbps = std::max(c.gbps, measure_gbps(*c.backend));
+  std::stable_sort(passed.begin(), passed.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.gbps > b.gbps; });
+  if (reason) *reason = explain(passed, failed);
+  return std::move(passed[0].backend);
 }
 
 }  // namespace faraday::crypto

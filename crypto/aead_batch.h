@@ -1,11 +1,13 @@
 // aead_batch.h: the data path's AEAD interface. A worker seals or opens a burst of
 // transport messages in place (ChaCha20-Poly1305, nonce = 4 zero bytes || LE64 counter,
-// no associated data), so a multi-buffer backend (intel-ipsec-mb) can slot in behind
-// the same calls later. Backends are chosen once at startup by select_aead_backend(),
-// which runs the known-answer self-test first.
+// no associated data), so a multi-buffer backend (intel-ipsec-mb) works behind the same
+// calls as the one-message-at-a-time one (libsodium). Backends are chosen once at
+// startup by select_aead_backend(), which runs the known-answer self-test on each and
+// times the ones that pass.
 //
 // Threads: a backend object may keep per-burst scratch state, so each worker thread
-// owns its own instance (make one per worker). The sodium backend is stateless.
+// owns its own instance (make one per worker). The sodium backend is stateless; the
+// ipsec-mb one owns a job manager and per-burst nonce and tag scratch.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,8 @@ class AeadBackend {
  public:
   virtual ~AeadBackend() = default;
   virtual const char* name() const = 0;
+  // The name and, where it matters, the variant in use: "ipsec-mb (avx512)".
+  virtual std::string describe() const { return name(); }
   // `length` is not updated: the caller knows the sealed size is length + 16 and the
   // opened size length - 16.
   virtual void seal_burst(std::span<AeadJob> jobs) = 0;
@@ -42,6 +46,11 @@ class AeadBackend {
 
 // The portable backend: one libsodium call per message. name() == "sodium".
 std::unique_ptr<AeadBackend> make_sodium_backend();
+
+// The multi-buffer backend on intel-ipsec-mb's job API (aead_ipsecmb.cpp); one job
+// manager per object. name() == "ipsec-mb". Returns nullptr and sets *why (if
+// non-null) when the build has no intel-ipsec-mb or the library cannot run on this CPU.
+std::unique_ptr<AeadBackend> make_ipsecmb_backend(std::string* why = nullptr);
 
 // Known-answer vectors (RFC 8439 A.5, which uses a WireGuard-format nonce) through the
 // backend, a forged tag that must fail without touching the data, and a burst of mixed
@@ -52,5 +61,13 @@ bool aead_self_test(AeadBackend& backend);
 // Returns nullptr and sets *error (if non-null) when the name is unknown or the
 // backend fails its self-test.
 std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error);
+// The same, and on success sets *reason (if non-null) to one line saying why this
+// backend: "ipsec-mb (avx512): 21.3 Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up
+// measurement each (best 1 ms turn of 5); self-tests passed". "Fastest" is measured,
+// not assumed: the backends that pass take turns sealing 1420-byte messages in bursts
+// of 32, five 1 ms turns each, and each keeps its best turn. A backend that cannot run
+// here (make_ipsecmb_backend's reasons) counts as failed, and *error says why.
+std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error,
+                                                 std::string* reason);
 
 }  // namespace faraday::crypto

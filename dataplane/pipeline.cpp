@@ -36,7 +36,7 @@ Pipeline::~Pipeline() {
 }
 
 bool Pipeline::setup(std::string* error) {
-  aead_ = crypto::select_aead_backend(options_.aead_backend, error);
+  aead_ = crypto::select_aead_backend(options_.aead_backend, error, &aead_choice_);
   if (!aead_) {
     *error = "AEAD backend: " + *error;
     return false;

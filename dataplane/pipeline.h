@@ -107,6 +107,9 @@ class Pipeline {
   void log_stats(bool force);
   // "mtu 1420, UDP port 51820 (IPv4+IPv6), AEAD sodium", for the start-up line.
   std::string summary() const;
+  // Why this AEAD backend, for the start-up log: "ipsec-mb (avx512): 21.3 Gbit/s vs
+  // sodium 4.9 Gbit/s in a 5 ms start-up measurement each; self-tests passed".
+  const std::string& aead_choice() const { return aead_choice_; }
   const std::string& ifname() const { return tun_->name(); }
   uint16_t listen_port() const { return udp_->port(); }
   const Device& device() const { return *dev_; }
@@ -132,6 +135,7 @@ class Pipeline {
   PipelineOptions options_;
   SystemClock clock_;
   std::unique_ptr<crypto::AeadBackend> aead_;
+  std::string aead_choice_;
   std::unique_ptr<Device> dev_;
   std::optional<TunPort> tun_;
   std::optional<UdpPort> udp_;
