@@ -108,7 +108,6 @@ void refill(std::vector<Packet>& pkts, size_t size) {
   }
 }
 
-// send_burst from a, then receive_burst at b, over every packet.
 // One direction of the pipeline: every burst of pkts through `burst` on dev,
 // each of which must pass; the time goes to `into`.
 void timed_bursts(Figures& into, Device& dev,
@@ -124,6 +123,7 @@ void timed_bursts(Figures& into, Device& dev,
   into.packets += kPackets;
 }
 
+// send_burst from a, then receive_burst at b, over every packet.
 void time_pipeline(Node& a, Node& b, std::vector<Packet>& pkts, Row& row) {
   timed_bursts(row.enc, a.dev, &Device::send_burst, pkts, "encrypt: packet not passed");
   for (Packet& p : pkts) p.endpoint = a.endpoint;

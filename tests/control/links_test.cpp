@@ -455,9 +455,18 @@ TEST_F(LinksTest, ReloadWithACrlClosesRevokedLinksAndRefusesThemAfter) {
   // The revoked peers see their link close; their redials (and a's) fail the
   // handshake from now on, while node-b's link never moves.
   ASSERT_TRUE(until([&] { return !up(z, kA) && !up(r, kA); }));
+  // Until a redial has been refused (backoff; slow under sanitizers and load),
+  // and at least 500 ms.
   uint64_t refused = a->counters().refused_tls;
   bool b_stayed_up = true;
-  drive(500ms, [&] { b_stayed_up = b_stayed_up && up(a, kB) && up(b, kA); });
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(until(
+      [&] {
+        b_stayed_up = b_stayed_up && up(a, kB) && up(b, kA);
+        return a->counters().refused_tls > refused &&
+               std::chrono::steady_clock::now() - start >= 500ms;
+      },
+      10s));
   EXPECT_TRUE(b_stayed_up);
   EXPECT_GT(a->counters().refused_tls, refused);
   EXPECT_EQ(state(a, "node-0"), State::kDown);
