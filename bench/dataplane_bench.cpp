@@ -92,9 +92,9 @@ int main(int argc, char** argv) {
   double seconds_per_size = argc > 1 ? std::atof(argv[1]) : 2.0;
   if (sodium_init() < 0) fail("sodium_init failed");
   FixedClock clock;
-  std::string error;
-  auto aead = crypto::select_aead_backend("sodium", &error);
-  if (!aead) fail(error.c_str());
+  auto selected = crypto::select_aead_backend("sodium");
+  if (!selected) fail(selected.error().c_str());
+  std::unique_ptr<crypto::AeadBackend> aead = std::move(*selected);
   Node a(clock, *aead, "10.99.0.1:51820"), b(clock, *aead, "10.99.0.2:51820");
   Peer* pb = a.dev.add_peer(b.dev.identity().public_key);
   Peer* pa = b.dev.add_peer(a.dev.identity().public_key);

@@ -206,7 +206,7 @@ bool aead_self_test(AeadBackend& backend) {
   return known_answers(backend) && matches_reference(backend);
 }
 
-std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error) {
+Result<std::unique_ptr<AeadBackend>> select_aead_backend(std::string_view forced) {
   std::string failed;
   for (const BackendInfo& info : kBackends) {
     if (!forced.empty() && forced != info.name) continue;
@@ -215,16 +215,10 @@ std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::s
     failed += (failed.empty() ? "" : ", ") + std::string(info.name);
   }
 
-  if (error) {
-    if (failed.empty()) {
-      *error = "unknown AEAD backend '" + std::string(forced) + "' (known:";
-      for (const BackendInfo& info : kBackends) *error += std::string(" ") + info.name;
-      *error += ")";
-    } else {
-      *error = "AEAD backend self-test failed: " + failed;
-    }
-  }
-  return nullptr;
+  if (!failed.empty()) return Error{"AEAD backend self-test failed: " + failed};
+  std::string error = "unknown AEAD backend '" + std::string(forced) + "' (known:";
+  for (const BackendInfo& info : kBackends) error += std::string(" ") + info.name;
+  return Error{error + ")"};
 }
 
 }  // namespace faraday::crypto

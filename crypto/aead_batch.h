@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "crypto/keys.h"
+#include "crypto/result.h"
 
 namespace faraday::crypto {
 
@@ -49,8 +50,7 @@ std::unique_ptr<AeadBackend> make_sodium_backend();
 bool aead_self_test(AeadBackend& backend);
 
 // forced empty: the fastest backend whose self-test passes; otherwise the named one.
-// Returns nullptr and sets *error (if non-null) when the name is unknown or the
-// backend fails its self-test.
-std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error);
+// An error when the name is unknown or the backend fails its self-test.
+Result<std::unique_ptr<AeadBackend>> select_aead_backend(std::string_view forced);
 
 }  // namespace faraday::crypto

@@ -286,19 +286,18 @@ TEST(AeadBatch, SelfTestCatchesABrokenBackend) {
 }
 
 TEST(AeadBatch, SelectBackend) {
-  std::string error;
-  auto best = select_aead_backend("", &error);
-  ASSERT_NE(best, nullptr) << error;
-  EXPECT_STREQ(best->name(), "sodium");
+  auto best = select_aead_backend("");
+  ASSERT_TRUE(best.ok()) << best.error();
+  EXPECT_STREQ((*best)->name(), "sodium");
 
-  auto forced = select_aead_backend("sodium", &error);
-  ASSERT_NE(forced, nullptr) << error;
-  EXPECT_STREQ(forced->name(), "sodium");
+  auto forced = select_aead_backend("sodium");
+  ASSERT_TRUE(forced.ok()) << forced.error();
+  EXPECT_STREQ((*forced)->name(), "sodium");
 
-  EXPECT_EQ(select_aead_backend("ipsec-mb-nonexistent", &error), nullptr);
-  EXPECT_NE(error.find("unknown"), std::string::npos) << error;
-  EXPECT_NE(error.find("sodium"), std::string::npos) << error;
-  EXPECT_EQ(select_aead_backend("nope", nullptr), nullptr);
+  auto unknown = select_aead_backend("ipsec-mb-nonexistent");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error(), "unknown AEAD backend 'ipsec-mb-nonexistent' (known: sodium)");
+  EXPECT_FALSE(select_aead_backend("nope"));
 }
 
 }  // namespace
