@@ -251,13 +251,12 @@ int main(int argc, char** argv) {
   if (sodium_init() < 0) fail("sodium_init failed");
   std::vector<std::pair<std::string, std::map<size_t, Row>>> runs;
   for (const char* name : {"sodium", "ipsec-mb"}) {
-    std::string error;
-    auto aead = crypto::select_aead_backend(name, &error);
-    if (!aead) {
-      std::printf("AEAD backend %s skipped: %s\n", name, error.c_str());
+    auto chosen = crypto::select_aead_backend(name);
+    if (!chosen) {
+      std::printf("AEAD backend %s skipped: %s\n", name, chosen.error().c_str());
       continue;
     }
-    runs.emplace_back(name, bench_backend(*aead, seconds_per_size));
+    runs.emplace_back(name, bench_backend(*chosen->backend, seconds_per_size));
   }
   if (runs.empty()) fail("no AEAD backend");
   summarise(runs);

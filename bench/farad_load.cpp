@@ -363,12 +363,12 @@ int main(int argc, char** argv) {
   double cpu_base = cpu_seconds(farad);
 
   boost::asio::io_context io(1);
-  std::string error;
-  auto ctx = proto::make_client_context({pki.ca_path(), "", "", ""}, &error);
-  if (!ctx) {
-    fmt::print(stderr, "{}\n", error);
+  auto made = proto::make_client_context({pki.ca_path(), "", "", ""});
+  if (!made) {
+    fmt::print(stderr, "{}\n", made.error());
     return 1;
   }
+  proto::SslCtxPtr ctx = *made;
   size_t words = (static_cast<size_t>(total) + 63) / 64;
   std::vector<std::unique_ptr<SimNode>> sims;
   int converged = 0, joined = 0, inflight = 0, next = 0;

@@ -25,6 +25,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/result.h"
+
 namespace faraday::settings {
 
 template <typename Config>
@@ -85,18 +87,17 @@ void apply_cli_overrides(const CLI::App& app, const Table<Config>& table, const 
 }
 
 // Reads TOML text into *out (keys not in the text keep their value); `source`
-// names it in errors (the file's path). False and *error (naming the source,
-// key and problem) on failure; *out may then be partly updated.
+// names it in errors (the file's path). An error naming the source, key and
+// problem on failure; *out may then be partly updated.
 template <typename Config>
-bool load_text(std::string_view text, const std::string& source, const Table<Config>& table,
-               const char* program, Config* out, std::string* error) {
+Status load_text(std::string_view text, const std::string& source, const Table<Config>& table,
+                 const char* program, Config* out) {
   toml::table doc;
   try {
     doc = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     const auto& where = e.source().begin;
-    *error = fmt::format("{}:{}:{}: {}", source, where.line, where.column, e.description());
-    return false;
+    return Error{fmt::format("{}:{}:{}: {}", source, where.line, where.column, e.description())};
   }
   const std::string& path = source;
   for (const auto& entry : doc) {
@@ -107,8 +108,7 @@ bool load_text(std::string_view text, const std::string& source, const Table<Con
       if (k == cand.name) s = &cand;
     }
     if (!s) {
-      *error = fmt::format("{}: unknown setting {:?} (see {} --help)", path, k, program);
-      return false;
+      return Error{fmt::format("{}: unknown setting {:?} (see {} --help)", path, k, program)};
     }
     bool ok = std::visit(
         [&](auto member) {
@@ -139,25 +139,24 @@ bool load_text(std::string_view text, const std::string& source, const Table<Con
         },
         s->field);
     if (!ok) {
-      *error = fmt::format("{}: setting {:?} has the wrong type (see {} --help)", path, k, program);
-      return false;
+      return Error{
+          fmt::format("{}: setting {:?} has the wrong type (see {} --help)", path, k, program)};
     }
   }
-  return true;
+  return {};
 }
 
 // Reads a TOML file into *out, as load_text().
 template <typename Config>
-bool load_file(const std::string& path, const Table<Config>& table, const char* program,
-               Config* out, std::string* error) {
+Status load_file(const std::string& path, const Table<Config>& table, const char* program,
+                 Config* out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    *error = fmt::format("{}: cannot read: {}", path, std::strerror(errno));
-    return false;
+    return Error{fmt::format("{}: cannot read: {}", path, std::strerror(errno))};
   }
   std::stringstream text;
   text << in.rdbuf();
-  return load_text(text.str(), path, table, program, out, error);
+  return load_text(text.str(), path, table, program, out);
 }
 
 // The configuration as a TOML file the program would accept (toml++ writes

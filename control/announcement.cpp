@@ -20,23 +20,20 @@ namespace faraday::control {
 namespace {
 
 // The local address the kernel would use to reach host:port (no packet is sent).
-std::optional<boost::asio::ip::address> local_address_towards(const std::string& host,
-                                                              uint16_t port, std::string* error) {
+Result<boost::asio::ip::address> local_address_towards(const std::string& host, uint16_t port) {
   boost::asio::io_context io;
   boost::system::error_code ec;
   boost::asio::ip::udp::resolver resolver(io);
   auto results = resolver.resolve(host, std::to_string(port), ec);
   if (ec || results.empty()) {
-    *error = fmt::format("resolve {}: {}", host, ec ? ec.message() : "no address");
-    return std::nullopt;
+    return Error{fmt::format("resolve {}: {}", host, ec ? ec.message() : "no address")};
   }
   boost::asio::ip::udp::socket s(io);
   auto target = results.begin()->endpoint();
   s.open(target.protocol(), ec);
   if (!ec) s.connect(target, ec);
   if (ec) {
-    *error = fmt::format("no route to {}: {}", host, ec.message());
-    return std::nullopt;
+    return Error{fmt::format("no route to {}: {}", host, ec.message())};
   }
   return s.local_endpoint().address();
 }
@@ -47,35 +44,30 @@ proto::Endpoint to_proto(const dataplane::Endpoint& ep) {
 
 }  // namespace
 
-std::optional<std::string> certificate_file_name(const std::string& path, std::string* error) {
+Result<std::string> certificate_file_name(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "r");
   if (!f) {
-    *error = fmt::format("{}: {}", path, std::strerror(errno));
-    return std::nullopt;
+    return Error{fmt::format("{}: {}", path, std::strerror(errno))};
   }
   X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
   std::fclose(f);
   if (!cert) {
-    *error = fmt::format("{}: not a PEM certificate", path);
-    return std::nullopt;
+    return Error{fmt::format("{}: not a PEM certificate", path)};
   }
-  std::string why;
-  auto name = proto::certificate_name(cert, &why);
+  auto name = proto::certificate_name(cert);
   X509_free(cert);
-  if (!name) *error = fmt::format("{}: {}", path, why);
+  if (!name) return Error{fmt::format("{}: {}", path, name.error())};
   return name;
 }
 
-std::optional<proto::NodeInfo> build_announcement(const ClusterOptions& opt,
-                                                  const crypto::Key& public_key,
-                                                  std::string* error) {
+Result<proto::NodeInfo> build_announcement(const ClusterOptions& opt,
+                                           const crypto::Key& public_key) {
   std::vector<dataplane::Endpoint> announce = opt.announce;
   if (announce.empty()) {
-    std::string why;
-    auto addr = local_address_towards(opt.farad_host, opt.farad_port, &why);
+    auto addr = local_address_towards(opt.farad_host, opt.farad_port);
     if (!addr) {
-      *error = fmt::format("cannot pick an address to announce ({}); set announce", why);
-      return std::nullopt;
+      return Error{
+          fmt::format("cannot pick an address to announce ({}); set announce", addr.error())};
     }
     auto ep = dataplane::Endpoint::parse(
         addr->is_v6() ? fmt::format("[{}]:{}", addr->to_string(), opt.listen_port)
@@ -99,14 +91,12 @@ std::optional<proto::NodeInfo> build_announcement(const ClusterOptions& opt,
   auto control =
       proto::parse_endpoint(fmt::format("{}:{}", control_host, opt.control_listen.port()));
   if (!control) {
-    *error = fmt::format("cannot announce control endpoint {}:{}", control_host,
-                         opt.control_listen.port());
-    return std::nullopt;
+    return Error{fmt::format("cannot announce control endpoint {}:{}", control_host,
+                             opt.control_listen.port())};
   }
   *self.mutable_control() = *control;
-  if (auto bad = proto::check_node_info(self)) {
-    *error = fmt::format("this node's announcement is invalid: {}", *bad);
-    return std::nullopt;
+  if (Status valid = proto::check_node_info(self); !valid) {
+    return Error{fmt::format("this node's announcement is invalid: {}", valid.error())};
   }
   return self;
 }

@@ -10,26 +10,25 @@
 //     unspecified). The result passes proto::check_node_info.
 //
 // Plain functions, called once at start-up (and on SIGHUP for the name) on the
-// control thread; errors come back as text naming the cause.
+// control thread; errors (common/result.h) name the cause.
 #pragma once
 
-#include <optional>
 #include <string>
 
+#include "common/result.h"
 #include "control/cluster_settings.h"
 #include "crypto/keys.h"
 #include "proto/farad.pb.h"
 
 namespace faraday::control {
 
-// The CN of the PEM certificate at `path`; nullopt and *error if unreadable
-// or no valid node name.
-std::optional<std::string> certificate_file_name(const std::string& path, std::string* error);
+// The CN of the PEM certificate at `path`; an error if it is unreadable or
+// carries no valid node name.
+Result<std::string> certificate_file_name(const std::string& path);
 
 // This node's announcement (without its name: farad fills that in from the
-// certificate); nullopt and *error if it cannot be built or is invalid.
-std::optional<proto::NodeInfo> build_announcement(const ClusterOptions& options,
-                                                  const crypto::Key& public_key,
-                                                  std::string* error);
+// certificate); an error if it cannot be built or is invalid.
+Result<proto::NodeInfo> build_announcement(const ClusterOptions& options,
+                                           const crypto::Key& public_key);
 
 }  // namespace faraday::control

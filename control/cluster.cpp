@@ -51,6 +51,20 @@ const char* state_name(proto::State s) {
   return proto::State_Name(s).c_str();
 }
 
+struct TlsContexts {
+  proto::SslCtxPtr server, client;
+};
+
+// The node's TLS contexts, both from the same files (links serve and dial,
+// the farad client dials).
+Result<TlsContexts> tls_contexts(const proto::TlsFiles& files) {
+  auto server = proto::make_server_context(files);
+  if (!server) return server.failure();
+  auto client = proto::make_client_context(files);
+  if (!client) return client.failure();
+  return TlsContexts{std::move(*server), std::move(*client)};
+}
+
 std::optional<dataplane::Endpoint> to_endpoint(const proto::Endpoint& ep) {
   return dataplane::Endpoint::parse(proto::endpoint_text(ep));
 }
@@ -139,38 +153,36 @@ class Cluster {
 };
 
 bool Cluster::setup() {
-  std::string error;
-  auto name = certificate_file_name(opt_.tls.cert, &error);
+  auto name = certificate_file_name(opt_.tls.cert);
   if (!name) {
-    log::error("node certificate: {}", error);
+    log::error("node certificate: {}", name.error());
     return false;
   }
   name_ = *name;
   if (!load_key()) return false;
-  auto self = build_announcement(opt_, public_key_, &error);
+  auto self = build_announcement(opt_, public_key_);
   if (!self) {
-    log::error("{}", error);
+    log::error("{}", self.error());
     return false;
   }
   self_ = std::move(*self);
   if (!setup_interface()) return false;
 
-  auto server_ctx = proto::make_server_context(opt_.tls, &error);
-  auto client_ctx = server_ctx ? proto::make_client_context(opt_.tls, &error) : nullptr;
-  if (!server_ctx || !client_ctx) {
-    log::error("TLS: {}", error);
+  auto tls = tls_contexts(opt_.tls);
+  if (!tls) {
+    log::error("TLS: {}", tls.error());
     return false;
   }
   LinkOptions link_options;
   link_options.ping_interval = opt_.ping_interval;
   link_options.backoff_max = std::max<std::chrono::milliseconds>(opt_.ping_interval * 2, 1s);
-  links_ = std::make_unique<Links>(io_, server_ctx, client_ctx, name_, link_options);
-  if (!links_->listen(opt_.control_listen, &error)) {
-    log::error("{}", error);
+  links_ = std::make_unique<Links>(io_, tls->server, tls->client, name_, link_options);
+  if (Status listening = links_->listen(opt_.control_listen); !listening) {
+    log::error("{}", listening.error());
     return false;
   }
   if (!setup_ctl()) return false;
-  make_farad_client(client_ctx);
+  make_farad_client(tls->client);
   return true;
 }
 
@@ -184,11 +196,11 @@ bool Cluster::load_key() {
   }
   bool created = false;
   auto key = load_or_create_private_key(opt_.private_key, &created);
-  if (auto* e = std::get_if<std::string>(&key)) {
-    log::error("{}", *e);
+  if (!key) {
+    log::error("{}", key.error());
     return false;
   }
-  private_key_ = std::get<crypto::Key>(key);
+  private_key_ = *key;
   public_key_ = crypto::x25519_public(private_key_);
   if (created) log::info("new WireGuard private key written to {}", opt_.private_key);
   return true;
@@ -203,11 +215,11 @@ bool Cluster::setup_ctl() {
     on_query(req, std::move(reply));
   };
   auto ctl = CtlServer::listen(io_, opt_.control_socket, std::move(commands));
-  if (auto* e = std::get_if<std::string>(&ctl)) {
-    log::error("control socket: {}", *e);
+  if (!ctl) {
+    log::error("control socket: {}", ctl.error());
     return false;
   }
-  ctl_ = std::move(std::get<std::unique_ptr<CtlServer>>(ctl));
+  ctl_ = std::move(*ctl);
   return true;
 }
 
@@ -262,26 +274,26 @@ bool Cluster::setup_interface() {
   dp_options.listen_port = opt_.listen_port;
   dp_options.aead_backend = opt_.aead;
   auto opened = open_interface(dp_options);
-  if (auto* e = std::get_if<std::string>(&opened)) {
-    log::error("{}", *e);
+  if (!opened) {
+    log::error("{}", opened.error());
     return false;
   }
-  dp_ = std::move(std::get<std::unique_ptr<dataplane::Pipeline>>(opened));
+  dp_ = std::move(*opened);
   uapi::SetRequest key;
   key.private_key = private_key_;
   dp_->apply(key);  // before the data path's thread starts: no race
 
   auto nl = netlink::Socket::open();
-  if (auto* e = std::get_if<std::string>(&nl)) {
-    log::error("{}", *e);
+  if (!nl) {
+    log::error("{}", nl.error());
     return false;
   }
-  nl_.emplace(std::move(std::get<netlink::Socket>(nl)));
-  for (netlink::Error err :
+  nl_.emplace(std::move(*nl));
+  for (const Status& done :
        {nl_->set_mtu(opt_.ifname, opt_.mtu), nl_->add_address(opt_.ifname, opt_.overlay),
         nl_->set_up(opt_.ifname, true)}) {
-    if (err) {
-      log::error("{}", *err);
+    if (!done) {
+      log::error("{}", done.error());
       return false;
     }
   }
@@ -328,21 +340,17 @@ void Cluster::on_push(const proto::Push& push) {
 }
 
 void Cluster::reload_tls() {
-  std::string error;
-  auto server_ctx = proto::make_server_context(opt_.tls, &error);
-  auto client_ctx = server_ctx ? proto::make_client_context(opt_.tls, &error) : nullptr;
-  std::optional<std::string> name;
-  if (client_ctx) name = certificate_file_name(opt_.tls.cert, &error);
+  auto tls = tls_contexts(opt_.tls);
+  Result<std::string> name = tls ? certificate_file_name(opt_.tls.cert) : tls.failure();
   if (name && *name != name_) {
-    error = fmt::format("{} names {:?}, but this node is {:?}", opt_.tls.cert, *name, name_);
-    name.reset();
+    name = Error{fmt::format("{} names {:?}, but this node is {:?}", opt_.tls.cert, *name, name_)};
   }
   if (!name) {
-    log::error("TLS reload failed, keeping the previous files: {}", error);
+    log::error("TLS reload failed, keeping the previous files: {}", name.error());
     return;
   }
-  size_t closed = links_->reload(server_ctx, client_ctx);
-  farad_->set_context(client_ctx);
+  size_t closed = links_->reload(tls->server, tls->client);
+  farad_->set_context(tls->client);
   log::info("TLS files reloaded (CA {}, certificate {}, CRL {}): {} link(s) closed", opt_.tls.ca,
             opt_.tls.cert, opt_.tls.crl.empty() ? "none" : opt_.tls.crl, closed);
 }
@@ -386,11 +394,11 @@ void Cluster::upsert(const proto::NodeInfo& info) {
 
   for (const auto& p : old_prefixes) {
     if (std::find(prefixes.begin(), prefixes.end(), p) == prefixes.end()) {
-      if (auto err = nl_->remove_route(opt_.ifname, p)) log::warn("{}", *err);
+      if (Status s = nl_->remove_route(opt_.ifname, p); !s) log::warn("{}", s.error());
     }
   }
   for (const auto& p : prefixes) {
-    if (auto err = nl_->add_route(opt_.ifname, p)) log::warn("{}", *err);
+    if (Status s = nl_->add_route(opt_.ifname, p); !s) log::warn("{}", s.error());
   }
 
   std::optional<boost::asio::ip::tcp::endpoint> control;
@@ -453,7 +461,7 @@ void Cluster::remove_member(const std::string& name) {
   Member& m = it->second;
   remove_peer(m.key);
   for (const auto& p : m.prefixes) {
-    if (auto err = nl_->remove_route(opt_.ifname, p)) log::warn("{}", *err);
+    if (Status s = nl_->remove_route(opt_.ifname, p); !s) log::warn("{}", s.error());
   }
   links_->remove(name);
   members_.erase(it);

@@ -111,15 +111,13 @@ bool split_host_port(const std::string& text, uint16_t default_port, std::string
   return true;
 }
 
-bool seconds(const char* name, double v, bool zero_ok, std::chrono::milliseconds* out,
-             std::string* error) {
+Status seconds(const char* name, double v, bool zero_ok, std::chrono::milliseconds* out) {
   if (!(v > 0 || (zero_ok && v == 0)) || v > 1e6 || (v > 0 && v < 0.01)) {
-    *error = fmt::format("{} = {}: want {} number of seconds (at least 0.01)", name, v,
-                         zero_ok ? "0 or a" : "a positive");
-    return false;
+    return Error{fmt::format("{} = {}: want {} number of seconds (at least 0.01)", name, v,
+                             zero_ok ? "0 or a" : "a positive")};
   }
   *out = std::chrono::milliseconds(static_cast<int64_t>(v * 1000));
-  return true;
+  return {};
 }
 
 }  // namespace
@@ -132,13 +130,13 @@ void apply_cluster_overrides(const CLI::App& app, const ClusterConfig& cli, Clus
   settings::apply_cli_overrides(app, table(), cli, out);
 }
 
-bool load_cluster_config(const std::string& path, ClusterConfig* out, std::string* error) {
-  return settings::load_file(path, table(), "faradayd cluster", out, error);
+Status load_cluster_config(const std::string& path, ClusterConfig* out) {
+  return settings::load_file(path, table(), "faradayd cluster", out);
 }
 
-bool load_cluster_config_text(std::string_view text, const std::string& source, ClusterConfig* out,
-                              std::string* error) {
-  return settings::load_text(text, source, table(), "faradayd cluster", out, error);
+Status load_cluster_config_text(std::string_view text, const std::string& source,
+                                ClusterConfig* out) {
+  return settings::load_text(text, source, table(), "faradayd cluster", out);
 }
 
 std::string cluster_config_text(const ClusterConfig& c) {
@@ -148,7 +146,7 @@ std::string cluster_config_text(const ClusterConfig& c) {
 namespace {
 
 // announce: each an IP address (the WireGuard port implied), ADDR:PORT or [IPv6]:PORT.
-bool parse_announce(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+Status parse_announce(const ClusterConfig& c, ClusterOptions* out) {
   out->announce.clear();
   for (const std::string& a : c.announce) {
     std::string host;
@@ -159,20 +157,19 @@ bool parse_announce(const ClusterConfig& c, ClusterOptions* out, std::string* er
                                           ? fmt::format("[{}]:{}", host, port)
                                           : fmt::format("{}:{}", host, port));
     if (!ep) {
-      *error = fmt::format("announce {:?}: want an IP address, ADDR:PORT or [IPv6]:PORT", a);
-      return false;
+      return Error{fmt::format("announce {:?}: want an IP address, ADDR:PORT or [IPv6]:PORT", a)};
     }
     out->announce.push_back(*ep);
   }
-  return true;
+  return {};
 }
 
 // overlay (one address) and container-prefix (a prefix with its host bits zero).
-bool parse_overlay(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+Status parse_overlay(const ClusterConfig& c, ClusterOptions* out) {
   auto overlay = dataplane::Prefix::parse(c.overlay);
   if (!overlay || overlay->cidr != overlay->max_cidr()) {
-    *error = fmt::format("overlay {:?}: want one IP address (announced as /32 or /128)", c.overlay);
-    return false;
+    return Error{
+        fmt::format("overlay {:?}: want one IP address (announced as /32 or /128)", c.overlay)};
   }
   out->overlay = *overlay;
   out->container_prefix.reset();
@@ -182,97 +179,91 @@ bool parse_overlay(const ClusterConfig& c, ClusterOptions* out, std::string* err
     auto written =
         dataplane::Prefix::parse(c.container_prefix.substr(0, c.container_prefix.find('/')));
     if (!p || !written || written->addr != p->addr) {
-      *error = fmt::format("container-prefix {:?}: want a prefix like 10.1.2.0/24, host bits zero",
-                           c.container_prefix);
-      return false;
+      return Error{
+          fmt::format("container-prefix {:?}: want a prefix like 10.1.2.0/24, host bits zero",
+                      c.container_prefix)};
     }
     out->container_prefix = *p;
   }
-  return true;
+  return {};
 }
 
 // The timings, the link listener and the rest of the node-to-node side.
-bool parse_links(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+Status parse_links(const ClusterConfig& c, ClusterOptions* out) {
   std::string host;
   uint16_t port = 0;
   boost::system::error_code ec;
   if (!split_host_port(c.control_listen, 0, &host, &port) || port == 0 ||
       (boost::asio::ip::make_address(host, ec), ec)) {
-    *error = fmt::format("control-listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.control_listen);
-    return false;
+    return Error{
+        fmt::format("control-listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.control_listen)};
   }
   out->control_listen = {boost::asio::ip::make_address(host), port};
-  if (!seconds("ping-interval", c.ping_interval, false, &out->ping_interval, error) ||
-      !seconds("silence", c.silence, false, &out->silence, error) ||
-      !seconds("heartbeat", c.heartbeat, true, &out->heartbeat, error) ||
-      !seconds("reconnect-max", c.reconnect_max, false, &out->reconnect_max, error)) {
-    return false;
+  if (Status s = seconds("ping-interval", c.ping_interval, false, &out->ping_interval); !s) {
+    return s;
+  }
+  if (Status s = seconds("silence", c.silence, false, &out->silence); !s) return s;
+  if (Status s = seconds("heartbeat", c.heartbeat, true, &out->heartbeat); !s) return s;
+  if (Status s = seconds("reconnect-max", c.reconnect_max, false, &out->reconnect_max); !s) {
+    return s;
   }
   if (out->silence < 2 * out->ping_interval) {
-    *error = fmt::format("silence {} s must be at least twice ping-interval {} s", c.silence,
-                         c.ping_interval);
-    return false;
+    return Error{fmt::format("silence {} s must be at least twice ping-interval {} s", c.silence,
+                             c.ping_interval)};
   }
-  return true;
+  return {};
 }
 
 }  // namespace
 
-bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string* error) {
+Result<ClusterOptions> to_cluster_options(const ClusterConfig& c) {
+  ClusterOptions out;
   for (auto [name, value] : {std::pair{"farad", &c.farad},
                              {"ca", &c.ca},
                              {"cert", &c.cert},
                              {"key", &c.key},
                              {"overlay", &c.overlay}}) {
     if (value->empty()) {
-      *error = fmt::format("{} is required (--{} or `{} = \"...\"` in the config file)", name, name,
-                           name);
-      return false;
+      return Error{fmt::format("{} is required (--{} or `{} = \"...\"` in the config file)", name,
+                               name, name)};
     }
   }
-  if (!split_host_port(c.farad, proto::kFaradPort, &out->farad_host, &out->farad_port)) {
-    *error = fmt::format("farad {:?}: want HOST:PORT, [IPv6]:PORT or HOST", c.farad);
-    return false;
+  if (!split_host_port(c.farad, proto::kFaradPort, &out.farad_host, &out.farad_port)) {
+    return Error{fmt::format("farad {:?}: want HOST:PORT, [IPv6]:PORT or HOST", c.farad)};
   }
-  out->farad_name = c.farad_name;
-  out->tls = {c.ca, c.cert, c.key, c.crl};
+  out.farad_name = c.farad_name;
+  out.tls = {c.ca, c.cert, c.key, c.crl};
   if (c.interface.empty() || c.interface.size() > 15 ||
       c.interface.find_first_of("/ \t\n:") != std::string::npos) {
-    *error =
-        fmt::format("interface {:?}: want 1 to 15 characters, no '/', ':' or spaces", c.interface);
-    return false;
+    return Error{
+        fmt::format("interface {:?}: want 1 to 15 characters, no '/', ':' or spaces", c.interface)};
   }
-  out->ifname = c.interface;
-  out->private_key =
+  out.ifname = c.interface;
+  out.private_key =
       c.private_key.empty() ? "/var/lib/faraday/" + c.interface + ".key" : c.private_key;
-  out->control_socket =
+  out.control_socket =
       c.control_socket.empty() ? "/run/faraday/" + c.interface + ".sock" : c.control_socket;
   if (c.listen_port == 0 || c.listen_port > 65535) {
-    *error = fmt::format("listen-port {}: want 1..65535", c.listen_port);
-    return false;
+    return Error{fmt::format("listen-port {}: want 1..65535", c.listen_port)};
   }
-  out->listen_port = static_cast<uint16_t>(c.listen_port);
+  out.listen_port = static_cast<uint16_t>(c.listen_port);
   if (c.mtu < 576 || c.mtu > 65535 - 80) {
-    *error = fmt::format("mtu {}: want 576..65455", c.mtu);
-    return false;
+    return Error{fmt::format("mtu {}: want 576..65455", c.mtu)};
   }
-  out->mtu = static_cast<uint32_t>(c.mtu);
-  if (!parse_announce(c, out, error) || !parse_overlay(c, out, error) ||
-      !parse_links(c, out, error)) {
-    return false;
-  }
+  out.mtu = static_cast<uint32_t>(c.mtu);
+  if (Status s = parse_announce(c, &out); !s) return s.failure();
+  if (Status s = parse_overlay(c, &out); !s) return s.failure();
+  if (Status s = parse_links(c, &out); !s) return s.failure();
   if (c.keepalive > 65535) {
-    *error = fmt::format("keepalive {}: want 0..65535 seconds", c.keepalive);
-    return false;
+    return Error{fmt::format("keepalive {}: want 0..65535 seconds", c.keepalive)};
   }
-  out->keepalive = static_cast<uint16_t>(c.keepalive);
-  out->aead = c.aead;
+  out.keepalive = static_cast<uint16_t>(c.keepalive);
+  out.aead = c.aead;
   if (!log::parse_level(c.log_level)) {
-    *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
-    return false;
+    return Error{fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level)};
   }
-  out->log_level = c.log_level;
-  return true;
+  out.log_level = c.log_level;
+  return out;
 }
 
 }  // namespace faraday::control

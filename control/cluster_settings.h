@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "dataplane/net.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
@@ -70,12 +71,14 @@ struct ClusterOptions {
 
 void add_cluster_options(CLI::App& app, ClusterConfig* cli);
 void apply_cluster_overrides(const CLI::App& app, const ClusterConfig& cli, ClusterConfig* out);
-bool load_cluster_config(const std::string& path, ClusterConfig* out, std::string* error);
+// Reads a TOML file into *out (keys not in the file keep their value); an
+// error naming the file, key and problem otherwise.
+Status load_cluster_config(const std::string& path, ClusterConfig* out);
 // The same from TOML text; `source` names it in errors.
-bool load_cluster_config_text(std::string_view text, const std::string& source, ClusterConfig* out,
-                              std::string* error);
-// False and *error (naming the setting) if a value is missing or wrong.
-bool to_cluster_options(const ClusterConfig& c, ClusterOptions* out, std::string* error);
+Status load_cluster_config_text(std::string_view text, const std::string& source,
+                                ClusterConfig* out);
+// The options, or an error naming the setting if a value is missing or wrong.
+Result<ClusterOptions> to_cluster_options(const ClusterConfig& c);
 std::string cluster_config_text(const ClusterConfig& c);
 
 }  // namespace faraday::control

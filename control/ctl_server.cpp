@@ -42,20 +42,21 @@ void set_cloexec(int fd) {
 }
 
 // Creates `dir` (one level, mode 0755 whatever the umask) if it is missing.
-std::string ensure_directory(const std::filesystem::path& dir) {
+Status ensure_directory(const std::filesystem::path& dir) {
   if (dir.empty()) return {};
   struct stat st;
   if (::stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return fmt::format("{} is not a directory", dir.string());
+    if (!S_ISDIR(st.st_mode)) return Error{fmt::format("{} is not a directory", dir.string())};
     return {};
   }
-  if (errno != ENOENT) return fmt::format("cannot use {}: {}", dir.string(), errno_text(errno));
+  if (errno != ENOENT)
+    return Error{fmt::format("cannot use {}: {}", dir.string(), errno_text(errno))};
   if (::mkdir(dir.c_str(), 0755) != 0) {
     if (errno == EEXIST) return {};
-    return fmt::format("cannot create {}: {}", dir.string(), errno_text(errno));
+    return Error{fmt::format("cannot create {}: {}", dir.string(), errno_text(errno))};
   }
   if (::chmod(dir.c_str(), 0755) != 0) {
-    return fmt::format("cannot chmod {}: {}", dir.string(), errno_text(errno));
+    return Error{fmt::format("cannot chmod {}: {}", dir.string(), errno_text(errno))};
   }
   return {};
 }
@@ -331,50 +332,49 @@ void CtlServer::Impl::close() {
   owns_file = false;
 }
 
-std::variant<std::unique_ptr<CtlServer>, std::string> CtlServer::listen(asio::io_context& io,
-                                                                        const std::string& path,
-                                                                        Commands commands,
-                                                                        CtlServerOptions options) {
+Result<std::unique_ptr<CtlServer>> CtlServer::listen(asio::io_context& io, const std::string& path,
+                                                     Commands commands, CtlServerOptions options) {
   sockaddr_un addr;
   if (!ctl_sockaddr(path, addr)) {
-    return fmt::format("socket path \"{}\" is empty or longer than {} bytes", path,
-                       sizeof(addr.sun_path) - 1);
+    return Error{fmt::format("socket path \"{}\" is empty or longer than {} bytes", path,
+                             sizeof(addr.sun_path) - 1)};
   }
-  if (auto err = ensure_directory(std::filesystem::path(path).parent_path()); !err.empty()) {
-    return err;
+  if (Status s = ensure_directory(std::filesystem::path(path).parent_path()); !s) {
+    return s.failure();
   }
 
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      return fmt::format("{} exists and is not a socket; not replacing it", path);
+      return Error{fmt::format("{} exists and is not a socket; not replacing it", path)};
     }
     auto probe = ctl_probe(path);
-    if (auto* err = std::get_if<std::string>(&probe)) return *err;
-    switch (std::get<CtlProbe>(probe)) {
+    if (!probe) return probe.failure();
+    switch (*probe) {
       case CtlProbe::kLive:
-        return fmt::format("another faradayd serves {}", path);
+        return Error{fmt::format("another faradayd serves {}", path)};
       case CtlProbe::kStale:
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-          return fmt::format("cannot remove the stale socket {}: {}", path, errno_text(errno));
+          return Error{
+              fmt::format("cannot remove the stale socket {}: {}", path, errno_text(errno))};
         }
         break;
       case CtlProbe::kGone:
         break;
     }
   } else if (errno != ENOENT) {
-    return fmt::format("cannot use {}: {}", path, errno_text(errno));
+    return Error{fmt::format("cannot use {}: {}", path, errno_text(errno))};
   }
 
   auto impl = std::make_shared<Impl>(io, path, std::move(commands), options);
   boost::system::error_code ec;
   impl->acceptor.open(local(), ec);
-  if (ec) return fmt::format("cannot open a UNIX socket: {}", ec.message());
+  if (ec) return Error{fmt::format("cannot open a UNIX socket: {}", ec.message())};
   set_cloexec(impl->acceptor.native_handle());
   impl->acceptor.bind(local::endpoint(path), ec);
-  if (ec) return fmt::format("cannot bind {}: {}", path, ec.message());
+  if (ec) return Error{fmt::format("cannot bind {}: {}", path, ec.message())};
   if (::lstat(path.c_str(), &st) != 0) {
-    return fmt::format("{} vanished after bind: {}", path, errno_text(errno));
+    return Error{fmt::format("{} vanished after bind: {}", path, errno_text(errno))};
   }
   impl->owns_file = true;
   impl->dev = st.st_dev;
@@ -384,13 +384,13 @@ std::variant<std::unique_ptr<CtlServer>, std::string> CtlServer::listen(asio::io
   if (::chmod(path.c_str(), 0600) != 0) {
     std::string err = fmt::format("cannot chmod {}: {}", path, errno_text(errno));
     impl->close();
-    return err;
+    return Error{err};
   }
   impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     std::string err = fmt::format("cannot listen on {}: {}", path, ec.message());
     impl->close();
-    return err;
+    return Error{err};
   }
   impl->accept();
   return std::unique_ptr<CtlServer>(new CtlServer(std::move(impl)));

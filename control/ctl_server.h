@@ -58,9 +58,9 @@ class CtlServer {
   // "another faradayd serves PATH" if something answers, and any file that is
   // not a socket), binds, makes the socket 0600 before it accepts anyone, and
   // starts accepting on `io`. Returns the server or why it cannot serve.
-  static std::variant<std::unique_ptr<CtlServer>, std::string> listen(
-      boost::asio::io_context& io, const std::string& path, Commands commands,
-      CtlServerOptions options = {});
+  static Result<std::unique_ptr<CtlServer>> listen(boost::asio::io_context& io,
+                                                   const std::string& path, Commands commands,
+                                                   CtlServerOptions options = {});
 
   // Closes every connection (their pending Replies then do nothing) and unlinks
   // the socket file if it is still the one this server bound (same dev/inode).

@@ -307,7 +307,7 @@ void FaradClient::handle_push(const proto::Push& p) {
   auto& mutable_push = const_cast<proto::Push&>(p);
   auto* members = mutable_push.mutable_members();
   stats_.invalid_members += drop_if(*members, [](const proto::Member& m) {
-    return !proto::valid_node_name(m.node().name()) || proto::check_node_info(m.node());
+    return !proto::valid_node_name(m.node().name()) || !proto::check_node_info(m.node()).ok();
   });
   auto* removed = mutable_push.mutable_removed();
   stats_.invalid_members +=

@@ -97,16 +97,17 @@ int main(int argc, char** argv) {
   if (sa->parsed()) return run_standalone(standalone);
 
   ClusterConfig config;
-  std::string error;
-  if (!config_path.empty() && !load_cluster_config(config_path, &config, &error)) {
-    faraday::log::error("{}", error);
-    return 2;
+  if (!config_path.empty()) {
+    if (faraday::Status loaded = load_cluster_config(config_path, &config); !loaded) {
+      faraday::log::error("{}", loaded.error());
+      return 2;
+    }
   }
   apply_cluster_overrides(*cl, cli, &config);
   if (verbose) config.log_level = "debug";
-  ClusterOptions options;
-  if (!to_cluster_options(config, &options, &error)) {
-    faraday::log::error("configuration: {}", error);
+  auto options = to_cluster_options(config);
+  if (!options) {
+    faraday::log::error("configuration: {}", options.error());
     return 2;
   }
   if (print_config) {
@@ -115,5 +116,5 @@ int main(int argc, char** argv) {
   }
   faraday::log::threshold() =
       *faraday::log::parse_level(config.log_level);  // checked with the rest
-  return run_cluster(options);
+  return run_cluster(*options);
 }

@@ -69,12 +69,11 @@ class UapiService : public dataplane::PollService {
 
 }  // namespace
 
-std::variant<std::unique_ptr<dataplane::Pipeline>, std::string> open_interface(
-    dataplane::PipelineOptions options) {
+Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineOptions options) {
   options.log = to_log;
   auto opened = dataplane::Pipeline::open(options);
-  if (auto* e = std::get_if<std::string>(&opened)) return *e;
-  auto dp = std::move(std::get<std::unique_ptr<dataplane::Pipeline>>(opened));
+  if (!opened) return Error{opened.error()};
+  std::unique_ptr<dataplane::Pipeline> dp = std::move(*opened);
   dataplane::Pipeline* p = dp.get();
   auto server = uapi::Server::listen(
       dp->ifname(), [p] { return p->state(); },
@@ -84,7 +83,7 @@ std::variant<std::unique_ptr<dataplane::Pipeline>, std::string> open_interface(
         return uapi::Error{e->errno_value, e->message, uapi::Reject::kApplyFailed};
       });
   if (auto* e = std::get_if<uapi::Error>(&server))
-    return fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), e->message);
+    return Error{fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), e->message)};
   auto& s = std::get<std::unique_ptr<uapi::Server>>(server);
   log::info("interface {} up: {}, UAPI {}", dp->ifname(), dp->summary(), s->path());
   log::info("interface {} AEAD backend {}", dp->ifname(), dp->aead_choice());

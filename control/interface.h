@@ -16,8 +16,8 @@
 
 #include <memory>
 #include <string>
-#include <variant>
 
+#include "common/result.h"
 #include "dataplane/pipeline.h"
 
 namespace faraday::control {
@@ -25,7 +25,6 @@ namespace faraday::control {
 // Opens the pipeline for options (options.log is set to faradayd's log) and
 // starts serving its UAPI; logs the "interface up" line. An error message
 // naming what failed otherwise.
-std::variant<std::unique_ptr<dataplane::Pipeline>, std::string> open_interface(
-    dataplane::PipelineOptions options);
+Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineOptions options);
 
 }  // namespace faraday::control

@@ -37,15 +37,15 @@ bool is_space(char c) {
 }
 
 // Reads and checks an open key file. The buffer holding the text is wiped.
-std::variant<crypto::Key, std::string> read_key(int fd, const std::string& path) {
+Result<crypto::Key> read_key(int fd, const std::string& path) {
   struct stat st;
-  if (fstat(fd, &st) != 0) return fmt::format("key file {}: stat: {}", path, reason(errno));
-  if (!S_ISREG(st.st_mode)) return fmt::format("key file {}: not a regular file", path);
+  if (fstat(fd, &st) != 0) return Error{fmt::format("key file {}: stat: {}", path, reason(errno))};
+  if (!S_ISREG(st.st_mode)) return Error{fmt::format("key file {}: not a regular file", path)};
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-    return fmt::format(
+    return Error{fmt::format(
         "key file {}: refusing a private key that group or other may access (mode {:04o}); "
         "chmod 600 it",
-        path, st.st_mode & 07777);
+        path, st.st_mode & 07777)};
 
   char buf[kMaxFileSize + 1];
   size_t len = 0;
@@ -54,7 +54,7 @@ std::variant<crypto::Key, std::string> read_key(int fd, const std::string& path)
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       crypto::wipe(buf, sizeof(buf));
-      return fmt::format("key file {}: read: {}", path, reason(errno));
+      return Error{fmt::format("key file {}: read: {}", path, reason(errno))};
     }
     if (n == 0) break;
     len += static_cast<size_t>(n);
@@ -68,10 +68,10 @@ std::variant<crypto::Key, std::string> read_key(int fd, const std::string& path)
   if (len <= kMaxFileSize) key = crypto::key_from_base64(text);
   crypto::wipe(buf, sizeof(buf));
   if (!key)
-    return fmt::format(
+    return Error{fmt::format(
         "key file {}: malformed: expected one base64 WireGuard private key as `wg genkey` "
         "writes it",
-        path);
+        path)};
   return *key;
 }
 
@@ -87,15 +87,15 @@ bool write_all(int fd, const char* data, size_t len) {
   return true;
 }
 
-std::variant<crypto::Key, std::string> load(const std::string& path, bool* found) {
+Result<crypto::Key> load(const std::string& path, bool* found) {
   *found = true;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     if (errno == ENOENT) {
       *found = false;
-      return std::string();
+      return Error{};  // not read by the caller
     }
-    return fmt::format("key file {}: open: {}", path, reason(errno));
+    return Error{fmt::format("key file {}: open: {}", path, reason(errno))};
   }
   auto result = read_key(fd, path);
   close(fd);
@@ -120,11 +120,10 @@ int create_temp(const std::string& path, std::string& temp) {
 
 }  // namespace
 
-std::variant<crypto::Key, std::string> load_or_create_private_key(const std::string& path,
-                                                                  bool* created) {
+Result<crypto::Key> load_or_create_private_key(const std::string& path, bool* created) {
   if (created != nullptr) *created = false;
   if (path.empty() || path.back() == '/')
-    return fmt::format("key file \"{}\": not a file path", path);
+    return Error{fmt::format("key file \"{}\": not a file path", path)};
 
   bool found = false;
   auto existing = load(path, &found);
@@ -136,16 +135,17 @@ std::variant<crypto::Key, std::string> load_or_create_private_key(const std::str
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT || err == ENOTDIR)
-      return fmt::format("key file {}: cannot create it: directory {} does not exist", path, dir);
-    return fmt::format("key file {}: cannot create it in {}: {}", path, dir, reason(err));
+      return Error{
+          fmt::format("key file {}: cannot create it: directory {} does not exist", path, dir)};
+    return Error{fmt::format("key file {}: cannot create it in {}: {}", path, dir, reason(err))};
   }
   auto fail = [&](std::string_view what, int err) {
     close(fd);
     unlink(temp.c_str());
-    return fmt::format("key file {}: {}: {}", path, what, reason(err));
+    return Error{fmt::format("key file {}: {}: {}", path, what, reason(err))};
   };
   // Exactly 0600 whatever the umask.
-  if (fchmod(fd, 0600) != 0) return fail("chmod temporary file", errno);
+  if (fchmod(fd, 0600) != 0) return Error{fail("chmod temporary file", errno)};
 
   crypto::Key key = crypto::x25519_generate_private();
   std::string text = crypto::to_base64(key) + "\n";
@@ -154,11 +154,11 @@ std::variant<crypto::Key, std::string> load_or_create_private_key(const std::str
   crypto::wipe(text.data(), text.size());
   if (!written) {
     crypto::wipe(key);
-    return fail("write temporary file", err);
+    return Error{fail("write temporary file", err)};
   }
   if (fsync(fd) != 0) {
     crypto::wipe(key);
-    return fail("fsync temporary file", errno);
+    return Error{fail("fsync temporary file", errno)};
   }
   close(fd);
 
@@ -177,7 +177,7 @@ std::variant<crypto::Key, std::string> load_or_create_private_key(const std::str
       auto theirs = load(path, &found);
       if (found) return theirs;
     }
-    return fmt::format("key file {}: rename into place: {}", path, reason(err));
+    return Error{fmt::format("key file {}: rename into place: {}", path, reason(err))};
   }
 
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -185,7 +185,7 @@ std::variant<crypto::Key, std::string> load_or_create_private_key(const std::str
     err = errno;
     if (dir_fd >= 0) close(dir_fd);
     crypto::wipe(key);
-    return fmt::format("key file {}: fsync directory {}: {}", path, dir, reason(err));
+    return Error{fmt::format("key file {}: fsync directory {}: {}", path, dir, reason(err))};
   }
   close(dir_fd);
   if (created != nullptr) *created = true;

@@ -16,15 +16,14 @@
 #pragma once
 
 #include <string>
-#include <variant>
 
+#include "common/result.h"
 #include "crypto/keys.h"
 
 namespace faraday::control {
 
 // Loads the private key at path, or creates it there when the file does not exist.
 // *created (when non-null) tells which happened.
-std::variant<crypto::Key, std::string> load_or_create_private_key(const std::string& path,
-                                                                  bool* created);
+Result<crypto::Key> load_or_create_private_key(const std::string& path, bool* created);
 
 }  // namespace faraday::control

@@ -129,7 +129,7 @@ Links::~Links() {
   stop();
 }
 
-bool Links::listen(const boost::asio::ip::tcp::endpoint& requested, std::string* error) {
+Status Links::listen(const boost::asio::ip::tcp::endpoint& requested) {
   boost::system::error_code ec;
   boost::asio::ip::tcp::endpoint at = requested;
   acceptor_.open(at.protocol(), ec);
@@ -147,12 +147,11 @@ bool Links::listen(const boost::asio::ip::tcp::endpoint& requested, std::string*
   if (!ec) acceptor_.bind(at, ec);
   if (!ec) acceptor_.listen(128, ec);
   if (ec) {
-    *error = fmt::format("cannot listen for links on {}: {}", endpoint_text(at), ec.message());
-    return false;
+    return Error{fmt::format("cannot listen for links on {}: {}", endpoint_text(at), ec.message())};
   }
   accept();
   tick();
-  return true;
+  return {};
 }
 
 boost::asio::ip::tcp::endpoint Links::local_endpoint() const {
@@ -347,11 +346,10 @@ void Links::on_established(Conn& conn) {
     attach(*it->second, self);
     return;
   }
-  std::string why;
-  auto name = proto::certificate_name(SSL_get0_peer_certificate(conn.ch->ssl()), &why);
+  auto name = proto::certificate_name(SSL_get0_peer_certificate(conn.ch->ssl()));
   if (!name) {
     ++counters_.refused_unknown;
-    log::warn("link from {} refused: {}", conn.ch->peer(), why);
+    log::warn("link from {} refused: {}", conn.ch->peer(), name.error());
     conn.close("no node name");
     return;
   }

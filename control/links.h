@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 
+#include "common/result.h"
 #include "proto/tls.h"
 
 namespace faraday::control {
@@ -77,8 +78,8 @@ class Links {
   Links& operator=(const Links&) = delete;
 
   // Accepts links on `at`. [::] takes IPv4 peers too, and falls back to
-  // 0.0.0.0 on a host without IPv6. False and *error if it cannot bind.
-  bool listen(const boost::asio::ip::tcp::endpoint& at, std::string* error);
+  // 0.0.0.0 on a host without IPv6. An error if it cannot bind.
+  Status listen(const boost::asio::ip::tcp::endpoint& at);
   // The bound endpoint (port 0 in listen() picks one).
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 

@@ -150,16 +150,16 @@ std::optional<Address> parse_address(std::string_view text) {
 Socket::Socket(mnl_socket* nl)
     : nl_(nl), portid_(mnl_socket_get_portid(nl)), seq_(static_cast<uint32_t>(time(nullptr))) {}
 
-std::variant<Socket, std::string> Socket::open() {
+Result<Socket> Socket::open() {
   mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
   if (nl == nullptr)
-    return fmt::format("netlink: open NETLINK_ROUTE socket: {}",
-                       std::error_code(errno, std::generic_category()).message());
+    return Error{fmt::format("netlink: open NETLINK_ROUTE socket: {}",
+                             std::error_code(errno, std::generic_category()).message())};
   if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
     int err = errno;
     mnl_socket_close(nl);
-    return fmt::format("netlink: bind NETLINK_ROUTE socket: {}",
-                       std::error_code(err, std::generic_category()).message());
+    return Error{fmt::format("netlink: bind NETLINK_ROUTE socket: {}",
+                             std::error_code(err, std::generic_category()).message())};
   }
   // Best effort: the kernel's own words in error replies, without the echoed request.
   int on = 1;
@@ -250,65 +250,65 @@ Reply dump(mnl_socket* nl, uint32_t portid, uint32_t& seq, uint16_t type, const 
 
 }  // namespace
 
-std::variant<Link, std::string> Socket::link(const std::string& ifname) {
+Result<Link> Socket::link(const std::string& ifname) {
   if (ifname.empty() || ifname.size() >= IFNAMSIZ)
-    return fmt::format("netlink: look up interface \"{}\": invalid interface name", ifname);
+    return Error{fmt::format("netlink: look up interface \"{}\": invalid interface name", ifname)};
   Link out;
   Reply reply = get_link(nl_, portid_, seq_, ifname, out);
-  if (reply.err != 0) return describe("look up interface", ifname, reply);
+  if (reply.err != 0) return Error{describe("look up interface", ifname, reply)};
   return out;
 }
 
-std::variant<int, std::string> Socket::ifindex(const std::string& ifname) {
+Result<int> Socket::ifindex(const std::string& ifname) {
   auto l = link(ifname);
-  if (auto* err = std::get_if<std::string>(&l)) return std::move(*err);
-  return std::get<Link>(l).index;
+  if (!l) return l.failure();
+  return l->index;
 }
 
-Error Socket::set_mtu(const std::string& ifname, uint32_t mtu) {
+Status Socket::set_mtu(const std::string& ifname, uint32_t mtu) {
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
+  if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
   nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq_);
   auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
   ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = std::get<int>(index);
+  ifi->ifi_index = *index;
   mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
-  if (reply.err != 0) return describe(fmt::format("set MTU {}", mtu), ifname, reply);
-  return std::nullopt;
+  if (reply.err != 0) return Error{describe(fmt::format("set MTU {}", mtu), ifname, reply)};
+  return {};
 }
 
-Error Socket::set_up(const std::string& ifname, bool up) {
+Status Socket::set_up(const std::string& ifname, bool up) {
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
+  if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
   nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq_);
   auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
   ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = std::get<int>(index);
+  ifi->ifi_index = *index;
   ifi->ifi_change = IFF_UP;
   ifi->ifi_flags = up ? IFF_UP : 0;
   Reply reply = transact(nl_, portid_, nlh, nullptr);
-  if (reply.err != 0) return describe(up ? "set link up" : "set link down", ifname, reply);
-  return std::nullopt;
+  if (reply.err != 0) return Error{describe(up ? "set link up" : "set link down", ifname, reply)};
+  return {};
 }
 
-Error Socket::delete_link(const std::string& ifname) {
+Status Socket::delete_link(const std::string& ifname) {
   if (ifname.empty() || ifname.size() >= IFNAMSIZ)
-    return fmt::format("netlink: delete link \"{}\": invalid interface name", ifname);
+    return Error{fmt::format("netlink: delete link \"{}\": invalid interface name", ifname)};
   Link l;
   Reply lookup = get_link(nl_, portid_, seq_, ifname, l);
-  if (lookup.err == ENODEV) return std::nullopt;  // gone already is what was asked for
-  if (lookup.err != 0) return describe("delete link", ifname, lookup);
+  if (lookup.err == ENODEV) return {};  // gone already is what was asked for
+  if (lookup.err != 0) return Error{describe("delete link", ifname, lookup)};
   alignas(nlmsghdr) char buf[kRequestBufferSize];
   nlmsghdr* nlh = start(buf, RTM_DELLINK, NLM_F_ACK, seq_);
   auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
   ifi->ifi_family = AF_UNSPEC;
   ifi->ifi_index = l.index;
   Reply reply = transact(nl_, portid_, nlh, nullptr);
-  if (reply.err != 0 && reply.err != ENODEV) return describe("delete link", ifname, reply);
-  return std::nullopt;
+  if (reply.err != 0 && reply.err != ENODEV) return Error{describe("delete link", ifname, reply)};
+  return {};
 }
 
 namespace {
@@ -331,37 +331,37 @@ nlmsghdr* address_request(char* buf, uint16_t type, uint16_t flags, uint32_t& se
 
 }  // namespace
 
-Error Socket::add_address(const std::string& ifname, const Address& address) {
+Status Socket::add_address(const std::string& ifname, const Address& address) {
   if (!valid_prefix(address))
-    return fmt::format("netlink: add address on {}: not an IPv4 or IPv6 address", ifname);
+    return Error{fmt::format("netlink: add address on {}: not an IPv4 or IPv6 address", ifname)};
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
+  if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
   nlmsghdr* nlh = address_request(buf, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq_,
-                                  std::get<int>(index), address);
+                                  *index, address);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
   if (reply.err != 0 && reply.err != EEXIST)
-    return describe("add address " + address.to_string(), ifname, reply);
-  return std::nullopt;
+    return Error{describe("add address " + address.to_string(), ifname, reply)};
+  return {};
 }
 
-Error Socket::remove_address(const std::string& ifname, const Address& address) {
+Status Socket::remove_address(const std::string& ifname, const Address& address) {
   if (!valid_prefix(address))
-    return fmt::format("netlink: remove address on {}: not an IPv4 or IPv6 address", ifname);
+    return Error{fmt::format("netlink: remove address on {}: not an IPv4 or IPv6 address", ifname)};
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
+  if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
-  nlmsghdr* nlh = address_request(buf, RTM_DELADDR, NLM_F_ACK, seq_, std::get<int>(index), address);
+  nlmsghdr* nlh = address_request(buf, RTM_DELADDR, NLM_F_ACK, seq_, *index, address);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
   if (reply.err != 0 && reply.err != EADDRNOTAVAIL)
-    return describe("remove address " + address.to_string(), ifname, reply);
-  return std::nullopt;
+    return Error{describe("remove address " + address.to_string(), ifname, reply)};
+  return {};
 }
 
-std::variant<std::vector<Address>, std::string> Socket::addresses(const std::string& ifname) {
+Result<std::vector<Address>> Socket::addresses(const std::string& ifname) {
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
-  const auto want = static_cast<uint32_t>(std::get<int>(index));
+  if (!index) return index.failure();
+  const auto want = static_cast<uint32_t>(*index);
   std::vector<Address> out;
   ifaddrmsg request{};
   request.ifa_family = AF_UNSPEC;
@@ -383,7 +383,7 @@ std::variant<std::vector<Address>, std::string> Socket::addresses(const std::str
         if (!read_addr(tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS], a.family, a.addr)) return;
         out.push_back(a);
       });
-  if (reply.err != 0) return describe("list addresses", ifname, reply);
+  if (reply.err != 0) return Error{describe("list addresses", ifname, reply)};
   return out;
 }
 
@@ -412,38 +412,38 @@ nlmsghdr* route_request(char* buf, uint16_t type, uint16_t flags, uint32_t& seq,
 
 }  // namespace
 
-Error Socket::add_route(const std::string& ifname, const dataplane::Prefix& dst) {
+Status Socket::add_route(const std::string& ifname, const dataplane::Prefix& dst) {
   if (!valid_prefix(dst))
-    return fmt::format("netlink: add route on {}: not an IPv4 or IPv6 prefix", ifname);
+    return Error{fmt::format("netlink: add route on {}: not an IPv4 or IPv6 prefix", ifname)};
   const dataplane::Prefix masked = dst.masked();
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
+  if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
   nlmsghdr* nlh = route_request(buf, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq_,
-                                std::get<int>(index), masked);
+                                *index, masked);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
-  if (reply.err != 0) return describe("add route " + masked.to_string(), ifname, reply);
-  return std::nullopt;
+  if (reply.err != 0) return Error{describe("add route " + masked.to_string(), ifname, reply)};
+  return {};
 }
 
-Error Socket::remove_route(const std::string& ifname, const dataplane::Prefix& dst) {
+Status Socket::remove_route(const std::string& ifname, const dataplane::Prefix& dst) {
   if (!valid_prefix(dst))
-    return fmt::format("netlink: remove route on {}: not an IPv4 or IPv6 prefix", ifname);
+    return Error{fmt::format("netlink: remove route on {}: not an IPv4 or IPv6 prefix", ifname)};
   const dataplane::Prefix masked = dst.masked();
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
+  if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
-  nlmsghdr* nlh = route_request(buf, RTM_DELROUTE, NLM_F_ACK, seq_, std::get<int>(index), masked);
+  nlmsghdr* nlh = route_request(buf, RTM_DELROUTE, NLM_F_ACK, seq_, *index, masked);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
   if (reply.err != 0 && reply.err != ESRCH && reply.err != ENOENT)
-    return describe("remove route " + masked.to_string(), ifname, reply);
-  return std::nullopt;
+    return Error{describe("remove route " + masked.to_string(), ifname, reply)};
+  return {};
 }
 
-std::variant<std::vector<Route>, std::string> Socket::routes(const std::string& ifname) {
+Result<std::vector<Route>> Socket::routes(const std::string& ifname) {
   auto index = ifindex(ifname);
-  if (auto* err = std::get_if<std::string>(&index)) return std::move(*err);
-  const auto want = static_cast<uint32_t>(std::get<int>(index));
+  if (!index) return index.failure();
+  const auto want = static_cast<uint32_t>(*index);
   std::vector<Route> out;
   for (sa_family_t family : {AF_INET, AF_INET6}) {
     const size_t first = out.size();
@@ -476,7 +476,8 @@ std::variant<std::vector<Route>, std::string> Socket::routes(const std::string& 
           out.push_back(r);
         });
     if (reply.err != 0)
-      return describe(family == AF_INET ? "list IPv4 routes" : "list IPv6 routes", ifname, reply);
+      return Error{
+          describe(family == AF_INET ? "list IPv4 routes" : "list IPv6 routes", ifname, reply)};
   }
   return out;
 }

@@ -7,9 +7,10 @@
 // - Every operation is synchronous: it sends one request (or a dump) and waits for
 //   the kernel's answer. Nothing is cached; interfaces are looked up by name on each
 //   call, so a deleted or renamed interface gives a clear error, never a stale index.
-// - Errors are strings naming the operation, the interface and the kernel's reason
-//   (strerror of its errno, plus its extended-ack message when it sends one), e.g.
-//   "netlink: set MTU 100 on wg0: Invalid argument". Success is an empty optional.
+// - Every operation returns a Result or Status (common/result.h) whose error names
+//   the operation, the interface and the kernel's reason (strerror of its errno,
+//   plus its extended-ack message when it sends one), e.g.
+//   "netlink: set MTU 100 on wg0: Invalid argument".
 // - Idempotent where reconciling needs it: adding an address that is there, removing
 //   one that is not, removing a route that is not there, and deleting a link that
 //   does not exist all succeed. add_route() replaces (NLM_F_REPLACE), so adding the
@@ -26,9 +27,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
+#include "common/result.h"
 #include "dataplane/net.h"
 
 struct mnl_socket;
@@ -61,13 +62,11 @@ struct Route {
   bool operator==(const Route&) const = default;
 };
 
-using Error = std::optional<std::string>;  // nullopt on success
-
 class Socket {
  public:
   // Opens and binds a NETLINK_ROUTE socket (close-on-exec) in the calling thread's
   // network namespace.
-  static std::variant<Socket, std::string> open();
+  static Result<Socket> open();
 
   Socket(Socket&& other) noexcept;
   Socket& operator=(Socket&& other) noexcept;
@@ -76,30 +75,30 @@ class Socket {
   ~Socket();
 
   // Index, MTU and state of interface `ifname`; error if there is none.
-  std::variant<Link, std::string> link(const std::string& ifname);
-  std::variant<int, std::string> ifindex(const std::string& ifname);
+  Result<Link> link(const std::string& ifname);
+  Result<int> ifindex(const std::string& ifname);
 
-  Error set_mtu(const std::string& ifname, uint32_t mtu);
-  Error set_up(const std::string& ifname, bool up);
+  Status set_mtu(const std::string& ifname, uint32_t mtu);
+  Status set_up(const std::string& ifname, bool up);
   // Deletes the interface; success when it does not exist.
-  Error delete_link(const std::string& ifname);
+  Status delete_link(const std::string& ifname);
 
   // IPv6 addresses are added with IFA_F_NODAD (usable at once, no duplicate
   // detection on a tunnel). Adding an existing address and removing a missing one
   // succeed.
-  Error add_address(const std::string& ifname, const Address& address);
-  Error remove_address(const std::string& ifname, const Address& address);
+  Status add_address(const std::string& ifname, const Address& address);
+  Status remove_address(const std::string& ifname, const Address& address);
   // Every IPv4 and IPv6 address on the interface, link-local ones included.
-  std::variant<std::vector<Address>, std::string> addresses(const std::string& ifname);
+  Result<std::vector<Address>> addresses(const std::string& ifname);
 
   // Route to dst (masked first) through the interface, created or replaced.
-  Error add_route(const std::string& ifname, const dataplane::Prefix& dst);
+  Status add_route(const std::string& ifname, const dataplane::Prefix& dst);
   // Removes the route to dst through the interface; success when it is not there.
-  Error remove_route(const std::string& ifname, const dataplane::Prefix& dst);
+  Status remove_route(const std::string& ifname, const dataplane::Prefix& dst);
   // The unicast routes in the main table whose only next hop is the interface (both
   // families), whoever installed them; see Route::protocol. To reconcile: add the
   // missing prefixes, remove the kRouteProtocol routes that are no longer wanted.
-  std::variant<std::vector<Route>, std::string> routes(const std::string& ifname);
+  Result<std::vector<Route>> routes(const std::string& ifname);
 
  private:
   explicit Socket(mnl_socket* nl);

@@ -22,11 +22,11 @@ int run_standalone(const StandaloneOptions& options) {
   dp_options.aead_backend = options.aead_backend;
   dp_options.stats_interval_s = options.stats_interval_s;
   auto opened = open_interface(dp_options);
-  if (auto* e = std::get_if<std::string>(&opened)) {
-    log::error("{}", *e);
+  if (!opened) {
+    log::error("{}", opened.error());
     return 1;
   }
-  dataplane::Pipeline& dp = *std::get<std::unique_ptr<dataplane::Pipeline>>(opened);
+  dataplane::Pipeline& dp = **opened;
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -50,7 +50,7 @@ int run_standalone(const StandaloneOptions& options) {
     return true;
   });
   dataplane::Pipeline::Exit exit = dp.run();
-  std::get<std::unique_ptr<dataplane::Pipeline>>(opened).reset();
+  opened->reset();
   close(signal_fd);
   log::info("stopped");
   return exit == dataplane::Pipeline::Exit::kError ? 1 : 0;

@@ -36,14 +36,14 @@ class SodiumBackend final : public AeadBackend {
 
 struct BackendInfo {
   const char* name;
-  // nullptr with *why set when the backend cannot run here.
-  std::unique_ptr<AeadBackend> (*make)(std::string* why);
+  // An error saying why when the backend cannot run here.
+  Result<std::unique_ptr<AeadBackend>> (*make)();
 };
 
 // Every backend this build knows, by the name --aead forces; select_aead_backend("")
 // measures the ones that pass their self-test and takes the fastest.
 const std::array kBackends = {
-    BackendInfo{"sodium", [](std::string*) { return make_sodium_backend(); }},
+    BackendInfo{"sodium", [] { return Result<std::unique_ptr<AeadBackend>>(make_sodium_backend()); }},
     BackendInfo{"ipsec-mb", &make_ipsecmb_backend},
 };
 
@@ -284,43 +284,34 @@ bool aead_self_test(AeadBackend& backend) {
   return known_answers(backend) && matches_reference(backend);
 }
 
-std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error) {
-  return select_aead_backend(forced, error, nullptr);
-}
-
-std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error,
-                                                 std::string* reason) {
+Result<AeadChoice> select_aead_backend(std::string_view forced) {
   std::vector<Candidate> passed;
   std::string failed;
   bool known = false;
   for (const BackendInfo& info : kBackends) {
     if (!forced.empty() && forced != info.name) continue;
     known = true;
-    std::string why;
-    std::unique_ptr<AeadBackend> backend = info.make(&why);
-    if (backend && !aead_self_test(*backend)) why = "self-test failed";
-    if (!backend || !why.empty()) {
+    auto made = info.make();
+    std::string why = !made ? made.error() : aead_self_test(**made) ? "" : "self-test failed";
+    if (!why.empty()) {
       failed += then_item(failed, std::string(info.name) + ": " + why);
       continue;
     }
-    passed.push_back(Candidate{std::move(backend), 0});
+    passed.push_back(Candidate{std::move(*made), 0});
   }
 
-  if (passed.empty()) {
-    if (error) *error = known ? "no usable AEAD backend (" + failed + ")" : unknown_name(forced);
-    return nullptr;
-  }
+  if (passed.empty())
+    return Error{known ? "no usable AEAD backend (" + failed + ")" : unknown_name(forced)};
   if (!forced.empty()) {
-    if (reason)
-      *reason = passed[0].backend->describe() + ": forced by configuration; self-test passed";
-    return std::move(passed[0].backend);
+    std::string reason = passed[0].backend->describe() + ": forced by configuration; self-test passed";
+    return AeadChoice{std::move(passed[0].backend), std::move(reason)};
   }
   for (int round = 0; round < kMeasureRounds; ++round)
     for (Candidate& c : passed) c.gbps = std::max(c.gbps, measure_gbps(*c.backend));
   std::stable_sort(passed.begin(), passed.end(),
                    [](const Candidate& a, const Candidate& b) { return a.gbps > b.gbps; });
-  if (reason) *reason = explain(passed, failed);
-  return std::move(passed[0].backend);
+  std::string reason = explain(passed, failed);
+  return AeadChoice{std::move(passed[0].backend), std::move(reason)};
 }
 
 }  // namespace faraday::crypto

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "crypto/keys.h"
+#include "crypto/result.h"
 
 namespace faraday::crypto {
 
@@ -48,26 +49,28 @@ class AeadBackend {
 std::unique_ptr<AeadBackend> make_sodium_backend();
 
 // The multi-buffer backend on intel-ipsec-mb's job API (aead_ipsecmb.cpp); one job
-// manager per object. name() == "ipsec-mb". Returns nullptr and sets *why (if
-// non-null) when the build has no intel-ipsec-mb or the library cannot run on this CPU.
-std::unique_ptr<AeadBackend> make_ipsecmb_backend(std::string* why = nullptr);
+// manager per object. name() == "ipsec-mb". An error when the build has no
+// intel-ipsec-mb or the library cannot run on this CPU.
+Result<std::unique_ptr<AeadBackend>> make_ipsecmb_backend();
 
 // Known-answer vectors (RFC 8439 A.5, which uses a WireGuard-format nonce) through the
 // backend, a forged tag that must fail without touching the data, and a burst of mixed
 // sizes cross-checked against aead_seal/aead_open.
 bool aead_self_test(AeadBackend& backend);
 
+// The backend chosen at start-up, and one line saying why: "ipsec-mb (avx512): 21.3
+// Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up measurement each (best 1 ms turn of
+// 5); self-tests passed".
+struct AeadChoice {
+  std::unique_ptr<AeadBackend> backend;
+  std::string reason;
+};
+
 // forced empty: the fastest backend whose self-test passes; otherwise the named one.
-// Returns nullptr and sets *error (if non-null) when the name is unknown or the
-// backend fails its self-test.
-std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error);
-// The same, and on success sets *reason (if non-null) to one line saying why this
-// backend: "ipsec-mb (avx512): 21.3 Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up
-// measurement each (best 1 ms turn of 5); self-tests passed". "Fastest" is measured,
-// not assumed: the backends that pass take turns sealing 1420-byte messages in bursts
-// of 32, five 1 ms turns each, and each keeps its best turn. A backend that cannot run
-// here (make_ipsecmb_backend's reasons) counts as failed, and *error says why.
-std::unique_ptr<AeadBackend> select_aead_backend(std::string_view forced, std::string* error,
-                                                 std::string* reason);
+// "Fastest" is measured, not assumed: the backends that pass take turns sealing
+// 1420-byte messages in bursts of 32, five 1 ms turns each, and each keeps its best
+// turn. An error when the name is unknown, or no backend (or not the forced one) can
+// run here and pass its self-test (make_ipsecmb_backend's reasons count as failed).
+Result<AeadChoice> select_aead_backend(std::string_view forced);
 
 }  // namespace faraday::crypto

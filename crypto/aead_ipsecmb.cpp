@@ -168,24 +168,18 @@ void IpsecMbBackend::open_checked(AeadJob& job, size_t slot) {
 
 }  // namespace
 
-std::unique_ptr<AeadBackend> make_ipsecmb_backend(std::string* why) {
+Result<std::unique_ptr<AeadBackend>> make_ipsecmb_backend() {
   IMB_MGR* mgr = alloc_mb_mgr(0);
-  if (!mgr) {
-    if (why) *why = "intel-ipsec-mb could not allocate its job manager";
-    return nullptr;
-  }
+  if (!mgr) return Error{"intel-ipsec-mb could not allocate its job manager"};
   IMB_ARCH arch = IMB_ARCH_NONE;
   init_mb_mgr_auto(mgr, &arch);
   const int err = imb_get_errno(mgr);
   if (err != 0 || arch < IMB_ARCH_SSE) {
-    if (why) {
-      *why = std::string("intel-ipsec-mb cannot run on this CPU: ") +
-             (err != 0 ? imb_get_strerror(err) : "no supported instruction set");
-    }
     free_mb_mgr(mgr);
-    return nullptr;
+    return Error{std::string("intel-ipsec-mb cannot run on this CPU: ") +
+                 (err != 0 ? imb_get_strerror(err) : "no supported instruction set")};
   }
-  return std::make_unique<IpsecMbBackend>(mgr, arch);
+  return std::unique_ptr<AeadBackend>(std::make_unique<IpsecMbBackend>(mgr, arch));
 }
 
 }  // namespace faraday::crypto
@@ -194,9 +188,8 @@ std::unique_ptr<AeadBackend> make_ipsecmb_backend(std::string* why) {
 
 namespace faraday::crypto {
 
-std::unique_ptr<AeadBackend> make_ipsecmb_backend(std::string* why) {
-  if (why) *why = "built without intel-ipsec-mb (libipsec-mb-dev)";
-  return nullptr;
+Result<std::unique_ptr<AeadBackend>> make_ipsecmb_backend() {
+  return Error{"built without intel-ipsec-mb (libipsec-mb-dev)"};
 }
 
 }  // namespace faraday::crypto

@@ -19,11 +19,9 @@ constexpr int kBackpressureTries = 20;
 
 }  // namespace
 
-std::variant<std::unique_ptr<Pipeline>, std::string> Pipeline::open(
-    const PipelineOptions& options) {
+Result<std::unique_ptr<Pipeline>> Pipeline::open(const PipelineOptions& options) {
   std::unique_ptr<Pipeline> dp(new Pipeline(options));
-  std::string error;
-  if (!dp->setup(&error)) return error;
+  if (Status s = dp->setup(); !s) return s.failure();
   return dp;
 }
 
@@ -35,36 +33,30 @@ Pipeline::~Pipeline() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-bool Pipeline::setup(std::string* error) {
-  aead_ = crypto::select_aead_backend(options_.aead_backend, error, &aead_choice_);
-  if (!aead_) {
-    *error = "AEAD backend: " + *error;
-    return false;
-  }
+Status Pipeline::setup() {
+  auto aead = crypto::select_aead_backend(options_.aead_backend);
+  if (!aead) return Error{"AEAD backend: " + aead.error()};
+  aead_ = std::move(aead->backend);
+  aead_choice_ = std::move(aead->reason);
   DeviceOptions dev_options;
   dev_options.mtu = options_.mtu;
   dev_ = std::make_unique<Device>(clock_, *aead_, dev_options);
 
   auto tun = TunPort::open(options_.ifname, options_.mtu);
-  if (auto* e = std::get_if<std::string>(&tun)) {
-    *error = fmt::format("cannot create interface {}: {}", options_.ifname, *e);
-    return false;
+  if (!tun) {
+    return Error{fmt::format("cannot create interface {}: {}", options_.ifname, tun.error())};
   }
-  tun_.emplace(std::move(std::get<TunPort>(tun)));
+  tun_.emplace(std::move(*tun));
 
   auto udp = UdpPort::open(options_.listen_port);
-  if (auto* e = std::get_if<std::string>(&udp)) {
-    *error = fmt::format("cannot open UDP port {}: {}", options_.listen_port, *e);
-    return false;
+  if (!udp) {
+    return Error{fmt::format("cannot open UDP port {}: {}", options_.listen_port, udp.error())};
   }
-  udp_.emplace(std::move(std::get<UdpPort>(udp)));
+  udp_.emplace(std::move(*udp));
 
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
-    *error = fmt::format("eventfd: {}", std::strerror(errno));
-    return false;
-  }
-  return true;
+  if (wake_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  return {};
 }
 
 std::string Pipeline::summary() const {
@@ -145,9 +137,11 @@ std::optional<ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peer
   }
   if (req.listen_port && *req.listen_port != udp_->port()) {
     auto udp = UdpPort::open(*req.listen_port);
-    if (auto* e = std::get_if<std::string>(&udp))
-      return ApplyError{EADDRINUSE, "listen port " + std::to_string(*req.listen_port) + ": " + *e};
-    udp_.emplace(std::move(std::get<UdpPort>(udp)));
+    if (!udp) {
+      return ApplyError{EADDRINUSE,
+                        "listen port " + std::to_string(*req.listen_port) + ": " + udp.error()};
+    }
+    udp_.emplace(std::move(*udp));
     if (fwmark_ != 0) apply_fwmark();
     log(LogLevel::kInfo, "listening on UDP port {}", udp_->port());
   }

@@ -80,7 +80,7 @@ class Pipeline {
 
   // Creates the TUN interface and the UDP socket; an error message naming
   // what failed otherwise.
-  static std::variant<std::unique_ptr<Pipeline>, std::string> open(const PipelineOptions& options);
+  static Result<std::unique_ptr<Pipeline>> open(const PipelineOptions& options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -116,7 +116,7 @@ class Pipeline {
 
  private:
   explicit Pipeline(const PipelineOptions& options) : options_(options) {}
-  bool setup(std::string* error);
+  Status setup();
   template <typename... Args>
   void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
     if (options_.log) options_.log(level, fmt::format(format, std::forward<Args>(args)...));

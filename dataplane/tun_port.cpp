@@ -52,16 +52,16 @@ std::string setiff_error(const std::string& name) {
 
 }  // namespace
 
-std::variant<TunPort, std::string> TunPort::open(const std::string& name, uint32_t mtu) {
+Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu) {
   if (name.size() >= IFNAMSIZ)
-    return "interface name '" + name + "' too long (max " + std::to_string(IFNAMSIZ - 1) +
-           " characters)";
+    return Error{"interface name '" + name + "' too long (max " + std::to_string(IFNAMSIZ - 1) +
+                 " characters)"};
   if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
-    return "invalid interface name '" + name + "'";
-  if (mtu > 65535) return "MTU " + std::to_string(mtu) + " out of range";
+    return Error{"invalid interface name '" + name + "'"};
+  if (mtu > 65535) return Error{"MTU " + std::to_string(mtu) + " out of range"};
 
   int fd = ::open(kTunDevice, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return open_error();
+  if (fd < 0) return Error{open_error()};
 
   ifreq ifr{};
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
@@ -69,7 +69,7 @@ std::variant<TunPort, std::string> TunPort::open(const std::string& name, uint32
   if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
     std::string err = setiff_error(name);
     ::close(fd);
-    return err;
+    return Error{err};
   }
   std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
 
@@ -83,7 +83,7 @@ std::variant<TunPort, std::string> TunPort::open(const std::string& name, uint32
       std::string err = errno_text("SIOCSIFMTU " + actual + " to " + std::to_string(mtu));
       if (sock >= 0) ::close(sock);
       ::close(fd);
-      return err;
+      return Error{err};
     }
     ::close(sock);
   }

@@ -13,9 +13,9 @@
 #include <span>
 #include <string>
 #include <utility>
-#include <variant>
 
 #include "dataplane/packet.h"
+#include "dataplane/result.h"
 
 namespace faraday::dataplane {
 
@@ -37,8 +37,7 @@ class TunPort {
   // close-on-exec. Sets the MTU when mtu != 0; configures no addresses and leaves the
   // link state alone. The error names the cause (no /dev/net/tun, name too long,
   // EPERM without CAP_NET_ADMIN, exists but is not a TUN, ...).
-  static std::variant<TunPort, std::string> open(const std::string& name,
-                                                 uint32_t mtu = kDefaultMtu);
+  static Result<TunPort> open(const std::string& name, uint32_t mtu = kDefaultMtu);
 
   TunPort(TunPort&& other) noexcept;
   TunPort& operator=(TunPort&& other) noexcept;

@@ -29,7 +29,7 @@ void set_buffer(int fd, int force_opt, int opt) {
 
 }  // namespace
 
-std::variant<UdpPort, std::string> UdpPort::open(uint16_t port) {
+Result<UdpPort> UdpPort::open(uint16_t port) {
   bool v6 = true;
   int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd >= 0) {
@@ -37,7 +37,7 @@ std::variant<UdpPort, std::string> UdpPort::open(uint16_t port) {
     if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) {
       std::string err = errno_text("setsockopt(IPV6_V6ONLY=0)");
       ::close(fd);
-      return err;
+      return Error{err};
     }
     sockaddr_in6 sa{};
     sa.sin6_family = AF_INET6;
@@ -47,7 +47,7 @@ std::variant<UdpPort, std::string> UdpPort::open(uint16_t port) {
       if (errno != EADDRNOTAVAIL && errno != EAFNOSUPPORT) {
         std::string err = errno_text(("bind [::]:" + std::to_string(port)).c_str());
         ::close(fd);
-        return err;
+        return Error{err};
       }
       ::close(fd);
       fd = -1;  // IPv6 disabled on this host: fall back below
@@ -56,7 +56,7 @@ std::variant<UdpPort, std::string> UdpPort::open(uint16_t port) {
   if (fd < 0) {
     v6 = false;
     fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return errno_text("socket(AF_INET, SOCK_DGRAM)");
+    if (fd < 0) return Error{errno_text("socket(AF_INET, SOCK_DGRAM)")};
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
@@ -64,7 +64,7 @@ std::variant<UdpPort, std::string> UdpPort::open(uint16_t port) {
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0) {
       std::string err = errno_text(("bind 0.0.0.0:" + std::to_string(port)).c_str());
       ::close(fd);
-      return err;
+      return Error{err};
     }
   }
   set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
@@ -75,7 +75,7 @@ std::variant<UdpPort, std::string> UdpPort::open(uint16_t port) {
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     std::string err = errno_text("getsockname");
     ::close(fd);
-    return err;
+    return Error{err};
   }
   return UdpPort(fd, Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).port, v6);
 }

@@ -21,9 +21,9 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <variant>
 
 #include "dataplane/packet.h"
+#include "dataplane/result.h"
 
 namespace faraday::dataplane {
 
@@ -46,7 +46,7 @@ class UdpPort {
   // Binds [::]:port (port 0 = the kernel picks; see port()). Non-blocking,
   // close-on-exec, large SO_RCVBUF/SO_SNDBUF (the *FORCE variants when permitted).
   // The error names the failing step and errno.
-  static std::variant<UdpPort, std::string> open(uint16_t port);
+  static Result<UdpPort> open(uint16_t port);
 
   UdpPort(UdpPort&& other) noexcept;
   UdpPort& operator=(UdpPort&& other) noexcept;

@@ -89,18 +89,20 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   Config config;
-  std::string error;
-  if (!config_path.empty() && !load_config_file(config_path, &config, &error)) {
-    log::error("{}", error);
-    return 2;
+  if (!config_path.empty()) {
+    if (faraday::Status loaded = load_config_file(config_path, &config); !loaded) {
+      log::error("{}", loaded.error());
+      return 2;
+    }
   }
   apply_cli_overrides(app, cli, &config);
   if (verbose) config.log_level = "debug";
-  ServerOptions options;
-  if (!to_server_options(config, &options, &error)) {
-    log::error("configuration: {}", error);
+  auto checked = to_server_options(config);
+  if (!checked) {
+    log::error("configuration: {}", checked.error());
     return 2;
   }
+  ServerOptions options = std::move(*checked);
   if (print_config) {
     std::cout << config_text(config);
     return 0;
@@ -111,8 +113,8 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io(1);
   Server server(io, options);
-  if (!server.start(&error)) {
-    log::error("{}", error);
+  if (faraday::Status started = server.start(); !started) {
+    log::error("{}", started.error());
     return 1;
   }
   boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
@@ -121,8 +123,7 @@ int main(int argc, char** argv) {
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         if (sig == SIGHUP) {
-          std::string err;
-          server.reload_tls(&err);
+          (void)server.reload_tls();  // logs a failure itself
         } else if (sig == SIGUSR1) {
           log::info("{}", server.counters_text());
         } else {

@@ -44,8 +44,8 @@ Membership::Result Membership::check(const std::string& name, const proto::NodeI
                   fmt::format("NodeInfo names {:?} but the certificate names {:?}",
                               info.name().substr(0, 80), name));
   }
-  if (auto err = proto::check_node_info(info)) {
-    return refuse(proto::Error::INVALID_NODE_INFO, *err);
+  if (Status valid = proto::check_node_info(info); !valid) {
+    return refuse(proto::Error::INVALID_NODE_INFO, valid.error());
   }
   auto k = by_key_.find(info.public_key());
   if (k != by_key_.end() && k->second != self) {

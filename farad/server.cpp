@@ -108,14 +108,14 @@ Server::~Server() {
   stop();
 }
 
-bool Server::start(std::string* error) {
-  ctx_ = proto::make_server_context(opt_.tls, error);
-  if (!ctx_) return false;
+Status Server::start() {
+  auto ctx = proto::make_server_context(opt_.tls);
+  if (!ctx) return ctx.failure();
+  ctx_ = std::move(*ctx);
   boost::system::error_code ec;
   auto addr = boost::asio::ip::make_address(opt_.address, ec);
   if (ec) {
-    *error = fmt::format("listen address {:?}: {}", opt_.address, ec.message());
-    return false;
+    return Error{fmt::format("listen address {:?}: {}", opt_.address, ec.message())};
   }
   boost::asio::ip::tcp::endpoint ep(addr, opt_.port);
   acceptor_.open(ep.protocol(), ec);
@@ -123,15 +123,14 @@ bool Server::start(std::string* error) {
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    *error = fmt::format("listen on {}:{}: {}", opt_.address, opt_.port, ec.message());
-    return false;
+    return Error{fmt::format("listen on {}:{}: {}", opt_.address, opt_.port, ec.message())};
   }
   port_ = acceptor_.local_endpoint(ec).port();
   log::info("farad listening on {}:{} epoch={} expiry={}s grace={}s", opt_.address, port_,
             membership_.epoch(), to_s(opt_.expiry), to_s(membership_.grace()));
   accept();
   schedule_sweep();
-  return true;
+  return {};
 }
 
 void Server::stop() {
@@ -207,10 +206,9 @@ void Server::on_accept(boost::asio::ip::tcp::socket socket) {
 }
 
 void Server::established(Conn& c) {
-  std::string why;
-  auto name = proto::certificate_name(SSL_get0_peer_certificate(c.ch->ssl()), &why);
+  auto name = proto::certificate_name(SSL_get0_peer_certificate(c.ch->ssl()));
   if (!name) {
-    close_conn(c, CloseReason::kBadIdentity, why, proto::Error::IDENTITY_MISMATCH);
+    close_conn(c, CloseReason::kBadIdentity, name.error(), proto::Error::IDENTITY_MISMATCH);
     return;
   }
   ++counters_.established;
@@ -615,13 +613,13 @@ void Server::on_member_change(ChangeKind kind, const MemberRecord& m, Time now) 
 
 // ---- TLS reload ----
 
-bool Server::reload_tls(std::string* error) {
-  auto ctx = proto::make_server_context(opt_.tls, error);
+Status Server::reload_tls() {
+  auto ctx = proto::make_server_context(opt_.tls);
   if (!ctx) {
-    log::error("TLS reload failed, keeping the previous configuration: {}", *error);
-    return false;
+    log::error("TLS reload failed, keeping the previous configuration: {}", ctx.error());
+    return ctx.failure();
   }
-  ctx_ = std::move(ctx);
+  ctx_ = std::move(*ctx);
   size_t closed = 0;
   size_t revoked_before = counters_.revoked;
   for (size_t i = 0; i < conns_.size(); ++i) {
@@ -647,7 +645,7 @@ bool Server::reload_tls(std::string* error) {
       "member(s) revoked",
       opt_.tls.ca, opt_.tls.cert, opt_.tls.crl.empty() ? "none" : opt_.tls.crl, closed,
       counters_.revoked - revoked_before);
-  return true;
+  return {};
 }
 
 void Server::revoke(const std::string& name, proto::Removal::Reason reason,

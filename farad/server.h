@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/result.h"
 #include "farad/membership.h"
 #include "proto/frame.h"
 #include "proto/tls.h"
@@ -97,16 +98,16 @@ class Server final : private Membership::Listener {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Loads the TLS files, binds and listens. False and *error if it cannot.
-  bool start(std::string* error);
+  // Loads the TLS files, binds and listens; an error if it cannot.
+  Status start();
   // Closes the listener and every connection.
   void stop();
   // The bound port (useful with port 0).
   uint16_t port() const { return port_; }
   // Re-reads CA, certificate, key and CRL (SIGHUP). On success new handshakes
   // use them and every connection whose certificate no longer verifies is
-  // closed; on failure nothing changes.
-  bool reload_tls(std::string* error);
+  // closed; on failure (logged here too) nothing changes.
+  Status reload_tls();
 
   const Counters& counters() const { return counters_; }
   std::string counters_text() const;

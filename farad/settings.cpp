@@ -71,16 +71,16 @@ void apply_cli_overrides(const CLI::App& app, const Config& cli, Config* out) {
   faraday::settings::apply_cli_overrides(app, settings(), cli, out);
 }
 
-bool load_config_file(const std::string& path, Config* out, std::string* error) {
-  return faraday::settings::load_file(path, settings(), "farad", out, error);
+Status load_config_file(const std::string& path, Config* out) {
+  return faraday::settings::load_file(path, settings(), "farad", out);
 }
 
-bool load_config_text(std::string_view text, const std::string& source, Config* out,
-                      std::string* error) {
-  return faraday::settings::load_text(text, source, settings(), "farad", out, error);
+Status load_config_text(std::string_view text, const std::string& source, Config* out) {
+  return faraday::settings::load_text(text, source, settings(), "farad", out);
 }
 
-bool to_server_options(const Config& c, ServerOptions* out, std::string* error) {
+Result<ServerOptions> to_server_options(const Config& c) {
+  ServerOptions out;
   // ADDR:PORT or [IPv6]:PORT; port 0 picks any free port.
   size_t colon = c.listen.rfind(':');
   std::string host = colon == std::string::npos ? "" : c.listen.substr(0, colon);
@@ -90,46 +90,43 @@ bool to_server_options(const Config& c, ServerOptions* out, std::string* error) 
                   : proto::parse_endpoint("0.0.0.0:" + c.listen.substr(colon + 1));
   bool port_zero = colon != std::string::npos && c.listen.substr(colon + 1) == "0";
   if (!probe || (!port && !port_zero)) {
-    *error = fmt::format("listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.listen);
-    return false;
+    return Error{fmt::format("listen {:?}: want ADDR:PORT or [IPv6]:PORT", c.listen)};
   }
   if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  out->address = host;
-  out->port = port_zero ? 0 : static_cast<uint16_t>(port->port());
+  out.address = host;
+  out.port = port_zero ? 0 : static_cast<uint16_t>(port->port());
   for (auto [name, value] : {std::pair{"ca", &c.ca}, {"cert", &c.cert}, {"key", &c.key}}) {
     if (value->empty()) {
-      *error = fmt::format("{} is required (--{} or `{} = \"...\"` in the config file)", name, name,
-                           name);
-      return false;
+      return Error{fmt::format("{} is required (--{} or `{} = \"...\"` in the config file)", name,
+                               name, name)};
     }
   }
-  out->tls = {c.ca, c.cert, c.key, c.crl};
-  auto seconds = [&](const char* name, double v, bool zero_ok, Duration* d) {
-    if (!(v > 0 || (zero_ok && v == 0)) || v > 1e7) {
-      *error = fmt::format("{} = {}: want a positive number of seconds", name, v);
-      return false;
-    }
-    *d = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v));
-    return true;
+  out.tls = {c.ca, c.cert, c.key, c.crl};
+  struct Timing {
+    const char* name;
+    double seconds;
+    bool zero_ok;
+    Duration* out;
   };
-  if (!seconds("expiry", c.expiry, false, &out->expiry) ||
-      !seconds("disconnect-grace", c.disconnect_grace, false, &out->disconnect_grace) ||
-      !seconds("idle-timeout", c.idle_timeout, true, &out->idle_timeout) ||
-      !seconds("handshake-timeout", c.handshake_timeout, false, &out->handshake_timeout) ||
-      !seconds("write-timeout", c.write_timeout, false, &out->write_timeout) ||
-      !seconds("push-delay-ms", c.push_delay_ms / 1000.0, true, &out->push_delay)) {
-    return false;
+  for (const Timing& t : {Timing{"expiry", c.expiry, false, &out.expiry},
+                          {"disconnect-grace", c.disconnect_grace, false, &out.disconnect_grace},
+                          {"idle-timeout", c.idle_timeout, true, &out.idle_timeout},
+                          {"handshake-timeout", c.handshake_timeout, false, &out.handshake_timeout},
+                          {"write-timeout", c.write_timeout, false, &out.write_timeout},
+                          {"push-delay-ms", c.push_delay_ms / 1000.0, true, &out.push_delay}}) {
+    if (!(t.seconds > 0 || (t.zero_ok && t.seconds == 0)) || t.seconds > 1e7) {
+      return Error{fmt::format("{} = {}: want a positive number of seconds", t.name, t.seconds)};
+    }
+    *t.out = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(t.seconds));
   }
   if (c.max_connections == 0) {
-    *error = "max-connections must be at least 1";
-    return false;
+    return Error{"max-connections must be at least 1"};
   }
-  out->max_connections = c.max_connections;
+  out.max_connections = c.max_connections;
   if (!log::parse_level(c.log_level)) {
-    *error = fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level);
-    return false;
+    return Error{fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level)};
   }
-  return true;
+  return out;
 }
 
 std::string config_text(const Config& c) {

@@ -34,14 +34,14 @@ struct Config {
 void add_config_options(CLI::App& app, Config* cli);
 // Applies the options the user gave on the command line (after app.parse).
 void apply_cli_overrides(const CLI::App& app, const Config& cli, Config* out);
-// Reads a TOML file into *out (keys not in the file keep their value).
-// False and *error (naming the file, key and problem) on failure.
-bool load_config_file(const std::string& path, Config* out, std::string* error);
+// Reads a TOML file into *out (keys not in the file keep their value); an
+// error naming the file, key and problem on failure.
+Status load_config_file(const std::string& path, Config* out);
 // The same from TOML text; `source` names it in errors.
-bool load_config_text(std::string_view text, const std::string& source, Config* out,
-                      std::string* error);
-// Checks values and builds the server's options. False and *error if invalid.
-bool to_server_options(const Config& c, ServerOptions* out, std::string* error);
+Status load_config_text(std::string_view text, const std::string& source, Config* out);
+// Checks values and builds the server's options; an error naming the setting
+// if one is invalid.
+Result<ServerOptions> to_server_options(const Config& c);
 // The effective configuration, as a TOML file farad would accept.
 std::string config_text(const Config& c);
 

@@ -232,6 +232,12 @@ void add_node_commands(CLI::App& app, Args& a) {
   a.query->add_option("name", a.peer_name, "The node to ask about")->required();
 }
 
+// Prints why a CA operation failed; the exit status: 2 for a bad argument, else 1.
+int failed(const pki::Error& e) {
+  std::fprintf(stderr, "faradayctl: error: %s\n", e.message.c_str());
+  return e.reason == pki::Error::Reason::kInvalidArgument ? 2 : 1;
+}
+
 int revoke(const Args& a) {
   if (a.revoke_name->count() == 0 && a.revoke_serial->count() == 0) {
     std::fprintf(stderr, "faradayctl: error: give a NAME or --serial (see --help)\n");
@@ -245,9 +251,13 @@ int revoke(const Args& a) {
                    a.serial_text.c_str());
       return 2;
     }
-    done.push_back(pki::revoke_serial(a.dir, *serial));
+    auto revoked = pki::revoke_serial(a.dir, *serial);
+    if (!revoked) return failed(revoked.failure());
+    done.push_back(*revoked);
   } else {
-    done = pki::revoke_name(a.dir, a.name);
+    auto revoked = pki::revoke_name(a.dir, a.name);
+    if (!revoked) return failed(revoked.failure());
+    done = std::move(*revoked);
   }
   for (const auto& e : done) {
     std::printf("revoked %s serial %s at %s\n", e.name.c_str(), pki::serial_text(e.serial).c_str(),
@@ -284,27 +294,31 @@ int run(int argc, char** argv) {
   }
 
   if (*a.ca_init) {
-    pki::init_ca(a.dir, a.ca_name, a.ca_days);
+    if (pki::Status made = pki::init_ca(a.dir, a.ca_name, a.ca_days); !made) {
+      return failed(made.failure());
+    }
     std::printf(
         "created CA \"%s\" in %s: %s (give to farad and every node as --ca), %s (keep secret)\n",
         a.ca_name.c_str(), a.dir.c_str(), pki::ca_cert_path(a.dir).c_str(),
         pki::ca_key_path(a.dir).c_str());
   } else if (*a.issue) {
-    pki::Issued out = pki::issue(a.dir, a.name, a.issue_opt);
+    auto out = pki::issue(a.dir, a.name, a.issue_opt);
+    if (!out) return failed(out.failure());
     std::printf("issued %s serial %s valid until %s: %s %s\n", a.name.c_str(),
-                pki::serial_text(out.entry.serial).c_str(),
-                pki::time_text(out.entry.not_after).c_str(), out.cert_path.c_str(),
-                out.key_path.c_str());
+                pki::serial_text(out->entry.serial).c_str(),
+                pki::time_text(out->entry.not_after).c_str(), out->cert_path.c_str(),
+                out->key_path.c_str());
   } else if (*a.revoke) {
     return revoke(a);
   } else if (*a.status || *a.query) {
     return ask_faradayd(a.socket_path.empty() ? ctl::default_ctl_socket(a.ifname) : a.socket_path,
                         *a.status ? "status" : "query " + a.peer_name, a.timeout_s, a.json_out);
   } else if (*a.crl) {
-    pki::CrlResult r = pki::write_crl(a.dir, a.crl_out, a.crl_days);
-    std::printf("wrote %s: CRL number %llu, %zu revoked, next update %s\n", r.path.c_str(),
-                static_cast<unsigned long long>(r.number), r.revoked,
-                pki::time_text(r.next_update).c_str());
+    auto r = pki::write_crl(a.dir, a.crl_out, a.crl_days);
+    if (!r) return failed(r.failure());
+    std::printf("wrote %s: CRL number %llu, %zu revoked, next update %s\n", r->path.c_str(),
+                static_cast<unsigned long long>(r->number), r->revoked,
+                pki::time_text(r->next_update).c_str());
   }
   return 0;
 }
@@ -314,10 +328,7 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const pki::Error& e) {
-    std::fprintf(stderr, "faradayctl: error: %s\n", e.what());
-    return e.reason() == pki::Error::Reason::kInvalidArgument ? 2 : 1;
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // out of memory, or a bug: still one line
     std::fprintf(stderr, "faradayctl: error: %s\n", e.what());
     return 1;
   }

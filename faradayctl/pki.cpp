@@ -19,6 +19,7 @@
 #include <memory>
 #include <sstream>
 #include <string_view>
+#include <type_traits>
 
 #include "proto/node_info.h"
 #include "proto/openssl_ptr.h"
@@ -40,8 +41,31 @@ using TimePtr = proto::Asn1TimePtr;
 constexpr int kMaxDays = 36500;
 constexpr time_t kBackdate = 300;  // notBefore this far back, for clock skew
 
+// Inside this file a failure deep in a helper (one OpenSSL call in a chain of
+// twenty) unwinds to the public function that called it, which returns it as
+// a Result (returning_failures below). Failure is file-local and never leaves
+// a public function: callers see only Results.
+struct Failure {
+  Error error;
+};
+
 [[noreturn]] void fail(Reason reason, const std::string& message) {
-  throw Error(reason, message);
+  throw Failure{{reason, message}};
+}
+
+// body()'s value, or the Error a helper failed with.
+template <typename F>
+auto returning_failures(F&& body) -> Result<decltype(body())> {
+  try {
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      return {};
+    } else {
+      return body();
+    }
+  } catch (const Failure& f) {
+    return f.error;
+  }
 }
 
 // Throws kCrypto with OpenSSL's first queued error, if any.
@@ -316,6 +340,11 @@ std::vector<IndexEntry> parse_index(const std::string& path, const std::string& 
   return out;
 }
 
+std::vector<IndexEntry> index_of(const std::string& dir) {
+  std::string path = index_path(dir);
+  return parse_index(path, read_file(path));
+}
+
 void write_index(const std::string& dir, const std::vector<IndexEntry>& entries) {
   std::string text = "# serial name not-after revoked-at (written by faradayctl)\n";
   for (const auto& e : entries) {
@@ -347,7 +376,7 @@ uint64_t take_counter(const std::string& path, bool hex) {
 
 IndexEntry revoke_where(const std::string& dir, const std::function<bool(const IndexEntry&)>& match,
                         std::vector<IndexEntry>* revoked) {
-  std::vector<IndexEntry> entries = read_index(dir);
+  std::vector<IndexEntry> entries = index_of(dir);
   time_t now = time(nullptr);
   IndexEntry last;
   bool found = false;
@@ -406,7 +435,12 @@ std::string time_text(time_t t) {
   return buf;
 }
 
-void init_ca(const std::string& dir, const std::string& name, int days) {
+namespace {
+
+// The operations, failing by fail(); the public functions at the end return
+// what they give or fail with.
+
+void do_init_ca(const std::string& dir, const std::string& name, int days) {
   check_days(days);
   if (name.empty() || name.size() > 64) {
     fail(Reason::kInvalidArgument, "the CA name must be 1..64 characters");
@@ -437,7 +471,7 @@ void init_ca(const std::string& dir, const std::string& name, int days) {
   write_file(dir + "/crlnumber", "1\n", 0644, false);
 }
 
-Issued issue(const std::string& dir, const std::string& name, const IssueOptions& options) {
+Issued do_issue(const std::string& dir, const std::string& name, const IssueOptions& options) {
   if (!proto::valid_node_name(name)) {
     fail(Reason::kInvalidArgument,
          fmt::format("{:?} is not a valid node name: 1..{} characters from [A-Za-z0-9._-], "
@@ -456,7 +490,7 @@ Issued issue(const std::string& dir, const std::string& name, const IssueOptions
   for (const std::string& path : {out.cert_path, out.key_path}) {
     if (exists(path)) fail(Reason::kExists, fmt::format("{} exists; not overwriting it", path));
   }
-  std::vector<IndexEntry> entries = read_index(dir);
+  std::vector<IndexEntry> entries = index_of(dir);
 
   time_t now = time(nullptr);
   out.entry.name = name;
@@ -496,14 +530,14 @@ Issued issue(const std::string& dir, const std::string& name, const IssueOptions
   OPENSSL_cleanse(pem.data(), pem.size());
   try {
     write_file(out.cert_path, cert_pem(c), 0644, true);
-  } catch (const Error&) {
+  } catch (const Failure&) {
     unlink(out.key_path.c_str());
     throw;
   }
   return out;
 }
 
-std::vector<IndexEntry> revoke_name(const std::string& dir, const std::string& name) {
+std::vector<IndexEntry> do_revoke_name(const std::string& dir, const std::string& name) {
   DirLock lock(dir);
   load_ca(dir);  // a clear error when DIR is not a CA
   std::vector<IndexEntry> revoked;
@@ -523,7 +557,7 @@ std::vector<IndexEntry> revoke_name(const std::string& dir, const std::string& n
   return revoked;
 }
 
-IndexEntry revoke_serial(const std::string& dir, uint64_t serial) {
+IndexEntry do_revoke_serial(const std::string& dir, uint64_t serial) {
   DirLock lock(dir);
   load_ca(dir);
   IndexEntry e = revoke_where(
@@ -535,11 +569,11 @@ IndexEntry revoke_serial(const std::string& dir, uint64_t serial) {
   return e;
 }
 
-CrlResult write_crl(const std::string& dir, const std::string& out, int days) {
+CrlResult do_write_crl(const std::string& dir, const std::string& out, int days) {
   check_days(days);
   DirLock lock(dir);
   Ca ca = load_ca(dir);
-  std::vector<IndexEntry> entries = read_index(dir);
+  std::vector<IndexEntry> entries = index_of(dir);
   CrlResult result;
   result.path = out.empty() ? dir + "/crl.pem" : out;
   result.number = take_counter(dir + "/crlnumber", false);
@@ -586,9 +620,30 @@ CrlResult write_crl(const std::string& dir, const std::string& out, int days) {
   return result;
 }
 
-std::vector<IndexEntry> read_index(const std::string& dir) {
-  std::string path = index_path(dir);
-  return parse_index(path, read_file(path));
+}  // namespace
+
+Status init_ca(const std::string& dir, const std::string& name, int days) {
+  return returning_failures([&] { do_init_ca(dir, name, days); });
+}
+
+Result<Issued> issue(const std::string& dir, const std::string& name, const IssueOptions& options) {
+  return returning_failures([&] { return do_issue(dir, name, options); });
+}
+
+Result<std::vector<IndexEntry>> revoke_name(const std::string& dir, const std::string& name) {
+  return returning_failures([&] { return do_revoke_name(dir, name); });
+}
+
+Result<IndexEntry> revoke_serial(const std::string& dir, uint64_t serial) {
+  return returning_failures([&] { return do_revoke_serial(dir, serial); });
+}
+
+Result<CrlResult> write_crl(const std::string& dir, const std::string& out, int days) {
+  return returning_failures([&] { return do_write_crl(dir, out, days); });
+}
+
+Result<std::vector<IndexEntry>> read_index(const std::string& dir) {
+  return returning_failures([&] { return index_of(dir); });
 }
 
 }  // namespace faraday::faradayctl::pki

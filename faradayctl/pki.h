@@ -18,16 +18,19 @@
 // serverAuth only for farad's own certificate, so farad's key cannot join as a
 // node. Keys are written 0600, atomically, and never overwrite a file.
 //
-// Errors are thrown as pki::Error with a one-line message naming the file or
-// the reason. Not thread-safe within a process; safe across processes (.lock).
+// Every operation returns a pki::Result (common/result.h's Result with a typed
+// reason): a one-line message naming the file or the reason, and what kind of
+// failure it is. Nothing throws. Not thread-safe within a process; safe across
+// processes (.lock).
 #pragma once
 
 #include <cstdint>
 #include <ctime>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "common/result.h"
 
 namespace faraday::faradayctl::pki {
 
@@ -38,8 +41,8 @@ inline constexpr const char* kDefaultCaName = "Faraday CA";
 // The name farad's certificate carries (FaradClientOptions::server_name).
 inline constexpr const char* kFaradName = "farad";
 
-class Error : public std::runtime_error {
- public:
+// Why an operation failed: faradayctl exits 2 on kInvalidArgument, 1 otherwise.
+struct Error {
   enum class Reason {
     kInvalidArgument,  // a bad name, serial, or number of days
     kExists,           // refusing to overwrite a file
@@ -48,12 +51,12 @@ class Error : public std::runtime_error {
     kCrypto,           // OpenSSL failed
     kCorrupt,          // index, serial or CRL number file malformed
   };
-  Error(Reason reason, const std::string& message) : std::runtime_error(message), reason_(reason) {}
-  Reason reason() const { return reason_; }
-
- private:
-  Reason reason_;
+  Reason reason = Reason::kIo;
+  std::string message;
 };
+template <typename T>
+using Result = faraday::Result<T, Error>;
+using Status = faraday::Result<void, Error>;
 
 // The usual file names inside a CA directory.
 std::string ca_cert_path(const std::string& dir);
@@ -69,8 +72,8 @@ struct IndexEntry {
 
 // Creates DIR (if missing) with a new CA. Refuses if DIR already has a CA key
 // or certificate.
-void init_ca(const std::string& dir, const std::string& name = kDefaultCaName,
-             int days = kDefaultCaDays);
+Status init_ca(const std::string& dir, const std::string& name = kDefaultCaName,
+               int days = kDefaultCaDays);
 
 struct IssueOptions {
   std::string out_prefix;  // writes PREFIX.pem and PREFIX.key; default DIR/NAME
@@ -84,14 +87,15 @@ struct Issued {
 };
 // Issues a certificate for NAME with the next serial, records it in the index,
 // then writes its key and certificate. Refuses if either output file exists.
-Issued issue(const std::string& dir, const std::string& name, const IssueOptions& options = {});
+Result<Issued> issue(const std::string& dir, const std::string& name,
+                     const IssueOptions& options = {});
 
 // Marks every not yet revoked certificate of NAME revoked; returns them.
 // kNotFound if there is none.
-std::vector<IndexEntry> revoke_name(const std::string& dir, const std::string& name);
+Result<std::vector<IndexEntry>> revoke_name(const std::string& dir, const std::string& name);
 // Marks the certificate with this serial revoked. kNotFound if the index does
 // not have it; revoking twice keeps the first date.
-IndexEntry revoke_serial(const std::string& dir, uint64_t serial);
+Result<IndexEntry> revoke_serial(const std::string& dir, uint64_t serial);
 
 struct CrlResult {
   std::string path;
@@ -101,10 +105,10 @@ struct CrlResult {
 };
 // Writes a PEM CRL (default DIR/crl.pem), signed by the CA, listing every
 // revoked serial, with the next CRL number. Replaces `out` atomically.
-CrlResult write_crl(const std::string& dir, const std::string& out = "",
-                    int days = kDefaultCrlDays);
+Result<CrlResult> write_crl(const std::string& dir, const std::string& out = "",
+                            int days = kDefaultCrlDays);
 
-std::vector<IndexEntry> read_index(const std::string& dir);
+Result<std::vector<IndexEntry>> read_index(const std::string& dir);
 
 // "1f" -> 31; accepts an optional 0x and colons (as `openssl x509 -serial`
 // and browsers print). nullopt if not hex or too long.

@@ -57,11 +57,11 @@ bool ctl_sockaddr(const std::string& path, sockaddr_un& addr) {
   return true;
 }
 
-std::variant<CtlProbe, std::string> ctl_probe(const std::string& path) {
+Result<CtlProbe> ctl_probe(const std::string& path) {
   sockaddr_un addr;
-  if (!ctl_sockaddr(path, addr)) return std::string("socket path too long");
+  if (!ctl_sockaddr(path, addr)) return faraday::Error{"socket path too long"};
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return "socket: " + errno_text(errno);
+  if (fd.get() < 0) return faraday::Error{"socket: " + errno_text(errno)};
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
     return CtlProbe::kLive;
   }
@@ -74,7 +74,7 @@ std::variant<CtlProbe, std::string> ctl_probe(const std::string& path) {
     case ENOENT:
       return CtlProbe::kGone;
     default:
-      return fmt::format("cannot probe {}: {}", path, errno_text(errno));
+      return faraday::Error{fmt::format("cannot probe {}: {}", path, errno_text(errno))};
   }
 }
 

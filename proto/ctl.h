@@ -47,6 +47,8 @@
 
 struct sockaddr_un;
 
+#include "common/result.h"
+
 namespace faraday::proto {
 
 using namespace std::chrono_literals;
@@ -115,7 +117,7 @@ bool ctl_sockaddr(const std::string& path, sockaddr_un& addr);
 // Whether something accepts connections on the socket file at `path`, or why
 // that cannot be told.
 enum class CtlProbe { kLive, kStale, kGone };
-std::variant<CtlProbe, std::string> ctl_probe(const std::string& path);
+Result<CtlProbe> ctl_probe(const std::string& path);
 // "5 s", "1.5 s" or "200 ms".
 std::string ctl_duration_text(std::chrono::milliseconds d);
 

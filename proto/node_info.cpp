@@ -20,24 +20,27 @@ bool valid_node_name(std::string_view name) {
                      [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
 }
 
-std::optional<std::string> check_endpoint(const Endpoint& ep) {
+Status check_endpoint(const Endpoint& ep) {
   if (ep.ip().size() != 4 && ep.ip().size() != 16) {
-    return fmt::format("endpoint address is {} bytes, not 4 or 16", ep.ip().size());
+    return faraday::Error{fmt::format("endpoint address is {} bytes, not 4 or 16", ep.ip().size())};
   }
-  if (ep.port() == 0 || ep.port() > 65535) return fmt::format("endpoint port {}", ep.port());
-  return std::nullopt;
+  if (ep.port() == 0 || ep.port() > 65535)
+    return faraday::Error{fmt::format("endpoint port {}", ep.port())};
+  return {};
 }
 
-std::optional<std::string> check_prefix(const Prefix& p) {
+Status check_prefix(const Prefix& p) {
   size_t n = p.ip().size();
-  if (n != 4 && n != 16) return fmt::format("prefix address is {} bytes, not 4 or 16", n);
-  if (p.len() > n * 8) return fmt::format("prefix length {} over {}", p.len(), n * 8);
+  if (n != 4 && n != 16)
+    return faraday::Error{fmt::format("prefix address is {} bytes, not 4 or 16", n)};
+  if (p.len() > n * 8)
+    return faraday::Error{fmt::format("prefix length {} over {}", p.len(), n * 8)};
   for (size_t bit = p.len(); bit < n * 8; ++bit) {
     if (static_cast<uint8_t>(p.ip()[bit / 8]) & (0x80 >> (bit % 8))) {
-      return fmt::format("prefix {} has host bits set", prefix_text(p));
+      return faraday::Error{fmt::format("prefix {} has host bits set", prefix_text(p))};
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 std::pair<PrefixBound, PrefixBound> prefix_range(const Prefix& p) {
@@ -50,22 +53,24 @@ std::pair<PrefixBound, PrefixBound> prefix_range(const Prefix& p) {
   return {lo, hi};
 }
 
-std::optional<std::string> check_node_info(const NodeInfo& info) {
+Status check_node_info(const NodeInfo& info) {
   if (info.public_key().size() != kPublicKeyBytes) {
-    return fmt::format("public key is {} bytes, not 32", info.public_key().size());
+    return faraday::Error{fmt::format("public key is {} bytes, not 32", info.public_key().size())};
   }
   if (std::all_of(info.public_key().begin(), info.public_key().end(),
                   [](char c) { return c == 0; })) {
-    return std::string("public key is all zero");
+    return faraday::Error{"public key is all zero"};
   }
   if (info.underlay_size() > kMaxUnderlay) {
-    return fmt::format("{} underlay endpoints, at most {}", info.underlay_size(), kMaxUnderlay);
+    return faraday::Error{
+        fmt::format("{} underlay endpoints, at most {}", info.underlay_size(), kMaxUnderlay)};
   }
   for (const auto& ep : info.underlay()) {
-    if (auto err = check_endpoint(ep)) return "underlay " + *err;
+    if (Status s = check_endpoint(ep); !s) return faraday::Error{"underlay " + s.error()};
   }
   if (info.allowed_ips_size() > kMaxAllowedIps) {
-    return fmt::format("{} allowed IPs, at most {}", info.allowed_ips_size(), kMaxAllowedIps);
+    return faraday::Error{
+        fmt::format("{} allowed IPs, at most {}", info.allowed_ips_size(), kMaxAllowedIps)};
   }
   struct Range {
     PrefixBound lo, hi;
@@ -74,20 +79,22 @@ std::optional<std::string> check_node_info(const NodeInfo& info) {
   Range ranges[kMaxAllowedIps];  // on the stack, left uninitialised: no allocation, no zeroing
   size_t n = 0;
   for (const auto& p : info.allowed_ips()) {
-    if (auto err = check_prefix(p)) return "allowed IP " + *err;
+    if (Status s = check_prefix(p); !s) return faraday::Error{"allowed IP " + s.error()};
     auto [lo, hi] = prefix_range(p);
     ranges[n++] = {lo, hi};
   }
   std::sort(ranges, ranges + n);
   for (size_t i = 1; i < n; ++i) {
     if (ranges[i].lo <= ranges[i - 1].hi) {
-      return std::string("allowed IPs overlap each other");
+      return faraday::Error{"allowed IPs overlap each other"};
     }
   }
   if (info.has_control()) {
-    if (auto err = check_endpoint(info.control())) return "control " + *err;
+    if (Status s = check_endpoint(info.control()); !s) {
+      return faraday::Error{"control " + s.error()};
+    }
   }
-  return std::nullopt;
+  return {};
 }
 
 namespace {
@@ -162,7 +169,7 @@ std::optional<Prefix> parse_prefix(std::string_view text) {
   Prefix p;
   p.set_ip(*ip);
   p.set_len(len);
-  if (check_prefix(p)) return std::nullopt;
+  if (!check_prefix(p).ok()) return std::nullopt;
   return p;
 }
 

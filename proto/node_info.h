@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/result.h"
 #include "proto/farad.pb.h"
 
 namespace faraday::proto {
@@ -31,11 +32,12 @@ inline constexpr uint16_t kFaradPort = 7450;
 using PrefixBound = std::array<uint8_t, 17>;
 std::pair<PrefixBound, PrefixBound> prefix_range(const Prefix& p);
 
-// nullopt if `info` follows every rule of NodeInfo (the name is not checked
+// Success if `info` follows every rule of NodeInfo (the name is not checked
 // here: farad compares it with the certificate), else the first broken rule.
-std::optional<std::string> check_node_info(const NodeInfo& info);
-std::optional<std::string> check_endpoint(const Endpoint& ep);
-std::optional<std::string> check_prefix(const Prefix& p);
+// (proto::Error is farad's wire message; faraday::Error is common/result.h's.)
+Status check_node_info(const NodeInfo& info);
+Status check_endpoint(const Endpoint& ep);
+Status check_prefix(const Prefix& p);
 
 // "192.0.2.1:51820", "[2001:db8::1]:51820".
 std::string endpoint_text(const Endpoint& ep);

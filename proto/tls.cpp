@@ -33,7 +33,7 @@ std::string openssl_error(std::string_view what) {
   return fmt::format("{}: {}", what, buf);
 }
 
-bool common_setup(SSL_CTX* ctx, const TlsFiles& f, std::string* error) {
+Status common_setup(SSL_CTX* ctx, const TlsFiles& f) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
   // AES-128-GCM first: the fastest with AES-NI/VAES, and 128-bit is plenty here.
@@ -48,32 +48,27 @@ bool common_setup(SSL_CTX* ctx, const TlsFiles& f, std::string* error) {
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   if (f.ca.empty()) {
-    *error = "no CA bundle configured";
-    return false;
+    return faraday::Error{"no CA bundle configured"};
   }
   if (SSL_CTX_load_verify_file(ctx, f.ca.c_str()) != 1) {
-    *error = openssl_error(fmt::format("CA bundle {}", f.ca));
-    return false;
+    return faraday::Error{openssl_error(fmt::format("CA bundle {}", f.ca))};
   }
   if (!f.cert.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx, f.cert.c_str()) != 1) {
-      *error = openssl_error(fmt::format("certificate {}", f.cert));
-      return false;
+      return faraday::Error{openssl_error(fmt::format("certificate {}", f.cert))};
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, f.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-      *error = openssl_error(fmt::format("private key {}", f.key));
-      return false;
+      return faraday::Error{openssl_error(fmt::format("private key {}", f.key))};
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-      *error = openssl_error(fmt::format("private key {} does not match {}", f.key, f.cert));
-      return false;
+      return faraday::Error{
+          openssl_error(fmt::format("private key {} does not match {}", f.key, f.cert))};
     }
   }
   if (!f.crl.empty()) {
     FILE* fp = fopen(f.crl.c_str(), "r");
     if (!fp) {
-      *error = fmt::format("CRL {}: {}", f.crl, strerror(errno));
-      return false;
+      return faraday::Error{fmt::format("CRL {}: {}", f.crl, strerror(errno))};
     }
     X509_STORE* store = SSL_CTX_get_cert_store(ctx);
     int n = 0;
@@ -85,12 +80,11 @@ bool common_setup(SSL_CTX* ctx, const TlsFiles& f, std::string* error) {
     fclose(fp);
     ERR_clear_error();  // the end-of-file "no start line"
     if (n == 0) {
-      *error = fmt::format("CRL {}: no PEM CRL in the file", f.crl);
-      return false;
+      return faraday::Error{fmt::format("CRL {}: no PEM CRL in the file", f.crl)};
     }
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
   }
-  return true;
+  return {};
 }
 
 }  // namespace
@@ -112,61 +106,54 @@ int TlsChannel::on_verify(int ok, X509_STORE_CTX* store) {
   return ok;
 }
 
-SslCtxPtr make_server_context(const TlsFiles& files, std::string* error) {
+Result<SslCtxPtr> make_server_context(const TlsFiles& files) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()), SslCtxFree{});
   if (!ctx) {
-    *error = openssl_error("SSL_CTX_new");
-    return nullptr;
+    return faraday::Error{openssl_error("SSL_CTX_new")};
   }
   if (files.cert.empty() || files.key.empty()) {
-    *error = "a server needs a certificate and a key";
-    return nullptr;
+    return faraday::Error{"a server needs a certificate and a key"};
   }
-  if (!common_setup(ctx.get(), files, error)) return nullptr;
+  if (Status s = common_setup(ctx.get(), files); !s) return s.failure();
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                      &TlsChannel::on_verify);
   SSL_CTX_set_num_tickets(ctx.get(), 0);
   return ctx;
 }
 
-SslCtxPtr make_client_context(const TlsFiles& files, std::string* error) {
+Result<SslCtxPtr> make_client_context(const TlsFiles& files) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()), SslCtxFree{});
   if (!ctx) {
-    *error = openssl_error("SSL_CTX_new");
-    return nullptr;
+    return faraday::Error{openssl_error("SSL_CTX_new")};
   }
-  if (!common_setup(ctx.get(), files, error)) return nullptr;
+  if (Status s = common_setup(ctx.get(), files); !s) return s.failure();
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, &TlsChannel::on_verify);
   return ctx;
 }
 
-std::optional<std::string> certificate_name(X509* cert, std::string* why) {
+Result<std::string> certificate_name(X509* cert) {
   if (!cert) {
-    *why = "no certificate";
-    return std::nullopt;
+    return faraday::Error{"no certificate"};
   }
   X509_NAME* subject = X509_get_subject_name(cert);
   int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
   if (idx < 0) {
-    *why = "certificate has no subject CN";
-    return std::nullopt;
+    return faraday::Error{"certificate has no subject CN"};
   }
   if (X509_NAME_get_index_by_NID(subject, NID_commonName, idx) >= 0) {
-    *why = "certificate has more than one subject CN";
-    return std::nullopt;
+    return faraday::Error{"certificate has more than one subject CN"};
   }
   ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
   unsigned char* utf8 = nullptr;
   int len = ASN1_STRING_to_UTF8(&utf8, data);
   if (len < 0) {
-    *why = "certificate CN is not a string";
-    return std::nullopt;
+    return faraday::Error{"certificate CN is not a string"};
   }
   std::string name(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
   OPENSSL_free(utf8);
   if (!valid_node_name(name)) {
-    *why = fmt::format("certificate CN {:?} is not a valid node name", name.substr(0, 80));
-    return std::nullopt;
+    return faraday::Error{
+        fmt::format("certificate CN {:?} is not a valid node name", name.substr(0, 80))};
   }
   return name;
 }

@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
+
 namespace faraday::proto {
 
 struct SslCtxFree {
@@ -42,15 +44,15 @@ struct TlsFiles {
   std::string crl;   // optional PEM CRL(s), checked against every peer's leaf certificate
 };
 
-// nullptr and *error set if a file is missing or wrong (the message names it).
-SslCtxPtr make_server_context(const TlsFiles& files, std::string* error);
+// An error naming the file if one is missing or wrong.
+Result<SslCtxPtr> make_server_context(const TlsFiles& files);
 // cert/key may be empty when every connection gets its own identity
 // (TlsChannel::set_client_identity).
-SslCtxPtr make_client_context(const TlsFiles& files, std::string* error);
+Result<SslCtxPtr> make_client_context(const TlsFiles& files);
 
 // The node name a certificate carries: its only subject CN, if that is a valid
-// node name (proto::valid_node_name); else nullopt and *why says what is wrong.
-std::optional<std::string> certificate_name(X509* cert, std::string* why);
+// node name (proto::valid_node_name); else an error saying what is wrong.
+Result<std::string> certificate_name(X509* cert);
 
 // Why a connection ended, in classes a server counts.
 enum class TlsFailure : uint8_t {
@@ -191,8 +193,8 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   std::string close_reason_;
 
   static int on_verify(int ok, X509_STORE_CTX* store);
-  friend SslCtxPtr make_server_context(const TlsFiles&, std::string*);
-  friend SslCtxPtr make_client_context(const TlsFiles&, std::string*);
+  friend Result<SslCtxPtr> make_server_context(const TlsFiles&);
+  friend Result<SslCtxPtr> make_client_context(const TlsFiles&);
 };
 
 }  // namespace faraday::proto

@@ -46,9 +46,9 @@ TEST(ClusterSettings, Defaults) {
   EXPECT_EQ(c.control_listen, "[::]:7451");
   EXPECT_EQ(c.log_level, "info");
 
-  ClusterOptions o;
-  std::string error;
-  ASSERT_TRUE(to_cluster_options(minimal(), &o, &error)) << error;
+  auto checked = to_cluster_options(minimal());
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  ClusterOptions o = *checked;
   EXPECT_EQ(o.farad_host, "10.0.0.1");
   EXPECT_EQ(o.farad_port, 7450);
   EXPECT_EQ(o.farad_name, "farad");
@@ -75,15 +75,17 @@ TEST(ClusterSettings, Defaults) {
 TEST(ClusterSettings, PathsDeriveFromInterface) {
   ClusterConfig c = minimal();
   c.interface = "mesh7";
-  ClusterOptions o;
-  std::string error;
-  ASSERT_TRUE(to_cluster_options(c, &o, &error)) << error;
+  auto checked = to_cluster_options(c);
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  ClusterOptions o = *checked;
   EXPECT_EQ(o.private_key, "/var/lib/faraday/mesh7.key");
   EXPECT_EQ(o.control_socket, "/run/faraday/mesh7.sock");
 
   c.private_key = "/srv/wg.key";
   c.control_socket = "/tmp/ctl.sock";
-  ASSERT_TRUE(to_cluster_options(c, &o, &error)) << error;
+  checked = to_cluster_options(c);
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  o = *checked;
   EXPECT_EQ(o.private_key, "/srv/wg.key");
   EXPECT_EQ(o.control_socket, "/tmp/ctl.sock");
 }
@@ -100,9 +102,9 @@ TEST(ClusterSettings, FaradHostForms) {
         Case{"[fd00::1]", "fd00::1", 7450}, Case{"fd00::2", "fd00::2", 7450}}) {
     ClusterConfig c = minimal();
     c.farad = k.farad;
-    ClusterOptions o;
-    std::string error;
-    ASSERT_TRUE(to_cluster_options(c, &o, &error)) << k.farad << ": " << error;
+    auto checked = to_cluster_options(c);
+    ASSERT_TRUE(checked.ok()) << k.farad << ": " << checked.error();
+    ClusterOptions o = *checked;
     EXPECT_EQ(o.farad_host, k.host) << k.farad;
     EXPECT_EQ(o.farad_port, k.port) << k.farad;
   }
@@ -127,8 +129,8 @@ TEST(ClusterSettings, FileThenCommandLine) {
          "log-level = \"debug\"\n";
   }
   ClusterConfig c;
-  std::string error;
-  ASSERT_TRUE(load_cluster_config(path, &c, &error)) << error;
+  Status loaded = load_cluster_config(path, &c);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
   std::remove(path.c_str());
   EXPECT_EQ(c.overlay, "10.200.0.9");
   EXPECT_EQ(c.listen_port, 5000u);
@@ -151,8 +153,9 @@ TEST(ClusterSettings, FileThenCommandLine) {
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_DOUBLE_EQ(c.ping_interval, 0.5);
 
-  ClusterOptions o;
-  ASSERT_TRUE(to_cluster_options(c, &o, &error)) << error;
+  auto checked = to_cluster_options(c);
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  ClusterOptions o = *checked;
   EXPECT_EQ(o.listen_port, 6001);
   ASSERT_EQ(o.announce.size(), 2u);
   EXPECT_EQ(o.announce[0].to_string(), "198.51.100.7:6001");  // no port: listen-port
@@ -167,9 +170,9 @@ TEST(ClusterSettings, AnnounceIpv6) {
   ClusterConfig c = minimal();
   c.listen_port = 51821;
   c.announce = {"[2001:db8::1]:7000", "2001:db8::2", "[2001:db8::3]"};
-  ClusterOptions o;
-  std::string error;
-  ASSERT_TRUE(to_cluster_options(c, &o, &error)) << error;
+  auto checked = to_cluster_options(c);
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  ClusterOptions o = *checked;
   ASSERT_EQ(o.announce.size(), 3u);
   EXPECT_EQ(o.announce[0], *dataplane::Endpoint::parse("[2001:db8::1]:7000"));
   EXPECT_EQ(o.announce[1], *dataplane::Endpoint::parse("[2001:db8::2]:51821"));
@@ -180,9 +183,9 @@ TEST(ClusterSettings, OverlayV6AndContainerPrefix) {
   ClusterConfig c = minimal();
   c.overlay = "fd00:200::1";
   c.container_prefix = "fd00:201::/64";
-  ClusterOptions o;
-  std::string error;
-  ASSERT_TRUE(to_cluster_options(c, &o, &error)) << error;
+  auto checked = to_cluster_options(c);
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  ClusterOptions o = *checked;
   EXPECT_EQ(o.overlay.to_string(), "fd00:200::1/128");
   ASSERT_TRUE(o.container_prefix.has_value());
   EXPECT_EQ(o.container_prefix->to_string(), "fd00:201::/64");
@@ -250,11 +253,10 @@ TEST(ClusterSettings, EveryRefusalNamesTheSetting) {
   for (const Case& k : cases) {
     ClusterConfig c = minimal();
     k.edit(c);
-    ClusterOptions o;
-    std::string error;
-    EXPECT_FALSE(to_cluster_options(c, &o, &error)) << k.what;
-    EXPECT_EQ(error.rfind(std::string(k.setting) + " ", 0), 0u)
-        << k.what << ": error " << error << " does not start with " << k.setting;
+    auto refused = to_cluster_options(c);
+    ASSERT_FALSE(refused.ok()) << k.what;
+    EXPECT_EQ(refused.error().rfind(std::string(k.setting) + " ", 0), 0u)
+        << k.what << ": error " << refused.error() << " does not start with " << k.setting;
   }
   // The boundary values are accepted.
   ClusterConfig c = minimal();
@@ -262,17 +264,16 @@ TEST(ClusterSettings, EveryRefusalNamesTheSetting) {
   c.silence = 2;
   c.interface = "faraday01234567";  // 15 characters, the most IFNAMSIZ allows
   c.heartbeat = 0;
-  ClusterOptions o;
-  std::string error;
-  EXPECT_TRUE(to_cluster_options(c, &o, &error)) << error;
+  auto accepted = to_cluster_options(c);
+  EXPECT_TRUE(accepted.ok()) << accepted.error();
 }
 
 TEST(ClusterSettings, MissingFieldSaysHowToGiveIt) {
   ClusterConfig c = minimal();
   c.overlay.clear();
-  ClusterOptions o;
-  std::string error;
-  ASSERT_FALSE(to_cluster_options(c, &o, &error));
+  auto refused = to_cluster_options(c);
+  ASSERT_FALSE(refused.ok());
+  const std::string& error = refused.error();
   EXPECT_NE(error.find("--overlay"), std::string::npos) << error;
   EXPECT_NE(error.find("overlay = "), std::string::npos) << error;
 }
@@ -288,21 +289,23 @@ TEST(ClusterSettings, TomlErrorsNameFileAndKey) {
         Case{"announce = \"192.0.2.1\"\n", "announce"}, Case{"farad = 7450\n", "farad"},
         Case{"mtu = -1\n", "mtu"}}) {
     ClusterConfig c;
-    std::string error;
-    EXPECT_FALSE(load_cluster_config_text(k.text, "/etc/faraday/cluster.toml", &c, &error))
-        << k.text;
+    Status loaded = load_cluster_config_text(k.text, "/etc/faraday/cluster.toml", &c);
+    ASSERT_FALSE(loaded.ok()) << k.text;
+    const std::string& error = loaded.error();
     EXPECT_NE(error.find("/etc/faraday/cluster.toml"), std::string::npos) << error;
     EXPECT_NE(error.find(std::string("\"") + k.key + "\""), std::string::npos) << error;
     EXPECT_NE(error.find("faradayd cluster --help"), std::string::npos) << error;
   }
   // A syntax error names the file and the line.
   ClusterConfig c;
-  std::string error;
-  EXPECT_FALSE(load_cluster_config_text("mtu = 1400\nfarad = \n", "x.toml", &c, &error));
-  EXPECT_EQ(error.rfind("x.toml:2:", 0), 0u) << error;
+  Status syntax = load_cluster_config_text("mtu = 1400\nfarad = \n", "x.toml", &c);
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_EQ(syntax.error().rfind("x.toml:2:", 0), 0u) << syntax.error();
   // A missing file names the file.
-  EXPECT_FALSE(load_cluster_config("/nonexistent/cluster.toml", &c, &error));
-  EXPECT_NE(error.find("/nonexistent/cluster.toml"), std::string::npos) << error;
+  Status missing = load_cluster_config("/nonexistent/cluster.toml", &c);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().find("/nonexistent/cluster.toml"), std::string::npos)
+      << missing.error();
 }
 
 TEST(ClusterSettings, TextLoadsBackUnchanged) {
@@ -317,9 +320,8 @@ TEST(ClusterSettings, TextLoadsBackUnchanged) {
   std::string text = cluster_config_text(c);
 
   ClusterConfig back;
-  std::string error;
-  ASSERT_TRUE(load_cluster_config_text(text, "written.toml", &back, &error)) << error << "\n"
-                                                                             << text;
+  Status loaded = load_cluster_config_text(text, "written.toml", &back);
+  ASSERT_TRUE(loaded.ok()) << loaded.error() << "\n" << text;
   EXPECT_EQ(cluster_config_text(back), text);
   EXPECT_EQ(back.crl, c.crl);
   EXPECT_EQ(back.announce, c.announce);
@@ -327,9 +329,8 @@ TEST(ClusterSettings, TextLoadsBackUnchanged) {
   EXPECT_EQ(back.listen_port, 4242u);
   // Defaults load back too (empty strings and lists included).
   ClusterConfig defaults_back;
-  ASSERT_TRUE(load_cluster_config_text(cluster_config_text(ClusterConfig{}), "d.toml",
-                                       &defaults_back, &error))
-      << error;
+  loaded = load_cluster_config_text(cluster_config_text(ClusterConfig{}), "d.toml", &defaults_back);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
   EXPECT_EQ(cluster_config_text(defaults_back), cluster_config_text(ClusterConfig{}));
 }
 

@@ -218,8 +218,8 @@ class CtlServerTest : public ::testing::Test {
     if (path.empty()) path = path_;
     return on_io([&]() -> std::string {
       auto result = CtlServer::listen(io_, path, commands(), options);
-      if (auto* err = std::get_if<std::string>(&result)) return *err;
-      server_ = std::move(std::get<std::unique_ptr<CtlServer>>(result));
+      if (!result) return result.error();
+      server_ = std::move(*result);
       return "";
     });
   }
@@ -447,8 +447,7 @@ TEST_F(CtlServerTest, RefusesWhileAnotherServes) {
   ASSERT_EQ(start(), "");
   std::string err = on_io([&]() -> std::string {
     auto second = CtlServer::listen(io_, path_, {}, {});
-    auto* e = std::get_if<std::string>(&second);
-    return e ? *e : "(listening twice)";
+    return second ? "(listening twice)" : second.error();
   });
   EXPECT_EQ(err, "another faradayd serves " + path_);
   EXPECT_EQ(call("echo")["command"], "echo");                    // the first one is untouched
@@ -655,8 +654,8 @@ class CtlFaradayctlTest : public CtlServerTest {
         reply(json{{"name", r.args[0]}, {"state", "PRESENT"}}.dump());
       };
       auto result = CtlServer::listen(io_, path_, std::move(c), {});
-      if (auto* e = std::get_if<std::string>(&result)) return *e;
-      server_ = std::move(std::get<std::unique_ptr<CtlServer>>(result));
+      if (!result) return result.error();
+      server_ = std::move(*result);
       return "";
     });
     ASSERT_EQ(err, "");

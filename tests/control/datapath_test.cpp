@@ -88,9 +88,8 @@ class DataPathTest : public ::testing::Test {
     dataplane::PipelineOptions options;
     options.ifname = ifname_;
     auto dp = open_interface(options);
-    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<dataplane::Pipeline>>(dp))
-        << std::get<std::string>(dp);
-    dp_ = std::move(std::get<std::unique_ptr<dataplane::Pipeline>>(dp));
+    ASSERT_TRUE(dp.ok()) << dp.error();
+    dp_ = std::move(*dp);
     ASSERT_NE(if_nametoindex(ifname_.c_str()), 0u);
   }
 

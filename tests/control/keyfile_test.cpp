@@ -51,20 +51,19 @@ class KeyfileTest : public ::testing::Test {
   crypto::Key load_ok(bool expect_created) {
     bool created = !expect_created;
     auto result = load_or_create_private_key(path_, &created);
-    EXPECT_TRUE(std::holds_alternative<crypto::Key>(result))
-        << (std::holds_alternative<std::string>(result) ? std::get<std::string>(result) : "");
+    EXPECT_TRUE(result.ok()) << (result ? "" : result.error());
     EXPECT_EQ(created, expect_created);
-    if (!std::holds_alternative<crypto::Key>(result)) return {};
-    return std::get<crypto::Key>(result);
+    if (!result) return {};
+    return *result;
   }
 
   std::string load_error() {
     bool created = true;
     auto result = load_or_create_private_key(path_, &created);
     EXPECT_FALSE(created);
-    EXPECT_TRUE(std::holds_alternative<std::string>(result));
-    if (!std::holds_alternative<std::string>(result)) return {};
-    return std::get<std::string>(result);
+    EXPECT_FALSE(result.ok());
+    if (result) return {};
+    return result.error();
   }
 
   testing::TempDir tmp_{"faraday-keyfile"};
@@ -99,9 +98,9 @@ TEST_F(KeyfileTest, ReloadGivesSameKeyAndPublicKey) {
 TEST_F(KeyfileTest, CreatedPointerMayBeNull) {
   auto a = load_or_create_private_key(path_, nullptr);
   auto b = load_or_create_private_key(path_, nullptr);
-  ASSERT_TRUE(std::holds_alternative<crypto::Key>(a));
-  ASSERT_TRUE(std::holds_alternative<crypto::Key>(b));
-  EXPECT_EQ(std::get<crypto::Key>(a), std::get<crypto::Key>(b));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*a, *b);
 }
 
 TEST_F(KeyfileTest, Mode0600WhateverTheUmask) {

@@ -40,6 +40,12 @@ using boost::asio::ip::tcp;
 using State = Links::State;
 namespace pki = faraday::faradayctl::pki;
 
+// The context, or a test failure (with the reason) and null.
+proto::SslCtxPtr context_or_null(const Result<proto::SslCtxPtr>& made) {
+  EXPECT_TRUE(made.ok()) << made.error();
+  return made ? *made : nullptr;
+}
+
 constexpr const char* kA = "node-a";  // sorts first: dials node-b
 constexpr const char* kB = "node-b";
 
@@ -79,10 +85,12 @@ class LinksTest : public ::testing::Test {
     char tmpl[] = "/tmp/links-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = new std::string(tmpl);
-    pki::init_ca(ca_dir());
-    for (const char* name : {kA, kB, "node-c", "node-0", "node-r"}) pki::issue(ca_dir(), name);
-    pki::init_ca(other_dir(), "Other CA");
-    pki::issue(other_dir(), kA);
+    ASSERT_TRUE(pki::init_ca(ca_dir()).ok());
+    for (const char* name : {kA, kB, "node-c", "node-0", "node-r"}) {
+      ASSERT_TRUE(pki::issue(ca_dir(), name).ok()) << name;
+    }
+    ASSERT_TRUE(pki::init_ca(other_dir(), "Other CA").ok());
+    ASSERT_TRUE(pki::issue(other_dir(), kA).ok());
     std::ofstream(both_cas()) << std::ifstream(pki::ca_cert_path(ca_dir())).rdbuf()
                               << std::ifstream(pki::ca_cert_path(other_dir())).rdbuf();
   }
@@ -114,14 +122,11 @@ class LinksTest : public ::testing::Test {
     proto::TlsFiles f = files(dir, name);
     if (!ca.empty()) f.ca = ca;
     Node n;
-    std::string error;
-    n.server = proto::make_server_context(f, &error);
-    EXPECT_TRUE(n.server) << error;
-    n.client = proto::make_client_context(f, &error);
-    EXPECT_TRUE(n.client) << error;
+    n.server = context_or_null(proto::make_server_context(f));
+    n.client = context_or_null(proto::make_client_context(f));
     n.links = std::make_unique<Links>(io_, n.server, n.client, name, options);
-    EXPECT_TRUE(n.links->listen({boost::asio::ip::make_address(listen_on_), port}, &error))
-        << error;
+    Status listening = n.links->listen({boost::asio::ip::make_address(listen_on_), port});
+    EXPECT_TRUE(listening.ok()) << listening.error();
     n.ep = n.links->local_endpoint();
     EXPECT_NE(n.ep.port(), 0);
     return n;
@@ -377,9 +382,9 @@ TEST_F(LinksTest, RestartedPeerReachedAgainByBackoff) {
 TEST_F(LinksTest, BadFramesAfterHandshakeCountedAndClosed) {
   Node b = start(kB);
   b->add(kA, std::nullopt);
-  std::string error;
-  auto client_ctx = proto::make_client_context(files(ca_dir(), kA), &error);
-  ASSERT_TRUE(client_ctx) << error;
+  auto client = proto::make_client_context(files(ca_dir(), kA));
+  ASSERT_TRUE(client.ok()) << client.error();
+  proto::SslCtxPtr client_ctx = *client;
 
   proto::LinkMessage future;  // a version this side does not speak
   future.set_version(proto::kProtocolVersion + 1);
@@ -436,16 +441,15 @@ TEST_F(LinksTest, ReloadWithACrlClosesRevokedLinksAndRefusesThemAfter) {
   // Nothing changed in the files: a reload closes nothing.
   EXPECT_EQ(a->reload(a.server, a.client), 0u);
 
-  pki::revoke_name(ca_dir(), "node-0");
-  pki::revoke_name(ca_dir(), "node-r");
+  ASSERT_TRUE(pki::revoke_name(ca_dir(), "node-0").ok());
+  ASSERT_TRUE(pki::revoke_name(ca_dir(), "node-r").ok());
   std::string crl = *dir_ + "/links-crl.pem";
-  pki::write_crl(ca_dir(), crl);
+  ASSERT_TRUE(pki::write_crl(ca_dir(), crl).ok());
   proto::TlsFiles f = files(ca_dir(), kA);
   f.crl = crl;
-  std::string error;
-  auto server = proto::make_server_context(f, &error);
-  auto client = proto::make_client_context(f, &error);
-  ASSERT_TRUE(server && client) << error;
+  proto::SslCtxPtr server = context_or_null(proto::make_server_context(f));
+  proto::SslCtxPtr client = context_or_null(proto::make_client_context(f));
+  ASSERT_TRUE(server && client);
   EXPECT_EQ(a->reload(server, client), 2u);
   EXPECT_EQ(a->counters().closed_untrusted, 2u);
   // Down at once on a's side, with the reason.
@@ -493,13 +497,11 @@ TEST_F(LinksTest, APeerCertificateThatExpiresClosesTheLink) {
   ca.write(b_id, kB);
   auto make = [&](const testing::Identity& id, const std::string& name) {
     proto::TlsFiles f{ca.ca_path(), id.cert_path, id.key_path, ""};
-    std::string error;
     Node n;
-    n.server = proto::make_server_context(f, &error);
-    n.client = proto::make_client_context(f, &error);
-    EXPECT_TRUE(n.server && n.client) << error;
+    n.server = context_or_null(proto::make_server_context(f));
+    n.client = context_or_null(proto::make_client_context(f));
     n.links = std::make_unique<Links>(io_, n.server, n.client, name, fast_options());
-    EXPECT_TRUE(n.links->listen({boost::asio::ip::make_address(listen_on_), 0}, &error));
+    EXPECT_TRUE(n.links->listen({boost::asio::ip::make_address(listen_on_), 0}).ok());
     n.ep = n.links->local_endpoint();
     return n;
   };

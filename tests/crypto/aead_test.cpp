@@ -288,26 +288,25 @@ TEST(AeadBatch, SelfTestCatchesABrokenBackend) {
 }
 
 TEST(AeadBatch, SelectBackend) {
-  std::string error, reason;
-  auto best = select_aead_backend("", &error, &reason);
-  ASSERT_NE(best, nullptr) << error;
+  auto best = select_aead_backend("");
+  ASSERT_TRUE(best.ok()) << best.error();
   // Which one wins is the machine's business; the reason names it and its figures.
-  EXPECT_EQ(reason.rfind(best->describe() + ": ", 0), 0u) << reason;
+  const std::string& reason = best->reason;
+  EXPECT_EQ(reason.rfind(best->backend->describe() + ": ", 0), 0u) << reason;
   EXPECT_NE(reason.find("Gbit/s"), std::string::npos) << reason;
   EXPECT_NE(reason.find("passed"), std::string::npos) << reason;
-  EXPECT_NE(select_aead_backend("", nullptr), nullptr);  // the two-argument form still works
 
-  auto forced = select_aead_backend("sodium", &error, &reason);
-  ASSERT_NE(forced, nullptr) << error;
-  EXPECT_STREQ(forced->name(), "sodium");
-  EXPECT_EQ(reason, "sodium: forced by configuration; self-test passed");
+  auto forced = select_aead_backend("sodium");
+  ASSERT_TRUE(forced.ok()) << forced.error();
+  EXPECT_STREQ(forced->backend->name(), "sodium");
+  EXPECT_EQ(forced->reason, "sodium: forced by configuration; self-test passed");
 }
 
 TEST(AeadBatch, ForcingAnUnknownNameFailsAndListsTheKnownOnes) {
-  std::string error;
-  EXPECT_EQ(select_aead_backend("ipsec-mb-nonexistent", &error), nullptr);
-  EXPECT_EQ(error, "unknown AEAD backend 'ipsec-mb-nonexistent' (known: sodium ipsec-mb)");
-  EXPECT_EQ(select_aead_backend("nope", nullptr), nullptr);
+  auto unknown = select_aead_backend("ipsec-mb-nonexistent");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error(), "unknown AEAD backend 'ipsec-mb-nonexistent' (known: sodium ipsec-mb)");
+  EXPECT_FALSE(select_aead_backend("nope"));
 }
 
 // ---- The intel-ipsec-mb backend, checked against the libsodium one ----
@@ -315,9 +314,9 @@ TEST(AeadBatch, ForcingAnUnknownNameFailsAndListsTheKnownOnes) {
 class IpsecMb : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    ipsecmb_ = make_ipsecmb_backend(&why);
-    if (!ipsecmb_) GTEST_SKIP() << "ipsec-mb backend not available: " << why;
+    auto made = make_ipsecmb_backend();
+    if (!made) GTEST_SKIP() << "ipsec-mb backend not available: " << made.error();
+    ipsecmb_ = std::move(*made);
   }
 
   // One message per entry, each with its own buffer (room for the tag) and random
@@ -377,11 +376,10 @@ TEST_F(IpsecMb, NameAndSelfTest) {
 }
 
 TEST_F(IpsecMb, ForcedByName) {
-  std::string error, reason;
-  auto forced = select_aead_backend("ipsec-mb", &error, &reason);
-  ASSERT_NE(forced, nullptr) << error;
-  EXPECT_STREQ(forced->name(), "ipsec-mb");
-  EXPECT_NE(reason.find("forced by configuration"), std::string::npos) << reason;
+  auto forced = select_aead_backend("ipsec-mb");
+  ASSERT_TRUE(forced.ok()) << forced.error();
+  EXPECT_STREQ(forced->backend->name(), "ipsec-mb");
+  EXPECT_NE(forced->reason.find("forced by configuration"), std::string::npos) << forced->reason;
 }
 
 // Every size from 0 to 1500 once, shuffled into bursts of 1 to 80 (more than one

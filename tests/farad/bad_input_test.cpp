@@ -285,14 +285,15 @@ TEST(FaradRefuses, CertificatesRevokedByAReloadedCrl) {
     fputs("not a CRL\n", f);
     fclose(f);
   }
-  std::string error;
-  EXPECT_FALSE(c.server().reload_tls(&error));
-  EXPECT_THAT(error, HasSubstr("no PEM CRL"));
+  Status reloaded = c.server().reload_tls();
+  ASSERT_FALSE(reloaded.ok());
+  EXPECT_THAT(reloaded.error(), HasSubstr("no PEM CRL"));
   c.run_for(50ms);
   EXPECT_TRUE(bad.client->joined());
 
   c.pki.write_crl(crl, {bad.id.cert.get()});
-  ASSERT_TRUE(c.server().reload_tls(&error)) << error;
+  reloaded = c.server().reload_tls();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error();
   ASSERT_TRUE(c.run_until([&] { return !bad.client->connected(); }));
   ASSERT_FALSE(bad.errors.empty());
   EXPECT_EQ(bad.errors[0].code(), proto::Error::REVOKED);

@@ -38,9 +38,9 @@ Cluster::Cluster() : pki(tmp.path() + "/pki") {
   options.handshake_timeout = 2s;
   options.write_timeout = 2s;
   options.push_delay = 5ms;
-  std::string error;
-  client_ctx = proto::make_client_context({pki.ca_path(), "", "", ""}, &error);
-  if (!client_ctx) throw std::runtime_error(error);
+  auto made = proto::make_client_context({pki.ca_path(), "", "", ""});
+  if (!made) throw std::runtime_error(made.error());  // a broken fixture: the test fails
+  client_ctx = *made;
 }
 
 Cluster::~Cluster() {
@@ -53,8 +53,9 @@ farad::Server& Cluster::start_server() {
   auto opts = options;
   if (port_) opts.port = port_;
   server_ = std::make_unique<farad::Server>(io, opts);
-  std::string error;
-  if (!server_->start(&error)) throw std::runtime_error("farad: " + error);
+  if (Status started = server_->start(); !started) {
+    throw std::runtime_error("farad: " + started.error());
+  }
   port_ = server_->port();
   return *server_;
 }
@@ -152,8 +153,9 @@ std::string local_of(const boost::asio::ip::tcp::socket& s) {
 }  // namespace
 
 RawPeer::RawPeer(Cluster& c, const Identity* id, bool read) : plain(c.io) {
-  std::string error;
-  ctx_ = proto::make_client_context({c.pki.ca_path(), "", "", ""}, &error);
+  auto made = proto::make_client_context({c.pki.ca_path(), "", "", ""});
+  if (!made) throw std::runtime_error(made.error());
+  ctx_ = *made;
   auto s = connect_socket(c, !read);
   local = local_of(s);
   ch = proto::TlsChannel::create(std::move(s), ctx_.get(), proto::TlsChannel::Role::kClient, this);

@@ -138,7 +138,8 @@ TEST(NodeInfoRules, Names) {
 
 TEST(NodeInfoRules, EachRuleIsEnforced) {
   NodeInfo good = testing::node_info(1);
-  EXPECT_EQ(check_node_info(good), std::nullopt);
+  Status valid = check_node_info(good);
+  EXPECT_TRUE(valid.ok()) << valid.error();
   struct Case {
     const char* what;
     std::function<void(NodeInfo&)> breakit;
@@ -170,9 +171,9 @@ TEST(NodeInfoRules, EachRuleIsEnforced) {
   for (const auto& c : cases) {
     NodeInfo bad = good;
     c.breakit(bad);
-    auto err = check_node_info(bad);
-    ASSERT_TRUE(err.has_value()) << c.what;
-    EXPECT_NE(err->find(c.says), std::string::npos) << c.what << ": " << *err;
+    Status broken = check_node_info(bad);
+    ASSERT_FALSE(broken.ok()) << c.what;
+    EXPECT_NE(broken.error().find(c.says), std::string::npos) << c.what << ": " << broken.error();
   }
 }
 

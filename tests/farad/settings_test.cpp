@@ -10,8 +10,7 @@ namespace faraday::farad {
 namespace {
 
 struct Parsed {
-  bool ok = false;
-  std::string error;
+  Status loaded;
   Config config;
 };
 
@@ -25,8 +24,8 @@ Parsed parse(const std::string& toml, std::vector<std::string> args) {
   std::vector<std::string> argv_rev(args.rbegin(), args.rend());
   app.parse(argv_rev);
   Parsed p;
-  p.ok = load_config_file(path, &p.config, &p.error);
-  if (p.ok) apply_cli_overrides(app, cli, &p.config);
+  p.loaded = load_config_file(path, &p.config);
+  if (p.loaded) apply_cli_overrides(app, cli, &p.config);
   return p;
 }
 
@@ -35,22 +34,22 @@ TEST(Settings, FileThenCommandLine) {
       "listen = \"127.0.0.1:9000\"\nca = \"/ca\"\ncert = \"/c\"\nkey = \"/k\"\n"
       "expiry = 12\nmax-connections = 99\n",
       {"--expiry", "7.5", "--crl", "/crl"});
-  ASSERT_TRUE(p.ok) << p.error;
+  ASSERT_TRUE(p.loaded.ok()) << p.loaded.error();
   EXPECT_EQ(p.config.listen, "127.0.0.1:9000");
   EXPECT_EQ(p.config.expiry, 7.5);  // the command line wins
   EXPECT_EQ(p.config.crl, "/crl");
   EXPECT_EQ(p.config.max_connections, 99u);
   EXPECT_EQ(p.config.handshake_timeout, 10);  // default kept
-  ServerOptions o;
-  std::string error;
-  ASSERT_TRUE(to_server_options(p.config, &o, &error)) << error;
+  auto checked = to_server_options(p.config);
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  const ServerOptions& o = *checked;
   EXPECT_EQ(o.address, "127.0.0.1");
   EXPECT_EQ(o.port, 9000);
   EXPECT_EQ(o.expiry, std::chrono::milliseconds(7500));
   EXPECT_EQ(o.tls.crl, "/crl");
   // What --print-config prints is a file farad reads back to the same values.
   auto again = parse(config_text(p.config), {});
-  ASSERT_TRUE(again.ok) << again.error;
+  ASSERT_TRUE(again.loaded.ok()) << again.loaded.error();
   EXPECT_EQ(config_text(again.config), config_text(p.config));
 }
 
@@ -67,8 +66,9 @@ TEST(Settings, FileErrorsNameTheProblem) {
   };
   for (const auto& c : cases) {
     auto p = parse(c.toml, {});
-    EXPECT_FALSE(p.ok) << c.toml;
-    EXPECT_NE(p.error.find(c.says), std::string::npos) << c.toml << " -> " << p.error;
+    ASSERT_FALSE(p.loaded.ok()) << c.toml;
+    EXPECT_NE(p.loaded.error().find(c.says), std::string::npos)
+        << c.toml << " -> " << p.loaded.error();
   }
 }
 
@@ -77,11 +77,10 @@ TEST(Settings, ValuesAreChecked) {
   base.ca = "/ca";
   base.cert = "/c";
   base.key = "/k";
-  ServerOptions o;
-  std::string error;
-  ASSERT_TRUE(to_server_options(base, &o, &error)) << error;
-  EXPECT_EQ(o.port, 7450);
-  EXPECT_EQ(o.address, "0.0.0.0");
+  auto o = to_server_options(base);
+  ASSERT_TRUE(o.ok()) << o.error();
+  EXPECT_EQ(o->port, 7450);
+  EXPECT_EQ(o->address, "0.0.0.0");
   struct Case {
     std::function<void(Config&)> set;
     const char* says;
@@ -97,14 +96,16 @@ TEST(Settings, ValuesAreChecked) {
   for (const auto& c : cases) {
     Config bad = base;
     c.set(bad);
-    EXPECT_FALSE(to_server_options(bad, &o, &error)) << c.says;
-    EXPECT_NE(error.find(c.says), std::string::npos) << error;
+    auto refused = to_server_options(bad);
+    ASSERT_FALSE(refused.ok()) << c.says;
+    EXPECT_NE(refused.error().find(c.says), std::string::npos) << refused.error();
   }
   Config v6 = base;
   v6.listen = "[::1]:0";
-  ASSERT_TRUE(to_server_options(v6, &o, &error)) << error;
-  EXPECT_EQ(o.address, "::1");
-  EXPECT_EQ(o.port, 0);
+  o = to_server_options(v6);
+  ASSERT_TRUE(o.ok()) << o.error();
+  EXPECT_EQ(o->address, "::1");
+  EXPECT_EQ(o->port, 0);
 }
 
 }  // namespace

@@ -118,8 +118,8 @@ TEST(FaradTrust, RevocationRemovesTheMemberAndTellsEveryNode) {
   c.run_for(50ms);
 
   c.pki.write_crl(crl, {b.id.cert.get()});
-  std::string error;
-  ASSERT_TRUE(c.server().reload_tls(&error)) << error;
+  Status reloaded = c.server().reload_tls();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error();
   ASSERT_TRUE(c.run_until([&] { return !a.removals.empty(); }));
   EXPECT_EQ(a.removals[0].name(), "beta");
   EXPECT_EQ(a.removals[0].reason(), proto::Removal::REVOKED);
@@ -160,8 +160,8 @@ TEST(FaradTrust, RevocationReachesAMemberWhoseConnectionIsClosed) {
   ASSERT_TRUE(c.server().membership().find("beta"));
 
   c.pki.write_crl(crl, {b.id.cert.get()});
-  std::string error;
-  ASSERT_TRUE(c.server().reload_tls(&error)) << error;
+  Status reloaded = c.server().reload_tls();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error();
   EXPECT_FALSE(c.server().membership().find("beta"));
   ASSERT_TRUE(c.run_until([&] { return !a.removals.empty(); }));
   EXPECT_EQ(a.removals[0].name(), "beta");

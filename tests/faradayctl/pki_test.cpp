@@ -54,6 +54,20 @@ using testing::ProgramRun;
 using testing::slurp;
 using testing::TempDir;
 
+// The value of a CA operation the test needs to succeed; a test failure (and
+// an empty value, which the checks after it then trip on) if it does not.
+template <typename T>
+T must(Result<T> result) {
+  if (!result) {
+    ADD_FAILURE() << result.error();
+    return T{};
+  }
+  return std::move(*result);
+}
+void must(const Status& status) {
+  if (!status) ADD_FAILURE() << status.error();
+}
+
 // One PEM object from `path`, read with `read` (PEM_read_X509, ...); null if
 // the file cannot be opened or holds none.
 template <typename Ptr, typename Read>
@@ -122,10 +136,10 @@ uint64_t crl_number(X509_CRL* crl) {
 TEST(PkiCa, InitWritesKeyCertificateIndexAndCounters) {
   TempDir tmp;
   std::string dir = tmp.path() + "/ca";
-  init_ca(dir, "Test CA", 30);
+  must(init_ca(dir, "Test CA", 30));
   EXPECT_EQ(file_mode(dir), 0700u);
   EXPECT_EQ(file_mode(ca_key_path(dir)), 0600u);
-  EXPECT_TRUE(read_index(dir).empty());
+  EXPECT_TRUE(must(read_index(dir)).empty());
   EXPECT_EQ(slurp(dir + "/serial"), "02\n");
   EXPECT_EQ(slurp(dir + "/crlnumber"), "1\n");
   // No temporary files left behind.
@@ -152,45 +166,39 @@ TEST(PkiCa, InitWritesKeyCertificateIndexAndCounters) {
 
 TEST(PkiCa, InitRefusesToOverwrite) {
   TempDir tmp;
-  init_ca(tmp.path());
+  must(init_ca(tmp.path()));
   std::string key_before = slurp(ca_key_path(tmp.path()));
   std::string cert_before = slurp(ca_cert_path(tmp.path()));
-  try {
-    init_ca(tmp.path());
-    FAIL() << "second init succeeded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.reason(), Error::Reason::kExists);
-    EXPECT_NE(std::string(e.what()).find("ca.key exists"), std::string::npos) << e.what();
-  }
+  Status again = init_ca(tmp.path());
+  ASSERT_FALSE(again.ok()) << "second init succeeded";
+  EXPECT_EQ(again.failure().reason, Error::Reason::kExists);
+  EXPECT_NE(again.error().find("ca.key exists"), std::string::npos) << again.error();
   EXPECT_EQ(slurp(ca_key_path(tmp.path())), key_before);
   EXPECT_EQ(slurp(ca_cert_path(tmp.path())), cert_before);
 
   // A lone key (a half-restored backup) is not overwritten either.
   TempDir other;
   std::ofstream(ca_key_path(other.path())) << "precious";
-  EXPECT_THROW(init_ca(other.path()), Error);
+  EXPECT_FALSE(init_ca(other.path()).ok());
   EXPECT_EQ(slurp(ca_key_path(other.path())), "precious");
 }
 
 TEST(PkiCa, OperationsWithoutACaSayHowToMakeOne) {
   TempDir tmp;
-  try {
-    issue(tmp.path(), "alpha");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.reason(), Error::Reason::kNotFound);
-    EXPECT_NE(std::string(e.what()).find("faradayctl ca init"), std::string::npos);
-  }
-  EXPECT_THROW(write_crl(tmp.path()), Error);
-  EXPECT_THROW(init_ca(tmp.path(), "x", 0), Error);
+  auto issued = issue(tmp.path(), "alpha");
+  ASSERT_FALSE(issued.ok());
+  EXPECT_EQ(issued.failure().reason, Error::Reason::kNotFound);
+  EXPECT_NE(issued.error().find("faradayctl ca init"), std::string::npos);
+  EXPECT_FALSE(write_crl(tmp.path()).ok());
+  EXPECT_FALSE(init_ca(tmp.path(), "x", 0).ok());
 }
 
 // --- issue ------------------------------------------------------------------
 
 TEST(PkiIssue, NodeCertificateChainsAndCarriesItsName) {
   TempDir tmp;
-  init_ca(tmp.path());
-  Issued out = issue(tmp.path(), "storage-01.rack2", {.out_prefix = "", .days = 10});
+  must(init_ca(tmp.path()));
+  Issued out = must(issue(tmp.path(), "storage-01.rack2", {.out_prefix = "", .days = 10}));
   EXPECT_EQ(out.cert_path, tmp.path() + "/storage-01.rack2.pem");
   EXPECT_EQ(file_mode(out.key_path), 0600u);
 
@@ -202,8 +210,9 @@ TEST(PkiIssue, NodeCertificateChainsAndCarriesItsName) {
   EXPECT_EQ(verify(ca.get(), cert.get(), X509_PURPOSE_SSL_CLIENT), X509_V_OK);
   EXPECT_EQ(verify(ca.get(), cert.get(), X509_PURPOSE_SSL_SERVER), X509_V_OK);
   // farad's own rule for the CN.
-  std::string why;
-  EXPECT_EQ(proto::certificate_name(cert.get(), &why), "storage-01.rack2") << why;
+  auto name = proto::certificate_name(cert.get());
+  ASSERT_TRUE(name.ok()) << name.error();
+  EXPECT_EQ(*name, "storage-01.rack2");
   EXPECT_EQ(X509_check_host(cert.get(), "storage-01.rack2", 0, 0, nullptr), 1);
   EXPECT_EQ(X509_get_extended_key_usage(cert.get()),
             static_cast<uint32_t>(XKU_SSL_CLIENT | XKU_SSL_SERVER));
@@ -213,7 +222,7 @@ TEST(PkiIssue, NodeCertificateChainsAndCarriesItsName) {
   ASSERT_EQ(ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert.get())), 1);
   EXPECT_TRUE(days == 9 || days == 10) << days;
 
-  auto index = read_index(tmp.path());
+  auto index = must(read_index(tmp.path()));
   ASSERT_EQ(index.size(), 1u);
   EXPECT_EQ(index[0].name, "storage-01.rack2");
   EXPECT_EQ(index[0].serial, out.entry.serial);
@@ -223,10 +232,10 @@ TEST(PkiIssue, NodeCertificateChainsAndCarriesItsName) {
 
 TEST(PkiIssue, FaradCertificateIsServerOnly) {
   TempDir tmp;
-  init_ca(tmp.path());
+  must(init_ca(tmp.path()));
   X509Ptr ca = load_cert(ca_cert_path(tmp.path()));
   for (const auto& [name, server] : {std::pair{"farad", false}, std::pair{"coord-1", true}}) {
-    Issued out = issue(tmp.path(), name, {.out_prefix = "", .days = 30, .server = server});
+    Issued out = must(issue(tmp.path(), name, {.out_prefix = "", .days = 30, .server = server}));
     X509Ptr cert = load_cert(out.cert_path);
     ASSERT_TRUE(cert);
     EXPECT_EQ(X509_get_extended_key_usage(cert.get()), static_cast<uint32_t>(XKU_SSL_SERVER));
@@ -238,21 +247,22 @@ TEST(PkiIssue, FaradCertificateIsServerOnly) {
 
 TEST(PkiIssue, SerialsAreUniqueAcrossCertificatesAndReissues) {
   TempDir tmp;
-  init_ca(tmp.path());
+  must(init_ca(tmp.path()));
   std::set<uint64_t> serials{1};  // the CA's own
   for (int i = 0; i < 6; ++i) {
     std::string name = "node" + std::to_string(i % 3);
-    Issued out = issue(tmp.path(), name, {.out_prefix = tmp.path() + "/" + std::to_string(i)});
+    Issued out =
+        must(issue(tmp.path(), name, {.out_prefix = tmp.path() + "/" + std::to_string(i)}));
     X509Ptr cert = load_cert(out.cert_path);
     ASSERT_TRUE(cert);
     EXPECT_TRUE(serials.insert(serial_of(cert.get())).second) << serial_of(cert.get());
   }
-  EXPECT_EQ(read_index(tmp.path()).size(), 6u);
+  EXPECT_EQ(must(read_index(tmp.path())).size(), 6u);
 }
 
 TEST(PkiIssue, RefusesBadNamesAndExistingFiles) {
   TempDir tmp;
-  init_ca(tmp.path());
+  must(init_ca(tmp.path()));
   const std::string bad[] = {"",
                              "-lead",
                              ".lead",
@@ -265,41 +275,35 @@ TEST(PkiIssue, RefusesBadNamesAndExistingFiles) {
                              std::string("a\0b", 3)};
   for (const auto& name : bad) {
     ASSERT_FALSE(proto::valid_node_name(name));  // the same rule farad applies
-    try {
-      issue(tmp.path(), name);
-      ADD_FAILURE() << "issued " << name;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.reason(), Error::Reason::kInvalidArgument) << e.what();
-    }
+    auto issued = issue(tmp.path(), name);
+    ASSERT_FALSE(issued.ok()) << "issued " << name;
+    EXPECT_EQ(issued.failure().reason, Error::Reason::kInvalidArgument) << issued.error();
   }
-  EXPECT_TRUE(read_index(tmp.path()).empty());
-  EXPECT_NO_THROW(issue(tmp.path(), std::string(64, 'a')));
+  EXPECT_TRUE(must(read_index(tmp.path())).empty());
+  EXPECT_TRUE(issue(tmp.path(), std::string(64, 'a')).ok());
 
-  issue(tmp.path(), "alpha");
+  must(issue(tmp.path(), "alpha"));
   std::string before = slurp(tmp.path() + "/alpha.key");
-  try {
-    issue(tmp.path(), "alpha");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.reason(), Error::Reason::kExists);
-  }
+  auto twice = issue(tmp.path(), "alpha");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.failure().reason, Error::Reason::kExists);
   EXPECT_EQ(slurp(tmp.path() + "/alpha.key"), before);
-  EXPECT_EQ(read_index(tmp.path()).size(), 2u);  // the refused one left no entry
-  EXPECT_THROW(issue(tmp.path(), "beta", {.out_prefix = "", .days = 0}), Error);
+  EXPECT_EQ(must(read_index(tmp.path())).size(), 2u);  // the refused one left no entry
+  EXPECT_FALSE(issue(tmp.path(), "beta", {.out_prefix = "", .days = 0}).ok());
 }
 
 // --- revoke and CRL -----------------------------------------------------------
 
 TEST(PkiCrl, RevokedSerialIsListedAndRejected) {
   TempDir tmp;
-  init_ca(tmp.path());
-  Issued alpha = issue(tmp.path(), "alpha");
-  Issued beta = issue(tmp.path(), "beta");
+  must(init_ca(tmp.path()));
+  Issued alpha = must(issue(tmp.path(), "alpha"));
+  Issued beta = must(issue(tmp.path(), "beta"));
   X509Ptr ca = load_cert(ca_cert_path(tmp.path()));
   X509Ptr alpha_cert = load_cert(alpha.cert_path);
   X509Ptr beta_cert = load_cert(beta.cert_path);
 
-  CrlResult empty = write_crl(tmp.path());
+  CrlResult empty = must(write_crl(tmp.path()));
   EXPECT_EQ(empty.number, 1u);
   EXPECT_EQ(empty.revoked, 0u);
   CrlPtr crl = load_crl(empty.path);
@@ -307,11 +311,11 @@ TEST(PkiCrl, RevokedSerialIsListedAndRejected) {
   EXPECT_EQ(crl_number(crl.get()), 1u);
   EXPECT_EQ(verify(ca.get(), alpha_cert.get(), X509_PURPOSE_SSL_CLIENT, crl.get()), X509_V_OK);
 
-  auto revoked = revoke_name(tmp.path(), "alpha");
+  auto revoked = must(revoke_name(tmp.path(), "alpha"));
   ASSERT_EQ(revoked.size(), 1u);
   EXPECT_EQ(revoked[0].serial, alpha.entry.serial);
   std::string out = tmp.path() + "/published.crl";
-  CrlResult r = write_crl(tmp.path(), out, 7);
+  CrlResult r = must(write_crl(tmp.path(), out, 7));
   EXPECT_EQ(r.path, out);
   EXPECT_EQ(r.number, 2u);
   EXPECT_EQ(r.revoked, 1u);
@@ -331,9 +335,9 @@ TEST(PkiCrl, RevokedSerialIsListedAndRejected) {
   EXPECT_EQ(verify(ca.get(), beta_cert.get(), X509_PURPOSE_SSL_CLIENT, crl.get()), X509_V_OK);
 
   // By serial, as `openssl x509 -serial` prints it; then both are listed.
-  IndexEntry e = revoke_serial(tmp.path(), *parse_serial(serial_text(beta.entry.serial)));
+  IndexEntry e = must(revoke_serial(tmp.path(), *parse_serial(serial_text(beta.entry.serial))));
   EXPECT_EQ(e.name, "beta");
-  r = write_crl(tmp.path());
+  r = must(write_crl(tmp.path()));
   EXPECT_EQ(r.number, 3u);
   EXPECT_EQ(r.revoked, 2u);
   crl = load_crl(r.path);
@@ -344,19 +348,16 @@ TEST(PkiCrl, RevokedSerialIsListedAndRejected) {
 
 TEST(PkiCrl, RevokeErrorsAndIndexRoundTrip) {
   TempDir tmp;
-  init_ca(tmp.path());
-  Issued a = issue(tmp.path(), "alpha");
-  EXPECT_THROW(revoke_name(tmp.path(), "nobody"), Error);
-  EXPECT_THROW(revoke_serial(tmp.path(), 0x99), Error);
-  revoke_name(tmp.path(), "alpha");
-  time_t first = *read_index(tmp.path())[0].revoked_at;
-  try {
-    revoke_name(tmp.path(), "alpha");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("already revoked"), std::string::npos);
-  }
-  EXPECT_EQ(*revoke_serial(tmp.path(), a.entry.serial).revoked_at, first);
+  must(init_ca(tmp.path()));
+  Issued a = must(issue(tmp.path(), "alpha"));
+  EXPECT_FALSE(revoke_name(tmp.path(), "nobody").ok());
+  EXPECT_FALSE(revoke_serial(tmp.path(), 0x99).ok());
+  must(revoke_name(tmp.path(), "alpha"));
+  time_t first = *must(read_index(tmp.path()))[0].revoked_at;
+  auto again = revoke_name(tmp.path(), "alpha");
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().find("already revoked"), std::string::npos);
+  EXPECT_EQ(*must(revoke_serial(tmp.path(), a.entry.serial)).revoked_at, first);
 
   EXPECT_EQ(parse_serial("0A"), 10u);
   EXPECT_EQ(parse_serial("0x1f"), 31u);
@@ -367,13 +368,10 @@ TEST(PkiCrl, RevokeErrorsAndIndexRoundTrip) {
   EXPECT_EQ(serial_text(0x102), "0102");
 
   std::ofstream(index_path(tmp.path()), std::ios::app) << "zz broken\n";
-  try {
-    read_index(tmp.path());
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.reason(), Error::Reason::kCorrupt);
-    EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
-  }
+  auto broken = read_index(tmp.path());
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.failure().reason, Error::Reason::kCorrupt);
+  EXPECT_NE(broken.error().find("line 3"), std::string::npos) << broken.error();
 }
 
 // --- the faradayctl command ---------------------------------------------------
@@ -491,11 +489,10 @@ class EndToEnd : public ::testing::Test {
 
   // A FaradClient for `name` using DIR/name.{pem,key} as faradayctl wrote them.
   Node& node(const std::string& name, int index) {
-    std::string error;
-    proto::SslCtxPtr ctx = proto::make_client_context(
-        {ca_cert_path(dir()), dir() + "/" + name + ".pem", dir() + "/" + name + ".key", ""},
-        &error);
-    EXPECT_TRUE(ctx) << error;
+    auto made = proto::make_client_context(
+        {ca_cert_path(dir()), dir() + "/" + name + ".pem", dir() + "/" + name + ".key", ""});
+    EXPECT_TRUE(made.ok()) << made.error();
+    proto::SslCtxPtr ctx = made ? *made : nullptr;
     auto n = std::make_unique<Node>();
     Node* raw = n.get();
     FaradClientOptions o;

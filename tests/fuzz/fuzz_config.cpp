@@ -14,28 +14,27 @@ using namespace faraday;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  std::string error;
-
   control::ClusterConfig cluster;
-  if (control::load_cluster_config_text(text, "fuzz.toml", &cluster, &error)) {
-    control::ClusterOptions options;
-    (void)control::to_cluster_options(cluster, &options, &error);
+  Status loaded = control::load_cluster_config_text(text, "fuzz.toml", &cluster);
+  if (loaded) {
+    auto options = control::to_cluster_options(cluster);
+    if (!options && options.error().empty()) __builtin_trap();  // every refusal says why
     std::string printed = control::cluster_config_text(cluster);
     control::ClusterConfig again;
-    if (!control::load_cluster_config_text(printed, "printed.toml", &again, &error) ||
+    if (!control::load_cluster_config_text(printed, "printed.toml", &again) ||
         control::cluster_config_text(again) != printed) {
       __builtin_trap();
     }
-  } else if (error.empty()) {
+  } else if (loaded.error().empty()) {
     __builtin_trap();  // every refusal says why
   }
 
-  error.clear();
   farad::Config farad_config;
-  if (farad::load_config_text(text, "fuzz.toml", &farad_config, &error)) {
-    farad::ServerOptions options;
-    (void)farad::to_server_options(farad_config, &options, &error);
-  } else if (error.empty()) {
+  loaded = farad::load_config_text(text, "fuzz.toml", &farad_config);
+  if (loaded) {
+    auto options = farad::to_server_options(farad_config);
+    if (!options && options.error().empty()) __builtin_trap();
+  } else if (loaded.error().empty()) {
     __builtin_trap();
   }
   return 0;
