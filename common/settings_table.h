@@ -25,7 +25,7 @@
 #include <variant>
 #include <vector>
 
-#include "common/result.h"
+#include "result.h"
 
 namespace faraday::settings {
 

@@ -10,15 +10,15 @@
 //     unspecified). The result passes proto::check_node_info.
 //
 // Plain functions, called once at start-up (and on SIGHUP for the name) on the
-// control thread; errors (common/result.h) name the cause.
+// control thread; errors (result.h) name the cause.
 #pragma once
 
 #include <string>
 
-#include "common/result.h"
 #include "control/cluster_settings.h"
 #include "crypto/keys.h"
 #include "proto/farad.pb.h"
+#include "result.h"
 
 namespace faraday::control {
 

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
 #include "dataplane/net.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
+#include "result.h"
 
 namespace faraday::control {
 

@@ -17,8 +17,8 @@
 #include <memory>
 #include <string>
 
-#include "common/result.h"
 #include "dataplane/pipeline.h"
+#include "result.h"
 
 namespace faraday::control {
 

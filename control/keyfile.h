@@ -17,8 +17,8 @@
 
 #include <string>
 
-#include "common/result.h"
 #include "crypto/keys.h"
+#include "result.h"
 
 namespace faraday::control {
 

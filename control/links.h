@@ -30,8 +30,8 @@
 #include <optional>
 #include <string>
 
-#include "common/result.h"
 #include "proto/tls.h"
+#include "result.h"
 
 namespace faraday::control {
 

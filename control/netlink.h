@@ -7,7 +7,7 @@
 // - Every operation is synchronous: it sends one request (or a dump) and waits for
 //   the kernel's answer. Nothing is cached; interfaces are looked up by name on each
 //   call, so a deleted or renamed interface gives a clear error, never a stale index.
-// - Every operation returns a Result or Status (common/result.h) whose error names
+// - Every operation returns a Result or Status (result.h) whose error names
 //   the operation, the interface and the kernel's reason (strerror of its errno,
 //   plus its extended-ack message when it sends one), e.g.
 //   "netlink: set MTU 100 on wg0: Invalid argument".
@@ -29,8 +29,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/result.h"
 #include "dataplane/net.h"
+#include "result.h"
 
 struct mnl_socket;
 

@@ -43,7 +43,8 @@ struct BackendInfo {
 // Every backend this build knows, by the name --aead forces; select_aead_backend("")
 // measures the ones that pass their self-test and takes the fastest.
 const std::array kBackends = {
-    BackendInfo{"sodium", [] { return Result<std::unique_ptr<AeadBackend>>(make_sodium_backend()); }},
+    BackendInfo{"sodium",
+                [] { return Result<std::unique_ptr<AeadBackend>>(make_sodium_backend()); }},
     BackendInfo{"ipsec-mb", &make_ipsecmb_backend},
 };
 
@@ -303,7 +304,8 @@ Result<AeadChoice> select_aead_backend(std::string_view forced) {
   if (passed.empty())
     return Error{known ? "no usable AEAD backend (" + failed + ")" : unknown_name(forced)};
   if (!forced.empty()) {
-    std::string reason = passed[0].backend->describe() + ": forced by configuration; self-test passed";
+    std::string reason =
+        passed[0].backend->describe() + ": forced by configuration; self-test passed";
     return AeadChoice{std::move(passed[0].backend), std::move(reason)};
   }
   for (int round = 0; round < kMeasureRounds; ++round)

@@ -17,7 +17,7 @@
 #include <string_view>
 
 #include "crypto/keys.h"
-#include "crypto/result.h"
+#include "result.h"
 
 namespace faraday::crypto {
 

@@ -15,7 +15,7 @@
 #include <utility>
 
 #include "dataplane/packet.h"
-#include "dataplane/result.h"
+#include "result.h"
 
 namespace faraday::dataplane {
 

@@ -23,7 +23,7 @@
 #include <string>
 
 #include "dataplane/packet.h"
-#include "dataplane/result.h"
+#include "result.h"
 
 namespace faraday::dataplane {
 

@@ -34,10 +34,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/result.h"
 #include "farad/membership.h"
 #include "proto/frame.h"
 #include "proto/tls.h"
+#include "result.h"
 
 namespace faraday::farad {
 

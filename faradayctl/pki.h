@@ -18,7 +18,7 @@
 // serverAuth only for farad's own certificate, so farad's key cannot join as a
 // node. Keys are written 0600, atomically, and never overwrite a file.
 //
-// Every operation returns a pki::Result (common/result.h's Result with a typed
+// Every operation returns a pki::Result (result.h's Result with a typed
 // reason): a one-line message naming the file or the reason, and what kind of
 // failure it is. Nothing throws. Not thread-safe within a process; safe across
 // processes (.lock).
@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "common/result.h"
+#include "result.h"
 
 namespace faraday::faradayctl::pki {
 

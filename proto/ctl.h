@@ -47,7 +47,7 @@
 
 struct sockaddr_un;
 
-#include "common/result.h"
+#include "result.h"
 
 namespace faraday::proto {
 

@@ -10,8 +10,8 @@
 #include <string_view>
 #include <utility>
 
-#include "common/result.h"
 #include "proto/farad.pb.h"
+#include "result.h"
 
 namespace faraday::proto {
 
@@ -34,7 +34,7 @@ std::pair<PrefixBound, PrefixBound> prefix_range(const Prefix& p);
 
 // Success if `info` follows every rule of NodeInfo (the name is not checked
 // here: farad compares it with the certificate), else the first broken rule.
-// (proto::Error is farad's wire message; faraday::Error is common/result.h's.)
+// (proto::Error is farad's wire message; faraday::Error is result.h's.)
 Status check_node_info(const NodeInfo& info);
 Status check_endpoint(const Endpoint& ep);
 Status check_prefix(const Prefix& p);

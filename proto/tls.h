@@ -28,7 +28,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.h"
+#include "result.h"
 
 namespace faraday::proto {
 

@@ -305,7 +305,8 @@ TEST(AeadBatch, SelectBackend) {
 TEST(AeadBatch, ForcingAnUnknownNameFailsAndListsTheKnownOnes) {
   auto unknown = select_aead_backend("ipsec-mb-nonexistent");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.error(), "unknown AEAD backend 'ipsec-mb-nonexistent' (known: sodium ipsec-mb)");
+  EXPECT_EQ(unknown.error(),
+            "unknown AEAD backend 'ipsec-mb-nonexistent' (known: sodium ipsec-mb)");
   EXPECT_FALSE(select_aead_backend("nope"));
 }
 

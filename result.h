@@ -1,13 +1,26 @@
-// result.h: common/result.h's Result, Status and Error for crypto/ and
-// dataplane/, as faraday::crypto::Result.
+// result.h: the one way a fallible call says why it failed.
 //
-// The contract is common/result.h's: a fallible call returns Result<T> (a T or
-// an Error) or Status (success or an Error); failure is `return Error{"why"};`,
-// the caller checks ok() and reads *r or r.error(). crypto/ may include nothing
-// of ours and dataplane/ only crypto/ (DESIGN.md's layout table), so the
-// template is repeated here word for word rather than included; only the
-// namespace differs. tests/control/result_test.cpp runs both through the same
-// cases. Change both or neither.
+// Contract. A call that can fail with a reason a person should read returns
+//   Result<T>  either a T or an Error, or
+//   Status     (= Result<void>) success or an Error.
+// Success is `return value;` (or `return {};` for a Status); failure is
+// `return Error{"why"};`, one line that names what failed, in the words the
+// caller may print as they are. The caller tests `ok()` (or the result itself),
+// then reads the value with `*r`, `r->`, `r.value()`, or the reason with
+// `r.error()`; a failure is passed on with `return r.failure();`. Reading the
+// side that is not there is a bug (asserted). No exceptions cross a component
+// boundary, no `std::string*` out-parameters, no "optional<string> = error".
+//
+// A component whose callers act on the kind of failure (faradayctl's PKI:
+// a bad argument exits 2) gives Result a second parameter, its own error
+// struct with a `message` and a typed reason; `error()` is still the message
+// and `failure()` the whole struct.
+//
+// Where it lives. At the top of the tree, beside the generated config.h: the
+// two headers every folder may include, crypto/ and dataplane/ too (which may
+// include nothing else of ours). It depends on the standard library only, so
+// it adds no arrow between folders. Header-only; no threads involved (a Result
+// is a value).
 #pragma once
 
 #include <cassert>
@@ -16,7 +29,7 @@
 #include <utility>
 #include <variant>
 
-namespace faraday::crypto {
+namespace faraday {
 
 // Why an operation failed: one line, ready for a log or an operator.
 struct Error {
@@ -88,4 +101,4 @@ class [[nodiscard]] Result<void, E> {
 
 using Status = Result<void>;
 
-}  // namespace faraday::crypto
+}  // namespace faraday
