@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/settings_table.h"
+#include "dataplane/tun_port.h"
 
 namespace faraday::control {
 
@@ -233,11 +234,8 @@ Result<ClusterOptions> to_cluster_options(const ClusterConfig& c) {
   }
   out.farad_name = c.farad_name;
   out.tls = {c.ca, c.cert, c.key, c.crl};
-  if (c.interface.empty() || c.interface.size() > 15 ||
-      c.interface.find_first_of("/ \t\n:") != std::string::npos) {
-    return Error{
-        fmt::format("interface {:?}: want 1 to 15 characters, no '/', ':' or spaces", c.interface)};
-  }
+  if (auto ok = dataplane::check_interface_name(c.interface); !ok)
+    return Error{fmt::format("interface {:?}: {}", c.interface, ok.error())};
   out.ifname = c.interface;
   out.private_key =
       c.private_key.empty() ? "/var/lib/faraday/" + c.interface + ".key" : c.private_key;

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "dataplane/tun_port.h"
+
 namespace faraday::control::netlink {
 
 namespace {
@@ -251,8 +253,8 @@ Reply dump(mnl_socket* nl, uint32_t portid, uint32_t& seq, uint16_t type, const 
 }  // namespace
 
 Result<Link> Socket::link(const std::string& ifname) {
-  if (ifname.empty() || ifname.size() >= IFNAMSIZ)
-    return Error{fmt::format("netlink: look up interface \"{}\": invalid interface name", ifname)};
+  if (auto ok = dataplane::check_interface_name(ifname); !ok)
+    return Error{fmt::format("netlink: look up interface \"{}\": {}", ifname, ok.error())};
   Link out;
   Reply reply = get_link(nl_, portid_, seq_, ifname, out);
   if (reply.err != 0) return Error{describe("look up interface", ifname, reply)};
@@ -295,8 +297,8 @@ Status Socket::set_up(const std::string& ifname, bool up) {
 }
 
 Status Socket::delete_link(const std::string& ifname) {
-  if (ifname.empty() || ifname.size() >= IFNAMSIZ)
-    return Error{fmt::format("netlink: delete link \"{}\": invalid interface name", ifname)};
+  if (auto ok = dataplane::check_interface_name(ifname); !ok)
+    return Error{fmt::format("netlink: delete link \"{}\": {}", ifname, ok.error())};
   Link l;
   Reply lookup = get_link(nl_, portid_, seq_, ifname, l);
   if (lookup.err == ENODEV) return {};  // gone already is what was asked for

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -52,12 +53,23 @@ std::string setiff_error(const std::string& name) {
 
 }  // namespace
 
-Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu) {
+Status check_interface_name(std::string_view name) {
+  auto invalid = [&](const std::string& why) {
+    return Error{"invalid interface name '" + std::string(name) + "': " + why};
+  };
+  if (name.empty()) return invalid("empty");
   if (name.size() >= IFNAMSIZ)
-    return Error{"interface name '" + name + "' too long (max " + std::to_string(IFNAMSIZ - 1) +
-                 " characters)"};
-  if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
-    return Error{"invalid interface name '" + name + "'"};
+    return invalid("too long (max " + std::to_string(IFNAMSIZ - 1) + " characters)");
+  if (name == "." || name == "..") return invalid("'.' and '..' are not names");
+  for (char c : name) {
+    if (c == '/' || c == ':' || c == '\0' || std::isspace(static_cast<unsigned char>(c)))
+      return invalid("no '/', ':', whitespace or NUL allowed");
+  }
+  return {};
+}
+
+Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu) {
+  if (auto ok = check_interface_name(name); !ok) return ok.failure();
   if (mtu > 65535) return Error{"MTU " + std::to_string(mtu) + " out of range"};
 
   int fd = ::open(kTunDevice, O_RDWR | O_NONBLOCK | O_CLOEXEC);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "dataplane/packet.h"
@@ -28,6 +29,12 @@ struct TunPortCounters {
   uint64_t tx_errors = 0;  // write() refused a packet (EINVAL for a malformed one, EIO)
   uint64_t tx_full = 0;    // write_burst stopped early on EAGAIN
 };
+
+// The kernel's rule for an interface name: 1 to 15 bytes, not "." or "..", no
+// '/', ':', whitespace or NUL. The error says which part failed:
+// "invalid interface name 'x': longer than 15 characters". The one check the
+// TUN port, netlink, the UAPI socket path and the settings all use.
+Status check_interface_name(std::string_view name);
 
 class TunPort {
  public:
