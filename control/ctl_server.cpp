@@ -1,6 +1,8 @@
 // ctl_server.cpp: faradayd's side of the local control socket (ctl_server.h).
 #include "control/ctl_server.h"
 
+#include "control/unix_listener.h"
+
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/socket.h>
@@ -32,33 +34,9 @@ using namespace proto;  // the grammar: CtlRequest, CtlReject, ctl_error, ...
 
 constexpr std::chrono::milliseconds kAcceptRetry = 100ms;  // after EMFILE and the like
 
-std::string errno_text(int e) {
-  return std::error_code(e, std::system_category()).message();
-}
-
 void set_cloexec(int fd) {
   int flags = ::fcntl(fd, F_GETFD);
   if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-}
-
-// Creates `dir` (one level, mode 0755 whatever the umask) if it is missing.
-Status ensure_directory(const std::filesystem::path& dir) {
-  if (dir.empty()) return {};
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return Error{fmt::format("{} is not a directory", dir.string())};
-    return {};
-  }
-  if (errno != ENOENT)
-    return Error{fmt::format("cannot use {}: {}", dir.string(), errno_text(errno))};
-  if (::mkdir(dir.c_str(), 0755) != 0) {
-    if (errno == EEXIST) return {};
-    return Error{fmt::format("cannot create {}: {}", dir.string(), errno_text(errno))};
-  }
-  if (::chmod(dir.c_str(), 0755) != 0) {
-    return Error{fmt::format("cannot chmod {}: {}", dir.string(), errno_text(errno))};
-  }
-  return {};
 }
 
 }  // namespace
@@ -89,9 +67,8 @@ struct CtlServer::Impl : std::enable_shared_from_this<CtlServer::Impl> {
   asio::steady_timer accept_retry;
   Counters counters;
   std::unordered_set<std::shared_ptr<Session>> sessions;
-  bool owns_file = false;  // dev/ino below identify the socket file this server bound
-  dev_t dev = 0;
-  ino_t ino = 0;
+  bool owns_file = false;  // listener identifies the socket file this server made
+  UnixListener listener;
   bool closed = false;
 };
 
@@ -325,73 +302,24 @@ void CtlServer::Impl::close() {
   auto open = std::move(sessions);
   sessions.clear();
   for (const auto& session : open) session->close();
-  struct stat st;
-  if (owns_file && ::lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
-    ::unlink(path.c_str());
-  }
+  if (owns_file) remove_if_present(path, listener);
   owns_file = false;
 }
 
 Result<std::unique_ptr<CtlServer>> CtlServer::listen(asio::io_context& io, const std::string& path,
                                                      Commands commands, CtlServerOptions options) {
-  sockaddr_un addr;
-  if (!ctl_sockaddr(path, addr)) {
-    return Error{fmt::format("socket path \"{}\" is empty or longer than {} bytes", path,
-                             sizeof(addr.sun_path) - 1)};
-  }
-  if (Status s = ensure_directory(std::filesystem::path(path).parent_path()); !s) {
-    return s.failure();
-  }
-
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return Error{fmt::format("{} exists and is not a socket; not replacing it", path)};
-    }
-    auto probe = ctl_probe(path);
-    if (!probe) return probe.failure();
-    switch (*probe) {
-      case CtlProbe::kLive:
-        return Error{fmt::format("another faradayd serves {}", path)};
-      case CtlProbe::kStale:
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-          return Error{
-              fmt::format("cannot remove the stale socket {}: {}", path, errno_text(errno))};
-        }
-        break;
-      case CtlProbe::kGone:
-        break;
-    }
-  } else if (errno != ENOENT) {
-    return Error{fmt::format("cannot use {}: {}", path, errno_text(errno))};
-  }
-
+  auto made = listen_unix(path, "faradayd");
+  if (!made) return Error{made.failure().message};
   auto impl = std::make_shared<Impl>(io, path, std::move(commands), options);
   boost::system::error_code ec;
-  impl->acceptor.open(local(), ec);
-  if (ec) return Error{fmt::format("cannot open a UNIX socket: {}", ec.message())};
-  set_cloexec(impl->acceptor.native_handle());
-  impl->acceptor.bind(local::endpoint(path), ec);
-  if (ec) return Error{fmt::format("cannot bind {}: {}", path, ec.message())};
-  if (::lstat(path.c_str(), &st) != 0) {
-    return Error{fmt::format("{} vanished after bind: {}", path, errno_text(errno))};
-  }
-  impl->owns_file = true;
-  impl->dev = st.st_dev;
-  impl->ino = st.st_ino;
-  // Bound but not yet listening, so every connect is refused until the mode is
-  // 0600: no one but root ever gets in.
-  if (::chmod(path.c_str(), 0600) != 0) {
-    std::string err = fmt::format("cannot chmod {}: {}", path, errno_text(errno));
-    impl->close();
-    return Error{err};
-  }
-  impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  impl->acceptor.assign(local(), made->fd, ec);
   if (ec) {
-    std::string err = fmt::format("cannot listen on {}: {}", path, ec.message());
-    impl->close();
-    return Error{err};
+    ::close(made->fd);
+    remove_if_present(path, *made);
+    return Error{fmt::format("cannot serve {}: {}", path, ec.message())};
   }
+  impl->listener = *made;
+  impl->owns_file = true;
   impl->accept();
   return std::unique_ptr<CtlServer>(new CtlServer(std::move(impl)));
 }

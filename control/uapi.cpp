@@ -332,30 +332,6 @@ struct Server::Client {
 
 namespace {
 
-Error sys_error(const std::string& what) {
-  int err = errno;
-  return Error{err, what + ": " + std::strerror(err), Reject::kApplyFailed};
-}
-
-bool fill_sockaddr(const std::string& path, sockaddr_un& sa) {
-  std::memset(&sa, 0, sizeof(sa));
-  sa.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(sa.sun_path)) return false;
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  return true;
-}
-
-// True if a process accepts connections at path right now.
-bool someone_listening(const sockaddr_un& sa) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
-  // EAGAIN: a live listener whose backlog is full.
-  bool live = rc == 0 || errno == EAGAIN || errno == EINPROGRESS;
-  ::close(fd);
-  return live;
-}
-
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxBacklog = kMaxRequestBytes;  // stop reading a client that does not read
 constexpr int kMaxAcceptsPerCall = 64;
@@ -373,55 +349,17 @@ std::variant<std::unique_ptr<Server>, Error> Server::listen(const std::string& i
 
 std::variant<std::unique_ptr<Server>, Error> Server::listen_at(const std::string& path, GetFn get,
                                                                SetFn set) {
-  auto slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  std::string tmp = dir + "/." + base + "." + std::to_string(::getpid()) + ".tmp";
-  sockaddr_un sa{}, tmp_sa{};
-  if (base.empty() || !fill_sockaddr(path, sa) || !fill_sockaddr(tmp, tmp_sa))
-    return Error{ENAMETOOLONG, "socket path " + quote(path) + " is empty or too long",
-                 Reject::kInvalidValue};
-
-  if (!dir.empty() && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return sys_error("mkdir " + dir);
-
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode))
-      return Error{EEXIST, path + " exists and is not a socket", Reject::kApplyFailed};
-    if (someone_listening(sa))
-      return Error{EADDRINUSE, "another process is serving " + path, Reject::kApplyFailed};
-    // A stale socket left by a dead process: the rename below replaces it.
+  auto made = listen_unix(path, "process");
+  if (!made) {
+    const ListenError& e = made.failure();
+    Reject reason = e.errno_value == ENAMETOOLONG ? Reject::kInvalidValue : Reject::kApplyFailed;
+    return Error{e.errno_value > 0 ? e.errno_value : EIO, e.message, reason};
   }
-
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return sys_error("socket");
-  ::unlink(tmp.c_str());
-  auto fail = [&](const std::string& what) {
-    Error e = sys_error(what);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return e;
-  };
-  // Bind under a private name, tighten the mode, then move it into place: the
-  // socket is never reachable at path with the umask's permissions.
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&tmp_sa), sizeof(tmp_sa)) != 0)
-    return fail("bind " + tmp);
-  if (::chmod(tmp.c_str(), 0600) != 0) return fail("chmod " + tmp);
-  if (::listen(fd, 16) != 0) return fail("listen");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename to " + path);
-  if (::stat(path.c_str(), &st) != 0) return fail("stat " + path);
-  return std::unique_ptr<Server>(
-      new Server(path, fd, st.st_dev, st.st_ino, std::move(get), std::move(set)));
+  return std::unique_ptr<Server>(new Server(path, *made, std::move(get), std::move(set)));
 }
 
-Server::Server(std::string path, int listen_fd, dev_t dev, ino_t ino, GetFn get, SetFn set)
-    : path_(std::move(path)),
-      listen_fd_(listen_fd),
-      dev_(dev),
-      ino_(ino),
-      get_(std::move(get)),
-      set_(std::move(set)) {}
+Server::Server(std::string path, UnixListener listener, GetFn get, SetFn set)
+    : path_(std::move(path)), listener_(listener), get_(std::move(get)), set_(std::move(set)) {}
 
 Server::~Server() {
   for (auto& c : clients_) {
@@ -429,17 +367,16 @@ Server::~Server() {
     wipe_string(c->out);
     ::close(c->fd);
   }
-  if (socket_file_present()) ::unlink(path_.c_str());
-  ::close(listen_fd_);
+  remove_if_present(path_, listener_);
+  ::close(listener_.fd);
 }
 
 bool Server::socket_file_present() const {
-  struct stat st {};
-  return ::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+  return still_present(path_, listener_);
 }
 
 void Server::append_pollfds(std::vector<pollfd>& fds) const {
-  fds.push_back(pollfd{listen_fd_, POLLIN, 0});
+  fds.push_back(pollfd{listener_.fd, POLLIN, 0});
   for (const auto& c : clients_) {
     short events = 0;
     if (!c->closing && c->backlog() < kMaxBacklog) events |= POLLIN;
@@ -485,7 +422,7 @@ void Server::close_client(size_t i) {
 
 void Server::accept_clients() {
   for (int n = 0; n < kMaxAcceptsPerCall; ++n) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listener_.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       return;  // EAGAIN, or EMFILE and friends: try again on the next call

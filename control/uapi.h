@@ -33,6 +33,7 @@
 #include <variant>
 #include <vector>
 
+#include "control/unix_listener.h"
 #include "crypto/keys.h"
 #include "dataplane/config.h"
 #include "dataplane/net.h"
@@ -142,7 +143,7 @@ class Server {
 
  private:
   struct Client;
-  Server(std::string path, int listen_fd, dev_t dev, ino_t ino, GetFn get, SetFn set);
+  Server(std::string path, UnixListener listener, GetFn get, SetFn set);
 
   void accept_clients();
   void close_client(size_t i);
@@ -154,9 +155,7 @@ class Server {
   void reject(Client& c, const Error& e);
 
   std::string path_;
-  int listen_fd_ = -1;
-  dev_t dev_ = 0;
-  ino_t ino_ = 0;
+  UnixListener listener_;  // its fd, and the socket file's identity
   GetFn get_;
   SetFn set_;
   std::vector<std::unique_ptr<Client>> clients_;
