@@ -40,10 +40,10 @@
 #include <sstream>
 #include <thread>
 
-#include "pki.h"
 #include "proto/frame.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
+#include "tests/lib/pki.h"
 #include "tests/lib/spawn.h"
 
 namespace {

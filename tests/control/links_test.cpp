@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "faradayctl/pki.h"
-#include "pki.h"  // tests/farad: certificates with a validity in seconds
 #include "proto/frame.h"
+#include "tests/lib/pki.h"  // certificates with a validity in seconds
 
 namespace faraday::control {
 namespace {

@@ -17,9 +17,9 @@
 
 #include "control/farad_client.h"
 #include "farad/server.h"
-#include "pki.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
+#include "tests/lib/pki.h"
 
 namespace faraday::testing {
 

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "farad/settings.h"
-#include "pki.h"
+#include "tests/lib/pki.h"
 
 namespace faraday::farad {
 namespace {

@@ -1,5 +1,5 @@
 // pki.cpp: see pki.h.
-#include "pki.h"
+#include "tests/lib/pki.h"
 
 #include <openssl/ec.h>
 #include <openssl/pem.h>
