@@ -78,9 +78,10 @@ Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineO
   auto server = uapi::Server::listen(
       dp->ifname(), [p] { return p->state(); },
       [p](const uapi::SetRequest& r) -> Result<void, uapi::Error> {
-        auto e = p->apply(r);
-        if (!e) return {};
-        return uapi::Error{e->errno_value, e->message, uapi::Reject::kApplyFailed};
+        auto applied = p->apply(r);
+        if (applied) return {};
+        const dataplane::ApplyError& e = applied.failure();
+        return uapi::Error{e.errno_value, e.message, uapi::Reject::kApplyFailed};
       });
   if (!server)
     return Error{fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), server.error())};
