@@ -281,7 +281,8 @@ bool Cluster::setup_interface() {
   dp_ = std::move(*opened);
   uapi::SetRequest key;
   key.private_key = private_key_;
-  dp_->apply(key);  // before the data path's thread starts: no race
+  // Before the data path's thread starts: no race. Only a listen_port change can fail.
+  (void)dp_->apply(key);
 
   auto nl = netlink::Socket::open();
   if (!nl) {
@@ -425,8 +426,8 @@ void Cluster::program_peer(const std::string& name, const crypto::Key& key,
   if (opt_.keepalive && first) ps.persistent_keepalive = opt_.keepalive;
   req.peers.push_back(ps);
   program([req, name](dataplane::Pipeline& dp) {
-    if (auto e = dp.apply(req, false))
-      log::warn("peer {}: data path refused it: {}", name, e->message);
+    if (auto applied = dp.apply(req, false); !applied)
+      log::warn("peer {}: data path refused it: {}", name, applied.error());
   });
   if (opt_.keepalive && !first) {
     auto timer = std::make_shared<boost::asio::steady_timer>(io_, kSecondHandshakeDelay);
@@ -441,7 +442,8 @@ void Cluster::program_peer(const std::string& name, const crypto::Key& key,
       keepalive.update_only = true;
       keepalive.persistent_keepalive = opt_.keepalive;
       later.peers.push_back(keepalive);
-      program([later](dataplane::Pipeline& dp) { dp.apply(later, false); });
+      // Peers only: cannot fail (only a listen_port change can).
+      program([later](dataplane::Pipeline& dp) { (void)dp.apply(later, false); });
     });
   }
 }
@@ -452,7 +454,8 @@ void Cluster::remove_peer(const crypto::Key& key) {
   ps.public_key = key;
   ps.remove = true;
   req.peers.push_back(ps);
-  program([req](dataplane::Pipeline& dp) { dp.apply(req, false); });
+  // Peers only: cannot fail (only a listen_port change can).
+  program([req](dataplane::Pipeline& dp) { (void)dp.apply(req, false); });
 }
 
 void Cluster::remove_member(const std::string& name) {

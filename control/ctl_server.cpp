@@ -222,11 +222,11 @@ struct CtlServer::Impl::ReplyOnce {
 void CtlServer::Impl::Session::dispatch(std::string_view line) {
   phase = Phase::kHandling;
   auto parsed = parse_ctl_request(line);
-  if (auto* bad = std::get_if<CtlBadRequest>(&parsed)) {
-    reject(bad->reason, bad->message);
+  if (!parsed) {
+    reject(parsed.failure().reason, parsed.error());
     return;
   }
-  const auto& request = std::get<CtlRequest>(parsed);
+  const auto& request = *parsed;
   command = request.command;
   auto it = server->commands.find(request.command);
   if (it == server->commands.end()) {

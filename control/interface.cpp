@@ -77,14 +77,15 @@ Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineO
   dataplane::Pipeline* p = dp.get();
   auto server = uapi::Server::listen(
       dp->ifname(), [p] { return p->state(); },
-      [p](const uapi::SetRequest& r) -> std::optional<uapi::Error> {
-        auto e = p->apply(r);
-        if (!e) return std::nullopt;
-        return uapi::Error{e->errno_value, e->message, uapi::Reject::kApplyFailed};
+      [p](const uapi::SetRequest& r) -> Result<void, uapi::Error> {
+        auto applied = p->apply(r);
+        if (applied) return {};
+        const dataplane::ApplyError& e = applied.failure();
+        return uapi::Error{e.errno_value, e.message, uapi::Reject::kApplyFailed};
       });
-  if (auto* e = std::get_if<uapi::Error>(&server))
-    return Error{fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), e->message)};
-  auto& s = std::get<std::unique_ptr<uapi::Server>>(server);
+  if (!server)
+    return Error{fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), server.error())};
+  auto& s = *server;
   log::info("interface {} up: {}, UAPI {}", dp->ifname(), dp->summary(), s->path());
   log::info("interface {} AEAD backend {}", dp->ifname(), dp->aead_choice());
   dp->attach(std::make_unique<UapiService>(std::move(s)));

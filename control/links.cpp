@@ -472,17 +472,17 @@ size_t Links::reload(proto::SslCtxPtr server_ctx, proto::SslCtxPtr client_ctx) {
 
 bool Links::close_if_untrusted(Conn& conn, SSL_CTX* ctx) {
   if (conn.closing || conn.done || !conn.ch || !conn.ch->established()) return false;
-  std::optional<proto::CertificateRefusal> refusal;
+  Result<void, proto::CertificateRefusal> verified;  // success unless refused below
   if (ctx) {
-    refusal = proto::reverify_peer(
+    verified = proto::reverify_peer(
         ctx, conn.ch->ssl(), conn.dialed ? proto::PeerRole::kServer : proto::PeerRole::kClient);
   } else if (std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) >
              conn.not_after) {
-    refusal = proto::CertificateRefusal{proto::TlsFailure::kExpired, "certificate has expired"};
+    verified = proto::CertificateRefusal{proto::TlsFailure::kExpired, "certificate has expired"};
   }
-  if (!refusal) return false;
+  if (verified) return false;
   ++counters_.closed_untrusted;
-  std::string why = fmt::format("certificate no longer valid: {}", refusal->reason);
+  std::string why = fmt::format("certificate no longer valid: {}", verified.error());
   log::warn("link {} ({}): {}; closing", conn.name.empty() ? "?" : conn.name, conn.ch->peer(), why);
   conn.close(why);
   // The link is down now, not when the close finishes flushing.

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "dataplane/tun_port.h"
 
 namespace faraday::control::uapi {
 
@@ -113,13 +114,13 @@ bool is_device_key(Key k) {
 // Parses one set=1 request, line by line; owns the position for error messages.
 class SetParser {
  public:
-  std::variant<SetRequest, Error> run(std::string_view body) {
+  Result<SetRequest, Error> run(std::string_view body) {
     size_t pos = 0;
     while (pos < body.size()) {
       size_t nl = body.find('\n', pos);
       size_t end = nl == std::string_view::npos ? body.size() : nl;
       ++line_no_;
-      if (auto err = line(body.substr(pos, end - pos))) return std::move(*err);
+      if (auto r = line(body.substr(pos, end - pos)); !r) return r.failure();
       pos = end + 1;
     }
     return std::move(req_);
@@ -134,7 +135,7 @@ class SetParser {
                 "invalid " + std::string(key) + " value " + quote(value));
   }
   // Key values are secrets: describe what is wrong without echoing them.
-  std::optional<Error> parse_key(std::string_view key, std::string_view value, crypto::Key& out) {
+  Result<void, Error> parse_key(std::string_view key, std::string_view value, crypto::Key& out) {
     if (value.size() != 2 * crypto::kKeySize)
       return fail(Reject::kInvalidValue, EINVAL,
                   "invalid " + std::string(key) + ": expected 64 hex digits, got " +
@@ -142,15 +143,15 @@ class SetParser {
     auto k = is_hex(value) ? crypto::key_from_hex(value) : std::nullopt;
     if (!k) return fail(Reject::kInvalidValue, EINVAL, "invalid " + std::string(key) + ": not hex");
     out = *k;
-    return std::nullopt;
+    return {};
   }
-  std::optional<Error> parse_true(std::string_view key, std::string_view value, bool& out) {
+  Result<void, Error> parse_true(std::string_view key, std::string_view value, bool& out) {
     if (value != "true") return invalid(key, value);
     out = true;
-    return std::nullopt;
+    return {};
   }
 
-  std::optional<Error> line(std::string_view text) {
+  Result<void, Error> line(std::string_view text) {
     auto eq = text.find('=');
     if (text.empty())
       return fail(Reject::kMalformedLine, EPROTO, "empty line inside a set request");
@@ -162,9 +163,9 @@ class SetParser {
 
     if (k == Key::kPublicKey) {
       PeerSet peer;
-      if (auto err = parse_key(key, value, peer.public_key)) return err;
+      if (auto r = parse_key(key, value, peer.public_key); !r) return r;
       req_.peers.push_back(std::move(peer));
-      return std::nullopt;
+      return {};
     }
     if (is_device_key(k)) {
       if (!req_.peers.empty())
@@ -177,26 +178,26 @@ class SetParser {
     return peer_line(k, key, value, req_.peers.back());
   }
 
-  std::optional<Error> device_line(Key k, std::string_view key, std::string_view value) {
+  Result<void, Error> device_line(Key k, std::string_view key, std::string_view value) {
     switch (k) {
       case Key::kPrivateKey: {
         crypto::Key priv{};
-        if (auto err = parse_key(key, value, priv)) return err;
+        if (auto r = parse_key(key, value, priv); !r) return r;
         req_.private_key = priv;
         crypto::wipe(priv);
-        return std::nullopt;
+        return {};
       }
       case Key::kListenPort: {
         auto v = parse_number(value, UINT16_MAX);
         if (!v) return invalid(key, value);
         req_.listen_port = static_cast<uint16_t>(*v);
-        return std::nullopt;
+        return {};
       }
       case Key::kFwmark: {
         auto v = parse_number(value, UINT32_MAX);
         if (!v) return invalid(key, value);
         req_.fwmark = static_cast<uint32_t>(*v);
-        return std::nullopt;
+        return {};
       }
       case Key::kReplacePeers:
         return parse_true(key, value, req_.replace_peers);
@@ -205,8 +206,8 @@ class SetParser {
     }
   }
 
-  std::optional<Error> peer_line(Key k, std::string_view key, std::string_view value,
-                                 PeerSet& peer) {
+  Result<void, Error> peer_line(Key k, std::string_view key, std::string_view value,
+                                PeerSet& peer) {
     switch (k) {
       case Key::kRemove:
         return parse_true(key, value, peer.remove);
@@ -214,22 +215,22 @@ class SetParser {
         return parse_true(key, value, peer.update_only);
       case Key::kPresharedKey: {
         crypto::Key psk{};
-        if (auto err = parse_key(key, value, psk)) return err;
+        if (auto r = parse_key(key, value, psk); !r) return r;
         peer.preshared_key = psk;
         crypto::wipe(psk);
-        return std::nullopt;
+        return {};
       }
       case Key::kEndpoint: {
         auto ep = dataplane::Endpoint::parse(value);
         if (!ep || ep->port == 0) return invalid(key, value);
         peer.endpoint = *ep;
-        return std::nullopt;
+        return {};
       }
       case Key::kPersistentKeepalive: {
         auto v = parse_number(value, UINT16_MAX);
         if (!v) return invalid(key, value);
         peer.persistent_keepalive = static_cast<uint16_t>(*v);
-        return std::nullopt;
+        return {};
       }
       case Key::kReplaceAllowedIps:
         return parse_true(key, value, peer.replace_allowed_ips);
@@ -239,13 +240,13 @@ class SetParser {
                                                            : dataplane::Prefix::parse(value);
         if (!p) return invalid(key, value);
         peer.allowed_ips.push_back(*p);
-        return std::nullopt;
+        return {};
       }
       case Key::kProtocolVersion:
         if (value != "1")
           return fail(Reject::kProtocolVersion, EINVAL,
                       "unsupported protocol_version " + quote(value) + " (only 1)");
-        return std::nullopt;
+        return {};
       default:
         return fail(Reject::kUnknownKey, EINVAL, "invalid key " + quote(key));
     }
@@ -281,7 +282,7 @@ const char* to_string(Reject reason) {
   return names::name_of(kNames, reason);
 }
 
-std::variant<SetRequest, Error> parse_set(std::string_view body) {
+Result<SetRequest, Error> parse_set(std::string_view body) {
   return SetParser().run(body);
 }
 
@@ -338,17 +339,16 @@ constexpr int kMaxAcceptsPerCall = 64;
 
 }  // namespace
 
-std::variant<std::unique_ptr<Server>, Error> Server::listen(const std::string& ifname, GetFn get,
-                                                            SetFn set) {
-  bool bad = ifname.empty() || ifname.size() > 15 || ifname == "." || ifname == ".." ||
-             ifname.find('/') != std::string::npos || ifname.find('\0') != std::string::npos;
-  if (bad) return Error{EINVAL, "invalid interface name " + quote(ifname), Reject::kInvalidValue};
+Result<std::unique_ptr<Server>, Error> Server::listen(const std::string& ifname, GetFn get,
+                                                      SetFn set) {
+  if (auto ok = dataplane::check_interface_name(ifname); !ok)
+    return Error{EINVAL, ok.error(), Reject::kInvalidValue};
   return listen_at(std::string(kSocketDirectory) + "/" + ifname + ".sock", std::move(get),
                    std::move(set));
 }
 
-std::variant<std::unique_ptr<Server>, Error> Server::listen_at(const std::string& path, GetFn get,
-                                                               SetFn set) {
+Result<std::unique_ptr<Server>, Error> Server::listen_at(const std::string& path, GetFn get,
+                                                         SetFn set) {
   auto made = listen_unix(path, "process");
   if (!made) {
     const ListenError& e = made.failure();
@@ -513,16 +513,17 @@ void Server::answer(Client& c, std::string_view request) {
     return;
   }
   auto parsed = parse_set(body);
-  if (auto* e = std::get_if<Error>(&parsed)) {
-    reject(c, *e);
+  if (!parsed) {
+    reject(c, parsed.failure());
     return;
   }
-  auto& req = std::get<SetRequest>(parsed);
-  std::optional<Error> err = set_(req);
+  auto& req = *parsed;
+  Result<void, Error> applied = set_(req);
   wipe_request(req);
-  if (err) {
-    err->reason = Reject::kApplyFailed;
-    reject(c, *err);
+  if (!applied) {
+    Error err = applied.failure();
+    err.reason = Reject::kApplyFailed;
+    reject(c, err);
     return;
   }
   c.out += errno_reply(0);

@@ -30,13 +30,13 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "control/unix_listener.h"
 #include "crypto/keys.h"
 #include "dataplane/config.h"
 #include "dataplane/net.h"
+#include "result.h"
 
 namespace faraday::control::uapi {
 
@@ -71,7 +71,7 @@ struct Error {
 // Parses the body of a set=1 request: the lines after "set=1", up to but not
 // including the terminating blank line (a missing final '\n' is tolerated).
 // Accepts protocol_version=1 only.
-std::variant<SetRequest, Error> parse_set(std::string_view body);
+Result<SetRequest, Error> parse_set(std::string_view body);
 
 // ---- get=1 -------------------------------------------------------------------
 
@@ -114,14 +114,14 @@ struct Counters {
 class Server {
  public:
   using GetFn = std::function<DeviceState()>;
-  using SetFn = std::function<std::optional<Error>(const SetRequest&)>;  // nullopt = ok
+  using SetFn = std::function<Result<void, Error>(const SetRequest&)>;
 
-  static std::variant<std::unique_ptr<Server>, Error> listen(const std::string& ifname, GetFn get,
-                                                             SetFn set);
+  static Result<std::unique_ptr<Server>, Error> listen(const std::string& ifname, GetFn get,
+                                                       SetFn set);
   // The same at an explicit socket path (tests; the parent directory is created if
   // missing, one level only).
-  static std::variant<std::unique_ptr<Server>, Error> listen_at(const std::string& path, GetFn get,
-                                                                SetFn set);
+  static Result<std::unique_ptr<Server>, Error> listen_at(const std::string& path, GetFn get,
+                                                          SetFn set);
 
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

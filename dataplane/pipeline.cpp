@@ -126,7 +126,7 @@ void Pipeline::apply_fwmark() {
     log(LogLevel::kWarn, "cannot set fwmark {}: {}", fwmark_, std::strerror(errno));
 }
 
-std::optional<ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers) {
+Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers) {
   if (req.private_key) {
     dev_->set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt : req.private_key);
     if (dev_->identity().present)
@@ -155,7 +155,7 @@ std::optional<ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peer
   }
   for (const PeerUpdate& ps : req.peers) apply_peer(ps, log_peers);
   flush_outbox();
-  return std::nullopt;
+  return {};
 }
 
 void Pipeline::apply_peer(const PeerUpdate& ps, bool log_peers) {

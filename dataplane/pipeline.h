@@ -44,6 +44,7 @@
 #include "dataplane/device.h"
 #include "dataplane/tun_port.h"
 #include "dataplane/udp_port.h"
+#include "result.h"
 
 namespace faraday::dataplane {
 
@@ -102,7 +103,7 @@ class Pipeline {
   // Applies a configuration change. `log_peers` says whether peer changes are
   // logged here (requests through the UAPI) or by the caller, which knows the
   // peers' names (the control thread).
-  std::optional<ApplyError> apply(const ConfigUpdate& req, bool log_peers = true);
+  Result<void, ApplyError> apply(const ConfigUpdate& req, bool log_peers = true);
   DeviceState state() const;
   void log_stats(bool force);
   // "mtu 1420, UDP port 51820 (IPv4+IPv6), AEAD sodium", for the start-up line.

@@ -625,15 +625,16 @@ Status Server::reload_tls() {
   for (size_t i = 0; i < conns_.size(); ++i) {
     Conn& c = *conns_[i];
     if (c.closed || c.closing || !c.ch->established()) continue;
-    auto refusal = proto::reverify_peer(ctx_.get(), c.ch->ssl(), proto::PeerRole::kClient);
-    if (!refusal) continue;
+    auto verified = proto::reverify_peer(ctx_.get(), c.ch->ssl(), proto::PeerRole::kClient);
+    if (verified) continue;
     ++closed;
+    const proto::CertificateRefusal& refusal = verified.failure();
     std::string why =
-        fmt::format("certificate no longer valid after TLS reload: {}", refusal->reason);
+        fmt::format("certificate no longer valid after TLS reload: {}", refusal.message);
     if (is_holder(c)) {
       revoke(c.name,
-             refusal->failure == proto::TlsFailure::kExpired ? proto::Removal::EXPIRED
-                                                             : proto::Removal::REVOKED,
+             refusal.failure == proto::TlsFailure::kExpired ? proto::Removal::EXPIRED
+                                                            : proto::Removal::REVOKED,
              why);
     } else {
       close_conn(c, CloseReason::kCertificateInvalidated, why, proto::Error::REVOKED);
@@ -674,17 +675,16 @@ void Server::check_member_certificates(bool full_verify) {
       untrusted.emplace_back(
           name, proto::CertificateRefusal{proto::TlsFailure::kExpired, "certificate has expired"});
     } else if (full_verify) {
-      if (auto r = proto::verify_certificate(ctx_.get(), mc.cert.get(), nullptr,
-                                             proto::PeerRole::kClient)) {
-        untrusted.emplace_back(name, *r);
-      }
+      auto verified =
+          proto::verify_certificate(ctx_.get(), mc.cert.get(), nullptr, proto::PeerRole::kClient);
+      if (!verified) untrusted.emplace_back(name, verified.failure());
     }
   }
   for (const auto& [name, refusal] : untrusted) {
     revoke(name,
            refusal.failure == proto::TlsFailure::kExpired ? proto::Removal::EXPIRED
                                                           : proto::Removal::REVOKED,
-           fmt::format("certificate no longer valid: {}", refusal.reason));
+           fmt::format("certificate no longer valid: {}", refusal.message));
   }
 }
 

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <variant>
 
 #include "config.h"
 #include "faradayctl/pki.h"
@@ -53,22 +52,22 @@ Exit status: 0 on success, 1 if the operation failed, 2 on a usage error.
 int ask_faradayd(const std::string& path, const std::string& line, double timeout_s,
                  bool json_out) {
   auto parsed = ctl::parse_ctl_request(line);
-  if (auto* bad = std::get_if<ctl::CtlBadRequest>(&parsed)) {
-    std::fprintf(stderr, "faradayctl: error: %s (see --help)\n", bad->message.c_str());
+  if (!parsed) {
+    std::fprintf(stderr, "faradayctl: error: %s (see --help)\n", parsed.error().c_str());
     return 2;
   }
-  const auto& request = std::get<ctl::CtlRequest>(parsed);
+  const auto& request = *parsed;
   if (request.command == "query" && request.args.size() != 1) {
     std::fprintf(stderr, "faradayctl: error: NAME must be one word (see --help)\n");
     return 2;
   }
   auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   auto result = ctl::ctl_call(path, line, timeout);
-  if (auto* err = std::get_if<ctl::CtlError>(&result)) {
-    std::fprintf(stderr, "faradayctl: error: %s\n", err->message.c_str());
+  if (!result) {
+    std::fprintf(stderr, "faradayctl: error: %s\n", result.error().c_str());
     return 1;
   }
-  auto answer = nlohmann::json::parse(std::get<std::string>(result), nullptr, false);
+  auto answer = nlohmann::json::parse(*result, nullptr, false);
   if (answer.is_discarded() || !answer.is_object()) {
     std::fprintf(stderr, "faradayctl: error: faradayd at %s answered something not a JSON object\n",
                  path.c_str());

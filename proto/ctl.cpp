@@ -96,7 +96,7 @@ const char* to_string(CtlReject reason) {
 
 // ---- parser ------------------------------------------------------------------
 
-std::variant<CtlRequest, CtlBadRequest> parse_ctl_request(std::string_view line) {
+Result<CtlRequest, CtlBadRequest> parse_ctl_request(std::string_view line) {
   if (line.size() >= kCtlMaxLineBytes) {
     return CtlBadRequest{
         CtlReject::kTooLong,
@@ -140,8 +140,8 @@ std::variant<CtlRequest, CtlBadRequest> parse_ctl_request(std::string_view line)
 
 // ---- client ------------------------------------------------------------------
 
-std::variant<std::string, CtlError> ctl_call(const std::string& path, std::string_view line,
-                                             std::chrono::milliseconds timeout) {
+Result<std::string, CtlError> ctl_call(const std::string& path, std::string_view line,
+                                       std::chrono::milliseconds timeout) {
   if (line.find('\n') != std::string_view::npos) {
     return CtlError{"the request contains a newline"};
   }

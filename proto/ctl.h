@@ -42,7 +42,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 struct sockaddr_un;
@@ -96,7 +95,7 @@ struct CtlBadRequest {
 
 // Parses one request line, given without its "\n". Pure; never throws. A line
 // of kCtlMaxLineBytes or more bytes is kTooLong (it would not fit with its "\n").
-std::variant<CtlRequest, CtlBadRequest> parse_ctl_request(std::string_view line);
+Result<CtlRequest, CtlBadRequest> parse_ctl_request(std::string_view line);
 
 // ---- client ------------------------------------------------------------------
 
@@ -107,8 +106,8 @@ struct CtlError {
 // Blocking client: connects to `path`, sends `line` + "\n" and returns the
 // answer without its "\n" (the JSON text, possibly {"error": ...}), or why no
 // answer arrived within `timeout` (the whole exchange). Never raises SIGPIPE.
-std::variant<std::string, CtlError> ctl_call(const std::string& path, std::string_view line,
-                                             std::chrono::milliseconds timeout);
+Result<std::string, CtlError> ctl_call(const std::string& path, std::string_view line,
+                                       std::chrono::milliseconds timeout);
 
 // ---- shared with the server (control/ctl_server.cpp) ---------------------------
 

@@ -158,12 +158,12 @@ Result<std::string> certificate_name(X509* cert) {
   return name;
 }
 
-std::optional<CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
-                                                     STACK_OF(X509) * chain, PeerRole role) {
+Result<void, CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
+                                                    STACK_OF(X509) * chain, PeerRole role) {
   if (!leaf) return CertificateRefusal{TlsFailure::kNoCertificate, "no certificate"};
   X509_STORE_CTX* sctx = X509_STORE_CTX_new();
   if (!sctx) return CertificateRefusal{TlsFailure::kUntrusted, "out of memory"};
-  std::optional<CertificateRefusal> result;
+  Result<void, CertificateRefusal> result;  // success unless refused below
   if (X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), leaf, chain) != 1) {
     result = CertificateRefusal{TlsFailure::kUntrusted, openssl_error("X509_STORE_CTX_init")};
   } else {
@@ -179,7 +179,7 @@ std::optional<CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
   return result;
 }
 
-std::optional<CertificateRefusal> reverify_peer(SSL_CTX* ctx, SSL* ssl, PeerRole role) {
+Result<void, CertificateRefusal> reverify_peer(SSL_CTX* ctx, SSL* ssl, PeerRole role) {
   return verify_certificate(ctx, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl),
                             role);
 }

@@ -70,16 +70,16 @@ std::string_view tls_failure_name(TlsFailure f);
 // Why a certificate no longer verifies: the class and OpenSSL's words.
 struct CertificateRefusal {
   TlsFailure failure = TlsFailure::kUntrusted;
-  std::string reason;
+  std::string message;
 };
 enum class PeerRole { kClient, kServer };
 // Verifies a certificate (with the chain the peer sent, if any) again, now,
 // against ctx's trust store (CA, CRL, validity) for the role the peer plays;
-// nullopt if it still passes. After a CRL reload, and as time passes.
-std::optional<CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
-                                                     STACK_OF(X509) * chain, PeerRole role);
+// success if it still passes, else why not. After a CRL reload, and as time passes.
+Result<void, CertificateRefusal> verify_certificate(SSL_CTX* ctx, X509* leaf,
+                                                    STACK_OF(X509) * chain, PeerRole role);
 // The same for an established connection's peer.
-std::optional<CertificateRefusal> reverify_peer(SSL_CTX* ctx, SSL* established, PeerRole role);
+Result<void, CertificateRefusal> reverify_peer(SSL_CTX* ctx, SSL* established, PeerRole role);
 // The certificate's notAfter as seconds since the epoch (nullopt if unreadable).
 std::optional<int64_t> certificate_not_after(X509* cert);
 

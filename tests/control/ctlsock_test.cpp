@@ -81,24 +81,22 @@ TEST(CtlParse, Table) {
     SCOPED_TRACE(c.line.size() > 40 ? fmt::format("{} bytes", c.line.size()) : c.line);
     auto parsed = parse_ctl_request(c.line);
     if (c.reject) {
-      auto* bad = std::get_if<CtlBadRequest>(&parsed);
-      ASSERT_NE(bad, nullptr);
-      EXPECT_EQ(bad->reason, *c.reject) << bad->message;
-      EXPECT_FALSE(bad->message.empty());
+      ASSERT_FALSE(parsed.ok());
+      const CtlBadRequest& bad = parsed.failure();
+      EXPECT_EQ(bad.reason, *c.reject) << bad.message;
+      EXPECT_FALSE(bad.message.empty());
     } else {
-      auto* req = std::get_if<CtlRequest>(&parsed);
-      ASSERT_NE(req, nullptr) << std::get<CtlBadRequest>(parsed).message;
-      std::vector<std::string> words = {req->command};
-      words.insert(words.end(), req->args.begin(), req->args.end());
+      ASSERT_TRUE(parsed.ok()) << parsed.error();
+      const CtlRequest& req = *parsed;
+      std::vector<std::string> words = {req.command};
+      words.insert(words.end(), req.args.begin(), req.args.end());
       EXPECT_EQ(words, c.words);
     }
   }
 }
 
 TEST(CtlParse, MessagesNameTheProblem) {
-  auto bad = [](std::string_view line) {
-    return std::get<CtlBadRequest>(parse_ctl_request(line)).message;
-  };
+  auto bad = [](std::string_view line) { return parse_ctl_request(line).failure().message; };
   EXPECT_EQ(bad("status\r"),
             "byte 0x0d at offset 6 is not printable ASCII (end the line with \\n "
             "alone)");
@@ -230,11 +228,11 @@ class CtlServerTest : public ::testing::Test {
 
   json call(std::string_view line) {
     auto result = ctl_call(path_, line, std::chrono::seconds(2));
-    if (auto* err = std::get_if<CtlError>(&result)) {
-      ADD_FAILURE() << err->message;
+    if (!result) {
+      ADD_FAILURE() << result.error();
       return nullptr;
     }
-    return json::parse(std::get<std::string>(result), nullptr, false);
+    return json::parse(*result, nullptr, false);
   }
 
   std::string error_of(std::string_view line) {
@@ -289,7 +287,7 @@ TEST_F(CtlServerTest, LineLimit) {
   EXPECT_EQ(j["args"][0], word);
   // ctl_call refuses to send a longer one...
   auto refused = ctl_call(path_, "echo " + word + "a", std::chrono::seconds(1));
-  ASSERT_TRUE(std::holds_alternative<CtlError>(refused));
+  ASSERT_FALSE(refused.ok());
   // ...and the server rejects 1024 bytes without a newline.
   RawClient raw(path_);
   ASSERT_TRUE(raw.connected());
@@ -375,7 +373,7 @@ TEST_F(CtlServerTest, HandlerFailures) {
 
 TEST_F(CtlServerTest, AnswerAfterTheServerIsGone) {
   ASSERT_EQ(start(CtlServerOptions{}), "");
-  std::promise<std::variant<std::string, CtlError>> got;
+  std::promise<faraday::Result<std::string, CtlError>> got;
   std::thread client([&] { got.set_value(ctl_call(path_, "hold", std::chrono::seconds(3))); });
   // Wait until the handler holds the Reply, then destroy the server and answer.
   auto deadline = Clock::now() + std::chrono::seconds(2);
@@ -389,8 +387,8 @@ TEST_F(CtlServerTest, AnswerAfterTheServerIsGone) {
   });
   client.join();
   auto result = got.get_future().get();
-  ASSERT_TRUE(std::holds_alternative<CtlError>(result));
-  EXPECT_NE(std::get<CtlError>(result).message.find("without answering"), std::string::npos);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().find("without answering"), std::string::npos);
 }
 
 TEST_F(CtlServerTest, TooManyClients) {
@@ -432,7 +430,7 @@ TEST_F(CtlServerTest, CreatesItsDirectory) {
   ASSERT_EQ(::stat((dir_ + "/faraday").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u);
   auto result = ctl_call(path, "echo", std::chrono::seconds(1));
-  EXPECT_TRUE(std::holds_alternative<std::string>(result));
+  EXPECT_TRUE(result.ok());
 }
 
 TEST_F(CtlServerTest, ReplacesAStaleSocket) {
@@ -480,19 +478,18 @@ TEST_F(CtlServerTest, UnlinksItsOwnSocketOnly) {
 
 TEST_F(CtlServerTest, ClientErrors) {
   auto missing = ctl_call(dir_ + "/none.sock", "status", std::chrono::seconds(1));
-  ASSERT_TRUE(std::holds_alternative<CtlError>(missing));
-  EXPECT_EQ(std::get<CtlError>(missing).message,
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error(),
             "cannot reach faradayd at " + dir_ +
                 "/none.sock: No such file or directory (is faradayd running in cluster mode on "
                 "this interface?)");
 
   ASSERT_EQ(start(CtlServerOptions{}), "");
   auto slow = ctl_call(path_, "hold", std::chrono::milliseconds(100));
-  ASSERT_TRUE(std::holds_alternative<CtlError>(slow));
-  EXPECT_EQ(std::get<CtlError>(slow).message,
-            "faradayd at " + path_ + " did not answer within 100 ms");
+  ASSERT_FALSE(slow.ok());
+  EXPECT_EQ(slow.error(), "faradayd at " + path_ + " did not answer within 100 ms");
   auto newline = ctl_call(path_, "echo\nx", std::chrono::seconds(1));
-  ASSERT_TRUE(std::holds_alternative<CtlError>(newline));
+  ASSERT_FALSE(newline.ok());
 }
 
 // ---- status view -------------------------------------------------------------

@@ -54,17 +54,17 @@ class UapiServer : public ::testing::Test {
   std::unique_ptr<Server> start(const std::string& path) {
     auto r = Server::listen_at(
         path, [this] { return state_; },
-        [this](const SetRequest& req) -> std::optional<Error> {
+        [this](const SetRequest& req) -> Result<void, Error> {
           applied_.push_back(req);
           if (fail_with_) return Error{fail_with_, "refused by the test", Reject::kApplyFailed};
           if (req.listen_port) state_.listen_port = *req.listen_port;
-          return std::nullopt;
+          return {};
         });
-    if (auto* e = std::get_if<Error>(&r)) {
-      ADD_FAILURE() << e->message;
+    if (!r) {
+      ADD_FAILURE() << r.error();
       return nullptr;
     }
-    return std::get<std::unique_ptr<Server>>(std::move(r));
+    return *std::move(r);
   }
 
   int connect_client() {
@@ -286,10 +286,9 @@ TEST_F(UapiServer, PollSetCoversListenerAndClients) {
 
 TEST_F(UapiServer, RefusesASecondServerWhileLive) {
   auto r = Server::listen_at(
-      path_, [] { return DeviceState{}; },
-      [](const SetRequest&) { return std::optional<Error>{}; });
-  ASSERT_TRUE(std::holds_alternative<Error>(r));
-  EXPECT_EQ(std::get<Error>(r).errno_value, EADDRINUSE);
+      path_, [] { return DeviceState{}; }, [](const SetRequest&) { return Result<void, Error>{}; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure().errno_value, EADDRINUSE);
   EXPECT_TRUE(server_->socket_file_present());  // untouched
 }
 
@@ -313,18 +312,18 @@ TEST_F(UapiServer, RefusesToClobberANonSocket) {
   std::string file = dir_ + "/plain.sock";
   ::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0600));
   auto r = Server::listen_at(
-      file, [] { return DeviceState{}; }, [](const SetRequest&) { return std::optional<Error>{}; });
-  ASSERT_TRUE(std::holds_alternative<Error>(r));
-  EXPECT_EQ(std::get<Error>(r).errno_value, EEXIST);
+      file, [] { return DeviceState{}; }, [](const SetRequest&) { return Result<void, Error>{}; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.failure().errno_value, EEXIST);
 }
 
 TEST(UapiServerListen, RejectsBadInterfaceNames) {
   auto get = [] { return DeviceState{}; };
-  auto set = [](const SetRequest&) { return std::optional<Error>{}; };
+  auto set = [](const SetRequest&) { return Result<void, Error>{}; };
   for (const char* name : {"", "..", "a/b", "sixteen-chars-xx"}) {
     auto r = Server::listen(name, get, set);
-    ASSERT_TRUE(std::holds_alternative<Error>(r)) << name;
-    EXPECT_EQ(std::get<Error>(r).errno_value, EINVAL) << name;
+    ASSERT_FALSE(r.ok()) << name;
+    EXPECT_EQ(r.failure().errno_value, EINVAL) << name;
   }
 }
 

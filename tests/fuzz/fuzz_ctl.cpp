@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <variant>
 
 #include "faradayctl/status_view.h"
 #include "proto/ctl.h"
@@ -21,10 +20,11 @@ namespace {
 
 void check_request(std::string_view line) {
   auto parsed = parse_ctl_request(line);
-  if (auto* req = std::get_if<CtlRequest>(&parsed)) {
-    if (req->args.size() + 1 > kCtlMaxWords) __builtin_trap();
-    std::string joined = req->command;
-    for (const auto& a : req->args) joined += " " + a;
+  if (parsed) {
+    const CtlRequest& req = *parsed;
+    if (req.args.size() + 1 > kCtlMaxWords) __builtin_trap();
+    std::string joined = req.command;
+    for (const auto& a : req.args) joined += " " + a;
     if (joined != line) __builtin_trap();
     auto check_word = [](const std::string& w) {
       if (w.empty()) __builtin_trap();
@@ -32,10 +32,10 @@ void check_request(std::string_view line) {
         if (c <= 0x20 || c > 0x7e) __builtin_trap();
       }
     };
-    check_word(req->command);
-    for (const auto& a : req->args) check_word(a);
+    check_word(req.command);
+    for (const auto& a : req.args) check_word(a);
   } else {
-    const auto& bad = std::get<CtlBadRequest>(parsed);
+    const auto& bad = parsed.failure();
     if (bad.message.empty()) __builtin_trap();
     if (bad.reason != CtlReject::kTooLong && bad.reason != CtlReject::kNotAscii &&
         bad.reason != CtlReject::kMalformed) {

@@ -3,7 +3,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <variant>
 
 #include "control/uapi.h"
 
@@ -12,13 +11,14 @@ using namespace faraday::control::uapi;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);
   auto parsed = parse_set(body);
-  if (auto* req = std::get_if<SetRequest>(&parsed)) {
+  if (parsed) {
+    const SetRequest& req = *parsed;
     // Turn the request into a device state and format it, as a get after the set would.
     DeviceState state;
-    state.private_key = req->private_key;
-    state.listen_port = req->listen_port.value_or(0);
-    state.fwmark = req->fwmark.value_or(0);
-    for (const auto& p : req->peers) {
+    state.private_key = req.private_key;
+    state.listen_port = req.listen_port.value_or(0);
+    state.fwmark = req.fwmark.value_or(0);
+    for (const auto& p : req.peers) {
       PeerState ps;
       ps.public_key = p.public_key;
       ps.preshared_key = p.preshared_key.value_or(faraday::crypto::Key{});
@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string text = format_get(state);
     if (text.size() < 9 || text.compare(text.size() - 9, 9, "errno=0\n\n") != 0) __builtin_trap();
   } else {
-    const Error& e = std::get<Error>(parsed);
+    const Error& e = parsed.failure();
     if (e.errno_value <= 0 || e.message.empty()) __builtin_trap();
   }
   return 0;
