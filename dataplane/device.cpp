@@ -7,7 +7,11 @@
 namespace faraday::dataplane {
 
 Device::Device(const Clock& clock, crypto::AeadBackend& aead, DeviceOptions options)
-    : clock_(clock), aead_(aead), options_(options), outbox_arena_(options.outbox_size) {}
+    : clock_(clock),
+      aead_(aead),
+      options_(options),
+      outbox_slot_size_(slot_size(options.mtu)),
+      outbox_arena_(options.outbox_size, outbox_slot_size_) {}
 
 Device::~Device() {
   remove_all_peers();

@@ -59,7 +59,7 @@ struct DeviceOptions {
   // load for a second: initiations then need a valid mac2 (cookie) and pass
   // the per-source rate limiter.
   uint32_t under_load_threshold = 64;
-  size_t outbox_size = 256;
+  size_t outbox_size = 256;  // slots of slot_size(mtu) bytes (packet.h)
   // Tests fix the jitter; negative means random in [0, kMaxJitter).
   Nanos fixed_jitter = -1;
 };
@@ -173,6 +173,7 @@ class Device {
   RateLimiter rate_limiter_;
   AllowedIps allowed_ips_;
   PeerTable peers_;
+  uint32_t outbox_slot_size_;
   PacketArena outbox_arena_;
   size_t outbox_used_ = 0;
   Counters counters_;

@@ -261,11 +261,12 @@ void Pipeline::log_stats(bool force) {
     const auto& t = tun_->counters();
     log(LogLevel::kInfo,
         "ports: udp rx={} rx_bytes={} rx_truncated={} rx_errors={} tx={} tx_bytes={} "
-        "tx_invalid_endpoint={} tx_errors={} tx_full={}; tun rx={} rx_bytes={} rx_errors={} "
+        "tx_invalid_endpoint={} tx_errors={} tx_full={}; tun rx={} rx_bytes={} rx_truncated={} "
+        "rx_errors={} "
         "tx={} tx_bytes={} tx_errors={} tx_full={}",
         u.rx_packets, u.rx_bytes, u.rx_truncated, u.rx_errors, u.tx_packets, u.tx_bytes,
-        u.tx_invalid_endpoint, u.tx_errors, u.tx_full, t.rx_packets, t.rx_bytes, t.rx_errors,
-        t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
+        u.tx_invalid_endpoint, u.tx_errors, u.tx_full, t.rx_packets, t.rx_bytes, t.rx_truncated,
+        t.rx_errors, t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
   }
   for (auto& s : services_) s->log_stats(force);
 }

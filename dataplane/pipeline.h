@@ -146,7 +146,9 @@ class Pipeline {
   std::atomic<bool> stop_{false};
   boost::lockfree::spsc_queue<Command*, boost::lockfree::capacity<1024>> commands_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;
-  PacketArena tun_rx_{kBurstSize};
+  PacketArena tun_rx_{kBurstSize, slot_size(options_.mtu)};
+  // Full-size slots: any datagram a peer may send (a peer's MTU may be larger
+  // than ours) reaches the core and is classified there.
   PacketArena udp_rx_{kBurstSize};
   std::array<Verdict, kBurstSize> verdicts_{};
   std::array<Packet, kBurstSize> out_{};

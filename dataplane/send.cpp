@@ -51,9 +51,14 @@ void Device::send_staged(Peer& peer) {
     size_t n = 0;
     while (n < kBurstSize && !peer.staged.empty() && kp->send_counter < kRejectAfterMessages) {
       const std::vector<uint8_t>& inner = peer.staged.front();
+      size_t plen = padded_length(inner.size(), options_.mtu);
+      if (kHeadroom + plen + kTagSize > outbox_slot_size_) {
+        counters_.drop(Drop::kTooBig);  // the MTU grew past the outbox's slots
+        peer.staged.pop_front();
+        continue;
+      }
       Packet* out = outbox_slot();
       if (!out) break;
-      size_t plen = padded_length(inner.size(), options_.mtu);
       if (!inner.empty()) std::memcpy(out->data(), inner.data(), inner.size());
       std::memset(out->data() + inner.size(), 0, plen - inner.size());
       carried_data |= !inner.empty();
@@ -131,7 +136,7 @@ void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
         send_staged(*peer);
         continue;
       }
-      if (pkt.offset < kTransportHeaderSize || pkt.offset + plen + kTagSize > kBufferSize) {
+      if (pkt.offset < kTransportHeaderSize || pkt.offset + plen + kTagSize > pkt.capacity) {
         counters_.drop(Drop::kTooBig);
         continue;
       }

@@ -125,13 +125,17 @@ size_t TunPort::read_burst(std::span<Packet> pkts) {
   size_t n = 0;
   while (n < pkts.size()) {
     Packet& p = pkts[n];
-    ssize_t got = ::read(fd_, p.base + kHeadroom, kMaxDatagram);
+    ssize_t got = ::read(fd_, p.base + kHeadroom, p.max_payload());
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) ++counters_.rx_errors;
       break;
     }
     if (got == 0) break;  // nothing more (the device went away)
+    if (static_cast<size_t>(got) > p.max_payload()) {
+      ++counters_.rx_truncated;  // the kernel cut it to the slot: never pass it on
+      continue;
+    }
     p.offset = kHeadroom;
     p.length = static_cast<uint32_t>(got);
     p.endpoint = {};

@@ -23,8 +23,9 @@ namespace faraday::dataplane {
 struct TunPortCounters {
   uint64_t rx_packets = 0;  // read from the host
   uint64_t rx_bytes = 0;
-  uint64_t rx_errors = 0;   // read() failed with something other than EAGAIN
-  uint64_t tx_packets = 0;  // written to the host
+  uint64_t rx_errors = 0;     // read() failed with something other than EAGAIN
+  uint64_t rx_truncated = 0;  // larger than the slot (MTU raised past it): dropped
+  uint64_t tx_packets = 0;    // written to the host
   uint64_t tx_bytes = 0;
   uint64_t tx_errors = 0;  // write() refused a packet (EINVAL for a malformed one, EIO)
   uint64_t tx_full = 0;    // write_burst stopped early on EAGAIN
@@ -55,7 +56,8 @@ class TunPort {
   int fd() const { return fd_; }
   const std::string& name() const { return name_; }  // as the kernel named it
 
-  // One read() per packet into base + kHeadroom until EAGAIN or pkts is full.
+  // One read() per packet into base + kHeadroom (at most max_payload() bytes,
+  // larger ones are dropped and counted) until EAGAIN or pkts is full.
   // Sets offset = kHeadroom, length, and clears endpoint. Returns the count.
   size_t read_burst(std::span<Packet> pkts);
   // One write() per packet. Returns how many packets from the front were consumed

@@ -112,7 +112,7 @@ size_t UdpPort::recv_burst(std::span<Packet> pkts) {
     for (size_t i = 0; i < want; ++i) {
       Packet& p = pkts[filled + i];
       iov[i].iov_base = p.base + kHeadroom;
-      iov[i].iov_len = kMaxDatagram;
+      iov[i].iov_len = p.max_payload();
       msgs[i].msg_hdr.msg_name = &addrs[i];
       msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
       msgs[i].msg_hdr.msg_iov = &iov[i];
@@ -128,7 +128,7 @@ size_t UdpPort::recv_burst(std::span<Packet> pkts) {
     for (size_t i = 0; i < static_cast<size_t>(got); ++i) {
       const msghdr& h = msgs[i].msg_hdr;
       if ((h.msg_flags & MSG_TRUNC) != 0 || h.msg_namelen < sizeof(sa_family_t)) {
-        ++counters_.rx_truncated;  // cannot happen with a 64 KiB buffer; never pass it on
+        ++counters_.rx_truncated;  // larger than the slot: never pass it on
         continue;
       }
       Packet& dst = pkts[filled + kept];

@@ -31,7 +31,7 @@ struct UdpPortCounters {
   // receive side (written by recv_burst)
   uint64_t rx_packets = 0;
   uint64_t rx_bytes = 0;
-  uint64_t rx_truncated = 0;  // larger than kMaxDatagram: dropped
+  uint64_t rx_truncated = 0;  // larger than the packet's slot: dropped
   uint64_t rx_errors = 0;     // recvmmsg failed with something other than EAGAIN
   // send side (written by send_burst)
   uint64_t tx_packets = 0;

@@ -384,6 +384,22 @@ INSTANTIATE_TEST_SUITE_P(
       return std::to_string(info.param.length) + "_mtu" + std::to_string(info.param.mtu);
     });
 
+// The outbox's slots are sized for the MTU the device was made with (packet.h).
+// A packet staged after the MTU was raised past them is dropped and counted when
+// the session comes up, and the packets behind it still go.
+TEST(Transport, StagedPacketLargerThanTheOutboxSlotIsDropped) {
+  Network net;
+  net.a.device.set_mtu(20000);
+  Bytes big = ipv4_packet(kTunA4, kTunB4, 15000, 1);
+  Bytes small = ipv4_packet(kTunA4, kTunB4, 84, 2);
+  EXPECT_EQ(net.send(net.a, big), Verdict::kConsumed);
+  EXPECT_EQ(net.send(net.a, small), Verdict::kConsumed);
+  net.pump();
+  EXPECT_EQ(net.a.dropped(Drop::kTooBig), 1u);
+  ASSERT_EQ(net.b.tunnel.size(), 1u);
+  EXPECT_EQ(net.b.tunnel[0], small);
+}
+
 // The largest UDP payload is 65535 bytes, so an inner packet that would grow
 // past it cannot be sent, with a session or without.
 TEST(Transport, TooBigForADatagram) {

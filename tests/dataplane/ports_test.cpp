@@ -118,6 +118,26 @@ TEST(UdpPort, InvalidEndpointsAreSkippedAndCounted) {
   EXPECT_EQ(rx.packets()[1].length, 102u);
 }
 
+// Slots are sized to the interface's packets (packet.h): a datagram larger
+// than its slot is dropped and counted, never passed on cut short.
+TEST(UdpPort, DatagramLargerThanTheSlotIsDroppedAndCounted) {
+  UdpPort a = open_udp();
+  UdpPort b = open_udp();
+  Endpoint to = *Endpoint::parse("127.0.0.1:" + std::to_string(b.port()));
+  constexpr uint32_t kSlot = slot_size(1420);
+  static_assert(kSlot >= kHeadroom + kJumboMtu + kTransportOverhead + kTailroom);
+  static_assert(kSlot < 10 * 1024 && kSlot % 64 == 0);
+  PacketArena tx(3), rx(8, kSlot);
+  for (uint32_t i = 0; i < 3; ++i) fill(tx.packets()[i], to, i);
+  tx.packets()[1].length = rx.packets()[0].max_payload() + 1;
+  ASSERT_EQ(a.send_burst(tx.packets()), 3u);
+  ASSERT_EQ(recv_all(b, rx.packets(), 2), 2u);
+  EXPECT_EQ(rx.packets()[0].length, 100u);
+  EXPECT_EQ(rx.packets()[1].length, 102u);
+  EXPECT_EQ(b.counters().rx_truncated, 1u);
+  EXPECT_EQ(b.counters().rx_packets, 2u);
+}
+
 TEST(UdpPort, PortInUseIsAnError) {
   UdpPort a = open_udp();
   auto r = UdpPort::open(a.port());
