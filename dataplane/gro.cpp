@@ -16,7 +16,6 @@ constexpr uint16_t kTcpChecksumOffset = 16;
 constexpr uint8_t kTcpPsh = 0x08;
 constexpr uint8_t kTcpAck = 0x10;
 
-constexpr uint16_t kIpv4Reserved = 0x8000;
 constexpr uint16_t kIpv4DontFragment = 0x4000;
 
 uint16_t load16(const uint8_t* p) {

@@ -1,15 +1,28 @@
 // plan_tun_write: TCP streams (v4, v6) coalesce into one super-packet whose
 // rewritten headers, virtio header and partial checksum let the kernel rebuild
 // exactly the original segments; every rule of gro.h breaks a run where it
-// should; and random bursts of mixed flows keep every flow's bytes in order.
+// should; random bursts of mixed flows keep every flow's bytes in order; and
+// (as root, in a network namespace of its own) a real TUN with IFF_VNET_HDR
+// delivers a planned super-packet to a listening TCP socket.
 #include "dataplane/gro.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -135,7 +148,7 @@ struct Flow {
     tcp[12] = static_cast<uint8_t>(thl / 4 << 4);
     tcp[13] = flags;
     put16(tcp + 14, window);
-    std::memcpy(tcp + 20, options.data(), options.size());
+    if (!options.empty()) std::memcpy(tcp + 20, options.data(), options.size());
     for (size_t i = 0; i < payload; ++i) tcp[thl + i] = static_cast<uint8_t>((at + i) * 7 + sport);
     fix_checksums(pkt);
     return pkt;
@@ -587,6 +600,115 @@ TEST(Gro, RandomBurstsKeepEveryFlowInOrder) {
     }
     ASSERT_EQ(received, sent) << "round " << round;
   }
+}
+
+// ---- the kernel takes a planned super-packet (root, own network namespace) ----
+//
+//   test (plays 10.0.0.2:40000) --writev vnet_hdr+packet--> [gro0 10.0.0.1] --> listener :5201
+
+// Writes one packet (with an all-zero virtio header) to a TUN with IFF_VNET_HDR.
+bool tun_write_plain(int tun, const Bytes& pkt) {
+  VirtioNetHdr hdr{};
+  iovec iov[2] = {{&hdr, sizeof(hdr)}, {const_cast<uint8_t*>(pkt.data()), pkt.size()}};
+  return ::writev(tun, iov, 2) == static_cast<ssize_t>(sizeof(hdr) + pkt.size());
+}
+
+// Reads from the TUN until a TCP SYN-ACK from port 5201 arrives; its sequence number.
+std::optional<uint32_t> read_syn_ack(int tun) {
+  uint8_t buf[65536 + sizeof(VirtioNetHdr)];
+  for (int i = 0; i < 100; ++i) {
+    pollfd p{tun, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    ssize_t n = ::read(tun, buf, sizeof(buf));
+    const uint8_t* ip = buf + sizeof(VirtioNetHdr);
+    if (n < static_cast<ssize_t>(sizeof(VirtioNetHdr) + 40) || ip[0] != 0x45 || ip[9] != 6)
+      continue;
+    const uint8_t* tcp = ip + 20;
+    if (get16(tcp) == 5201 && tcp[13] == (kSyn | kAck)) return get32(tcp + 4);
+  }
+  return std::nullopt;
+}
+
+TEST(GroKernel, TunAcceptsPlannedSuperPacket) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/net/tun";
+  int original = ::open("/proc/thread-self/ns/net", O_RDONLY);
+  ASSERT_GE(original, 0);
+  if (::unshare(CLONE_NEWNET) != 0) {
+    ::close(original);
+    GTEST_SKIP() << "cannot unshare a network namespace";
+  }
+  struct Restore {
+    int ns, tun = -1, listener = -1, conn = -1;
+    ~Restore() {
+      for (int fd : {conn, listener, tun}) {
+        if (fd >= 0) ::close(fd);
+      }
+      EXPECT_EQ(::setns(ns, CLONE_NEWNET), 0);
+      ::close(ns);
+    }
+  } fds{original};
+
+  fds.tun = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fds.tun, 0);
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "gro0", IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
+  ASSERT_EQ(::ioctl(fds.tun, TUNSETIFF, &ifr), 0) << std::strerror(errno);
+  ASSERT_EQ(::ioctl(fds.tun, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), 0);
+  ASSERT_EQ(std::system("ip addr add 10.0.0.1/24 dev gro0 && ip link set gro0 up"), 0);
+
+  fds.listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(5201);
+  ::inet_pton(AF_INET, "10.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(::bind(fds.listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fds.listener, 1), 0);
+
+  // The handshake, one plain packet at a time: SYN (MSS 1460), SYN-ACK, ACK.
+  Flow peer{.src = 2, .dst = 1, .window = 65535, .options = {2, 4, 0x05, 0xb4}};
+  ASSERT_TRUE(tun_write_plain(fds.tun, peer.segment(peer.seq, 0, kSyn)));
+  auto server_seq = read_syn_ack(fds.tun);
+  ASSERT_TRUE(server_seq.has_value()) << "no SYN-ACK from the listener";
+  peer.options = {};
+  peer.seq += 1;
+  peer.ack = *server_seq + 1;
+  ASSERT_TRUE(tun_write_plain(fds.tun, peer.segment(peer.seq, 0, kAck)));
+  pollfd p{fds.listener, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1) << "no connection to accept";
+  fds.conn = ::accept4(fds.listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(fds.conn, 0);
+
+  // The data: six segments planned into one write.
+  std::vector<Bytes> segs;
+  Bytes stream;
+  for (int i = 0; i < 6; ++i) {
+    segs.push_back(peer.next(i < 5 ? 1000 : 500, i < 5 ? kAck : kAck | kPsh));
+    Bytes pay = payload_of(segs.back());
+    stream.insert(stream.end(), pay.begin(), pay.end());
+  }
+  Burst burst(segs);
+  auto pkts = burst.packets();
+  TunWrite w = plan_tun_write(pkts);
+  ASSERT_EQ(w.count, segs.size());
+  std::vector<iovec> iov = {{&w.hdr, sizeof(w.hdr)}, {pkts[0].data(), pkts[0].length}};
+  size_t total = sizeof(w.hdr) + pkts[0].length;
+  for (size_t i = 1; i < w.count; ++i) {
+    uint32_t off = tcp_payload_offset(pkts[i]);
+    iov.push_back({pkts[i].data() + off, pkts[i].length - off});
+    total += pkts[i].length - off;
+  }
+  ASSERT_EQ(::writev(fds.tun, iov.data(), static_cast<int>(iov.size())),
+            static_cast<ssize_t>(total))
+      << std::strerror(errno);
+
+  timeval timeout{2, 0};
+  ::setsockopt(fds.conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  Bytes got(stream.size());
+  ASSERT_EQ(::recv(fds.conn, got.data(), got.size(), MSG_WAITALL),
+            static_cast<ssize_t>(got.size()));
+  EXPECT_EQ(got, stream);
 }
 
 }  // namespace
