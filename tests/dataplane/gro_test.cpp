@@ -604,7 +604,13 @@ TEST(Gro, RandomBurstsKeepEveryFlowInOrder) {
 
 // ---- the kernel takes a planned super-packet (root, own network namespace) ----
 //
-//   test (plays 10.0.0.2:40000) --writev vnet_hdr+packet--> [gro0 10.0.0.1] --> listener :5201
+//   this test, playing 10.0.0.2 / fd00::2 port 40000
+//        |  writev(virtio_net_hdr, packet[, payloads...])
+//        v
+//   [gro0: 10.0.0.1/24, fd00::1/64, IFF_VNET_HDR, TSO4/TSO6/CSUM offloads]
+//        |
+//        v
+//   listening TCP socket on port 5201
 
 // Writes one packet (with an all-zero virtio header) to a TUN with IFF_VNET_HDR.
 bool tun_write_plain(int tun, const Bytes& pkt) {
@@ -620,74 +626,66 @@ std::optional<uint32_t> read_syn_ack(int tun) {
     pollfd p{tun, POLLIN, 0};
     if (::poll(&p, 1, 20) <= 0) continue;
     ssize_t n = ::read(tun, buf, sizeof(buf));
+    ssize_t len = n - static_cast<ssize_t>(sizeof(VirtioNetHdr));
     const uint8_t* ip = buf + sizeof(VirtioNetHdr);
-    if (n < static_cast<ssize_t>(sizeof(VirtioNetHdr) + 40) || ip[0] != 0x45 || ip[9] != 6)
-      continue;
-    const uint8_t* tcp = ip + 20;
+    bool v4_tcp = len >= 40 && ip[0] == 0x45 && ip[9] == 6;
+    bool v6_tcp = len >= 60 && ip[0] >> 4 == 6 && ip[6] == 6;
+    if (!v4_tcp && !v6_tcp) continue;
+    const uint8_t* tcp = ip + (v6_tcp ? 40 : 20);
     if (get16(tcp) == 5201 && tcp[13] == (kSyn | kAck)) return get32(tcp + 4);
   }
   return std::nullopt;
 }
 
-TEST(GroKernel, TunAcceptsPlannedSuperPacket) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-  if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/net/tun";
-  int original = ::open("/proc/thread-self/ns/net", O_RDONLY);
-  ASSERT_GE(original, 0);
-  if (::unshare(CLONE_NEWNET) != 0) {
-    ::close(original);
-    GTEST_SKIP() << "cannot unshare a network namespace";
-  }
-  struct Restore {
-    int ns, tun = -1, listener = -1, conn = -1;
-    ~Restore() {
-      for (int fd : {conn, listener, tun}) {
-        if (fd >= 0) ::close(fd);
-      }
+// The file descriptors of one run, closed (and the namespace left) at the end.
+struct KernelRun {
+  int ns = -1, tun = -1, listener = -1, conn = -1;
+  ~KernelRun() {
+    for (int fd : {conn, listener, tun}) {
+      if (fd >= 0) ::close(fd);
+    }
+    if (ns >= 0) {
       EXPECT_EQ(::setns(ns, CLONE_NEWNET), 0);
       ::close(ns);
     }
-  } fds{original};
+  }
+};
 
-  fds.tun = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-  ASSERT_GE(fds.tun, 0);
+// Opens gro0 in a new namespace, addresses it, and listens on port 5201.
+void open_tun_and_listen(KernelRun& run, bool v6) {
+  run.tun = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(run.tun, 0);
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, "gro0", IFNAMSIZ - 1);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
-  ASSERT_EQ(::ioctl(fds.tun, TUNSETIFF, &ifr), 0) << std::strerror(errno);
-  ASSERT_EQ(::ioctl(fds.tun, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), 0);
-  ASSERT_EQ(std::system("ip addr add 10.0.0.1/24 dev gro0 && ip link set gro0 up"), 0);
+  ASSERT_EQ(::ioctl(run.tun, TUNSETIFF, &ifr), 0) << std::strerror(errno);
+  ASSERT_EQ(::ioctl(run.tun, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), 0);
+  ASSERT_EQ(std::system("ip addr add 10.0.0.1/24 dev gro0 && "
+                        "ip -6 addr add fd00::1/64 dev gro0 nodad && ip link set gro0 up"),
+            0);
 
-  fds.listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(5201);
-  ::inet_pton(AF_INET, "10.0.0.1", &addr.sin_addr);
-  ASSERT_EQ(::bind(fds.listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(fds.listener, 1), 0);
-
-  // The handshake, one plain packet at a time: SYN (MSS 1460), SYN-ACK, ACK.
-  Flow peer{.src = 2, .dst = 1, .window = 65535, .options = {2, 4, 0x05, 0xb4}};
-  ASSERT_TRUE(tun_write_plain(fds.tun, peer.segment(peer.seq, 0, kSyn)));
-  auto server_seq = read_syn_ack(fds.tun);
-  ASSERT_TRUE(server_seq.has_value()) << "no SYN-ACK from the listener";
-  peer.options = {};
-  peer.seq += 1;
-  peer.ack = *server_seq + 1;
-  ASSERT_TRUE(tun_write_plain(fds.tun, peer.segment(peer.seq, 0, kAck)));
-  pollfd p{fds.listener, POLLIN, 0};
-  ASSERT_EQ(::poll(&p, 1, 2000), 1) << "no connection to accept";
-  fds.conn = ::accept4(fds.listener, nullptr, nullptr, SOCK_CLOEXEC);
-  ASSERT_GE(fds.conn, 0);
-
-  // The data: six segments planned into one write.
-  std::vector<Bytes> segs;
-  Bytes stream;
-  for (int i = 0; i < 6; ++i) {
-    segs.push_back(peer.next(i < 5 ? 1000 : 500, i < 5 ? kAck : kAck | kPsh));
-    Bytes pay = payload_of(segs.back());
-    stream.insert(stream.end(), pay.begin(), pay.end());
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(5201);
+    ::inet_pton(AF_INET6, "fd00::1", &a->sin6_addr);
+    len = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(5201);
+    ::inet_pton(AF_INET, "10.0.0.1", &a->sin_addr);
+    len = sizeof(*a);
   }
+  run.listener = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::bind(run.listener, reinterpret_cast<sockaddr*>(&ss), len), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(run.listener, 1), 0);
+}
+
+// Plans the segments (all must coalesce) and writes them as one TUN write.
+void write_planned(int tun, const std::vector<Bytes>& segs) {
   Burst burst(segs);
   auto pkts = burst.packets();
   TunWrite w = plan_tun_write(pkts);
@@ -699,16 +697,61 @@ TEST(GroKernel, TunAcceptsPlannedSuperPacket) {
     iov.push_back({pkts[i].data() + off, pkts[i].length - off});
     total += pkts[i].length - off;
   }
-  ASSERT_EQ(::writev(fds.tun, iov.data(), static_cast<int>(iov.size())),
-            static_cast<ssize_t>(total))
+  ASSERT_EQ(::writev(tun, iov.data(), static_cast<int>(iov.size())), static_cast<ssize_t>(total))
       << std::strerror(errno);
+}
+
+// A TCP handshake with the listener, one plain packet at a time, then a stream
+// of segments written as one planned super-packet: the socket must read it all.
+void deliver_super_packet(bool v6) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/net/tun";
+  KernelRun run;
+  int original = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(original, 0);
+  if (::unshare(CLONE_NEWNET) != 0) {
+    ::close(original);
+    GTEST_SKIP() << "cannot unshare a network namespace";
+  }
+  run.ns = original;
+  ASSERT_NO_FATAL_FAILURE(open_tun_and_listen(run, v6));
+
+  // SYN (MSS 1460), SYN-ACK, ACK.
+  Flow peer{.v6 = v6, .src = 2, .dst = 1, .window = 65535, .options = {2, 4, 0x05, 0xb4}};
+  ASSERT_TRUE(tun_write_plain(run.tun, peer.segment(peer.seq, 0, kSyn)));
+  auto server_seq = read_syn_ack(run.tun);
+  ASSERT_TRUE(server_seq.has_value()) << "no SYN-ACK from the listener";
+  peer.options = {};
+  peer.seq += 1;
+  peer.ack = *server_seq + 1;
+  ASSERT_TRUE(tun_write_plain(run.tun, peer.segment(peer.seq, 0, kAck)));
+  pollfd p{run.listener, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 2000), 1) << "no connection to accept";
+  run.conn = ::accept4(run.listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(run.conn, 0);
+
+  std::vector<Bytes> segs;
+  Bytes stream;
+  for (int i = 0; i < 6; ++i) {
+    segs.push_back(peer.next(i < 5 ? 1000 : 500, i < 5 ? kAck : kAck | kPsh));
+    Bytes pay = payload_of(segs.back());
+    stream.insert(stream.end(), pay.begin(), pay.end());
+  }
+  ASSERT_NO_FATAL_FAILURE(write_planned(run.tun, segs));
 
   timeval timeout{2, 0};
-  ::setsockopt(fds.conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ::setsockopt(run.conn, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   Bytes got(stream.size());
-  ASSERT_EQ(::recv(fds.conn, got.data(), got.size(), MSG_WAITALL),
+  ASSERT_EQ(::recv(run.conn, got.data(), got.size(), MSG_WAITALL),
             static_cast<ssize_t>(got.size()));
   EXPECT_EQ(got, stream);
+}
+
+TEST(GroKernel, TunTakesPlannedV4SuperPacket) {
+  deliver_super_packet(false);
+}
+TEST(GroKernel, TunTakesPlannedV6SuperPacket) {
+  deliver_super_packet(true);
 }
 
 }  // namespace
