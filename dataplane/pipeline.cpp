@@ -60,8 +60,9 @@ Status Pipeline::setup() {
 }
 
 std::string Pipeline::summary() const {
-  return fmt::format("mtu {}, UDP port {}{}, AEAD {}", options_.mtu, udp_->port(),
-                     udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", aead_->name());
+  return fmt::format("mtu {}, UDP port {}{}, {}, AEAD {}", options_.mtu, udp_->port(),
+                     udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
+                     aead_->name());
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {
@@ -260,13 +261,15 @@ void Pipeline::log_stats(bool force) {
     const auto& u = udp_->counters();
     const auto& t = tun_->counters();
     log(LogLevel::kInfo,
-        "ports: udp rx={} rx_bytes={} rx_truncated={} rx_errors={} tx={} tx_bytes={} "
-        "tx_invalid_endpoint={} tx_errors={} tx_full={}; tun rx={} rx_bytes={} rx_truncated={} "
-        "rx_errors={} "
+        "ports: udp rx={} rx_bytes={} rx_truncated={} rx_errors={} rx_gro_super={} "
+        "rx_gro_segments={} tx={} tx_bytes={} tx_invalid_endpoint={} tx_errors={} tx_full={} "
+        "tx_gso_messages={} tx_gso_segments={} tx_gso_fallbacks={} ({}); tun rx={} rx_bytes={} "
+        "rx_truncated={} rx_errors={} "
         "tx={} tx_bytes={} tx_errors={} tx_full={}",
-        u.rx_packets, u.rx_bytes, u.rx_truncated, u.rx_errors, u.tx_packets, u.tx_bytes,
-        u.tx_invalid_endpoint, u.tx_errors, u.tx_full, t.rx_packets, t.rx_bytes, t.rx_truncated,
-        t.rx_errors, t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
+        u.rx_packets, u.rx_bytes, u.rx_truncated, u.rx_errors, u.rx_gro_super, u.rx_gro_segments,
+        u.tx_packets, u.tx_bytes, u.tx_invalid_endpoint, u.tx_errors, u.tx_full, u.tx_gso_messages,
+        u.tx_gso_segments, u.tx_gso_fallbacks, udp_->offloads(), t.rx_packets, t.rx_bytes,
+        t.rx_truncated, t.rx_errors, t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
   }
   for (auto& s : services_) s->log_stats(force);
 }

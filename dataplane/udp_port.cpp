@@ -1,6 +1,7 @@
 #include "dataplane/udp_port.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,35 @@ namespace {
 // wireguard-go and the Linux driver ask for a few MiB; bursts of 64 x 64 KiB fit.
 constexpr int kSocketBuffer = 7 << 20;
 
+// The largest UDP payload of one GSO message: one IP packet (65535) less the UDP
+// header and the IPv4 or IPv6 header.
+constexpr size_t kGsoMaxBytesV4 = kMaxDatagram - 8 - 20;
+constexpr size_t kGsoMaxBytesV6 = kMaxDatagram - 8 - 40;
+// One stage slot holds the largest super-datagram the kernel builds (64 KiB).
+constexpr size_t kStageSlot = kMaxDatagram;
+
+// The end of the GSO run that starts at pkts[i]: the following packets to the same
+// endpoint, all as long as pkts[i] except the last, which may be shorter (the
+// kernel's rule), within kGsoMaxSegments and one IP packet. i + 1 = no run.
+size_t gso_run_end(std::span<const Packet> pkts, size_t i) {
+  const Packet& head = pkts[i];
+  uint32_t seg = head.length;
+  if (seg == 0) return i + 1;
+  size_t limit = head.endpoint.family == AF_INET ? kGsoMaxBytesV4 : kGsoMaxBytesV6;
+  size_t total = seg;
+  size_t j = i + 1;
+  while (j < pkts.size() && j - i < kGsoMaxSegments) {
+    const Packet& p = pkts[j];
+    if (p.length == 0 || p.length > seg || total + p.length > limit ||
+        !(p.endpoint == head.endpoint))
+      break;
+    total += p.length;
+    ++j;
+    if (p.length < seg) break;  // a shorter datagram ends the run
+  }
+  return j;
+}
+
 std::string errno_text(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
 }
@@ -29,7 +59,7 @@ void set_buffer(int fd, int force_opt, int opt) {
 
 }  // namespace
 
-Result<UdpPort> UdpPort::open(uint16_t port) {
+Result<UdpPort> UdpPort::open(uint16_t port, bool offload) {
   bool v6 = true;
   int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd >= 0) {
@@ -77,14 +107,55 @@ Result<UdpPort> UdpPort::open(uint16_t port) {
     ::close(fd);
     return Error{err};
   }
-  return UdpPort(fd, Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).port, v6);
+  UdpPort udp(fd, Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).port, v6);
+  udp.probe_offloads(offload);
+  return udp;
 }
 
-UdpPort::UdpPort(UdpPort&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      port_(other.port_),
-      v6_(other.v6_),
-      counters_(other.counters_) {}
+// The GRO receive stage: recvmmsg lands here, drain_stage() hands out one datagram
+// per caller slot. Messages [next, count) are pending; `offset` bytes of message
+// `next` are already handed out.
+struct UdpPort::GroStage {
+  std::unique_ptr<uint8_t[]> bytes =
+      std::make_unique_for_overwrite<uint8_t[]>(kGroStageMessages * kStageSlot);
+  mmsghdr msgs[kGroStageMessages];
+  iovec iov[kGroStageMessages];
+  sockaddr_storage addrs[kGroStageMessages];
+  alignas(cmsghdr) uint8_t control[kGroStageMessages][CMSG_SPACE(sizeof(int))];
+  uint32_t length[kGroStageMessages];   // bytes received
+  uint32_t segment[kGroStageMessages];  // segment size (gro_segment_size)
+  bool skip[kGroStageMessages];         // truncated or without a source: dropped
+  Endpoint source[kGroStageMessages];
+  size_t count = 0;
+  size_t next = 0;
+  uint32_t offset = 0;
+
+  uint8_t* slot(size_t m) { return bytes.get() + m * kStageSlot; }
+};
+
+UdpPort::UdpPort(int fd, uint16_t port, bool v6) : fd_(fd), port_(port), v6_(v6) {}
+
+void UdpPort::probe_offloads(bool offload) {
+  if (!offload) {
+    gso_off_.set("not requested", 0);
+    gro_off_.set("not requested", 0);
+    return;
+  }
+  int value = 0;
+  socklen_t len = sizeof(value);
+  if (::getsockopt(fd_, SOL_UDP, UDP_SEGMENT, &value, &len) != 0)
+    gso_off_.set("getsockopt(UDP_SEGMENT)", errno);
+  int on = 1;
+  if (::setsockopt(fd_, SOL_UDP, UDP_GRO, &on, sizeof(on)) != 0) {
+    gro_off_.set("setsockopt(UDP_GRO)", errno);
+    return;
+  }
+  stage_ = std::make_unique<GroStage>();
+}
+
+UdpPort::UdpPort(UdpPort&& other) noexcept {
+  *this = std::move(other);
+}
 
 UdpPort& UdpPort::operator=(UdpPort&& other) noexcept {
   if (this != &other) {
@@ -92,6 +163,9 @@ UdpPort& UdpPort::operator=(UdpPort&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     port_ = other.port_;
     v6_ = other.v6_;
+    gso_off_.set(other.gso_off_.what.load(), other.gso_off_.err.load());
+    gro_off_.set(other.gro_off_.what.load(), other.gro_off_.err.load());
+    stage_ = std::move(other.stage_);
     counters_ = other.counters_;
   }
   return *this;
@@ -101,7 +175,52 @@ UdpPort::~UdpPort() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+std::string UdpPort::offloads() const {
+  std::string text = "UDP";
+  std::string off;
+  const char* sep = " ";
+  auto add = [&](const char* name, const OffReason& r) {
+    const char* what = r.what.load(std::memory_order_acquire);
+    if (what == nullptr) {
+      text += sep;
+      text += name;
+      sep = "+";
+      return;
+    }
+    off += std::string(off.empty() ? "" : "; ") + name + " off: " + what;
+    int err = r.err.load(std::memory_order_relaxed);
+    if (err != 0) off += std::string(": ") + std::strerror(err);
+  };
+  add("GSO", gso_off_);
+  add("GRO", gro_off_);
+  if (off.empty()) return text;
+  return text + (text.size() > 3 ? "; " : " ") + off;
+}
+
+bool UdpPort::pending() const {
+  return stage_ && stage_->next < stage_->count;
+}
+
+uint32_t UdpPort::gro_segment_size(const msghdr& h, uint32_t len) {
+  if (h.msg_control == nullptr) return len;
+  // CMSG_NXTHDR takes a non-const msghdr; it only reads it.
+  auto& mh = const_cast<msghdr&>(h);
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO) continue;
+    if (c->cmsg_len < CMSG_LEN(sizeof(int))) return len;
+    int gso = 0;
+    std::memcpy(&gso, CMSG_DATA(c), sizeof(gso));
+    if (gso > 0 && static_cast<uint32_t>(gso) < len) return static_cast<uint32_t>(gso);
+    return len;
+  }
+  return len;
+}
+
 size_t UdpPort::recv_burst(std::span<Packet> pkts) {
+  return stage_ ? recv_gro(pkts) : recv_direct(pkts);
+}
+
+size_t UdpPort::recv_direct(std::span<Packet> pkts) {
   mmsghdr msgs[kBurstSize];
   iovec iov[kBurstSize];
   sockaddr_storage addrs[kBurstSize];
@@ -147,6 +266,96 @@ size_t UdpPort::recv_burst(std::span<Packet> pkts) {
   return filled;
 }
 
+// Staged segments first (they are older), then fresh messages until the span is
+// full or the socket is drained.
+size_t UdpPort::recv_gro(std::span<Packet> pkts) {
+  size_t filled = drain_stage(pkts);
+  while (filled < pkts.size()) {
+    size_t want = std::min(kGroStageMessages, pkts.size() - filled);
+    if (!refill_stage(want)) break;
+    filled += drain_stage(pkts.subspan(filled));
+    if (stage_->count < want) break;  // the queue is drained
+  }
+  return filled;
+}
+
+// Receives up to want messages into the (empty) stage; false if none came.
+bool UdpPort::refill_stage(size_t want) {
+  GroStage& st = *stage_;
+  st.count = st.next = 0;
+  st.offset = 0;
+  std::memset(st.msgs, 0, sizeof(mmsghdr) * want);
+  for (size_t m = 0; m < want; ++m) {
+    st.iov[m] = {st.slot(m), kStageSlot};
+    msghdr& h = st.msgs[m].msg_hdr;
+    h.msg_name = &st.addrs[m];
+    h.msg_namelen = sizeof(st.addrs[m]);
+    h.msg_iov = &st.iov[m];
+    h.msg_iovlen = 1;
+    h.msg_control = st.control[m];
+    h.msg_controllen = sizeof(st.control[m]);
+  }
+  int got;
+  do {
+    got = ::recvmmsg(fd_, st.msgs, static_cast<unsigned>(want), MSG_DONTWAIT, nullptr);
+  } while (got < 0 && errno == EINTR);
+  if (got <= 0) {
+    if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ++counters_.rx_errors;
+    return false;
+  }
+  for (size_t m = 0; m < static_cast<size_t>(got); ++m) {
+    const msghdr& h = st.msgs[m].msg_hdr;
+    uint32_t len = st.msgs[m].msg_len;
+    st.skip[m] = (h.msg_flags & MSG_TRUNC) != 0 || h.msg_namelen < sizeof(sa_family_t);
+    if (st.skip[m]) {
+      ++counters_.rx_truncated;  // cannot happen with 64 KiB slots; never pass it on
+      continue;
+    }
+    st.length[m] = len;
+    st.segment[m] = gro_segment_size(h, len);
+    st.source[m] = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&st.addrs[m]));
+    if (st.segment[m] < len) {
+      ++counters_.rx_gro_super;
+      counters_.rx_gro_segments += (len + st.segment[m] - 1) / st.segment[m];
+    }
+  }
+  st.count = static_cast<size_t>(got);
+  return true;
+}
+
+// Hands out staged datagrams, one per slot of pkts, in order; returns how many.
+size_t UdpPort::drain_stage(std::span<Packet> pkts) {
+  if (!stage_) return 0;
+  GroStage& st = *stage_;
+  size_t out = 0;
+  while (st.next < st.count && out < pkts.size()) {
+    size_t m = st.next;
+    if (st.skip[m]) {
+      ++st.next;
+      continue;
+    }
+    uint32_t n = std::min(st.segment[m], st.length[m] - st.offset);
+    Packet& dst = pkts[out];
+    if (n > dst.max_payload()) {
+      ++counters_.rx_truncated;  // larger than the caller's slot, as without GRO
+    } else {
+      std::memcpy(dst.base + kHeadroom, st.slot(m) + st.offset, n);
+      dst.offset = kHeadroom;
+      dst.length = n;
+      dst.endpoint = st.source[m];
+      ++counters_.rx_packets;
+      counters_.rx_bytes += n;
+      ++out;
+    }
+    st.offset += n;
+    if (st.offset >= st.length[m]) {
+      ++st.next;
+      st.offset = 0;
+    }
+  }
+  return out;
+}
+
 size_t UdpPort::send_burst(std::span<Packet> pkts) {
   auto sendable = [this](const Packet& p) {
     const Endpoint& ep = p.endpoint;
@@ -161,46 +370,82 @@ size_t UdpPort::send_burst(std::span<Packet> pkts) {
     }
     size_t j = i;
     while (j < pkts.size() && j - i < kBurstSize && sendable(pkts[j])) ++j;
-    size_t done = send_run(pkts.subspan(i, j - i));
+    size_t done = send_run(pkts.subspan(i, j - i), gso());
     i += done;
     if (i < j) return i;  // socket full
   }
   return i;
 }
 
-size_t UdpPort::send_run(std::span<Packet> pkts) {
+size_t UdpPort::send_run(std::span<Packet> pkts, bool gso) {
   mmsghdr msgs[kBurstSize];
   iovec iov[kBurstSize];
   sockaddr_storage addrs[kBurstSize];
-  std::memset(msgs, 0, sizeof(mmsghdr) * pkts.size());
-  for (size_t i = 0; i < pkts.size(); ++i) {
-    iov[i].iov_base = pkts[i].data();
-    iov[i].iov_len = pkts[i].length;
-    msgs[i].msg_hdr.msg_name = &addrs[i];
-    msgs[i].msg_hdr.msg_namelen = pkts[i].endpoint.to_sockaddr(addrs[i], v6_);
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+  alignas(cmsghdr) uint8_t control[kBurstSize][CMSG_SPACE(sizeof(uint16_t))];
+  uint16_t first[kBurstSize + 1];  // message m carries pkts[first[m], first[m + 1])
+  size_t n = 0;
+  for (size_t i = 0; i < pkts.size(); ++n) {
+    size_t end = gso ? gso_run_end(pkts, i) : i + 1;
+    for (size_t k = i; k < end; ++k) iov[k] = {pkts[k].data(), pkts[k].length};
+    msghdr& h = msgs[n].msg_hdr;
+    h = {};
+    h.msg_name = &addrs[n];
+    h.msg_namelen = pkts[i].endpoint.to_sockaddr(addrs[n], v6_);
+    h.msg_iov = &iov[i];
+    h.msg_iovlen = end - i;
+    if (end - i > 1) {
+      h.msg_control = control[n];
+      h.msg_controllen = sizeof(control[n]);
+      cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      auto seg = static_cast<uint16_t>(pkts[i].length);
+      std::memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+    }
+    first[n] = static_cast<uint16_t>(i);
+    i = end;
   }
-  size_t k = 0;
-  while (k < pkts.size()) {
-    int sent = ::sendmmsg(fd_, msgs + k, static_cast<unsigned>(pkts.size() - k), MSG_DONTWAIT);
+  first[n] = static_cast<uint16_t>(pkts.size());
+  size_t m = 0;
+  while (m < n) {
+    int sent = ::sendmmsg(fd_, msgs + m, static_cast<unsigned>(n - m), MSG_DONTWAIT);
     if (sent < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
         ++counters_.tx_full;
-        return k;
+        return first[m];
       }
-      ++counters_.tx_errors;  // this datagram cannot go (EMSGSIZE, unreachable): drop it
-      ++k;
+      size_t count = first[m + 1] - first[m];
+      if (count > 1) {
+        size_t done = send_fallback(pkts.subspan(first[m], count), errno);
+        if (done < count) return first[m] + done;
+      } else {
+        ++counters_.tx_errors;  // this datagram cannot go (EMSGSIZE, unreachable): drop it
+      }
+      ++m;
       continue;
     }
-    for (size_t s = 0; s < static_cast<size_t>(sent); ++s) {
-      ++counters_.tx_packets;
-      counters_.tx_bytes += pkts[k + s].length;
+    for (size_t end = m + static_cast<size_t>(sent); m < end; ++m) {
+      size_t count = first[m + 1] - first[m];
+      for (size_t k = first[m]; k < first[m + 1]; ++k) counters_.tx_bytes += pkts[k].length;
+      counters_.tx_packets += count;
+      if (count > 1) {
+        ++counters_.tx_gso_messages;
+        counters_.tx_gso_segments += count;
+      }
     }
-    k += static_cast<size_t>(sent);
   }
-  return k;
+  return pkts.size();
+}
+
+size_t UdpPort::send_fallback(std::span<Packet> pkts, int err) {
+  ++counters_.tx_gso_fallbacks;
+  // EIO: the route's device cannot checksum segments; it will not learn to.
+  // Other refusals (EINVAL for a segment above the path MTU, EMSGSIZE) concern
+  // this message only.
+  if (err == EIO && gso()) gso_off_.set("sendmsg with UDP_SEGMENT", EIO);
+  return send_run(pkts, false);
 }
 
 }  // namespace faraday::dataplane

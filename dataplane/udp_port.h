@@ -10,15 +10,34 @@
 // threads (the kernel socket is thread-safe and each writes only its own counters),
 // but each of them from one thread only; read counters from the owner.
 //
-// TODO(gso): UDP GSO (UDP_SEGMENT) on send and GRO (UDP_GRO) on receive, so a burst
-// to one peer becomes one super-datagram. Needs a packet layout with a segment size;
-// not done yet.
+// Offloads (open(port, offload = true); offloads() says what is on and why not):
+// - GSO send: send_burst() packs consecutive packets to one endpoint, all of one
+//   length but the last (which may be shorter), into one message with a UDP_SEGMENT
+//   cmsg, at most kGsoMaxSegments / kMaxDatagram bytes per message, one iovec per
+//   packet (no copy); several such messages still go in one sendmmsg. A message the
+//   kernel refuses is resent one datagram each; EIO (a device without checksum
+//   offload) also turns GSO off on this port for good, and offloads() says why.
+// - GRO receive: with UDP_GRO on, the kernel may hand one "super-datagram" of up to
+//   64 KiB, cut every gso_size bytes (the UDP_GRO cmsg). recv_burst() then receives
+//   into the port's own stage (up to kGroStageMessages slots of 64 KiB, so a
+//   super-datagram is never truncated whatever the caller's slot size) and copies
+//   each segment into its own caller slot at kHeadroom, in order, with the source
+//   endpoint. Segments that do not fit the caller's span stay staged and come first
+//   in the next call: nothing is lost and order is kept. pending() tells a caller
+//   that staged segments remain (the socket may then not poll readable). A segment
+//   larger than the caller's slot is dropped and counted rx_truncated, as without
+//   GRO. The cost is one memcpy per datagram; without GRO, datagrams land directly in
+//   the caller's slots as before.
 // TODO(pktinfo): sticky source addresses (IP_PKTINFO / IPV6_RECVPKTINFO) so replies
 // leave from the address the peer wrote to on multi-homed hosts.
 #pragma once
 
+#include <sys/socket.h>
+
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -31,22 +50,34 @@ struct UdpPortCounters {
   // receive side (written by recv_burst)
   uint64_t rx_packets = 0;
   uint64_t rx_bytes = 0;
-  uint64_t rx_truncated = 0;  // larger than the packet's slot: dropped
-  uint64_t rx_errors = 0;     // recvmmsg failed with something other than EAGAIN
+  uint64_t rx_truncated = 0;     // larger than the packet's slot: dropped
+  uint64_t rx_errors = 0;        // recvmmsg failed with something other than EAGAIN
+  uint64_t rx_gro_super = 0;     // messages the kernel coalesced (more than one segment)
+  uint64_t rx_gro_segments = 0;  // datagrams those messages held (rx_packets counts each)
   // send side (written by send_burst)
   uint64_t tx_packets = 0;
   uint64_t tx_bytes = 0;
   uint64_t tx_invalid_endpoint = 0;  // AF_UNSPEC, port 0, or v6 on a v4-only socket
   uint64_t tx_errors = 0;            // per-datagram failures (EMSGSIZE, ENETUNREACH, ...)
   uint64_t tx_full = 0;              // send_burst stopped early on EAGAIN/ENOBUFS
+  uint64_t tx_gso_messages = 0;      // messages sent with UDP_SEGMENT (two datagrams or more)
+  uint64_t tx_gso_segments = 0;      // datagrams those messages carried (tx_packets counts each)
+  uint64_t tx_gso_fallbacks = 0;     // GSO messages refused and resent one datagram each
 };
+
+// The kernel's limits for one UDP_SEGMENT message (UDP_MAX_SEGMENTS in the kernel's
+// include/linux/udp.h; the payload must also fit one IP packet).
+inline constexpr size_t kGsoMaxSegments = 64;
+// Messages recvmmsg fetches into the GRO stage at most per call.
+inline constexpr size_t kGroStageMessages = kBurstSize;
 
 class UdpPort {
  public:
   // Binds [::]:port (port 0 = the kernel picks; see port()). Non-blocking,
   // close-on-exec, large SO_RCVBUF/SO_SNDBUF (the *FORCE variants when permitted).
-  // The error names the failing step and errno.
-  static Result<UdpPort> open(uint16_t port);
+  // The error names the failing step and errno. offload: try UDP GSO and GRO (see
+  // the top); false keeps one datagram per message both ways (tests, benches).
+  static Result<UdpPort> open(uint16_t port, bool offload = true);
 
   UdpPort(UdpPort&& other) noexcept;
   UdpPort& operator=(UdpPort&& other) noexcept;
@@ -57,10 +88,22 @@ class UdpPort {
   int fd() const { return fd_; }
   uint16_t port() const { return port_; }
   bool dual_stack() const { return v6_; }  // false: AF_INET fallback
+  bool gso() const { return gso_off_.what.load(std::memory_order_acquire) == nullptr; }
+  bool gro() const { return gro_off_.what == nullptr; }
+  // "UDP GSO+GRO", "UDP GRO; GSO off: <reason>", ...: for the start-up log line.
+  std::string offloads() const;
+  // GRO only: segments of a received super-datagram are staged for the next call.
+  bool pending() const;
+
+  // The segment size of a received message of len bytes: the UDP_GRO cmsg's
+  // gso_size when it is in (0, len), else len (one datagram). Defensive: a missing,
+  // short, zero or oversized cmsg means one datagram.
+  static uint32_t gro_segment_size(const msghdr& h, uint32_t len);
 
   // Receives up to pkts.size() datagrams without blocking. For each: payload at
   // base + kHeadroom (offset = kHeadroom), length set, endpoint = source. Returns the
-  // number filled (0 if nothing is ready).
+  // number filled (0 if nothing is ready). With GRO, super-datagrams are split into
+  // one slot per datagram (see the top).
   size_t recv_burst(std::span<Packet> pkts);
 
   // Sends each packet's payload to its endpoint without blocking. Returns how many
@@ -73,13 +116,36 @@ class UdpPort {
   const UdpPortCounters& counters() const { return counters_; }
 
  private:
-  UdpPort(int fd, uint16_t port, bool v6) : fd_(fd), port_(port), v6_(v6) {}
-  // Sends pkts (all with valid endpoints); returns how many were consumed.
-  size_t send_run(std::span<Packet> pkts);
+  struct GroStage;  // the GRO receive stage (udp_port.cpp)
+  // Why an offload is off: a step (a string literal) and its errno; what == nullptr
+  // means on. GSO can be turned off by the sending thread while the owner reads.
+  struct OffReason {
+    std::atomic<const char*> what{nullptr};
+    std::atomic<int> err{0};
+    void set(const char* w, int e) {
+      err.store(e, std::memory_order_relaxed);
+      what.store(w, std::memory_order_release);
+    }
+  };
+
+  UdpPort(int fd, uint16_t port, bool v6);
+  void probe_offloads(bool offload);
+  // Sends pkts (all with valid endpoints); returns how many were consumed. gso:
+  // pack runs into UDP_SEGMENT messages.
+  size_t send_run(std::span<Packet> pkts, bool gso);
+  // A GSO message the kernel refused with err: resend its packets one each.
+  size_t send_fallback(std::span<Packet> pkts, int err);
+  size_t recv_direct(std::span<Packet> pkts);
+  size_t recv_gro(std::span<Packet> pkts);
+  bool refill_stage(size_t want);
+  size_t drain_stage(std::span<Packet> pkts);
 
   int fd_ = -1;
   uint16_t port_ = 0;
   bool v6_ = false;
+  OffReason gso_off_;
+  OffReason gro_off_;
+  std::unique_ptr<GroStage> stage_;  // set while GRO is on
   UdpPortCounters counters_;
 };
 
