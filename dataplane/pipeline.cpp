@@ -307,7 +307,11 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   }
   service_at.push_back(fds.size());
   Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(), kSecond);
-  int timeout_ms = wait <= 0 ? 0 : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
+  // Datagrams a port already holds (split from a GRO super-datagram) do not
+  // make its fd readable: do not sleep on them.
+  bool held = udp_->pending();
+  int timeout_ms =
+      wait <= 0 || held ? 0 : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
   if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
     log(LogLevel::kError, "poll: {}", std::strerror(errno));
     exit = Exit::kError;
@@ -318,7 +322,7 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
     if (fds[kFixed + i].revents & POLLIN && !watched_[i].second()) stop = true;
   if (stop) return false;
   if (fds[2].revents & POLLIN) on_wake();
-  if (fds[1].revents & POLLIN) on_udp();
+  if ((fds[1].revents & POLLIN) || held) on_udp();
   if (fds[0].revents & POLLIN) on_tun();
   for (size_t i = 0; i < services_.size(); ++i)
     services_[i]->handle(
