@@ -2,6 +2,7 @@
 #include "crypto/aead_parallel.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <string>
@@ -50,11 +51,18 @@ constexpr uint64_t claim_word(uint32_t burst, uint32_t pieces, uint32_t next) {
 ParallelAead::ParallelAead(std::vector<std::unique_ptr<AeadBackend>> backends) {
   lanes_ = std::move(backends);
   cuts_.reserve(kMaxPieces + 1);
+  // Helpers take no signals: they inherit a mask that blocks all of them, so a
+  // process-directed signal (SIGTERM, SIGUSR1) still goes to a thread that expects
+  // it (faradayd's signalfd) instead of killing the process from a helper.
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
   for (size_t i = 1; i < lanes_.size(); ++i) {
     helpers_.emplace_back([this, i] { helper(*lanes_[i]); });
     const std::string name = "aead-lane" + std::to_string(i);
     pthread_setname_np(helpers_.back().native_handle(), name.c_str());
   }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 ParallelAead::~ParallelAead() {

@@ -20,7 +20,8 @@
 // std::atomic::wait (a futex), so an idle daemon burns no CPU; the caller likewise
 // spins, then sleeps, while it waits for a piece a helper took.
 //
-// Threads: helpers start in the constructor and are joined by the destructor. The
+// Threads: helpers start in the constructor and are joined by the destructor; they
+// block every signal, so signals go to the threads that expect them. The
 // object itself is used by one thread at a time (the data path's), like any backend.
 // With lanes == 1 no thread is started and every burst runs inline.
 #pragma once

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -221,6 +224,28 @@ TEST(ParallelAead, StopsWhileIdle) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     parallel->reset();
   }
+}
+
+// A helper must not take a process-directed signal meant for the daemon's signalfd
+// (SIGTERM would kill the process, SIGUSR1 too): every helper blocks them all.
+TEST(ParallelAead, HelpersBlockSignals) {
+  auto parallel = make_parallel_aead(stamp_factory(), 3);
+  ASSERT_TRUE(parallel);
+  int helpers = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("aead-lane", 0) != 0) continue;
+    ++helpers;
+    std::ifstream status(task.path() / "status");
+    uint64_t blocked = 0;
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("SigBlk:", 0) == 0) blocked = std::stoull(line.substr(7), nullptr, 16);
+    for (int sig : {SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE})
+      EXPECT_TRUE(blocked & (uint64_t{1} << (sig - 1))) << name << " takes signal " << sig;
+  }
+  EXPECT_EQ(helpers, 2);
 }
 
 TEST(ParallelAead, RefusesBadLaneCountsAndFailedInstances) {
