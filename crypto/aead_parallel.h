@@ -43,8 +43,9 @@
 namespace faraday::crypto {
 
 // Below this many bytes (message lengths plus kJobCostBytes per job) a burst is not
-// worth handing to another core. Measured with dataplane_bench on a 2-vCPU ipsec-mb
-// (avx512) machine: see bench/README.md.
+// worth handing to another core. From a seal_burst sweep, 1 vs 2 lanes, ipsec-mb
+// (avx512) on a shared 2-vCPU machine: 32 x 64 B (10 KiB of work) was 0.77x on two
+// lanes, 16 x 512 B (12 KiB) 1.07x, 64 x 64 B (20 KiB) 1.18x (bench/README.md).
 constexpr size_t kParallelMinBytes = 12 * 1024;
 // What one message costs beyond its bytes (nonce, Poly1305 finish, job set-up), in
 // bytes of work, when balancing pieces: 64-byte messages are not free.
