@@ -7,9 +7,12 @@
 // ChaCha20-Poly1305 seal/open of the same sizes: the ceiling the data path is measured
 // against. The backend's own seal_burst/open_burst on those buffers is printed the same
 // way, and a table at the end puts raw and pipeline figures of every backend side by
-// side.
+// side. Then, per backend, the data path with its AEAD shared by 1 and by 2 workers
+// (bench_workers.h): many flows over 16 peers, and one peer with one flow, with the
+// ratio 2 workers / 1 worker. Every figure goes to a JSON file, the worker runs to an
+// SVG chart beside it (bench_output.h).
 //
-//   build/bench/dataplane_bench [SECONDS_PER_SIZE]
+//   build/bench/dataplane_bench [SECONDS_PER_FIGURE] [--json FILE]
 #include <sodium.h>
 
 #include <chrono>
@@ -22,69 +25,20 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_common.h"
+#include "bench/bench_output.h"
+#include "bench/bench_workers.h"
 #include "crypto/aead.h"
 #include "crypto/aead_batch.h"
-#include "crypto/x25519.h"
-#include "dataplane/device.h"
 
 namespace {
 
 using namespace faraday;
-using namespace faraday::dataplane;
+using namespace faraday::bench;
 using Seconds = std::chrono::duration<double>;
 
-class FixedClock final : public Clock {
- public:
-  Nanos monotonic() const override { return 1000 * kSecond; }
-  Nanos wall() const override { return 1'700'000'000 * kSecond; }
-};
-
-constexpr size_t kSlot = 2048;   // bytes per buffer: enough for 1420 + overhead
 constexpr size_t kBursts = 512;  // bursts per round
 constexpr size_t kPackets = kBursts * kBurstSize;
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "dataplane_bench: %s\n", what);
-  std::exit(1);
-}
-
-struct Node {
-  explicit Node(const Clock& clock, crypto::AeadBackend& aead, const char* ep)
-      : dev(clock, aead), endpoint(*Endpoint::parse(ep)) {
-    dev.set_private_key(crypto::x25519_generate_private());
-  }
-  Device dev;
-  Endpoint endpoint;
-};
-
-// Moves everything in `from`'s outbox into `to`, as the network would.
-void deliver(Node& from, Node& to) {
-  auto box = from.dev.outbox();
-  std::vector<Verdict> v(box.size());
-  for (Packet& p : box) p.endpoint = from.endpoint;
-  to.dev.receive_burst(box, v);
-  from.dev.clear_outbox();
-}
-
-// Writes an IPv4/UDP packet of `size` bytes from 10.0.0.1 to 10.0.0.2.
-void write_inner(uint8_t* p, size_t size) {
-  std::memset(p, 0xab, size);
-  p[0] = 0x45;
-  p[1] = 0;
-  p[2] = static_cast<uint8_t>(size >> 8);
-  p[3] = static_cast<uint8_t>(size);
-  p[9] = 17;
-  const uint8_t src[4] = {10, 0, 0, 1}, dst[4] = {10, 0, 0, 2};
-  std::memcpy(p + 12, src, 4);
-  std::memcpy(p + 16, dst, 4);
-}
-
-struct Figures {
-  double seconds = 0;
-  size_t packets = 0;
-  double gbps(size_t size) const { return packets / seconds * size * 8 / 1e9; }
-  double mpps() const { return packets / seconds / 1e6; }
-};
 
 void report(const char* what, size_t size, const Figures& f, const Figures& base) {
   std::printf(
@@ -180,8 +134,6 @@ void time_libsodium(std::vector<Packet>& pkts, size_t size, Row& row) {
   row.open.packets += kPackets;
 }
 
-constexpr size_t kSizes[] = {64, 512, 1420};
-
 // Two devices on `aead`, a handshake, then every size for `seconds_per_size`.
 std::map<size_t, Row> bench_backend(crypto::AeadBackend& aead, double seconds_per_size) {
   FixedClock clock;
@@ -193,9 +145,8 @@ std::map<size_t, Row> bench_backend(crypto::AeadBackend& aead, double seconds_pe
   a.dev.set_endpoint(*pb, b.endpoint);
   b.dev.set_endpoint(*pa, a.endpoint);
 
-  std::vector<uint8_t> storage(kPackets * kSlot);
-  std::vector<Packet> pkts(kPackets);
-  for (size_t i = 0; i < kPackets; ++i) pkts[i].base = storage.data() + i * kSlot;
+  Buffers buffers(kPackets);
+  std::vector<Packet>& pkts = buffers.pkts;
 
   // Handshake: a keepalive from a stages and initiates; response; confirmation.
   a.dev.set_persistent_keepalive(*pb, 25);
@@ -244,12 +195,41 @@ void summarise(const std::vector<std::pair<std::string, std::map<size_t, Row>>>&
   }
 }
 
+// Every pipeline and raw figure of one backend, for the JSON file.
+void collect(const std::string& backend, const std::map<size_t, Row>& rows,
+             std::vector<Entry>& into) {
+  for (const auto& [size, r] : rows) {
+    const std::pair<const char*, const Figures*> named[] = {
+        {"pipeline encrypt", &r.enc},  {"pipeline decrypt", &r.dec}, {"seal_burst", &r.seal_burst},
+        {"open_burst", &r.open_burst}, {"libsodium seal", &r.seal},  {"libsodium open", &r.open}};
+    for (const auto& [measure, f] : named) into.push_back(Entry{backend, measure, size, *f});
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  double seconds_per_size = argc > 1 ? std::atof(argv[1]) : 2.0;
+  double seconds_per_size = 2.0;
+  std::string json_path = "bench-results/dataplane.json";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else if (arg == "-h" || arg == "--help" || arg.starts_with("-")) {
+      std::printf(
+          "usage: dataplane_bench [SECONDS_PER_FIGURE] [--json FILE]\n"
+          "  SECONDS_PER_FIGURE  default 2\n"
+          "  --json FILE         default bench-results/dataplane.json; the chart goes "
+          "beside it (.svg)\n");
+      return arg == "-h" || arg == "--help" ? 0 : 2;
+    } else {
+      seconds_per_size = std::atof(argv[i]);
+    }
+  }
   if (sodium_init() < 0) fail("sodium_init failed");
   std::vector<std::pair<std::string, std::map<size_t, Row>>> runs;
+  std::vector<Entry> entries;
+  std::vector<WorkerRun> workers;
   for (const char* name : {"sodium", "ipsec-mb"}) {
     auto chosen = crypto::select_aead_backend(name);
     if (!chosen) {
@@ -257,8 +237,12 @@ int main(int argc, char** argv) {
       continue;
     }
     runs.emplace_back(name, bench_backend(*chosen->backend, seconds_per_size));
+    collect(name, runs.back().second, entries);
+    for (WorkerRun& r : bench_workers(name, chosen->make, seconds_per_size))
+      workers.push_back(std::move(r));
   }
   if (runs.empty()) fail("no AEAD backend");
   summarise(runs);
-  return 0;
+  print_workers(workers);
+  return write_results(json_path, entries, workers) ? 0 : 1;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # e2e.sh: end-to-end TCP throughput between two network namespaces, through
-# faradayd on both ends, through Debian's wireguard-go on both ends, and over
-# the bare veth with no tunnel (the ceiling), all in one run on the same
-# topology (the diagram is at the top of tests/interop/lib.sh):
+# faradayd on both ends (with --workers 1, then --workers 2: each burst's
+# crypto on one core, then shared by two), through Debian's wireguard-go on
+# both ends, and over the bare veth with no tunnel (the ceiling), all in one
+# run on the same topology (the diagram is at the top of tests/interop/lib.sh):
 #
 #   iperf3 -c (ns A) --[ IF_A ]== UDP over veth ==[ IF_B ]--> iperf3 -s (ns B)
 #
@@ -11,7 +12,9 @@
 #                BENCH_STREAMS (1)   parallel TCP streams (iperf3 -P)
 #                WIREGUARD_GO        path (default: from PATH)
 #
-# Prints a table in Gbit/s and the ratio faradayd / wireguard-go. If an
+# Prints a table in Gbit/s, each daemon's resident set (VmRSS of side A and B,
+# read half-way through the run, under load), and the ratios faradayd /
+# wireguard-go and 2 workers / 1 worker. If an
 # implementation does not come up or carry traffic, it says why and still
 # prints the other figures; the exit status is then 1 (logs are kept).
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,19 +41,41 @@ measure() {
 	echo "$rate"
 }
 
-# tunnel_rate IMPL: both ends run IMPL; prints Gbit/s through the tunnel or
-# dies with the reason. Run in a subshell, so a failure ends only this figure.
+# rss_kib SIDE: that side's daemon's VmRSS in KiB, or "?".
+rss_kib() {
+	local v="PID_$1" status
+	status="/proc/${!v:-0}/status"
+	if [ -r "$status" ]; then
+		awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print "?" }' "$status"
+	else
+		echo "?"
+	fi
+}
+
+# tunnel_rate KEY IMPL [FARADAYD_ARGS]: both ends run IMPL; prints Gbit/s
+# through the tunnel or dies with the reason, and leaves both daemons' RSS,
+# sampled half-way through the run, in $WORK/rss-KEY. Run in a subshell, so a
+# failure ends only this figure.
 tunnel_rate() {
-	IMPL_A=$1
-	IMPL_B=$1
-	STEP="start $1"
-	impl_usable "$1" || die "$WHY_NOT"
+	local key=$1
+	IMPL_A=$2
+	IMPL_B=$2
+	FARADAYD_ARGS=${3:-}
+	STEP="start $key"
+	impl_usable "$2" || die "$WHY_NOT"
 	{
 		tunnel_up 4
 		assert_ping A "$OL4_B"
 		wait_handshake A 5
 	} >&2
-	measure "$1 <-> $1" "$OL4_B"
+	local sampler
+	(
+		sleep "$(awk -v s="$secs" 'BEGIN { print s / 2 }')"
+		echo "$(rss_kib A) $(rss_kib B)" >"$WORK/rss-$key"
+	) >/dev/null &
+	sampler=$!
+	measure "$key" "$OL4_B"
+	wait "$sampler" || true
 	{
 		assert_alive A B
 		tunnel_down
@@ -64,7 +89,14 @@ step "raw veth (no tunnel)"
 rate[raw]=$(measure "raw veth" "$UL4_B")
 log "raw veth: ${rate[raw]} Gbit/s"
 
-for impl in wireguard-go faradayd; do
+# key, implementation, faradayd options
+runs=(
+	"wireguard-go wireguard-go"
+	"faradayd-w1 faradayd --workers 1"
+	"faradayd-w2 faradayd --workers 2"
+)
+for run in "${runs[@]}"; do
+	read -r impl what args <<<"$run"
 	echo "--- $impl <-> $impl"
 	mark=$(tracked_count)
 	rm -f "$WORK/last_fail" "$WORK/dumped"
@@ -74,7 +106,7 @@ for impl in wireguard-go faradayd; do
 	r=$(
 		set -e
 		trap "$ERR_TRAP" ERR
-		tunnel_rate "$impl"
+		tunnel_rate "$impl" "$what" "$args"
 	)
 	rc=$?
 	set -e
@@ -92,25 +124,37 @@ done
 
 # row LABEL KEY: one line of the table.
 row() {
-	local label=$1 key=$2
+	local label=$1 key=$2 rss="- -"
+	[ -f "$WORK/rss-$key" ] && rss=$(cat "$WORK/rss-$key")
 	if [ -n "${rate[$key]:-}" ]; then
-		awk -v l="$label" -v r="${rate[$key]}" -v raw="${rate[raw]}" \
-			'BEGIN { printf "  %-30s %8.3f   %5.1f%%\n", l, r, 100 * r / raw }'
+		awk -v l="$label" -v r="${rate[$key]}" -v raw="${rate[raw]}" -v rss="$rss" \
+			'BEGIN { split(rss, m, " ");
+				printf "  %-40s %8.3f   %5.1f%%   %8s %8s\n", l, r, 100 * r / raw, m[1], m[2] }'
 	else
-		printf '  %-30s %8s   %6s  %s\n' "$label" "-" "-" "(failed: ${why[$key]:-?})"
+		printf '  %-40s %8s   %6s  %s\n' "$label" "-" "-" "(failed: ${why[$key]:-?})"
+	fi
+}
+
+# ratio LABEL NUM DEN: NUM / DEN of the rates, or n/a.
+ratio() {
+	if [ -n "${rate[$2]:-}" ] && [ -n "${rate[$3]:-}" ]; then
+		awk -v l="$1" -v n="${rate[$2]}" -v d="${rate[$3]}" \
+			'BEGIN { if (d > 0) printf "  %s: %.2fx\n", l, n / d }'
+	else
+		echo "  $1: n/a"
 	fi
 }
 
 echo
-printf '  %-30s %8s   %6s\n' "iperf3 TCP A->B, ${secs} s, -P $streams" "Gbit/s" "of raw"
+printf '  %-40s %8s   %6s   %8s %8s\n' "iperf3 TCP A->B, ${secs} s, -P $streams" "Gbit/s" \
+	"of raw" "RSS A" "RSS B"
+printf '  %-40s %8s   %6s   %8s %8s\n' "" "" "" "KiB" "KiB"
 row "raw veth (no tunnel)" raw
 row "wireguard-go <-> wireguard-go" wireguard-go
-row "faradayd <-> faradayd" faradayd
-if [ -n "${rate[faradayd]:-}" ] && [ -n "${rate[wireguard-go]:-}" ]; then
-	awk -v f="${rate[faradayd]}" -v w="${rate[wireguard-go]}" \
-		'BEGIN { if (w > 0) printf "  faradayd / wireguard-go: %.2fx\n", f / w }'
-else
-	echo "  faradayd / wireguard-go: n/a"
-fi
+row "faradayd --workers 1 <-> same" faradayd-w1
+row "faradayd --workers 2 <-> same" faradayd-w2
+ratio "faradayd --workers 1 / wireguard-go" faradayd-w1 wireguard-go
+ratio "faradayd --workers 2 / wireguard-go" faradayd-w2 wireguard-go
+ratio "faradayd 2 workers / 1 worker" faradayd-w2 faradayd-w1
 STEP="done"
 exit "$failed"

@@ -273,6 +273,7 @@ bool Cluster::setup_interface() {
   dp_options.mtu = opt_.mtu;
   dp_options.listen_port = opt_.listen_port;
   dp_options.aead_backend = opt_.aead;
+  dp_options.workers = opt_.workers;
   auto opened = open_interface(dp_options);
   if (!opened) {
     log::error("{}", opened.error());

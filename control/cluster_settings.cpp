@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/settings_table.h"
+#include "crypto/aead_parallel.h"
 #include "dataplane/tun_port.h"
 
 namespace faraday::control {
@@ -76,6 +77,11 @@ const settings::Table<C>& table() {
        "known-answer "
        "self-test",
        &C::aead},
+      {"workers",
+       "Cores that share the AEAD of each burst of packets, in order (the data path's thread "
+       "and N-1 helpers; one peer's packets keep their order), 0..64; 0: as many as the CPUs "
+       "this process may run on",
+       &C::workers},
       {"log-level", "debug, info, warn or error", &C::log_level},
   };
   return list;
@@ -257,6 +263,11 @@ Result<ClusterOptions> to_cluster_options(const ClusterConfig& c) {
   }
   out.keepalive = static_cast<uint16_t>(c.keepalive);
   out.aead = c.aead;
+  if (c.workers > crypto::kMaxLanes) {
+    return Error{fmt::format("workers {}: want 0..{} (0: one per CPU this process may use)",
+                             c.workers, crypto::kMaxLanes)};
+  }
+  out.workers = static_cast<unsigned>(c.workers);
   if (!log::parse_level(c.log_level)) {
     return Error{fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level)};
   }

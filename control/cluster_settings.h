@@ -42,6 +42,7 @@ struct ClusterConfig {
   double reconnect_max = 10;
   uint64_t keepalive = 25;
   std::string aead;
+  uint64_t workers = 0;
   std::string log_level = "info";
 };
 
@@ -66,6 +67,7 @@ struct ClusterOptions {
   std::chrono::milliseconds reconnect_max{10000};
   uint16_t keepalive = 25;  // WireGuard persistent keepalive, seconds; 0: off
   std::string aead;
+  unsigned workers = 0;  // cores sharing each burst's AEAD; 0: every CPU we may use
   std::string log_level;
 };
 

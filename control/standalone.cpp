@@ -20,6 +20,7 @@ int run_standalone(const StandaloneOptions& options) {
   dp_options.ifname = options.ifname;
   dp_options.mtu = options.mtu;
   dp_options.aead_backend = options.aead_backend;
+  dp_options.workers = options.workers;
   dp_options.stats_interval_s = options.stats_interval_s;
   auto opened = open_interface(dp_options);
   if (!opened) {

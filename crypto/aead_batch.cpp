@@ -207,7 +207,16 @@ bool matches_reference(AeadBackend& backend) {
 struct Candidate {
   std::unique_ptr<AeadBackend> backend;
   double gbps;
+  const BackendInfo* info;
 };
+
+// More instances of the backend `info` describes; null when one cannot be made.
+AeadFactory factory_of(const BackendInfo* info) {
+  return [info]() -> std::unique_ptr<AeadBackend> {
+    auto made = info->make();
+    return made ? std::move(*made) : nullptr;
+  };
+}
 
 // Each backend is timed in kMeasureRounds slices of kMeasureSlice, taking turns, and
 // keeps its best slice: on a shared machine a slice that lost the CPU to someone else
@@ -298,7 +307,7 @@ Result<AeadChoice> select_aead_backend(std::string_view forced) {
       failed += then_item(failed, std::string(info.name) + ": " + why);
       continue;
     }
-    passed.push_back(Candidate{std::move(*made), 0});
+    passed.push_back(Candidate{std::move(*made), 0, &info});
   }
 
   if (passed.empty())
@@ -306,14 +315,14 @@ Result<AeadChoice> select_aead_backend(std::string_view forced) {
   if (!forced.empty()) {
     std::string reason =
         passed[0].backend->describe() + ": forced by configuration; self-test passed";
-    return AeadChoice{std::move(passed[0].backend), std::move(reason)};
+    return AeadChoice{std::move(passed[0].backend), std::move(reason), factory_of(passed[0].info)};
   }
   for (int round = 0; round < kMeasureRounds; ++round)
     for (Candidate& c : passed) c.gbps = std::max(c.gbps, measure_gbps(*c.backend));
   std::stable_sort(passed.begin(), passed.end(),
                    [](const Candidate& a, const Candidate& b) { return a.gbps > b.gbps; });
   std::string reason = explain(passed, failed);
-  return AeadChoice{std::move(passed[0].backend), std::move(reason)};
+  return AeadChoice{std::move(passed[0].backend), std::move(reason), factory_of(passed[0].info)};
 }
 
 }  // namespace faraday::crypto

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,9 +62,13 @@ bool aead_self_test(AeadBackend& backend);
 // The backend chosen at start-up, and one line saying why: "ipsec-mb (avx512): 21.3
 // Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up measurement each (best 1 ms turn of
 // 5); self-tests passed".
+// `make` makes further instances of the chosen type (one per thread that needs one,
+// as ParallelAead's lanes do); null if one cannot be made.
+using AeadFactory = std::function<std::unique_ptr<AeadBackend>()>;
 struct AeadChoice {
   std::unique_ptr<AeadBackend> backend;
   std::string reason;
+  AeadFactory make;
 };
 
 // forced empty: the fastest backend whose self-test passes; otherwise the named one.

@@ -1,10 +1,12 @@
 // pipeline.cpp: see pipeline.h.
 #include "dataplane/pipeline.h"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -16,6 +18,15 @@ namespace {
 // burst is dropped (counted by the port).
 constexpr int kBackpressureWaitMs = 5;
 constexpr int kBackpressureTries = 20;
+
+// options.workers, with 0 meaning every CPU this process may run on.
+unsigned resolve_workers(unsigned workers) {
+  if (workers != 0) return workers;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::clamp<unsigned>(static_cast<unsigned>(CPU_COUNT(&set)), 1, crypto::kMaxLanes);
+}
 
 }  // namespace
 
@@ -36,7 +47,19 @@ Pipeline::~Pipeline() {
 Status Pipeline::setup() {
   auto aead = crypto::select_aead_backend(options_.aead_backend);
   if (!aead) return Error{"AEAD backend: " + aead.error()};
-  aead_ = std::move(aead->backend);
+  // The chosen instance is lane 0; the others are more of the same type.
+  const unsigned workers = resolve_workers(options_.workers);
+  if (workers > crypto::kMaxLanes)
+    return Error{fmt::format("workers {}: want 0..{}", workers, crypto::kMaxLanes)};
+  std::vector<std::unique_ptr<crypto::AeadBackend>> lanes;
+  lanes.push_back(std::move(aead->backend));
+  while (lanes.size() < workers) {
+    lanes.push_back(aead->make());
+    if (!lanes.back())
+      return Error{
+          fmt::format("AEAD backend: cannot make instance {} of {}", lanes.size(), workers)};
+  }
+  aead_ = std::make_unique<crypto::ParallelAead>(std::move(lanes));
   aead_choice_ = std::move(aead->reason);
   DeviceOptions dev_options;
   dev_options.mtu = options_.mtu;
@@ -60,9 +83,12 @@ Status Pipeline::setup() {
 }
 
 std::string Pipeline::summary() const {
-  return fmt::format("mtu {}, UDP port {}{}, {}, AEAD {}", options_.mtu, udp_->port(),
-                     udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
-                     aead_->name());
+  const unsigned workers = aead_->lanes();
+  return fmt::format("mtu {}, UDP port {}{}, {}, AEAD {}, {} worker{}{}", options_.mtu,
+                     udp_->port(), udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)",
+                     udp_->offloads(), aead_->name(), workers, workers == 1 ? "" : "s",
+                     workers == 1 ? " (crypto on the pipeline's thread)"
+                                  : " (each burst's crypto shared in order)");
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {

@@ -69,6 +69,7 @@ TEST(ClusterSettings, Defaults) {
   EXPECT_EQ(o.heartbeat, 0ms);
   EXPECT_EQ(o.reconnect_max, 10000ms);
   EXPECT_EQ(o.keepalive, 25);
+  EXPECT_EQ(o.workers, 0u);  // one per CPU the process may use
   EXPECT_EQ(o.log_level, "info");
 }
 
@@ -126,6 +127,7 @@ TEST(ClusterSettings, FileThenCommandLine) {
          "announce = [\"192.0.2.1\", \"192.0.2.2:6000\"]\n"
          "ping-interval = 0.5\n"
          "silence = 3\n"
+         "workers = 2\n"
          "log-level = \"debug\"\n";
   }
   ClusterConfig c;
@@ -143,7 +145,7 @@ TEST(ClusterSettings, FileThenCommandLine) {
   ClusterConfig cli;
   add_cluster_options(app, &cli);
   parse_cli(app, {"--listen-port", "6001", "--announce", "198.51.100.7", "--announce",
-                  "198.51.100.8:7000", "--interface", "wgx", "--silence", "4.5"});
+                  "198.51.100.8:7000", "--interface", "wgx", "--silence", "4.5", "--workers", "3"});
   apply_cluster_overrides(app, cli, &c);
   EXPECT_EQ(c.listen_port, 6001u);  // the command line wins
   EXPECT_EQ(c.announce, (std::vector<std::string>{"198.51.100.7", "198.51.100.8:7000"}));
@@ -164,6 +166,7 @@ TEST(ClusterSettings, FileThenCommandLine) {
   EXPECT_EQ(o.silence, 4500ms);
   EXPECT_EQ(o.ifname, "wgx");
   EXPECT_EQ(o.private_key, "/var/lib/faraday/wgx.key");
+  EXPECT_EQ(o.workers, 3u);  // the command line wins over the file's 2
 }
 
 TEST(ClusterSettings, AnnounceIpv6) {
@@ -249,6 +252,7 @@ TEST(ClusterSettings, EveryRefusalNamesTheSetting) {
       {"listen-port too big", [](ClusterConfig& c) { c.listen_port = 70000; }, "listen-port"},
       {"mtu too small", [](ClusterConfig& c) { c.mtu = 500; }, "mtu"},
       {"keepalive too big", [](ClusterConfig& c) { c.keepalive = 65536; }, "keepalive"},
+      {"workers above 64", [](ClusterConfig& c) { c.workers = 65; }, "workers"},
   };
   for (const Case& k : cases) {
     ClusterConfig c = minimal();
@@ -264,6 +268,7 @@ TEST(ClusterSettings, EveryRefusalNamesTheSetting) {
   c.silence = 2;
   c.interface = "faraday01234567";  // 15 characters, the most IFNAMSIZ allows
   c.heartbeat = 0;
+  c.workers = 64;
   auto accepted = to_cluster_options(c);
   EXPECT_TRUE(accepted.ok()) << accepted.error();
 }

@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -129,6 +130,27 @@ class DataPathTest : public ::testing::Test {
   std::thread runner_;
   std::promise<dataplane::Pipeline::Exit> exited_;
 };
+
+// workers = 0 (the default): one AEAD lane per CPU this process may use; a number
+// is taken as given, and the start-up summary says how the crypto is shared.
+TEST_F(DataPathTest, WorkersDefaultToTheCpusThisProcessMayUse) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const unsigned cpus = static_cast<unsigned>(CPU_COUNT(&set));
+  EXPECT_EQ(dp_->workers(), std::min(cpus, crypto::kMaxLanes));
+  dp_.reset();
+
+  dataplane::PipelineOptions options;
+  options.ifname = ifname_;
+  options.workers = 3;
+  auto three = open_interface(options);
+  ASSERT_TRUE(three.ok()) << three.error();
+  EXPECT_EQ((*three)->workers(), 3u);
+  EXPECT_NE((*three)->summary().find("3 workers (each burst's crypto shared in order)"),
+            std::string::npos)
+      << (*three)->summary();
+}
 
 TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   constexpr uint32_t kPosts = 20000;

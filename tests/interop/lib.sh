@@ -27,6 +27,7 @@
 # Inputs (environment, or the first script argument for FARADAYD):
 #   IMPL_A, IMPL_B    faradayd | wireguard-go       (default: faradayd, wireguard-go)
 #   FARADAYD          path to faradayd              (default: build/control/faradayd)
+#   FARADAYD_ARGS     more options for `faradayd standalone`, e.g. "--workers 2"
 #   WIREGUARD_GO      path to wireguard-go          (default: from PATH)
 #   IPERF_FLOOR_MBIT  minimum acceptable iperf3 rate (default: 10)
 #   KEEP_LOGS=1       keep the run's work directory after exit
@@ -214,7 +215,10 @@ impl_start() {
 			"$WIREGUARD_GO" -f "$ifname" >>"$WORK/impl-$side.log" 2>&1 &
 		;;
 	faradayd)
-		ip netns exec "$ns" "$FARADAYD" standalone "$ifname" >>"$WORK/impl-$side.log" 2>&1 &
+		local -a extra=()
+		read -ra extra <<<"${FARADAYD_ARGS:-}"
+		ip netns exec "$ns" "$FARADAYD" standalone "${extra[@]}" "$ifname" \
+			>>"$WORK/impl-$side.log" 2>&1 &
 		;;
 	esac
 	pid=$!

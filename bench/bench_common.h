@@ -1,0 +1,89 @@
+// bench_common.h: what dataplane_bench's parts share: a clock that never moves, a
+// Device with an endpoint, delivering one device's outbox to another, inner IPv4
+// packets, and the figures (packets over seconds) every table prints.
+// One thread (the bench's main thread) uses all of it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "crypto/aead_batch.h"
+#include "crypto/x25519.h"
+#include "dataplane/device.h"
+
+namespace faraday::bench {
+
+using namespace faraday::dataplane;
+
+class FixedClock final : public Clock {
+ public:
+  Nanos monotonic() const override { return 1000 * kSecond; }
+  Nanos wall() const override { return 1'700'000'000 * kSecond; }
+};
+
+inline constexpr size_t kSlot = 2048;  // bytes per buffer: enough for 1420 + overhead
+inline constexpr size_t kSizes[] = {64, 512, 1420};
+
+[[noreturn]] inline void fail(const char* what) {
+  std::fprintf(stderr, "dataplane_bench: %s\n", what);
+  std::exit(1);
+}
+
+struct Node {
+  Node(const Clock& clock, crypto::AeadBackend& aead, const char* ep)
+      : dev(clock, aead), endpoint(*Endpoint::parse(ep)) {
+    dev.set_private_key(crypto::x25519_generate_private());
+  }
+  Device dev;
+  Endpoint endpoint;
+};
+
+// Moves everything in `from`'s outbox into `to`, as the network would.
+inline void deliver(Node& from, Node& to) {
+  auto box = from.dev.outbox();
+  std::vector<Verdict> v(box.size());
+  for (Packet& p : box) p.endpoint = from.endpoint;
+  to.dev.receive_burst(box, v);
+  from.dev.clear_outbox();
+}
+
+// Writes an IPv4/UDP packet of `size` bytes from `src` to `dst` (host byte order).
+inline void write_inner(uint8_t* p, size_t size, uint32_t src = 0x0a000001,
+                        uint32_t dst = 0x0a000002) {
+  std::memset(p, 0xab, size);
+  p[0] = 0x45;
+  p[1] = 0;
+  p[2] = static_cast<uint8_t>(size >> 8);
+  p[3] = static_cast<uint8_t>(size);
+  p[9] = 17;
+  for (int i = 0; i < 4; ++i) {
+    p[12 + i] = static_cast<uint8_t>(src >> (24 - 8 * i));
+    p[16 + i] = static_cast<uint8_t>(dst >> (24 - 8 * i));
+  }
+}
+
+// Packet buffers of kSlot bytes each, owned here.
+struct Buffers {
+  explicit Buffers(size_t count) : storage(count * kSlot), pkts(count) {
+    for (size_t i = 0; i < count; ++i) {
+      pkts[i].base = storage.data() + i * kSlot;
+      pkts[i].capacity = kSlot;
+      pkts[i].reset();
+    }
+  }
+  std::vector<uint8_t> storage;
+  std::vector<Packet> pkts;
+};
+
+struct Figures {
+  double seconds = 0;
+  size_t packets = 0;
+  double gbps(size_t size) const { return packets / seconds * size * 8 / 1e9; }
+  double mpps() const { return packets / seconds / 1e6; }
+};
+
+}  // namespace faraday::bench

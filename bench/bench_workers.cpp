@@ -1,0 +1,179 @@
+// bench_workers.cpp: see bench_workers.h.
+#include "bench/bench_workers.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "crypto/aead_parallel.h"
+
+namespace faraday::bench {
+namespace {
+
+using Seconds = std::chrono::duration<double>;
+
+constexpr size_t kManyPeers = 16;
+constexpr size_t kBursts = 128;  // bursts per round: 8192 packets, 16 MiB of buffers
+constexpr size_t kPackets = kBursts * kBurstSize;
+
+// The hub's AEAD, switched between the 1-lane and the 2-lane ParallelAead between
+// rounds, so one set of devices (and one handshake) serves both.
+class SwitchAead final : public crypto::AeadBackend {
+ public:
+  crypto::AeadBackend* inner = nullptr;
+  const char* name() const override { return inner->name(); }
+  void seal_burst(std::span<crypto::AeadJob> jobs) override { inner->seal_burst(jobs); }
+  void open_burst(std::span<crypto::AeadJob> jobs) override { inner->open_burst(jobs); }
+};
+
+uint32_t hub_addr() {
+  return 0x0a000001;  // 10.0.0.1
+}
+uint32_t spoke_addr(size_t i) {
+  return 0x0a010001 | static_cast<uint32_t>(i << 8);  // 10.1.i.1
+}
+
+// A hub with `peers` spokes, every handshake done. Packet j of a burst belongs to
+// spoke j % peers, so every burst mixes all of them.
+class Mesh {
+ public:
+  Mesh(crypto::AeadBackend& hub_aead, crypto::AeadBackend& spoke_aead, size_t peers)
+      : hub_(clock_, hub_aead, "10.99.0.1:51820"), buffers_(kPackets), scratch_(kPackets) {
+    for (size_t i = 0; i < peers; ++i) {
+      const std::string ep = "10.99.1." + std::to_string(i + 1) + ":51820";
+      spokes_.push_back(std::make_unique<Node>(clock_, spoke_aead, ep.c_str()));
+      Node& s = *spokes_.back();
+      Peer* at_hub = hub_.dev.add_peer(s.dev.identity().public_key);
+      Peer* at_spoke = s.dev.add_peer(hub_.dev.identity().public_key);
+      hub_.dev.add_allowed_ip(*at_hub, *Prefix::parse("10.1." + std::to_string(i) + ".0/24"));
+      s.dev.add_allowed_ip(*at_spoke, *Prefix::parse("10.0.0.0/8"));
+      hub_.dev.set_endpoint(*at_hub, s.endpoint);
+      s.dev.set_endpoint(*at_spoke, hub_.endpoint);
+      s.dev.set_persistent_keepalive(*at_spoke, 25);  // stages a keepalive: initiates
+      deliver(s, hub_);
+      deliver(hub_, s);
+      deliver(s, hub_);
+      if (!at_hub->current) fail("mesh handshake did not complete");
+    }
+  }
+
+  // Times the hub encrypting one round of mixed bursts.
+  void encrypt(size_t size, Figures& into) {
+    const size_t peers = spokes_.size();
+    for (size_t j = 0; j < kPackets; ++j)
+      fill(buffers_.pkts[j], size, hub_addr(), spoke_addr(j % peers));
+    timed(&Device::send_burst, into, "encrypt: packet not passed");
+  }
+
+  // The spokes encrypt (untimed), then the hub's decryption of the mixed bursts is timed.
+  void decrypt(size_t size, Figures& into) {
+    const size_t peers = spokes_.size();
+    for (size_t s = 0; s < peers; ++s) {
+      size_t n = 0;
+      for (size_t j = s; j < kPackets; j += peers) {
+        fill(buffers_.pkts[j], size, spoke_addr(s), hub_addr());
+        scratch_[n++] = buffers_.pkts[j];
+      }
+      for (size_t i = 0; i < n; i += kBurstSize) {
+        const size_t len = std::min(kBurstSize, n - i);
+        spokes_[s]->dev.send_burst({&scratch_[i], len}, std::span(verdicts_).first(len));
+      }
+      n = 0;
+      for (size_t j = s; j < kPackets; j += peers) {
+        buffers_.pkts[j] = scratch_[n++];
+        buffers_.pkts[j].endpoint = spokes_[s]->endpoint;
+      }
+    }
+    timed(&Device::receive_burst, into, "decrypt: packet not passed");
+  }
+
+ private:
+  static void fill(Packet& p, size_t size, uint32_t src, uint32_t dst) {
+    p.reset();
+    write_inner(p.data(), size, src, dst);
+    p.length = static_cast<uint32_t>(size);
+  }
+
+  void timed(void (Device::*burst)(std::span<Packet>, std::span<Verdict>), Figures& into,
+             const char* failure) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < kPackets; i += kBurstSize) {
+      (hub_.dev.*burst)({&buffers_.pkts[i], kBurstSize}, verdicts_);
+      if (verdicts_[0] != Verdict::kPass || verdicts_[kBurstSize - 1] != Verdict::kPass)
+        fail(failure);
+    }
+    into.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
+    into.packets += kPackets;
+  }
+
+  FixedClock clock_;
+  Node hub_;
+  std::vector<std::unique_ptr<Node>> spokes_;
+  Buffers buffers_;
+  std::vector<Packet> scratch_;
+  std::array<Verdict, kBurstSize> verdicts_{};
+};
+
+void print_figure(const WorkerRun& r) {
+  for (int w = 0; w < 2; ++w)
+    std::printf(
+        "  %-22s %5zu B  %d worker%s  enc %7.3f Mpps %7.2f Gbit/s   dec %7.3f Mpps %7.2f Gbit/s\n",
+        r.scenario.c_str(), r.size, w + 1, w ? "s" : " ", r.enc[w].mpps(), r.enc[w].gbps(r.size),
+        r.dec[w].mpps(), r.dec[w].gbps(r.size));
+}
+
+}  // namespace
+
+std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::AeadFactory& make,
+                                     double seconds) {
+  auto one = crypto::make_parallel_aead(make, 1);
+  auto two = crypto::make_parallel_aead(make, 2);
+  std::unique_ptr<crypto::AeadBackend> spoke_aead = make();
+  if (!one || !two || !spoke_aead) fail("cannot make the AEAD lanes");
+  std::printf("\nworkers: %s vs %s, bursts of %zu\n", (*one)->describe().c_str(),
+              (*two)->describe().c_str(), kBurstSize);
+  std::vector<WorkerRun> runs;
+  for (size_t peers : {kManyPeers, size_t{1}}) {
+    SwitchAead hub_aead;
+    hub_aead.inner = one->get();
+    Mesh mesh(hub_aead, *spoke_aead, peers);
+    for (size_t size : kSizes) {
+      WorkerRun r;
+      r.backend = backend;
+      r.scenario = peers == 1 ? "one peer, one flow" : "many flows (16 peers)";
+      r.peers = peers;
+      r.size = size;
+      // Turns of one round each: 1 worker, then 2, until the budget is spent.
+      while (r.enc[0].seconds + r.dec[0].seconds + r.enc[1].seconds + r.dec[1].seconds < seconds) {
+        for (int w = 0; w < 2; ++w) {
+          hub_aead.inner = w == 0 ? one->get() : two->get();
+          mesh.encrypt(size, r.enc[w]);
+          mesh.decrypt(size, r.dec[w]);
+        }
+      }
+      print_figure(r);
+      runs.push_back(r);
+    }
+  }
+  return runs;
+}
+
+void print_workers(const std::vector<WorkerRun>& runs) {
+  std::printf("\nworkers: 2 workers / 1 worker, Mpps (Gbit/s)\n");
+  std::printf("%-9s %-22s %5s  %-26s %-26s %6s  %-26s %-26s %6s\n", "backend", "scenario", "size",
+              "enc 1 worker", "enc 2 workers", "ratio", "dec 1 worker", "dec 2 workers", "ratio");
+  for (const WorkerRun& r : runs) {
+    std::printf("%-9s %-22s %5zu", r.backend.c_str(), r.scenario.c_str(), r.size);
+    for (const Figures* f : {r.enc, r.dec}) {
+      for (int w = 0; w < 2; ++w)
+        std::printf("  %8.3f (%7.2f Gbit/s)   ", f[w].mpps(), f[w].gbps(r.size));
+      std::printf("%5.2fx", f[1].mpps() / f[0].mpps());
+    }
+    std::printf("\n");
+  }
+}
+
+}  // namespace faraday::bench
