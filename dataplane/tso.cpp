@@ -83,6 +83,7 @@ void store_sum(uint8_t* p, uint64_t sum) {
 // The pseudo-header of the L4 checksum (RFC 793 / RFC 8200 section 8.1).
 uint64_t pseudo_sum(const uint8_t* ip, bool ipv6, uint8_t proto, uint32_t l4_length) {
   uint64_t sum = ipv6 ? sum_bytes(ip + 8, 32, 0) : sum_bytes(ip + 12, 8, 0);
+  sum = (sum & 0xffffffff) + (sum >> 32);  // room for the rest without a carry out
   return sum + wire16(proto) + wire16(l4_length);
 }
 
