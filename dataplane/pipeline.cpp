@@ -84,9 +84,10 @@ Status Pipeline::setup() {
 
 std::string Pipeline::summary() const {
   const unsigned workers = aead_->lanes();
-  return fmt::format("mtu {}, UDP port {}{}, {}, AEAD {}, {} worker{}{}", options_.mtu,
-                     udp_->port(), udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)",
-                     udp_->offloads(), aead_->name(), workers, workers == 1 ? "" : "s",
+  return fmt::format("mtu {}, UDP port {}{}, {}, TUN offloads {}, AEAD {}, {} worker{}{}",
+                     options_.mtu, udp_->port(),
+                     udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
+                     tun_->offloads(), aead_->name(), workers, workers == 1 ? "" : "s",
                      workers == 1 ? " (crypto on the pipeline's thread)"
                                   : " (each burst's crypto shared in order)");
 }
@@ -290,12 +291,13 @@ void Pipeline::log_stats(bool force) {
         "ports: udp rx={} rx_bytes={} rx_truncated={} rx_errors={} rx_gro_super={} "
         "rx_gro_segments={} tx={} tx_bytes={} tx_invalid_endpoint={} tx_errors={} tx_full={} "
         "tx_gso_messages={} tx_gso_segments={} tx_gso_fallbacks={} ({}); tun rx={} rx_bytes={} "
-        "rx_truncated={} rx_errors={} "
+        "rx_truncated={} rx_errors={} rx_super={} rx_segments={} rx_bad_offload={}{} "
         "tx={} tx_bytes={} tx_errors={} tx_full={}",
         u.rx_packets, u.rx_bytes, u.rx_truncated, u.rx_errors, u.rx_gro_super, u.rx_gro_segments,
         u.tx_packets, u.tx_bytes, u.tx_invalid_endpoint, u.tx_errors, u.tx_full, u.tx_gso_messages,
         u.tx_gso_segments, u.tx_gso_fallbacks, udp_->offloads(), t.rx_packets, t.rx_bytes,
-        t.rx_truncated, t.rx_errors, t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
+        t.rx_truncated, t.rx_errors, t.rx_super, t.rx_segments, t.rx_bad_offload,
+        bad_offload_reasons(t), t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
   }
   for (auto& s : services_) s->log_stats(force);
 }
@@ -333,11 +335,14 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   }
   service_at.push_back(fds.size());
   Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(), kSecond);
-  // Datagrams a port already holds (split from a GRO super-datagram) do not
-  // make its fd readable: do not sleep on them.
+  // Datagrams a port already holds (split from a GRO super-datagram, or the
+  // rest of a TSO super-packet read from the TUN) do not make its fd readable:
+  // do not sleep on them.
   bool held = udp_->pending();
-  int timeout_ms =
-      wait <= 0 || held ? 0 : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
+  bool tun_held = tun_->pending();
+  int timeout_ms = wait <= 0 || held || tun_held
+                       ? 0
+                       : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
   if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
     log(LogLevel::kError, "poll: {}", std::strerror(errno));
     exit = Exit::kError;
@@ -349,7 +354,7 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   if (stop) return false;
   if (fds[2].revents & POLLIN) on_wake();
   if ((fds[1].revents & POLLIN) || held) on_udp();
-  if (fds[0].revents & POLLIN) on_tun();
+  if ((fds[0].revents & POLLIN) || tun_held) on_tun();
   for (size_t i = 0; i < services_.size(); ++i)
     services_[i]->handle(
         std::span<const pollfd>(fds).subspan(service_at[i], service_at[i + 1] - service_at[i]));

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -16,6 +17,17 @@ namespace faraday::dataplane {
 namespace {
 
 constexpr const char* kTunDevice = "/dev/net/tun";
+
+// linux/if_tun.h of older kernels lacks the USO flags (Linux 6.2).
+constexpr unsigned kTunFUso4 = 0x20;
+constexpr unsigned kTunFUso6 = 0x40;
+constexpr unsigned kTunOffloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+
+// Vnet mode's read buffer: the header and the largest super-packet the kernel
+// builds for a TUN (GSO_LEGACY_MAX_SIZE, 64 KiB), plus room to see truncation.
+constexpr size_t kVnetHdrSize = sizeof(VirtioNetHdr);
+constexpr size_t kSuperPacketMax = 65536;
+constexpr size_t kVnetBufferSize = kVnetHdrSize + kSuperPacketMax + 64;
 
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
@@ -51,7 +63,57 @@ std::string setiff_error(const std::string& name) {
   }
 }
 
+// TUNSETIFF on a fresh fd of /dev/net/tun; returns the fd and the kernel's name.
+Result<std::pair<int, std::string>> attach(const std::string& name, short flags) {
+  int fd = ::open(kTunDevice, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return Error{open_error()};
+  ifreq ifr{};
+  ifr.ifr_flags = flags;
+  std::memcpy(ifr.ifr_name, name.data(), name.size());  // empty: the kernel picks tunN
+  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    std::string err = setiff_error(name);
+    ::close(fd);
+    return Error{err};
+  }
+  return std::pair{fd, std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ))};
+}
+
+// Header size and offloads on a fd attached with IFF_VNET_HDR; returns the
+// description for offloads().
+Result<std::string> enable_offloads(int fd) {
+  int size = static_cast<int>(kVnetHdrSize);
+  if (::ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return Error{errno_text("TUNSETVNETHDRSZ")};
+  if (::ioctl(fd, TUNSETOFFLOAD, kTunOffloads | kTunFUso4 | kTunFUso6) == 0)
+    return std::string("TSO4/6+USO, checksum offload");
+  if (::ioctl(fd, TUNSETOFFLOAD, kTunOffloads) == 0) return std::string("TSO4/6, checksum offload");
+  return Error{errno_text("TUNSETOFFLOAD")};
+}
+
+Status set_mtu(const std::string& name, uint32_t mtu) {
+  int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) sock = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq mreq{};
+  std::memcpy(mreq.ifr_name, name.data(), name.size());
+  mreq.ifr_mtu = static_cast<int>(mtu);
+  if (sock < 0 || ::ioctl(sock, SIOCSIFMTU, &mreq) != 0) {
+    std::string err = errno_text("SIOCSIFMTU " + name + " to " + std::to_string(mtu));
+    if (sock >= 0) ::close(sock);
+    return Error{err};
+  }
+  ::close(sock);
+  return {};
+}
+
 }  // namespace
+
+std::string bad_offload_reasons(const TunPortCounters& c) {
+  std::string out;
+  for (size_t i = 0; i < kTsoDropCount; ++i)
+    if (c.rx_bad_offload_by[i] != 0)
+      out += std::string(" ") + tso_drop_name(static_cast<TsoDrop>(i)) + "=" +
+             std::to_string(c.rx_bad_offload_by[i]);
+  return out;
+}
 
 Status check_interface_name(std::string_view name) {
   auto invalid = [&](const std::string& why) {
@@ -68,51 +130,63 @@ Status check_interface_name(std::string_view name) {
   return {};
 }
 
-Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu) {
+Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu, bool offload) {
   if (auto ok = check_interface_name(name); !ok) return ok.failure();
   if (mtu > 65535) return Error{"MTU " + std::to_string(mtu) + " out of range"};
 
-  int fd = ::open(kTunDevice, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return Error{open_error()};
-
-  ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  std::memcpy(ifr.ifr_name, name.data(), name.size());  // empty: the kernel picks tunN
-  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    std::string err = setiff_error(name);
-    ::close(fd);
-    return Error{err};
-  }
-  std::string actual(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-
-  if (mtu != 0) {
-    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (sock < 0) sock = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ifreq mreq{};
-    std::memcpy(mreq.ifr_name, actual.data(), actual.size());
-    mreq.ifr_mtu = static_cast<int>(mtu);
-    if (sock < 0 || ::ioctl(sock, SIOCSIFMTU, &mreq) != 0) {
-      std::string err = errno_text("SIOCSIFMTU " + actual + " to " + std::to_string(mtu));
-      if (sock >= 0) ::close(sock);
+  std::string offloads = "none (disabled)";
+  if (offload) {
+    auto vnet = attach(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
+    if (vnet) {
+      auto [fd, actual] = *vnet;
+      auto enabled = enable_offloads(fd);
+      if (enabled) {
+        TunPort port(fd, actual);
+        port.vnet_hdr_ = true;
+        port.offloads_ = *enabled;
+        port.rx_buffer_ = std::make_unique_for_overwrite<uint8_t[]>(kVnetBufferSize);
+        if (mtu != 0)
+          if (auto ok = set_mtu(actual, mtu); !ok) return ok.failure();
+        return port;
+      }
       ::close(fd);
-      return Error{err};
+      offloads = "none (" + enabled.error() + ")";
+    } else {
+      offloads = "none (IFF_VNET_HDR refused: " + vnet.error() + ")";
     }
-    ::close(sock);
   }
-  return TunPort(fd, std::move(actual));
+  auto plain = attach(name, IFF_TUN | IFF_NO_PI);
+  if (!plain) return plain.failure();
+  TunPort port(plain->first, plain->second);
+  port.offloads_ = std::move(offloads);
+  if (mtu != 0)
+    if (auto ok = set_mtu(port.name_, mtu); !ok) return ok.failure();
+  return port;
 }
 
 TunPort::TunPort(TunPort&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       name_(std::move(other.name_)),
-      counters_(other.counters_) {}
+      vnet_hdr_(other.vnet_hdr_),
+      offloads_(std::move(other.offloads_)),
+      counters_(other.counters_),
+      rx_buffer_(std::move(other.rx_buffer_)),
+      pending_length_(std::exchange(other.pending_length_, 0)),
+      plan_(other.plan_),
+      next_segment_(other.next_segment_) {}
 
 TunPort& TunPort::operator=(TunPort&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     name_ = std::move(other.name_);
+    vnet_hdr_ = other.vnet_hdr_;
+    offloads_ = std::move(other.offloads_);
     counters_ = other.counters_;
+    rx_buffer_ = std::move(other.rx_buffer_);
+    pending_length_ = std::exchange(other.pending_length_, 0);
+    plan_ = other.plan_;
+    next_segment_ = other.next_segment_;
   }
   return *this;
 }
@@ -122,6 +196,10 @@ TunPort::~TunPort() {
 }
 
 size_t TunPort::read_burst(std::span<Packet> pkts) {
+  return vnet_hdr_ ? read_vnet(pkts) : read_plain(pkts);
+}
+
+size_t TunPort::read_plain(std::span<Packet> pkts) {
   size_t n = 0;
   while (n < pkts.size()) {
     Packet& p = pkts[n];
@@ -146,11 +224,74 @@ size_t TunPort::read_burst(std::span<Packet> pkts) {
   return n;
 }
 
+bool TunPort::read_super() {
+  for (;;) {
+    ssize_t got = ::read(fd_, rx_buffer_.get(), kVnetBufferSize);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) ++counters_.rx_errors;
+      return false;
+    }
+    if (got == 0) return false;  // nothing more (the device went away)
+    auto size = static_cast<size_t>(got);
+    if (size < kVnetHdrSize || size > kVnetHdrSize + kSuperPacketMax) {
+      ++counters_.rx_truncated;  // no header, or cut to the buffer: never pass it on
+      continue;
+    }
+    VirtioNetHdr hdr;
+    std::memcpy(&hdr, rx_buffer_.get(), kVnetHdrSize);
+    std::span<uint8_t> pkt(rx_buffer_.get() + kVnetHdrSize, size - kVnetHdrSize);
+    auto plan = tso_parse(hdr, pkt);
+    if (!plan) {
+      ++counters_.rx_bad_offload;
+      ++counters_.rx_bad_offload_by[static_cast<size_t>(plan.failure())];
+      continue;
+    }
+    plan_ = *plan;
+    pending_length_ = static_cast<uint32_t>(pkt.size());
+    next_segment_ = 0;
+    if (plan_.kind != TsoPlan::Kind::kWhole) ++counters_.rx_super;
+    return true;
+  }
+}
+
+size_t TunPort::read_vnet(std::span<Packet> pkts) {
+  size_t n = 0;
+  while (n < pkts.size()) {
+    if (pending_length_ == 0 && !read_super()) break;
+    // Keep a super-packet's segments together in one burst when they fit one.
+    if (n > 0 && plan_.segments - next_segment_ > pkts.size() - n) break;
+    std::span<const uint8_t> pkt(rx_buffer_.get() + kVnetHdrSize, pending_length_);
+    auto made = tso_segment(plan_, pkt, next_segment_, pkts.subspan(n));
+    if (!made) {
+      ++counters_.rx_bad_offload;
+      ++counters_.rx_bad_offload_by[static_cast<size_t>(made.failure())];
+      pending_length_ = 0;
+      continue;
+    }
+    for (size_t i = n; i < n + *made; ++i) counters_.rx_bytes += pkts[i].length;
+    counters_.rx_packets += *made;
+    if (plan_.kind != TsoPlan::Kind::kWhole) counters_.rx_segments += *made;
+    n += *made;
+    next_segment_ += static_cast<uint32_t>(*made);
+    if (next_segment_ == plan_.segments) pending_length_ = 0;
+  }
+  return n;
+}
+
 size_t TunPort::write_burst(std::span<Packet> pkts) {
+  static const VirtioNetHdr kNoOffload{};  // no GSO, checksum complete
   size_t n = 0;
   while (n < pkts.size()) {
     const Packet& p = pkts[n];
-    ssize_t put = ::write(fd_, p.data(), p.length);
+    ssize_t put;
+    if (vnet_hdr_) {
+      iovec iov[2] = {{const_cast<VirtioNetHdr*>(&kNoOffload), kVnetHdrSize},
+                      {const_cast<uint8_t*>(p.data()), p.length}};
+      put = ::writev(fd_, iov, 2);
+    } else {
+      put = ::write(fd_, p.data(), p.length);
+    }
     if (put < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -1,11 +1,20 @@
-// tun_port.h: the inner side, a Linux TUN interface (IFF_TUN | IFF_NO_PI): every
-// read() is one IP packet from the host, every write() one IP packet to it.
+// tun_port.h: the inner side, a Linux TUN interface (IFF_TUN | IFF_NO_PI).
+//
+// Two modes, chosen once by open():
+//   - vnet (the default when the kernel agrees): IFF_VNET_HDR with the offloads
+//     TUN_F_CSUM | TSO4 | TSO6 | TSO_ECN (and USO4 | USO6 where the kernel has
+//     them). Every read() is a virtio_net_hdr and one IP packet, possibly a TCP
+//     or UDP super-packet of up to 64 KiB, read into one buffer the port owns
+//     and split into the caller's slots by dataplane/tso.h; every write() is a
+//     virtio_net_hdr (all zero: no GSO, checksum complete) and one IP packet.
+//   - plain (the kernel refused, or open(..., offload = false)): every read() is
+//     one IP packet from the host, every write() one IP packet to it.
 //
 // Threads: one owner. read_burst() and write_burst() may run concurrently on two
-// threads (each writes only its own counters), but each from one thread only.
+// threads (each writes only its own counters and buffers), but each from one
+// thread only.
 //
-// TODO(mq): IFF_MULTI_QUEUE (one fd per worker) and IFF_VNET_HDR offloads (TSO/GSO
-// super-packets from the host); single queue, no offloads for now.
+// TODO(mq): IFF_MULTI_QUEUE (one fd per worker); single queue for now.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +24,11 @@
 #include <string_view>
 #include <utility>
 
+#include <array>
+#include <memory>
+
 #include "dataplane/packet.h"
+#include "dataplane/tso.h"
 #include "result.h"
 
 namespace faraday::dataplane {
@@ -23,13 +36,21 @@ namespace faraday::dataplane {
 struct TunPortCounters {
   uint64_t rx_packets = 0;  // read from the host
   uint64_t rx_bytes = 0;
-  uint64_t rx_errors = 0;     // read() failed with something other than EAGAIN
-  uint64_t rx_truncated = 0;  // larger than the slot (MTU raised past it): dropped
-  uint64_t tx_packets = 0;    // written to the host
+  uint64_t rx_errors = 0;       // read() failed with something other than EAGAIN
+  uint64_t rx_truncated = 0;    // larger than the slot (MTU raised past it): dropped
+  uint64_t rx_super = 0;        // vnet: reads that were GSO super-packets (TCP or UDP)
+  uint64_t rx_segments = 0;     // vnet: packets split out of them (also in rx_packets)
+  uint64_t rx_bad_offload = 0;  // vnet: reads dropped because tso_parse refused them
+  std::array<uint64_t, kTsoDropCount> rx_bad_offload_by{};  // ... by TsoDrop
+  uint64_t tx_packets = 0;                                  // written to the host
   uint64_t tx_bytes = 0;
   uint64_t tx_errors = 0;  // write() refused a packet (EINVAL for a malformed one, EIO)
   uint64_t tx_full = 0;    // write_burst stopped early on EAGAIN
 };
+
+// " hdr_len=2 ip_options=1" for the non-zero rx_bad_offload_by counters: for the
+// stats log.
+std::string bad_offload_reasons(const TunPortCounters& c);
 
 // The kernel's rule for an interface name: 1 to 15 bytes, not "." or "..", no
 // '/', ':', whitespace or NUL. The error says which part failed:
@@ -44,8 +65,11 @@ class TunPort {
   // Creates TUN interface `name`, or attaches to an existing one, non-blocking and
   // close-on-exec. Sets the MTU when mtu != 0; configures no addresses and leaves the
   // link state alone. The error names the cause (no /dev/net/tun, name too long,
-  // EPERM without CAP_NET_ADMIN, exists but is not a TUN, ...).
-  static Result<TunPort> open(const std::string& name, uint32_t mtu = kDefaultMtu);
+  // EPERM without CAP_NET_ADMIN, exists but is not a TUN, ...). offload: try vnet
+  // mode first, falling back to plain mode when the kernel refuses (offloads()
+  // says why); false: plain mode.
+  static Result<TunPort> open(const std::string& name, uint32_t mtu = kDefaultMtu,
+                              bool offload = true);
 
   TunPort(TunPort&& other) noexcept;
   TunPort& operator=(TunPort&& other) noexcept;
@@ -55,13 +79,25 @@ class TunPort {
 
   int fd() const { return fd_; }
   const std::string& name() const { return name_; }  // as the kernel named it
+  bool vnet_hdr() const { return vnet_hdr_; }
+  // For the start-up log: "TSO4/6+USO, checksum offload", "TSO4/6, checksum
+  // offload", or "none (TUNSETOFFLOAD: Invalid argument)" and the like.
+  const std::string& offloads() const { return offloads_; }
 
-  // One read() per packet into base + kHeadroom (at most max_payload() bytes,
-  // larger ones are dropped and counted) until EAGAIN or pkts is full.
-  // Sets offset = kHeadroom, length, and clears endpoint. Returns the count.
+  // Fills pkts from the front until EAGAIN or pkts is full; sets offset =
+  // kHeadroom, length, and clears endpoint. Returns the count. Plain: one read()
+  // per packet into base + kHeadroom (at most max_payload() bytes, larger ones
+  // are dropped and counted). Vnet: one read() per (super-)packet into the port's
+  // buffer, then split into the slots; a super-packet whose segments do not all
+  // fit the slots left stays pending for the next call, which starts with it (a
+  // call with no slot used yet takes as many of its segments as fit).
   size_t read_burst(std::span<Packet> pkts);
-  // One write() per packet. Returns how many packets from the front were consumed
-  // (written, or refused by the kernel and counted); below pkts.size() only on EAGAIN.
+  // True while read() data waits in the port's buffer: call read_burst again
+  // without waiting for the fd (poll() does not see it).
+  bool pending() const { return pending_length_ != 0; }
+  // One write() per packet (vnet: writev of a zero virtio_net_hdr and the
+  // packet). Returns how many packets from the front were consumed (written, or
+  // refused by the kernel and counted); below pkts.size() only on EAGAIN.
   size_t write_burst(std::span<Packet> pkts);
 
   // False once the interface is gone (deleted, or moved to another namespace).
@@ -71,10 +107,22 @@ class TunPort {
 
  private:
   TunPort(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  size_t read_plain(std::span<Packet> pkts);
+  size_t read_vnet(std::span<Packet> pkts);
+  bool read_super();  // one read() into rx_buffer_ that tso_parse accepts; false: none
 
   int fd_ = -1;
   std::string name_;
+  bool vnet_hdr_ = false;
+  std::string offloads_;
   TunPortCounters counters_;
+  // Vnet mode only: the virtio_net_hdr and packet of the last read(), allocated
+  // once; pending_length_ packet bytes, segments from next_segment_ on not yet
+  // handed out.
+  std::unique_ptr<uint8_t[]> rx_buffer_;
+  uint32_t pending_length_ = 0;
+  TsoPlan plan_;
+  uint32_t next_segment_ = 0;
 };
 
 }  // namespace faraday::dataplane

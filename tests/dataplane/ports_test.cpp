@@ -408,15 +408,22 @@ bool ioctl_ifr(unsigned long req, ifreq& ifr) {
   return ok;
 }
 
-TEST(TunPort, CreateReadWriteDelete) {
+// Plain mode (offload false) or vnet mode with offloads (true).
+void create_read_write_delete(bool offload) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/net/tun";
   std::string name = "ftst" + std::to_string(::getpid() % 100000);
-  auto r = TunPort::open(name, 1380);
+  auto r = TunPort::open(name, 1380, offload);
   ASSERT_TRUE(r.ok()) << r.error();
   TunPort tun = std::move(*r);
   EXPECT_EQ(tun.name(), name);
   EXPECT_TRUE(tun.exists());
+  EXPECT_EQ(tun.vnet_hdr(), offload) << tun.offloads();
+  if (offload) {
+    EXPECT_EQ(tun.offloads().rfind("TSO4/6", 0), 0u) << tun.offloads();
+  } else {
+    EXPECT_EQ(tun.offloads(), "none (disabled)");
+  }
 
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
@@ -468,6 +475,9 @@ TEST(TunPort, CreateReadWriteDelete) {
     }
   }
   EXPECT_TRUE(found);
+  EXPECT_EQ(tun.counters().rx_bad_offload, 0u);
+  EXPECT_EQ(tun.counters().rx_super, 0u);
+  EXPECT_FALSE(tun.pending());
 
   // Write the packet back (as if decrypted from a peer): the kernel accepts it.
   Packet& back = pkts.packets()[0];
@@ -478,10 +488,18 @@ TEST(TunPort, CreateReadWriteDelete) {
   std::memcpy(back.data(), ip, sizeof(ip));
   back.length = sizeof(ip);
   EXPECT_EQ(tun.write_burst(std::span<Packet>(&back, 1)), 1u);
-  EXPECT_EQ(tun.counters().tx_packets + tun.counters().tx_errors, 1u);
+  EXPECT_EQ(tun.counters().tx_packets, 1u);
+  EXPECT_EQ(tun.counters().tx_errors, 0u);
 
   ASSERT_EQ(std::system(("ip link delete " + name + " 2>/dev/null").c_str()), 0);
   EXPECT_FALSE(tun.exists());
+}
+
+TEST(TunPort, CreateReadWriteDeletePlain) {
+  create_read_write_delete(false);
+}
+TEST(TunPort, CreateReadWriteDeleteWithOffloads) {
+  create_read_write_delete(true);
 }
 
 }  // namespace
