@@ -37,6 +37,10 @@ namespace faraday::dataplane {
 // is also our declared burst size.
 inline constexpr size_t kGroMaxSegments = 64;
 inline constexpr uint32_t kGroMaxLength = 65535;
+// The most leading bytes of a run's first packet plan_tun_write may rewrite: an
+// IPv6 header and the longest TCP header (a caller that may have to undo the
+// plan saves this much).
+inline constexpr size_t kGroMaxHeader = 40 + 60;
 
 // struct virtio_net_hdr of linux/virtio_net.h, which C++ cannot include (a
 // member of another struct there is named `class`). Same layout and names; the

@@ -292,12 +292,13 @@ void Pipeline::log_stats(bool force) {
         "rx_gro_segments={} tx={} tx_bytes={} tx_invalid_endpoint={} tx_errors={} tx_full={} "
         "tx_gso_messages={} tx_gso_segments={} tx_gso_fallbacks={} ({}); tun rx={} rx_bytes={} "
         "rx_truncated={} rx_errors={} rx_super={} rx_segments={} rx_bad_offload={}{} "
-        "tx={} tx_bytes={} tx_errors={} tx_full={}",
+        "tx={} tx_bytes={} tx_errors={} tx_full={} tx_super={} tx_coalesced={}",
         u.rx_packets, u.rx_bytes, u.rx_truncated, u.rx_errors, u.rx_gro_super, u.rx_gro_segments,
         u.tx_packets, u.tx_bytes, u.tx_invalid_endpoint, u.tx_errors, u.tx_full, u.tx_gso_messages,
         u.tx_gso_segments, u.tx_gso_fallbacks, udp_->offloads(), t.rx_packets, t.rx_bytes,
         t.rx_truncated, t.rx_errors, t.rx_super, t.rx_segments, t.rx_bad_offload,
-        bad_offload_reasons(t), t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full);
+        bad_offload_reasons(t), t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full, t.tx_super,
+        t.tx_coalesced);
   }
   for (auto& s : services_) s->log_stats(force);
 }

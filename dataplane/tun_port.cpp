@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -280,18 +281,14 @@ size_t TunPort::read_vnet(std::span<Packet> pkts) {
 }
 
 size_t TunPort::write_burst(std::span<Packet> pkts) {
-  static const VirtioNetHdr kNoOffload{};  // no GSO, checksum complete
+  return vnet_hdr_ ? write_vnet(pkts) : write_plain(pkts);
+}
+
+size_t TunPort::write_plain(std::span<Packet> pkts) {
   size_t n = 0;
   while (n < pkts.size()) {
     const Packet& p = pkts[n];
-    ssize_t put;
-    if (vnet_hdr_) {
-      iovec iov[2] = {{const_cast<VirtioNetHdr*>(&kNoOffload), kVnetHdrSize},
-                      {const_cast<uint8_t*>(p.data()), p.length}};
-      put = ::writev(fd_, iov, 2);
-    } else {
-      put = ::write(fd_, p.data(), p.length);
-    }
+    ssize_t put = ::write(fd_, p.data(), p.length);
     if (put < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -304,6 +301,53 @@ size_t TunPort::write_burst(std::span<Packet> pkts) {
       counters_.tx_bytes += p.length;
     }
     ++n;
+  }
+  return n;
+}
+
+// One writev() per planned write (gro.h): a run of one flow's TCP segments goes
+// as one GSO super-packet, anything else alone behind a zero header. The run's
+// first packet has its headers rewritten by the plan; on EAGAIN they are put
+// back, so the caller can retry the same packets.
+size_t TunPort::write_vnet(std::span<Packet> pkts) {
+  std::array<iovec, kGroMaxSegments + 1> iov;
+  std::array<uint8_t, kGroMaxHeader> saved;
+  size_t n = 0;
+  while (n < pkts.size()) {
+    Packet& first = pkts[n];
+    size_t keep = std::min<size_t>(first.length, saved.size());
+    std::memcpy(saved.data(), first.data(), keep);
+    TunWrite w = plan_tun_write(pkts.subspan(n));
+    iov[0] = {&w.hdr, kVnetHdrSize};
+    iov[1] = {first.data(), first.length};
+    uint64_t bytes = first.length;
+    for (size_t i = 1; i < w.count; ++i) {
+      Packet& seg = pkts[n + i];
+      uint32_t off = tcp_payload_offset(seg);
+      iov[i + 1] = {seg.data() + off, seg.length - off};
+      bytes += seg.length;
+    }
+    ssize_t put = ::writev(fd_, iov.data(), static_cast<int>(w.count + 1));
+    if (put < 0 && errno == EINTR) {
+      std::memcpy(first.data(), saved.data(), keep);
+      continue;
+    }
+    if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      std::memcpy(first.data(), saved.data(), keep);
+      ++counters_.tx_full;
+      break;
+    }
+    if (put < 0) {
+      counters_.tx_errors += w.count;  // refused (malformed, device down): drop the run
+    } else {
+      counters_.tx_packets += w.count;
+      counters_.tx_bytes += bytes;
+      if (w.count > 1) {
+        ++counters_.tx_super;
+        counters_.tx_coalesced += w.count;
+      }
+    }
+    n += w.count;
   }
   return n;
 }

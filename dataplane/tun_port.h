@@ -6,7 +6,8 @@
 //     them). Every read() is a virtio_net_hdr and one IP packet, possibly a TCP
 //     or UDP super-packet of up to 64 KiB, read into one buffer the port owns
 //     and split into the caller's slots by dataplane/tso.h; every write() is a
-//     virtio_net_hdr (all zero: no GSO, checksum complete) and one IP packet.
+//     virtio_net_hdr and one IP packet, a TCP super-packet when dataplane/gro.h
+//     coalesced adjacent segments of one flow.
 //   - plain (the kernel refused, or open(..., offload = false)): every read() is
 //     one IP packet from the host, every write() one IP packet to it.
 //
@@ -27,6 +28,7 @@
 #include <array>
 #include <memory>
 
+#include "dataplane/gro.h"
 #include "dataplane/packet.h"
 #include "dataplane/tso.h"
 #include "result.h"
@@ -44,8 +46,10 @@ struct TunPortCounters {
   std::array<uint64_t, kTsoDropCount> rx_bad_offload_by{};  // ... by TsoDrop
   uint64_t tx_packets = 0;                                  // written to the host
   uint64_t tx_bytes = 0;
-  uint64_t tx_errors = 0;  // write() refused a packet (EINVAL for a malformed one, EIO)
-  uint64_t tx_full = 0;    // write_burst stopped early on EAGAIN
+  uint64_t tx_errors = 0;     // write() refused a packet (EINVAL for a malformed one, EIO)
+  uint64_t tx_full = 0;       // write_burst stopped early on EAGAIN
+  uint64_t tx_super = 0;      // vnet: writes that were coalesced TCP super-packets
+  uint64_t tx_coalesced = 0;  // vnet: packets carried by them (also in tx_packets)
 };
 
 // " hdr_len=2 ip_options=1" for the non-zero rx_bad_offload_by counters: for the
@@ -95,9 +99,12 @@ class TunPort {
   // True while read() data waits in the port's buffer: call read_burst again
   // without waiting for the fd (poll() does not see it).
   bool pending() const { return pending_length_ != 0; }
-  // One write() per packet (vnet: writev of a zero virtio_net_hdr and the
-  // packet). Returns how many packets from the front were consumed (written, or
-  // refused by the kernel and counted); below pkts.size() only on EAGAIN.
+  // Plain: one write() per packet. Vnet: adjacent TCP segments of one flow are
+  // coalesced into one GSO super-packet per writev() (dataplane/gro.h), other
+  // packets go one per writev() behind a zero virtio_net_hdr. Returns how many
+  // packets from the front were consumed (written, or refused by the kernel and
+  // counted); below pkts.size() only on EAGAIN. The first packet of a coalesced
+  // run has its IP and TCP headers rewritten, except when it was not consumed.
   size_t write_burst(std::span<Packet> pkts);
 
   // False once the interface is gone (deleted, or moved to another namespace).
@@ -108,6 +115,8 @@ class TunPort {
  private:
   TunPort(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
   size_t read_plain(std::span<Packet> pkts);
+  size_t write_plain(std::span<Packet> pkts);
+  size_t write_vnet(std::span<Packet> pkts);
   size_t read_vnet(std::span<Packet> pkts);
   bool read_super();  // one read() into rx_buffer_ that tso_parse accepts; false: none
 
