@@ -27,25 +27,7 @@ interop_init "${1:-}"
 HOSTILE_PY="$INTEROP_DIR/hostile.py"
 UL4_THIRD=10.99.0.3
 
-# stats_line: make A's faradayd log all its counters (SIGUSR1) and print
-# that "stats:" line and the "ports:" line that follows it, as one line.
-stats_line() {
-	local log="$WORK/impl-A.log" before
-	before=$(grep -c ' ports: ' "$log" || true)
-	kill -USR1 "$PID_A"
-	for _ in $(seq 1 50); do
-		if [ "$(grep -c ' ports: ' "$log" || true)" -gt "$before" ]; then
-			grep -B1 ' ports: ' "$log" | tail -n 2 | tr '\n' ' '
-			echo
-			return 0
-		fi
-		sleep 0.1
-	done
-	die "faradayd on A logged no stats line within 5 s of SIGUSR1"
-}
-
-# stat_of LINE NAME: the value of NAME=N in a stats line (absent: 0).
-stat_of() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'; }
+stats_line() { counters_line A; }
 
 # udp_rcvbuf_errors: datagrams the kernel dropped on a full socket buffer in ns A.
 udp_rcvbuf_errors() {

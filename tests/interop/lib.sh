@@ -467,3 +467,23 @@ pass() {
 	echo "PASS: ${0##*/} A=$IMPL_A B=$IMPL_B (${SECONDS}s)"
 	exit 0
 }
+
+# counters_line SIDE: make SIDE's faradayd log all its counters (SIGUSR1) and
+# print that "stats:" line and the "ports:" line that follows it, as one line.
+counters_line() {
+	local log="$WORK/impl-$1.log" v="PID_$1" before
+	before=$(grep -c ' ports: ' "$log" || true)
+	kill -USR1 "${!v}"
+	for _ in $(seq 1 50); do
+		if [ "$(grep -c ' ports: ' "$log" || true)" -gt "$before" ]; then
+			grep -B1 ' ports: ' "$log" | tail -n 2 | tr '\n' ' '
+			echo
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "faradayd on $1 logged no stats line within 5 s of SIGUSR1"
+}
+
+# stat_of LINE NAME: the value of NAME=N in a counters line (absent: 0).
+stat_of() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'; }
