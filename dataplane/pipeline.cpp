@@ -182,6 +182,7 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
     log(LogLevel::kInfo, "all peers removed");
   }
   for (const PeerUpdate& ps : req.peers) apply_peer(ps, log_peers);
+  dev_->commit();  // workers see the new peers; removed ones are freed
   flush_outbox();
   return {};
 }
