@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -294,6 +295,139 @@ TEST(ReplayWindow, RandomAgainstReference) {
     ASSERT_EQ(w.accept(c), want) << "step " << i << " counter " << c;
     ASSERT_EQ(w.greatest(), greatest);
     if (i % 1000 == 0 && greatest > W) seen.erase(seen.begin(), seen.lower_bound(greatest - W));
+  }
+}
+
+// Jumps of 2^36 and 2^37 counters, and one just short of the whole counter
+// space: whatever the window remembers of earlier blocks must not be mistaken
+// for the block the new counter lands in (a 32-bit block tag in a 256-slot
+// ring would wrap here: a false kDuplicate, or a false kTooOld).
+TEST(ReplayWindow, HugeJumps) {
+  for (uint64_t jump : {uint64_t{1} << 36, uint64_t{1} << 37, uint64_t{1} << 45, uint64_t{1} << 51,
+                        uint64_t{1} << 63, L - 1}) {
+    for (int64_t offset : {-8193, -8192, -8191, -33, -32, -1, 0, 1, 31, 32, 8191, 8192, 8193}) {
+      const uint64_t far = jump + static_cast<uint64_t>(offset);
+      if (far >= L - 1) continue;  // far and far + 1 must both be acceptable
+      SCOPED_TRACE("far " + std::to_string(far));
+      ReplayWindow w;
+      EXPECT_EQ(w.accept(0), kOk);
+      EXPECT_EQ(w.accept(1), kOk);
+      EXPECT_EQ(w.accept(far), kOk);
+      EXPECT_EQ(w.accept(far + 1), kOk);
+      EXPECT_EQ(w.accept(far), kDup);
+      EXPECT_EQ(w.accept(far + 1 - W), kOk);  // the lower edge
+      EXPECT_EQ(w.accept(far - W), kOld);
+      EXPECT_EQ(w.accept(1), kOld);
+      EXPECT_EQ(w.greatest(), far + 1);
+    }
+  }
+}
+
+// Today's sequential algorithm, as it was before the window became lock-free:
+// 128 blocks of 64 bits, cleared as the top slides past them. The window must
+// give the same answer for every sequence of calls.
+class SequentialWindow {
+ public:
+  ReplayResult accept(uint64_t counter) {
+    if (counter >= L) return kLim;
+    const uint64_t n = counter + 1;
+    if (n + W < top_) return kOld;
+    const uint64_t block = n / 64;
+    if (n > top_) {
+      const uint64_t current = top_ / 64;
+      const uint64_t skip = std::min<uint64_t>(block - current, kBlocks);
+      for (uint64_t i = 1; i <= skip; ++i) blocks_[(current + i) % kBlocks] = 0;
+      top_ = n;
+    }
+    uint64_t& word = blocks_[block % kBlocks];
+    const uint64_t bit = uint64_t{1} << (n % 64);
+    if (word & bit) return kDup;
+    word |= bit;
+    return kOk;
+  }
+  uint64_t greatest() const { return top_ == 0 ? 0 : top_ - 1; }
+  bool has_accepted() const { return top_ != 0; }
+
+ private:
+  static constexpr uint64_t kBlocks = 128;
+  uint64_t top_ = 0;
+  std::array<uint64_t, kBlocks> blocks_{};
+};
+
+// The next counter of a random sequence: mostly forward with some reordering,
+// plus duplicates, late and too-old counters, the window edge, jumps of every
+// size (ring multiples and huge ones included) and the limit.
+class CounterMix {
+ public:
+  explicit CounterMix(uint64_t seed) : rng_(seed) {}
+
+  uint64_t next(const SequentialWindow& ref) {
+    const uint64_t g = ref.greatest();
+    uint64_t c;
+    switch (rng_() % 16) {
+      case 0:  // a duplicate of something recent
+        c = recent_[rng_() % recent_.size()];
+        break;
+      case 1:  // late, inside the window
+        c = g - std::min<uint64_t>(g, rng_() % (W + 1));
+        break;
+      case 2:  // around the lower edge
+        c = g - std::min<uint64_t>(g, W - 2 + rng_() % 5);
+        break;
+      case 3:  // anywhere at or below the top
+        c = rng_() % (g + 1);
+        break;
+      case 4:  // a jump of up to a few rings
+        c = g + rng_() % (3 * B);
+        break;
+      case 5:  // a ring multiple away, either way, slightly off
+        c = g + (rng_() % 3) * B - std::min<uint64_t>(g, (rng_() % 2) * B) + rng_() % 130 - 65;
+        break;
+      case 6:  // a huge jump: 2^k, k up to 63, or anything at all
+        c = rng_() % 4 == 0 ? rng_() : g + (uint64_t{1} << (13 + rng_() % 51)) - rng_() % 64;
+        break;
+      case 7:  // near or past the limit
+        c = L - 1 - std::min<uint64_t>(L - 1, rng_() % (2 * W)) + rng_() % 3;
+        break;
+      default:  // roughly in order
+        c = next_ + rng_() % 6;
+        next_ += 3;
+        break;
+    }
+    if (c > next_ && c < L) next_ = c;
+    recent_[pos_++ % recent_.size()] = c;
+    return c;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  uint64_t next_ = 0;
+  size_t pos_ = 0;
+  std::array<uint64_t, 32> recent_{};
+};
+
+TEST(ReplayWindow, SameAsSequentialAlgorithm) {
+  CounterMix mix(6479);
+  std::mt19937_64 rng(13);
+  ReplayWindow w;
+  // 20,000 sequences: many short ones, so the first steps after a fresh or reset
+  // window get tested as much as long runs. Half of them start from reset().
+  for (int seq = 0; seq < 20000; ++seq) {
+    SequentialWindow ref;
+    ReplayWindow fresh;
+    const bool use_fresh = seq % 2 == 0;
+    ReplayWindow& win = use_fresh ? fresh : w;
+    if (!use_fresh) w.reset();
+    const int steps = seq % 100 == 0 ? 5000 : 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < steps; ++i) {
+      const uint64_t c = mix.next(ref);
+      const ReplayResult want = ref.accept(c);
+      const ReplayResult got = win.accept(c);
+      ASSERT_EQ(got, want) << "sequence " << seq << " step " << i << ": counter " << c << " gave "
+                           << Name(got) << ", want " << Name(want);
+      ASSERT_EQ(win.greatest(), ref.greatest());
+      ASSERT_EQ(win.has_accepted(), ref.has_accepted());
+    }
   }
 }
 
