@@ -13,7 +13,8 @@
 //    (timer_dispatch.cpp);
 //  - a keypair's send counter is written by the send path and its replay
 //    window by the receive path (receive.cpp): the only per-keypair state the
-//    data path writes, which is what a per-queue worker would own;
+//    data path writes, which is what a per-queue worker would own (the replay
+//    window also takes concurrent accept() calls from several workers, replay.h);
 //  - rx/tx byte counters are written by the send, receive and handshake paths
 //    and read by Pipeline::state().
 #pragma once
