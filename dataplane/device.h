@@ -115,16 +115,18 @@ class Device {
   // A worker for one more data-path thread, with its own AEAD backend. Before
   // the threads start; the Device owns it.
   Worker& add_worker(crypto::AeadBackend& aead);
-  // Called (from a worker) when it hands over a parcel: wake the control thread
-  // so it calls service() soon. Notes do not wake it: call service() at least
-  // every few milliseconds while workers run.
+  // Called (from a worker) when it hands over a parcel, or sends a note and has
+  // not woken the control thread for kNoteWakeInterval (worker.h): wake the
+  // control thread so it calls service() soon. While service() finds work, call
+  // it again within kNoteWakeInterval.
   void set_wake(void (*wake)(void*), void* arg) {
     wake_ = wake;
     wake_arg_ = arg;
   }
   // Drains every worker's rings: handshake messages, packets to stage, events
-  // for the timers, confirmations, roaming; then commit().
-  void service();
+  // for the timers, confirmations, roaming; then commit(). True if there was
+  // anything.
+  bool service();
   // Publishes configuration and keypair changes to the workers, then frees what
   // they can no longer see (after a grace period). The overloads without a
   // Worker and service() call it; a caller that configures the Device while
@@ -193,7 +195,7 @@ class Device {
   const Routing& routing() const { return *routing_.load(std::memory_order_acquire); }
 
   // worker.cpp: the handshake context's side of the rings.
-  void drain(Worker& w);
+  bool drain(Worker& w);
   Peer* peer_by_id(uint32_t slot, uint64_t id);
   void apply_events(Peer& peer, uint32_t events);
   void confirm(Peer& peer);
@@ -201,6 +203,8 @@ class Device {
   void hand_over_staged(Worker& w, Peer& peer, const Packet& pkt);
   // Sets bits in peer.events; a note when they were clear.
   void report(Worker& w, Peer& peer, uint32_t bits);
+  // Worker::note, waking the control thread as worker.h says.
+  bool note(Worker& w, const Worker::Note& n);
 
   // send.cpp: tunnel -> network.
   // Checks one inner packet and finds its peer; nullptr if dropped (counted).

@@ -16,8 +16,6 @@ namespace {
 // burst is dropped (counted by the port).
 constexpr int kBackpressureWaitMs = 5;
 constexpr int kBackpressureTries = 20;
-// A sleeping worker wakes this often to refresh its counters' snapshot.
-constexpr int kIdleWakeMs = 250;
 
 }  // namespace
 
@@ -92,6 +90,7 @@ void QueueWorker::on_tun() {
     size_t n = tun_.read_burst(pkts);
     if (n == 0) break;
     dev_.send_burst(worker_, pkts.first(n), verdicts_);
+    rcu_->quiescent();  // nothing from the peer table is held past here
     size_t out = 0;
     for (size_t i = 0; i < n; ++i)
       if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
@@ -106,6 +105,7 @@ void QueueWorker::on_udp() {
     size_t n = udp_.recv_burst(pkts);
     if (n == 0) break;
     dev_.receive_burst(worker_, pkts.first(n), verdicts_);
+    rcu_->quiescent();  // nothing from the peer table is held past here
     size_t out = 0;
     for (size_t i = 0; i < n; ++i)
       if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
@@ -116,14 +116,20 @@ void QueueWorker::on_udp() {
 
 void QueueWorker::run() {
   RcuReader rcu;
+  rcu_ = &rcu;
   SystemClock clock;
   Nanos last_publish = clock.monotonic();
+  bool unpublished = false;
   while (!stop_.load(std::memory_order_acquire)) {
     // Datagrams or segments a port already holds do not make its fd readable.
     bool held = udp_.pending() || tun_.pending();
     pollfd fds[3] = {{tun_.fd(), POLLIN, 0}, {udp_.fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    if (!held && unpublished) {  // before sleeping, so the snapshot is never stale
+      publish_counters();
+      unpublished = false;
+    }
     rcu.offline();
-    int ready = poll(fds, 3, held ? 0 : kIdleWakeMs);
+    int ready = poll(fds, 3, held ? 0 : -1);
     rcu.online();
     if (ready < 0 && errno != EINTR) break;
     if ((fds[1].revents & POLLIN) || udp_.pending()) on_udp();
@@ -135,10 +141,12 @@ void QueueWorker::run() {
       poll(&fds[2], 1, -1);
       rcu.online();
     }
+    unpublished = true;
     Nanos now = clock.monotonic();
     if (now - last_publish >= kSecond / 4) {
       last_publish = now;
       publish_counters();
+      unpublished = false;
     }
   }
 }

@@ -22,6 +22,7 @@
 
 #include "crypto/aead_batch.h"
 #include "dataplane/device.h"
+#include "dataplane/rcu.h"
 #include "dataplane/tun_port.h"
 #include "dataplane/udp_port.h"
 
@@ -55,6 +56,7 @@ class QueueWorker {
   void publish_counters();
 
   Device& dev_;
+  RcuReader* rcu_ = nullptr;  // the worker thread's, while it runs
   std::unique_ptr<crypto::AeadBackend> aead_;
   Worker& worker_;
   TunPort tun_;

@@ -477,4 +477,23 @@ bool TunPort::same_interface() const {
   return ifindex_ != 0 && ::if_nametoindex(name_.c_str()) == ifindex_;
 }
 
+TunPortCounters& TunPortCounters::operator+=(const TunPortCounters& o) {
+  rx_packets += o.rx_packets;
+  rx_bytes += o.rx_bytes;
+  rx_errors += o.rx_errors;
+  rx_truncated += o.rx_truncated;
+  rx_super += o.rx_super;
+  rx_segments += o.rx_segments;
+  rx_bad_offload += o.rx_bad_offload;
+  for (size_t i = 0; i < rx_bad_offload_by.size(); ++i)
+    rx_bad_offload_by[i] += o.rx_bad_offload_by[i];
+  tx_packets += o.tx_packets;
+  tx_bytes += o.tx_bytes;
+  tx_errors += o.tx_errors;
+  tx_full += o.tx_full;
+  tx_super += o.tx_super;
+  tx_coalesced += o.tx_coalesced;
+  return *this;
+}
+
 }  // namespace faraday::dataplane

@@ -79,6 +79,8 @@ struct TunPortCounters {
   uint64_t tx_full = 0;       // write_burst stopped early on EAGAIN
   uint64_t tx_super = 0;      // vnet: writes that were coalesced TCP super-packets
   uint64_t tx_coalesced = 0;  // vnet: packets carried by them (also in tx_packets)
+
+  TunPortCounters& operator+=(const TunPortCounters& o);  // the queues of one interface
 };
 
 // " hdr_len=2 ip_options=1" for the non-zero rx_bad_offload_by counters: for the

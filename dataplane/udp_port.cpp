@@ -544,4 +544,22 @@ Status UdpPortGroup::set_mark(uint32_t mark) {
   return first;
 }
 
+UdpPortCounters& UdpPortCounters::operator+=(const UdpPortCounters& o) {
+  rx_packets += o.rx_packets;
+  rx_bytes += o.rx_bytes;
+  rx_truncated += o.rx_truncated;
+  rx_errors += o.rx_errors;
+  rx_gro_super += o.rx_gro_super;
+  rx_gro_segments += o.rx_gro_segments;
+  tx_packets += o.tx_packets;
+  tx_bytes += o.tx_bytes;
+  tx_invalid_endpoint += o.tx_invalid_endpoint;
+  tx_errors += o.tx_errors;
+  tx_full += o.tx_full;
+  tx_gso_messages += o.tx_gso_messages;
+  tx_gso_segments += o.tx_gso_segments;
+  tx_gso_fallbacks += o.tx_gso_fallbacks;
+  return *this;
+}
+
 }  // namespace faraday::dataplane

@@ -75,6 +75,8 @@ struct UdpPortCounters {
   uint64_t tx_gso_messages = 0;      // messages sent with UDP_SEGMENT (two datagrams or more)
   uint64_t tx_gso_segments = 0;      // datagrams those messages carried (tx_packets counts each)
   uint64_t tx_gso_fallbacks = 0;     // GSO messages refused and resent one datagram each
+
+  UdpPortCounters& operator+=(const UdpPortCounters& o);  // the sockets of one group
 };
 
 // The kernel's limits for one UDP_SEGMENT message (UDP_MAX_SEGMENTS in the kernel's

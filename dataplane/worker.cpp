@@ -55,20 +55,30 @@ Worker& Device::add_worker(crypto::AeadBackend& aead) {
 
 // ------------------------------------------------------------ worker side
 
+bool Device::note(Worker& w, const Worker::Note& n) {
+  if (!w.note(n)) return false;
+  Nanos t = now();
+  if (t - w.last_wake_ >= kNoteWakeInterval) {
+    w.last_wake_ = t;
+    if (wake_) wake_(wake_arg_);
+  }
+  return true;
+}
+
 void Device::report(Worker& w, Peer& peer, uint32_t bits) {
   // Most bursts find the bits already set: no write, no note.
   if ((peer.events.load(std::memory_order_relaxed) & bits) == bits) return;
   if (peer.events.fetch_or(bits, std::memory_order_release) == 0)
-    w.note({Worker::Note::kEvents, peer.slot, 0, peer.id, {}});
+    note(w, {Worker::Note::kEvents, peer.slot, 0, peer.id, {}});
 }
 
 void Device::report_received(Worker& w, Peer& peer, Keypair& kp, const Endpoint& from, bool data) {
   if (!kp.confirmed.load(std::memory_order_acquire) &&
       !kp.confirm_asked.exchange(true, std::memory_order_acq_rel) &&
-      !w.note({Worker::Note::kConfirm, peer.slot, kp.local_index, peer.id, {}}))
+      !note(w, {Worker::Note::kConfirm, peer.slot, kp.local_index, peer.id, {}}))
     kp.confirm_asked.store(false, std::memory_order_relaxed);  // ask again next packet
   if (!(peer.endpoint == from) && !(w.roamed_peer_ == peer.id && w.roamed_to_ == from) &&
-      w.note({Worker::Note::kRoam, peer.slot, 0, peer.id, from})) {
+      note(w, {Worker::Note::kRoam, peer.slot, 0, peer.id, from})) {
     w.roamed_peer_ = peer.id;
     w.roamed_to_ = from;
   }
@@ -126,9 +136,11 @@ void Device::apply_events(Peer& peer, uint32_t events) {
   if (events & kEventSentAny) keep_key_fresh_on_send(peer);
 }
 
-void Device::drain(Worker& w) {
+bool Device::drain(Worker& w) {
+  bool any = false;
   ParcelRing::Parcel parcel;
   while (w.handshakes_.take(parcel)) {
+    any = true;
     std::span<uint8_t> bytes = w.handshakes_.bytes(parcel);
     Packet pkt{bytes.data(), parcel.length, 0, parcel.length, parcel.endpoint};
     Verdict verdict;
@@ -136,6 +148,7 @@ void Device::drain(Worker& w) {
     w.handshakes_.release(parcel);
   }
   while (w.staged_.take(parcel)) {
+    any = true;
     std::span<uint8_t> bytes = w.staged_.bytes(parcel);
     if (Peer* peer = peer_by_id(parcel.slot, parcel.peer_id)) {
       Packet pkt{bytes.data(), parcel.length, 0, parcel.length, {}};
@@ -146,6 +159,7 @@ void Device::drain(Worker& w) {
   }
   Worker::Note n;
   while (w.notes_.pop(n)) {
+    any = true;
     Peer* peer = peer_by_id(n.slot, n.peer_id);
     if (!peer) continue;  // removed since
     switch (n.kind) {
@@ -160,10 +174,12 @@ void Device::drain(Worker& w) {
         break;
     }
   }
+  return any;
 }
 
-void Device::service() {
-  for (auto& w : workers_) drain(*w);
+bool Device::service() {
+  bool any = false;
+  for (auto& w : workers_) any |= drain(*w);
   bool lost = false;
   for (auto& w : workers_) lost |= w->notes_lost_.exchange(false, std::memory_order_acquire);
   if (lost)
@@ -173,6 +189,7 @@ void Device::service() {
         apply_events(peer, events);
     }
   commit();
+  return any || lost;
 }
 
 }  // namespace faraday::dataplane

@@ -14,6 +14,11 @@
 // it (Drop::kHandoffFull); a lost events note makes the handshake context scan
 // every peer once.
 //
+// A parcel wakes the control thread at once (Device::set_wake); a note wakes it
+// only if this worker has not done so in the last kNoteWakeInterval, so the
+// timers hear of traffic within that time and an idle control thread is never
+// woken, while a busy one is not woken once per burst.
+//
 // Notes and parcels name a peer by (slot, id), never by pointer: the peer may
 // be removed and freed before the handshake context reads the note.
 #pragma once
@@ -24,6 +29,7 @@
 #include <span>
 
 #include "crypto/aead_batch.h"
+#include "dataplane/clock.h"
 #include "dataplane/counters.h"
 #include "dataplane/net.h"
 #include "dataplane/packet.h"
@@ -31,6 +37,8 @@
 namespace faraday::dataplane {
 
 class Device;
+
+inline constexpr Nanos kNoteWakeInterval = 10 * kMillisecond;
 
 // Fixed buffers handed from one producer to one consumer and back.
 class ParcelRing {
@@ -93,6 +101,9 @@ class Worker {
   // The last roaming note, so a burst from a new endpoint sends one note.
   uint64_t roamed_peer_ = 0;
   Endpoint roamed_to_;
+  // When this worker last woke the control thread for a note (at most once per
+  // kNoteWakeInterval: an idle control thread sleeps, a busy one polls).
+  Nanos last_wake_ = 0;
 };
 
 }  // namespace faraday::dataplane

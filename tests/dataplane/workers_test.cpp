@@ -276,7 +276,13 @@ TEST_F(WorkersStress, OneKeypairOnSeveralWorkersWhileTheControlThreadChurns) {
       // a's session is gone on b: a new handshake on a's next send.
       clock_a_.advance(kRekeyAfterTime + kSecond);
       clock_b_.advance(kRekeyAfterTime + kSecond);
+      uint64_t handshakes = b_.counters().handshakes_completed;
       send(1, 1);
+      // The next round counts every packet: a's new session must be confirmed
+      // on b first (the keepalive that confirms it may lag on a busy machine).
+      for (int i = 0; i < 2000 && b_.counters().handshakes_completed == handshakes; ++i)
+        exchange();
+      ASSERT_GT(b_.counters().handshakes_completed, handshakes) << "a's new session never came up";
       wait_idle();
       for (uint64_t id = from; id < next_; ++id) may_be_lost.insert(id);
       ++removals;
