@@ -14,7 +14,6 @@ namespace faraday::dataplane {
 
 namespace {
 
-
 // options.workers, with 0 meaning every CPU this process may run on.
 unsigned resolve_workers(unsigned workers) {
   if (workers != 0) return workers;
@@ -116,9 +115,9 @@ std::string Pipeline::summary() const {
                      options_.mtu, udp_->port(),
                      udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
                      tun_->offloads(), aead_->name(), n, n == 1 ? "" : "s",
-                     n == 1                    ? " (crypto on the pipeline's thread)"
+                     n == 1                   ? " (crypto on the pipeline's thread)"
                      : queue_workers_.empty() ? " (each burst's crypto shared in order)"
-                                               : " (a TUN queue and a UDP socket each)");
+                                              : " (a TUN queue and a UDP socket each)");
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {

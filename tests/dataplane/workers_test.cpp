@@ -280,8 +280,7 @@ TEST_F(WorkersStress, OneKeypairOnSeveralWorkersWhileTheControlThreadChurns) {
       send(1, 1);
       // The next round counts every packet: a's new session must be confirmed
       // on b first (the keepalive that confirms it may lag on a busy machine).
-      for (int i = 0; i < 2000 && b_.counters().handshakes_completed == handshakes; ++i)
-        exchange();
+      for (int i = 0; i < 2000 && b_.counters().handshakes_completed == handshakes; ++i) exchange();
       ASSERT_GT(b_.counters().handshakes_completed, handshakes) << "a's new session never came up";
       wait_idle();
       for (uint64_t id = from; id < next_; ++id) may_be_lost.insert(id);
