@@ -13,7 +13,7 @@ Device::Device(const Clock& clock, crypto::AeadBackend& aead, DeviceOptions opti
       mtu_(options.mtu),
       outbox_slot_size_(slot_size(options.mtu)),
       outbox_arena_(options.outbox_size, outbox_slot_size_),
-      own_worker_(aead, true, 0) {
+      own_worker_(aead, true, 0, 0, 0) {
   commit();  // the workers always find a routing table and an index snapshot
 }
 

@@ -123,9 +123,10 @@ class Device {
     wake_ = wake;
     wake_arg_ = arg;
   }
-  // Drains every worker's rings: handshake messages, packets to stage, events
-  // for the timers, confirmations, roaming; then commit(). True if there was
-  // anything.
+  // Drains every worker's rings: events for the timers, confirmations, roaming,
+  // then handshake messages and packets to stage while the outbox has room;
+  // then commit(). True if it found anything: then send the outbox and call it
+  // again, until false.
   bool service();
   // Publishes configuration and keypair changes to the workers, then frees what
   // they can no longer see (after a grace period). The overloads without a

@@ -79,6 +79,8 @@ class AtomicEndpoint {
       }
     }
   }
+  // Changes with every store(): tells a reader whether the writer has been here.
+  uint32_t version() const { return seq_.load(std::memory_order_acquire); }
   // The one writer (the handshake context).
   void store(const Endpoint& e) {
     uint64_t words[kWords] = {};

@@ -369,9 +369,12 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   }
   service_at.push_back(fds.size());
   // While the queue workers report, take their reports at least every
-  // kNoteWakeInterval; once they stop, sleep until they wake us (worker.h).
+  // kNoteWakeInterval; once they have been quiet for two of those, sleep until
+  // they wake us (worker.h: a worker that woke us in the last interval does not
+  // wake us again, and we must then come on our own).
+  const bool reporting = clock_.monotonic() - last_report_ < 2 * kNoteWakeInterval;
   Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(),
-                               workers_reporting_ ? kNoteWakeInterval : kSecond);
+                               reporting ? kNoteWakeInterval : kSecond);
   // Datagrams a port already holds (split from a GRO super-datagram, or the
   // rest of a TSO super-packet read from the TUN) do not make its fd readable:
   // do not sleep on them.
@@ -395,8 +398,10 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   for (size_t i = 0; i < services_.size(); ++i)
     services_[i]->handle(
         std::span<const pollfd>(fds).subspan(service_at[i], service_at[i + 1] - service_at[i]));
-  if (!queue_workers_.empty()) {
-    workers_reporting_ = dev_->service();  // what the queue workers handed over or reported
+  // What the queue workers handed over or reported; service() leaves parcels
+  // in their rings when the outbox fills, so send it and go on.
+  for (int round = 0; !queue_workers_.empty() && round < 64 && dev_->service(); ++round) {
+    last_report_ = clock_.monotonic();
     flush_outbox();
   }
   if (dev_->next_deadline() <= clock_.monotonic()) {

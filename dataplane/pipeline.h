@@ -170,7 +170,7 @@ class Pipeline {
   std::vector<std::unique_ptr<PollService>> services_;
   std::vector<std::unique_ptr<QueueWorker>> queue_workers_;
   bool workers_running_ = false;
-  bool workers_reporting_ = false;  // the last Device::service() found something
+  Nanos last_report_ = 0;  // when Device::service() last found something
   uint32_t fwmark_ = 0;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};

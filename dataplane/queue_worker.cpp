@@ -90,11 +90,14 @@ void QueueWorker::on_tun() {
     size_t n = tun_.read_burst(pkts);
     if (n == 0) break;
     dev_.send_burst(worker_, pkts.first(n), verdicts_);
-    rcu_->quiescent();  // nothing from the peer table is held past here
     size_t out = 0;
     for (size_t i = 0; i < n; ++i)
       if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
+    // Nothing from the peer table is held past here; a full socket may make
+    // send_all wait, and no grace period waits for it.
+    rcu_->offline();
     send_all(udp_, {out_.data(), out});
+    rcu_->online();
     if (n < pkts.size()) break;
   }
 }
@@ -105,11 +108,12 @@ void QueueWorker::on_udp() {
     size_t n = udp_.recv_burst(pkts);
     if (n == 0) break;
     dev_.receive_burst(worker_, pkts.first(n), verdicts_);
-    rcu_->quiescent();  // nothing from the peer table is held past here
     size_t out = 0;
     for (size_t i = 0; i < n; ++i)
       if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
+    rcu_->offline();  // as in on_tun
     write_all(tun_, {out_.data(), out});
+    rcu_->online();
     if (n < pkts.size()) break;
   }
 }

@@ -116,10 +116,12 @@ void Device::receive_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) 
 
 void Device::receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> verdicts) {
   Nanos t = now();
-  const Routing& r = routing();
-  const IndexSnapshot& ix = *peers_.published_index();
   for (size_t base = 0; base < pkts.size(); base += kBurstSize) {
     size_t count = std::min(kBurstSize, pkts.size() - base);
+    // On the control thread, a handshake of the previous chunk is seen by this one.
+    if (w.on_control_thread_ && base != 0) commit();
+    const Routing& r = routing();
+    const IndexSnapshot& ix = *peers_.published_index();
     AeadBurst b;
     // Pass 1: transport data to the AEAD burst; handshakes wait for pass 3.
     for (size_t i = base; i < base + count; ++i) {

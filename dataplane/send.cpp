@@ -63,8 +63,12 @@ void Device::send_staged(Peer& peer) {
       if (!inner.empty()) std::memcpy(out->data(), inner.data(), inner.size());
       std::memset(out->data() + inner.size(), 0, plen - inner.size());
       carried_data |= !inner.empty();
-      jobs[n] = {&kp->send_key, kp->send_counter.fetch_add(1, std::memory_order_relaxed),
-                 out->data(), static_cast<uint32_t>(plen), false};
+      uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
+      if (counter >= kRejectAfterMessages) {  // a worker took the last nonce meanwhile
+        --outbox_used_;
+        break;
+      }
+      jobs[n] = {&kp->send_key, counter, out->data(), static_cast<uint32_t>(plen), false};
       pkts[n++] = out;
       peer.staged.pop_front();
     }

@@ -35,11 +35,12 @@ std::span<uint8_t> ParcelRing::bytes(const Parcel& parcel) {
 // Handshake messages are at most an initiation (148 bytes); staged packets up
 // to the MTU the Device had when the worker was made (a larger one is dropped
 // as kTooBig).
-Worker::Worker(crypto::AeadBackend& aead, bool on_control_thread, uint32_t stage_buffer_size)
+Worker::Worker(crypto::AeadBackend& aead, bool on_control_thread, size_t handshakes, size_t staged,
+               uint32_t stage_buffer_size)
     : aead_(aead),
       on_control_thread_(on_control_thread),
-      handshakes_(on_control_thread ? 0 : 256, 160),
-      staged_(on_control_thread ? 0 : 32, stage_buffer_size) {}
+      handshakes_(on_control_thread ? 0 : handshakes, 160),
+      staged_(on_control_thread ? 0 : staged, stage_buffer_size) {}
 
 bool Worker::note(const Note& n) {
   if (notes_.push(n)) return true;
@@ -49,7 +50,8 @@ bool Worker::note(const Note& n) {
 
 Worker& Device::add_worker(crypto::AeadBackend& aead) {
   uint32_t stage_size = std::max<uint32_t>(mtu_.load(std::memory_order_relaxed), 1280);
-  workers_.push_back(std::unique_ptr<Worker>(new Worker(aead, false, stage_size)));
+  workers_.push_back(std::unique_ptr<Worker>(
+      new Worker(aead, false, options_.handoff_handshakes, options_.handoff_staged, stage_size)));
   return *workers_.back();
 }
 
@@ -77,10 +79,15 @@ void Device::report_received(Worker& w, Peer& peer, Keypair& kp, const Endpoint&
       !kp.confirm_asked.exchange(true, std::memory_order_acq_rel) &&
       !note(w, {Worker::Note::kConfirm, peer.slot, kp.local_index, peer.id, {}}))
     kp.confirm_asked.store(false, std::memory_order_relaxed);  // ask again next packet
-  if (!(peer.endpoint == from) && !(w.roamed_peer_ == peer.id && w.roamed_to_ == from) &&
+  // One note per move: not again while the control thread has not written the
+  // endpoint since (it has the note); once it has, a difference is news again.
+  const uint32_t version = peer.endpoint.version();
+  if (!(peer.endpoint == from) &&
+      !(w.roamed_peer_ == peer.id && w.roamed_to_ == from && w.roamed_version_ == version) &&
       note(w, {Worker::Note::kRoam, peer.slot, 0, peer.id, from})) {
     w.roamed_peer_ = peer.id;
     w.roamed_to_ = from;
+    w.roamed_version_ = version;
   }
   report(w, peer, kEventReceivedAny | (data ? uint32_t{kEventReceivedData} : 0u));
 }
@@ -136,27 +143,12 @@ void Device::apply_events(Peer& peer, uint32_t events) {
   if (events & kEventSentAny) keep_key_fresh_on_send(peer);
 }
 
+// Notes first: a note can only name a keypair or endpoint the worker saw before
+// the handshake messages still in its ring were handled, so taking them first
+// keeps one worker's order (a confirmation is not overtaken by the initiation
+// that replaces the keypair, nor a handshake's endpoint by an older roam).
 bool Device::drain(Worker& w) {
   bool any = false;
-  ParcelRing::Parcel parcel;
-  while (w.handshakes_.take(parcel)) {
-    any = true;
-    std::span<uint8_t> bytes = w.handshakes_.bytes(parcel);
-    Packet pkt{bytes.data(), parcel.length, 0, parcel.length, parcel.endpoint};
-    Verdict verdict;
-    handle_handshake(pkt, verdict);
-    w.handshakes_.release(parcel);
-  }
-  while (w.staged_.take(parcel)) {
-    any = true;
-    std::span<uint8_t> bytes = w.staged_.bytes(parcel);
-    if (Peer* peer = peer_by_id(parcel.slot, parcel.peer_id)) {
-      Packet pkt{bytes.data(), parcel.length, 0, parcel.length, {}};
-      stage(*peer, pkt);
-      send_staged(*peer);
-    }
-    w.staged_.release(parcel);
-  }
   Worker::Note n;
   while (w.notes_.pop(n)) {
     any = true;
@@ -173,6 +165,28 @@ bool Device::drain(Worker& w) {
         peer->endpoint = n.endpoint;
         break;
     }
+  }
+  // Parcels while the outbox has room for what one may produce (a response, or
+  // a peer's staged packets); the rest wait in the ring for the next call.
+  auto room = [this] { return outbox_used_ + kMaxStagedPackets + 1 <= outbox_arena_.size(); };
+  ParcelRing::Parcel parcel;
+  while (room() && w.handshakes_.take(parcel)) {
+    any = true;
+    std::span<uint8_t> bytes = w.handshakes_.bytes(parcel);
+    Packet pkt{bytes.data(), parcel.length, 0, parcel.length, parcel.endpoint};
+    Verdict verdict;
+    handle_handshake(pkt, verdict);
+    w.handshakes_.release(parcel);
+  }
+  while (room() && w.staged_.take(parcel)) {
+    any = true;
+    std::span<uint8_t> bytes = w.staged_.bytes(parcel);
+    if (Peer* peer = peer_by_id(parcel.slot, parcel.peer_id)) {
+      Packet pkt{bytes.data(), parcel.length, 0, parcel.length, {}};
+      stage(*peer, pkt);
+      send_staged(*peer);
+    }
+    w.staged_.release(parcel);
   }
   return any;
 }

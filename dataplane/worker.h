@@ -88,7 +88,8 @@ class Worker {
 
   // on_control_thread: the Device's own worker, which runs on the handshake
   // context's thread and so may act on the handshake state directly.
-  Worker(crypto::AeadBackend& aead, bool on_control_thread, uint32_t stage_buffer_size);
+  Worker(crypto::AeadBackend& aead, bool on_control_thread, size_t handshakes, size_t staged,
+         uint32_t stage_buffer_size);
   bool note(const Note& n);
 
   crypto::AeadBackend& aead_;
@@ -98,9 +99,11 @@ class Worker {
   ParcelRing staged_;
   boost::lockfree::spsc_queue<Note, boost::lockfree::capacity<kNotes>> notes_;
   std::atomic<bool> notes_lost_{false};
-  // The last roaming note, so a burst from a new endpoint sends one note.
+  // The last roaming note, so a burst from a new endpoint sends one note: the
+  // peer, the endpoint, and the peer's endpoint version when it was sent.
   uint64_t roamed_peer_ = 0;
   Endpoint roamed_to_;
+  uint32_t roamed_version_ = 0;
   // When this worker last woke the control thread for a note (at most once per
   // kNoteWakeInterval: an idle control thread sleeps, a busy one polls).
   Nanos last_wake_ = 0;

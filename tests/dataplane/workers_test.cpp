@@ -67,6 +67,9 @@ class ReceiveWorker {
  public:
   explicit ReceiveWorker(Device& dev)
       : aead_(crypto::make_sodium_backend()), worker_(dev.add_worker(*aead_)), dev_(dev) {}
+  ~ReceiveWorker() {
+    if (thread_.joinable()) stop();  // a failed ASSERT left it running
+  }
   void start() {
     thread_ = std::thread([this] { run(); });
   }
@@ -156,11 +159,26 @@ class WorkersStress : public ::testing::Test {
 
   // a's datagrams to b: to `copies` workers each (from `first`), so several
   // workers hold the same keypair's packets, and the same packet, at once.
-  void deliver(const Bytes& bytes, size_t first, size_t copies) {
+  void deliver(const Bytes& bytes, size_t first, size_t copies, const Endpoint& from = kEndpointA) {
     for (size_t c = 0; c < copies; ++c) {
       ReceiveWorker& w = *workers_[(first + c) % kWorkers];
-      while (!w.feed({bytes, kEndpointA})) b_.service();
+      while (!w.feed({bytes, from})) b_.service();
     }
+  }
+
+  // One data packet from a, encrypted now, delivered to worker 0 from `from`.
+  void send_from(const Endpoint& from) {
+    PacketArena arena(1);
+    Packet& p = arena.packets()[0];
+    p.reset();
+    Bytes inner = numbered(next_);
+    std::memcpy(p.data(), inner.data(), inner.size());
+    p.length = static_cast<uint32_t>(inner.size());
+    Verdict verdict;
+    a_.send_burst(arena.packets(), {&verdict, 1});
+    ASSERT_EQ(verdict, Verdict::kPass);
+    sent_.push_back(next_++);
+    deliver(Bytes(p.data(), p.data() + p.length), 0, 1, from);
   }
 
   // a's outbox to worker 0 (handshake messages go through a worker's ring to
@@ -317,6 +335,25 @@ TEST_F(WorkersStress, OneKeypairOnSeveralWorkersWhileTheControlThreadChurns) {
   EXPECT_GE(c.handshakes_completed, static_cast<uint64_t>(rotations + removals));
   EXPECT_EQ(rotations, 4);
   EXPECT_EQ(removals, 4);
+}
+
+// Roaming seen by a worker is applied by the control thread; a roam back to an
+// address the worker already reported once is reported again.
+TEST_F(WorkersStress, RoamingBackToAnEarlierEndpointIsNotedAgain) {
+  for (auto& w : workers_) w->start();
+  send(1, 1);
+  wait_idle();
+  Peer* a_at_b = b_.find_peer(crypto::x25519_public(key_a_));
+  ASSERT_NE(a_at_b, nullptr);
+  const Endpoint e1 = endpoint("10.0.5.1:4000"), e2 = endpoint("10.0.5.2:4000");
+  send_from(e1);
+  wait_idle();
+  EXPECT_EQ(a_at_b->endpoint.load(), e1);
+  b_.set_endpoint(*a_at_b, e2);  // moved elsewhere (another socket saw it, or wg set)
+  send_from(e1);                 // and back to where this worker saw it before
+  wait_idle();
+  EXPECT_EQ(a_at_b->endpoint.load(), e1);
+  for (auto& w : workers_) w->stop();
 }
 
 // Several workers send on one keypair at once: every datagram gets its own
