@@ -53,12 +53,15 @@ std::string json(const std::vector<Entry>& entries, const std::vector<WorkerRun>
     const WorkerRun& r = workers[i];
     out << "    {\"backend\": " << quoted(r.backend) << ", \"scenario\": " << quoted(r.scenario)
         << ", \"peers\": " << r.peers << ", \"size\": " << r.size;
-    for (int w = 0; w < 2; ++w) {
-      out << ", \"enc_" << w + 1 << "\": {" << figure_fields(r.enc[w], r.size) << "}";
-      out << ", \"dec_" << w + 1 << "\": {" << figure_fields(r.dec[w], r.size) << "}";
+    constexpr const char* kKeys[3] = {"1", "2", "2_queues"};
+    for (int w = 0; w < 3; ++w) {
+      out << ", \"enc_" << kKeys[w] << "\": {" << figure_fields(r.enc[w], r.size) << "}";
+      out << ", \"dec_" << kKeys[w] << "\": {" << figure_fields(r.dec[w], r.size) << "}";
     }
     out << ", \"enc_ratio\": " << number(r.enc[1].mpps() / r.enc[0].mpps())
-        << ", \"dec_ratio\": " << number(r.dec[1].mpps() / r.dec[0].mpps()) << "}"
+        << ", \"dec_ratio\": " << number(r.dec[1].mpps() / r.dec[0].mpps())
+        << ", \"enc_ratio_queues\": " << number(r.enc[2].mpps() / r.enc[0].mpps())
+        << ", \"dec_ratio_queues\": " << number(r.dec[2].mpps() / r.dec[0].mpps()) << "}"
         << (i + 1 < workers.size() ? ",\n" : "\n");
   }
   out << "  ]\n}\n";
@@ -66,39 +69,41 @@ std::string json(const std::vector<Entry>& entries, const std::vector<WorkerRun>
 }
 
 // Horizontal bars, one row per backend, scenario, size and direction: 1 worker in
-// grey, 2 workers in blue, Gbit/s on a shared scale, the ratio at the end.
+// grey, 2 AEAD lanes in blue, 2 queue workers in green, Gbit/s on a shared scale,
+// the ratios to 1 worker at the end.
 std::string svg(const std::vector<WorkerRun>& workers) {
-  constexpr int kLabel = 330, kBars = 520, kRow = 34, kTop = 50;
+  constexpr int kLabel = 330, kBars = 520, kRow = 46, kTop = 50;
   double top = 0;
   for (const WorkerRun& r : workers)
-    for (int w = 0; w < 2; ++w) top = std::max({top, r.enc[w].gbps(r.size), r.dec[w].gbps(r.size)});
+    for (int w = 0; w < 3; ++w) top = std::max({top, r.enc[w].gbps(r.size), r.dec[w].gbps(r.size)});
   if (top <= 0) top = 1;
-  const int rows = static_cast<int>(workers.size()) * 2;
+  const int rows = static_cast<int>(workers.size()) * 2;  // encrypt and decrypt
   std::ostringstream out;
   out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kLabel + kBars + 90
       << "\" height=\"" << kTop + rows * kRow + 20 << "\" font-family=\"sans-serif\" "
       << "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"10\" y=\"20\" font-size=\"15\">dataplane_bench: AEAD shared by 1 worker "
-         "(grey) and 2 workers (blue), Gbit/s of inner packets</text>\n"
+      << "<text x=\"10\" y=\"20\" font-size=\"15\">dataplane_bench: 1 worker (grey), 2 AEAD "
+         "lanes (blue), 2 queue workers (green), Gbit/s of inner packets</text>\n"
       << "<text x=\"10\" y=\"38\" fill=\"#555\">load average " << load_average()
-      << "; ratio = 2 workers / 1 worker (Mpps)</text>\n";
+      << "; ratios to 1 worker (Mpps): lanes / queues</text>\n";
   int y = kTop;
   for (const WorkerRun& r : workers) {
     for (bool enc : {true, false}) {
       const Figures* f = enc ? r.enc : r.dec;
       out << "<text x=\"10\" y=\"" << y + 20 << "\">" << r.backend << ", " << r.scenario << ", "
           << r.size << " B, " << (enc ? "encrypt" : "decrypt") << "</text>\n";
-      for (int w = 0; w < 2; ++w) {
+      constexpr const char* kColors[3] = {"#999999", "#3366cc", "#33aa55"};
+      for (int w = 0; w < 3; ++w) {
         const double g = f[w].gbps(r.size);
         out << "<rect x=\"" << kLabel << "\" y=\"" << y + 4 + w * 13 << "\" width=\""
-            << number(kBars * g / top) << "\" height=\"12\" fill=\""
-            << (w == 0 ? "#999999" : "#3366cc") << "\"/>\n<text x=\""
-            << kLabel + 4 + static_cast<int>(kBars * g / top) << "\" y=\"" << y + 14 + w * 13
-            << "\" font-size=\"10\">" << number(g).substr(0, number(g).find('.') + 3)
-            << "</text>\n";
+            << number(kBars * g / top) << "\" height=\"12\" fill=\"" << kColors[w]
+            << "\"/>\n<text x=\"" << kLabel + 4 + static_cast<int>(kBars * g / top) << "\" y=\""
+            << y + 14 + w * 13 << "\" font-size=\"10\">"
+            << number(g).substr(0, number(g).find('.') + 3) << "</text>\n";
       }
-      out << "<text x=\"" << kLabel + kBars + 40 << "\" y=\"" << y + 20 << "\">"
-          << number(f[1].mpps() / f[0].mpps()).substr(0, 4) << "x</text>\n";
+      out << "<text x=\"" << kLabel + kBars + 20 << "\" y=\"" << y + 20 << "\">"
+          << number(f[1].mpps() / f[0].mpps()).substr(0, 4) << "x / "
+          << number(f[2].mpps() / f[0].mpps()).substr(0, 4) << "x</text>\n";
       y += kRow;
     }
   }

@@ -8,7 +8,9 @@
 #include <span>
 #include <string>
 
+#include <thread>
 #include "crypto/aead_parallel.h"
+#include "dataplane/rcu.h"
 
 namespace faraday::bench {
 namespace {
@@ -40,8 +42,14 @@ uint32_t spoke_addr(size_t i) {
 // spoke j % peers, so every burst mixes all of them.
 class Mesh {
  public:
-  Mesh(crypto::AeadBackend& hub_aead, crypto::AeadBackend& spoke_aead, size_t peers)
+  Mesh(crypto::AeadBackend& hub_aead, crypto::AeadBackend& spoke_aead, size_t peers,
+       const crypto::AeadFactory& make)
       : hub_(clock_, hub_aead, "10.99.0.1:51820"), buffers_(kPackets), scratch_(kPackets) {
+    for (int t = 0; t < 2; ++t) {
+      queue_aead_[t] = make();
+      if (!queue_aead_[t]) fail("cannot make a queue worker's AEAD");
+      queue_[t] = &hub_.dev.add_worker(*queue_aead_[t]);
+    }
     for (size_t i = 0; i < peers; ++i) {
       const std::string ep = "10.99.1." + std::to_string(i + 1) + ":51820";
       spokes_.push_back(std::make_unique<Node>(clock_, spoke_aead, ep.c_str()));
@@ -60,16 +68,20 @@ class Mesh {
     }
   }
 
-  // Times the hub encrypting one round of mixed bursts.
-  void encrypt(size_t size, Figures& into) {
+  // Times the hub encrypting one round of mixed bursts (queues: on two queue
+  // workers at once).
+  void encrypt(size_t size, Figures& into, bool queues = false) {
     const size_t peers = spokes_.size();
     for (size_t j = 0; j < kPackets; ++j)
       fill(buffers_.pkts[j], size, hub_addr(), spoke_addr(j % peers));
-    timed(&Device::send_burst, into, "encrypt: packet not passed");
+    if (queues)
+      timed_queues(true, into, "encrypt: packet not passed");
+    else
+      timed(&Device::send_burst, into, "encrypt: packet not passed");
   }
 
   // The spokes encrypt (untimed), then the hub's decryption of the mixed bursts is timed.
-  void decrypt(size_t size, Figures& into) {
+  void decrypt(size_t size, Figures& into, bool queues = false) {
     const size_t peers = spokes_.size();
     for (size_t s = 0; s < peers; ++s) {
       size_t n = 0;
@@ -87,7 +99,10 @@ class Mesh {
         buffers_.pkts[j].endpoint = spokes_[s]->endpoint;
       }
     }
-    timed(&Device::receive_burst, into, "decrypt: packet not passed");
+    if (queues)
+      timed_queues(false, into, "decrypt: packet not passed");
+    else
+      timed(&Device::receive_burst, into, "decrypt: packet not passed");
   }
 
  private:
@@ -109,19 +124,50 @@ class Mesh {
     into.packets += kPackets;
   }
 
+  // Two threads, each a queue worker with its own Worker and AEAD, take every
+  // other burst of the round at once.
+  void timed_queues(bool encrypt, Figures& into, const char* failure) {
+    std::atomic<bool> failed{false};
+    auto run = [&](int t) {
+      dataplane::RcuReader rcu;
+      std::array<Verdict, kBurstSize> verdicts{};
+      for (size_t i = static_cast<size_t>(t) * kBurstSize; i < kPackets; i += 2 * kBurstSize) {
+        std::span<Packet> burst{&buffers_.pkts[i], kBurstSize};
+        if (encrypt)
+          hub_.dev.send_burst(*queue_[t], burst, verdicts);
+        else
+          hub_.dev.receive_burst(*queue_[t], burst, verdicts);
+        if (verdicts[0] != Verdict::kPass || verdicts[kBurstSize - 1] != Verdict::kPass)
+          failed = true;
+        rcu.quiescent();
+      }
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    std::thread other(run, 1);
+    run(0);
+    other.join();
+    into.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
+    into.packets += kPackets;
+    if (failed) fail(failure);
+  }
+
   FixedClock clock_;
   Node hub_;
+  std::unique_ptr<crypto::AeadBackend> queue_aead_[2];
+  Worker* queue_[2] = {};
   std::vector<std::unique_ptr<Node>> spokes_;
   Buffers buffers_;
   std::vector<Packet> scratch_;
   std::array<Verdict, kBurstSize> verdicts_{};
 };
 
+constexpr const char* kHow[3] = {"1 worker", "2 AEAD lanes", "2 queue workers"};
+
 void print_figure(const WorkerRun& r) {
-  for (int w = 0; w < 2; ++w)
+  for (int w = 0; w < 3; ++w)
     std::printf(
-        "  %-22s %5zu B  %d worker%s  enc %7.3f Mpps %7.2f Gbit/s   dec %7.3f Mpps %7.2f Gbit/s\n",
-        r.scenario.c_str(), r.size, w + 1, w ? "s" : " ", r.enc[w].mpps(), r.enc[w].gbps(r.size),
+        "  %-22s %5zu B  %-15s  enc %7.3f Mpps %7.2f Gbit/s   dec %7.3f Mpps %7.2f Gbit/s\n",
+        r.scenario.c_str(), r.size, kHow[w], r.enc[w].mpps(), r.enc[w].gbps(r.size),
         r.dec[w].mpps(), r.dec[w].gbps(r.size));
 }
 
@@ -139,19 +185,25 @@ std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::A
   for (size_t peers : {kManyPeers, size_t{1}}) {
     SwitchAead hub_aead;
     hub_aead.inner = one->get();
-    Mesh mesh(hub_aead, *spoke_aead, peers);
+    Mesh mesh(hub_aead, *spoke_aead, peers, make);
     for (size_t size : kSizes) {
       WorkerRun r;
       r.backend = backend;
       r.scenario = peers == 1 ? "one peer, one flow" : "many flows (16 peers)";
       r.peers = peers;
       r.size = size;
-      // Turns of one round each: 1 worker, then 2, until the budget is spent.
-      while (r.enc[0].seconds + r.dec[0].seconds + r.enc[1].seconds + r.dec[1].seconds < seconds) {
-        for (int w = 0; w < 2; ++w) {
-          hub_aead.inner = w == 0 ? one->get() : two->get();
-          mesh.encrypt(size, r.enc[w]);
-          mesh.decrypt(size, r.dec[w]);
+      // Turns of one round each: 1 worker, 2 lanes, 2 queue workers, until the
+      // budget is spent.
+      auto spent = [&r] {
+        double total = 0;
+        for (int w = 0; w < 3; ++w) total += r.enc[w].seconds + r.dec[w].seconds;
+        return total;
+      };
+      while (spent() < seconds) {
+        for (int w = 0; w < 3; ++w) {
+          hub_aead.inner = w == 1 ? two->get() : one->get();
+          mesh.encrypt(size, r.enc[w], w == 2);
+          mesh.decrypt(size, r.dec[w], w == 2);
         }
       }
       print_figure(r);
@@ -162,15 +214,17 @@ std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::A
 }
 
 void print_workers(const std::vector<WorkerRun>& runs) {
-  std::printf("\nworkers: 2 workers / 1 worker, Mpps (Gbit/s)\n");
-  std::printf("%-9s %-22s %5s  %-26s %-26s %6s  %-26s %-26s %6s\n", "backend", "scenario", "size",
-              "enc 1 worker", "enc 2 workers", "ratio", "dec 1 worker", "dec 2 workers", "ratio");
+  std::printf(
+      "\nworkers: Mpps (Gbit/s); ratios to 1 worker: L = 2 AEAD lanes, Q = 2 queue workers\n");
+  std::printf("%-9s %-22s %5s  %-22s %-22s %-22s %6s %6s  %-22s %-22s %-22s %6s %6s\n", "backend",
+              "scenario", "size", "enc 1 worker", "enc 2 lanes", "enc 2 queues", "L", "Q",
+              "dec 1 worker", "dec 2 lanes", "dec 2 queues", "L", "Q");
   for (const WorkerRun& r : runs) {
     std::printf("%-9s %-22s %5zu", r.backend.c_str(), r.scenario.c_str(), r.size);
     for (const Figures* f : {r.enc, r.dec}) {
-      for (int w = 0; w < 2; ++w)
-        std::printf("  %8.3f (%7.2f Gbit/s)   ", f[w].mpps(), f[w].gbps(r.size));
-      std::printf("%5.2fx", f[1].mpps() / f[0].mpps());
+      for (int w = 0; w < 3; ++w)
+        std::printf("  %7.3f (%6.2f Gbit/s)", f[w].mpps(), f[w].gbps(r.size));
+      std::printf("  %5.2fx %5.2fx", f[1].mpps() / f[0].mpps(), f[2].mpps() / f[0].mpps());
     }
     std::printf("\n");
   }

@@ -1,8 +1,11 @@
-// bench_workers.h: the data path with its AEAD shared by 1 and by 2 workers
-// (crypto::ParallelAead lanes), in two shapes: many flows (a hub with 16 peers, every
-// burst mixing all of them) and one peer with one flow. The hub's send_burst
-// (encrypt) and receive_burst (decrypt) are timed; 1 and 2 workers take turns in
-// short rounds so both see the same machine weather.
+// bench_workers.h: the data path on 1 and on 2 cores, in two shapes: many flows (a
+// hub with 16 peers, every burst mixing all of them) and one peer with one flow.
+// Two ways to use 2 cores: 2 AEAD lanes sharing each burst in order
+// (crypto::ParallelAead), and 2 queue workers, threads that each run the hub's
+// Device on half of the bursts at once (the Worker API, dataplane/worker.h), as
+// two TUN queues or sockets would. The hub's send_burst (encrypt) and
+// receive_burst (decrypt) are timed; the three take turns in short rounds so all
+// see the same machine weather.
 #pragma once
 
 #include <string>
@@ -17,7 +20,8 @@ struct WorkerRun {
   std::string scenario;  // "many flows (16 peers)" or "one peer, one flow"
   size_t peers = 0;
   size_t size = 0;
-  Figures enc[2], dec[2];  // [0]: 1 worker, [1]: 2 workers
+  // [0]: 1 worker, [1]: 2 AEAD lanes, [2]: 2 queue workers
+  Figures enc[3], dec[3];
 };
 
 // Every scenario and size for the backend `make` makes, `seconds` of timed work per
@@ -25,7 +29,7 @@ struct WorkerRun {
 std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::AeadFactory& make,
                                      double seconds);
 
-// The table of Mpps, Gbit/s and the ratio 2 workers / 1 worker.
+// The table of Mpps, Gbit/s and the ratios to 1 worker.
 void print_workers(const std::vector<WorkerRun>& runs);
 
 }  // namespace faraday::bench

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e.sh: end-to-end TCP throughput between two network namespaces, through
-# faradayd on both ends (with --workers 1, then --workers 2: each burst's
-# crypto on one core, then shared by two), through Debian's wireguard-go on
+# faradayd on both ends (with --workers 1, then --workers 2: a TUN queue and a
+# UDP socket per worker), through Debian's wireguard-go on
 # both ends, and over the bare veth with no tunnel (the ceiling), all in one
 # run on the same topology (the diagram is at the top of tests/interop/lib.sh):
 #

@@ -78,9 +78,9 @@ const settings::Table<C>& table() {
        "self-test",
        &C::aead},
       {"workers",
-       "Cores that share the AEAD of each burst of packets, in order (the data path's thread "
-       "and N-1 helpers; one peer's packets keep their order), 0..64; 0: as many as the CPUs "
-       "this process may run on",
+       "Data-path threads, 0..64, each with its own TUN queue and UDP socket (without "
+       "multi-queue TUN: cores that share the crypto of each burst, in order); 0: as many as "
+       "the CPUs this process may run on",
        &C::workers},
       {"log-level", "debug, info, warn or error", &C::log_level},
   };

@@ -89,9 +89,9 @@ int main(int argc, char** argv) {
                  "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
                  "known-answer self-test");
   sa->add_option("--workers", standalone.workers,
-                 "Cores that share the AEAD of each burst of packets, in order (the data path's "
-                 "thread and N-1 helpers; one peer's packets keep their order); 0: as many as "
-                 "the CPUs this process may run on")
+                 "Data-path threads, each with its own TUN queue and UDP socket (without "
+                 "multi-queue TUN: cores that share the crypto of each burst, in order); 0: as "
+                 "many as the CPUs this process may run on")
       ->default_val(0)
       ->check(CLI::Range(0, 64));
   sa->add_option("--stats-interval", standalone.stats_interval_s,

@@ -6,7 +6,7 @@ namespace faraday::dataplane {
 
 const char* drop_name(Drop reason) {
   // In Drop's order; the size check makes a reason added without a name fail to build.
-  static constexpr std::array<const char*, 25> kNames = {
+  static constexpr std::array<const char*, 26> kNames = {
       "too_short",         "unknown_type",        "bad_size",
       "bad_mac1",          "cookie_sent",         "rate_limited",
       "handshake_decrypt", "unknown_peer",        "replayed_timestamp",
@@ -15,7 +15,7 @@ const char* drop_name(Drop reason) {
       "replay_duplicate",  "replay_too_old",      "keypair_expired",
       "bad_inner_packet",  "source_not_allowed",  "no_route",
       "no_endpoint",       "staged_overflow",     "too_big",
-      "outbox_full"};
+      "outbox_full",       "handoff_full"};
   static_assert(kNames.size() == static_cast<size_t>(Drop::kCount));
   auto i = static_cast<size_t>(reason);
   return i < kNames.size() ? kNames[i] : "?";
@@ -25,6 +25,16 @@ uint64_t Counters::dropped_total() const {
   uint64_t total = 0;
   for (uint64_t n : drops) total += n;
   return total;
+}
+
+Counters& Counters::operator+=(const Counters& o) {
+  for (size_t i = 0; i < drops.size(); ++i) drops[i] += o.drops[i];
+  rx_datagrams += o.rx_datagrams;
+  rx_data += o.rx_data;
+  tx_data += o.tx_data;
+  handshakes_completed += o.handshakes_completed;
+  cookies_sent += o.cookies_sent;
+  return *this;
 }
 
 }  // namespace faraday::dataplane

@@ -1,10 +1,16 @@
 // counters.h: every reason the core drops a datagram or packet, and the counters
 // that record them. The counters are the metrics: each drop increments exactly
-// one reason. Owned by one thread (the worker or handshake context that drops);
-// read through a snapshot copy.
+// one reason.
+//
+// Threading: each set of counters has one writer (a worker, or the handshake
+// context) and may be read by any thread at any time (the control thread sums
+// them for status and logs). Each Counter is a relaxed atomic written with a
+// plain load and store, so the writer pays no locked instruction and a reader
+// sees every value whole.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -40,22 +46,49 @@ enum class Drop : uint8_t {
   kStagedOverflow,  // too many packets waiting for a handshake; oldest dropped
   kTooBig,          // inner packet larger than a datagram can carry
   kOutboxFull,      // generated message had nowhere to go this round
+  // Between a worker and the handshake context.
+  kHandoffFull,  // a worker's ring to the handshake context was full: message dropped
   kCount,
 };
 
 const char* drop_name(Drop reason);
 
+// One counter: single writer, any reader (see the top of this file).
+class Counter {
+ public:
+  Counter() = default;
+  Counter(uint64_t v) : v_(v) {}  // NOLINT: a Counter stands for its value
+  Counter(const Counter& o) : v_(o.get()) {}
+  Counter& operator=(const Counter& o) {
+    v_.store(o.get(), std::memory_order_relaxed);
+    return *this;
+  }
+  operator uint64_t() const { return get(); }  // NOLINT
+  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+  // The writer's increments: not atomic read-modify-writes (one writer).
+  Counter& operator++() { return *this += 1; }
+  Counter& operator+=(uint64_t n) {
+    v_.store(get() + n, std::memory_order_relaxed);
+    return *this;
+  }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
 struct Counters {
-  std::array<uint64_t, static_cast<size_t>(Drop::kCount)> drops{};
-  uint64_t rx_datagrams = 0;  // datagrams handed to the core
-  uint64_t rx_data = 0;       // transport packets decrypted and accepted
-  uint64_t tx_data = 0;       // transport packets encrypted
-  uint64_t handshakes_completed = 0;
-  uint64_t cookies_sent = 0;
+  std::array<Counter, static_cast<size_t>(Drop::kCount)> drops{};
+  Counter rx_datagrams;  // datagrams handed to the core
+  Counter rx_data;       // transport packets decrypted and accepted
+  Counter tx_data;       // transport packets encrypted
+  Counter handshakes_completed;
+  Counter cookies_sent;
 
   void drop(Drop reason) { ++drops[static_cast<size_t>(reason)]; }
   uint64_t dropped(Drop reason) const { return drops[static_cast<size_t>(reason)]; }
   uint64_t dropped_total() const;
+  // Adds every counter of o into this one (this one's writer only).
+  Counters& operator+=(const Counters& o);
 };
 
 }  // namespace faraday::dataplane

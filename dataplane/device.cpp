@@ -10,12 +10,48 @@ Device::Device(const Clock& clock, crypto::AeadBackend& aead, DeviceOptions opti
     : clock_(clock),
       aead_(aead),
       options_(options),
+      mtu_(options.mtu),
       outbox_slot_size_(slot_size(options.mtu)),
-      outbox_arena_(options.outbox_size, outbox_slot_size_) {}
+      outbox_arena_(options.outbox_size, outbox_slot_size_),
+      own_worker_(aead, true, 0, 0, 0) {
+  commit();  // the workers always find a routing table and an index snapshot
+}
 
 Device::~Device() {
   remove_all_peers();
   identity_.clear();
+  commit();
+  delete routing_.load();
+}
+
+Counters Device::counters() const {
+  Counters sum = counters_;
+  sum += own_worker_.counters_;
+  for (const auto& w : workers_) sum += w->counters_;
+  return sum;
+}
+
+void Device::commit() {
+  if (routing_changed_) {
+    routing_changed_ = false;
+    auto r = std::make_unique<Routing>();
+    r->ips = allowed_ips_;
+    for (uint32_t slot : peers_.order()) {
+      if (r->by_slot.size() <= slot) r->by_slot.resize(slot + 1, nullptr);
+      r->by_slot[slot] = &peers_.at(slot);
+    }
+    const Routing* old = routing_.exchange(r.release(), std::memory_order_acq_rel);
+    if (old) retired_routing_.emplace_back(old);
+  }
+  peers_.publish();
+  // One grace period covers both: the peer table waits for it when it has
+  // anything to free, and the old routing versions go after it.
+  if (!retired_routing_.empty()) {
+    peers_.reclaim(/*force=*/true);
+    retired_routing_.clear();
+  } else {
+    peers_.reclaim();
+  }
 }
 
 Nanos Device::jitter() {
@@ -66,6 +102,7 @@ Peer* Device::add_peer(const crypto::Key& public_key) {
   if (Peer* existing = find_peer(public_key)) return existing;
   if (identity_.present && public_key == identity_.public_key) return nullptr;
   Peer& peer = peers_.add(public_key);
+  routing_changed_ = true;
   peer.handshake.remote_static = public_key;
   peer.handshake.precompute(identity_);
   peer.cookie.set_peer_public_key(public_key);
@@ -76,8 +113,8 @@ void Device::remove_peer(const crypto::Key& public_key) {
   if (Peer* p = find_peer(public_key)) {
     allowed_ips_.remove_value(p->slot);
     peers_.remove(*p);
+    routing_changed_ = true;
   }
-  peers_.reclaim();
 }
 
 void Device::remove_all_peers() {
@@ -85,8 +122,8 @@ void Device::remove_all_peers() {
     Peer& p = peers_.at(peers_.order().front());
     allowed_ips_.remove_value(p.slot);
     peers_.remove(p);
+    routing_changed_ = true;
   }
-  peers_.reclaim();
 }
 
 void Device::set_preshared_key(Peer& peer, const crypto::Key& psk) {
@@ -101,15 +138,16 @@ void Device::set_persistent_keepalive(Peer& peer, uint16_t seconds) {
   bool turned_on = seconds != 0 && peer.persistent_keepalive != seconds;
   peer.persistent_keepalive = seconds;
   if (turned_on && identity_.present) send_keepalive(peer);
-  peers_.reclaim();
 }
 
 void Device::add_allowed_ip(Peer& peer, const Prefix& prefix) {
   allowed_ips_.insert(prefix, peer.slot);
+  routing_changed_ = true;
 }
 
 void Device::clear_allowed_ips(Peer& peer) {
   allowed_ips_.remove_value(peer.slot);
+  routing_changed_ = true;
 }
 
 std::vector<const Peer*> Device::peers() const {

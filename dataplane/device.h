@@ -18,14 +18,27 @@
 //   receive.cpp         network -> tunnel: receive_burst
 //   timer_dispatch.cpp  tick(), next_deadline(): runs what timers.h decides
 //
-// Threading: a Device is used by one thread at a time, today the whole
-// data-path loop (pipeline.h). The data-path calls (receive_burst, send_burst)
-// touch only what a per-queue worker will own (keypair send counters and replay
-// windows, byte counters); handshake messages are handled after the data
-// packets of the same burst, in the handshake context (handshake.cpp), so data
-// never waits behind them.
+//   worker.{h,cpp}      per-worker state, the rings to the handshake context, and
+//                       service(), which drains them
+//
+// Threading. One thread, the control thread, is the handshake context: it calls
+// everything here except the Worker overloads of receive_burst and send_burst.
+// Any number of worker threads call those at once, each with its own Worker
+// (add_worker(), before the threads start) and each holding an RcuReader
+// (rcu.h). Workers read the peers through snapshots that commit() publishes
+// (the routing table here, the receiver indices in peer_table.h) and write only
+// the atomic fields peer.h lists; what they cannot do themselves (handshake
+// messages, packets waiting for a session, timers, roaming, confirming a
+// keypair) they hand over through their rings, which service() drains. Neither
+// side takes a lock; nothing on a worker's path allocates.
+//
+// The overloads without a Worker run the data path on the control thread with
+// the Device's own worker, which acts on the handshake state directly (as one
+// thread did everything before there were workers): in-memory tests, and a
+// pipeline with one worker. They publish first and reclaim after.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -43,6 +56,7 @@
 #include "dataplane/peer.h"
 #include "dataplane/peer_table.h"
 #include "dataplane/ratelimiter.h"
+#include "dataplane/worker.h"
 
 namespace faraday::dataplane {
 
@@ -60,6 +74,10 @@ struct DeviceOptions {
   // the per-source rate limiter.
   uint32_t under_load_threshold = 64;
   size_t outbox_size = 256;  // slots of slot_size(mtu) bytes (packet.h)
+  // Per worker: handshake messages and packets for staging in flight to the
+  // handshake context (worker.h).
+  size_t handoff_handshakes = 256;
+  size_t handoff_staged = 32;
   // Tests fix the jitter; negative means random in [0, kMaxJitter).
   Nanos fixed_jitter = -1;
 };
@@ -91,7 +109,30 @@ class Device {
     return allowed_ips_.prefixes_of(peer.slot);
   }
   std::vector<const Peer*> peers() const;  // in order of addition
-  void set_mtu(uint32_t mtu) { options_.mtu = mtu; }
+  void set_mtu(uint32_t mtu) { mtu_.store(mtu, std::memory_order_relaxed); }
+
+  // --- Workers (control thread).
+  // A worker for one more data-path thread, with its own AEAD backend. Before
+  // the threads start; the Device owns it.
+  Worker& add_worker(crypto::AeadBackend& aead);
+  // Called (from a worker) when it hands over a parcel, or sends a note and has
+  // not woken the control thread for kNoteWakeInterval (worker.h): wake the
+  // control thread so it calls service() soon. While service() finds work, call
+  // it again within kNoteWakeInterval.
+  void set_wake(void (*wake)(void*), void* arg) {
+    wake_ = wake;
+    wake_arg_ = arg;
+  }
+  // Drains every worker's rings: events for the timers, confirmations, roaming,
+  // then handshake messages and packets to stage while the outbox has room;
+  // then commit(). True if it found anything: then send the outbox and call it
+  // again, until false.
+  bool service();
+  // Publishes configuration and keypair changes to the workers, then frees what
+  // they can no longer see (after a grace period). The overloads without a
+  // Worker and service() call it; a caller that configures the Device while
+  // workers run calls it after each batch of changes.
+  void commit();
 
   // --- Data path. verdicts.size() must be >= pkts.size().
   // Network -> tunnel. Each packet holds one UDP payload and its source.
@@ -99,6 +140,10 @@ class Device {
   // Tunnel -> network. Each packet holds one inner IP packet with kHeadroom in
   // front and kTailroom behind.
   void send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts);
+  // The same on a worker thread. Handshake messages and packets for a peer
+  // without a session are handed over (verdict kConsumed).
+  void receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> verdicts);
+  void send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> verdicts);
 
   // --- Timers and generated messages.
   void tick();
@@ -106,7 +151,8 @@ class Device {
   std::span<Packet> outbox() { return outbox_arena_.packets().first(outbox_used_); }
   void clear_outbox() { outbox_used_ = 0; }
 
-  const Counters& counters() const { return counters_; }
+  // The handshake context's counters and every worker's, summed.
+  Counters counters() const;
   bool under_load() const;
 
  private:
@@ -141,9 +187,29 @@ class Device {
     }
   };
 
+  // What the workers route by: the allowed-IPs table and the peers by slot, as
+  // one immutable version (commit() publishes a new one when either changed).
+  struct Routing {
+    AllowedIps ips;
+    std::vector<Peer*> by_slot;  // nullptr: a free slot
+  };
+  const Routing& routing() const { return *routing_.load(std::memory_order_acquire); }
+
+  // worker.cpp: the handshake context's side of the rings.
+  bool drain(Worker& w);
+  Peer* peer_by_id(uint32_t slot, uint64_t id);
+  void apply_events(Peer& peer, uint32_t events);
+  void confirm(Peer& peer);
+  // On a worker: hands pkt over to be staged for peer, or drops it (counted).
+  void hand_over_staged(Worker& w, Peer& peer, const Packet& pkt);
+  // Sets bits in peer.events; a note when they were clear.
+  void report(Worker& w, Peer& peer, uint32_t bits);
+  // Worker::note, waking the control thread as worker.h says.
+  bool note(Worker& w, const Worker::Note& n);
+
   // send.cpp: tunnel -> network.
   // Checks one inner packet and finds its peer; nullptr if dropped (counted).
-  Peer* route(Packet& pkt, size_t& padded);
+  Peer* route(Worker& w, const Routing& r, Packet& pkt, size_t& padded);
   void send_keepalive(Peer& peer);
   void send_staged(Peer& peer);
   void stage(Peer& peer, const Packet& pkt);
@@ -151,15 +217,17 @@ class Device {
   // After data of a burst was sent to peer.
   void note_sent(Peer& peer, bool carried_data);
   // Encrypts one inner packet in place for peer with kp and sets its header.
-  void finish_transport(Packet& pkt, Peer& peer, Keypair& kp, uint64_t counter,
+  void finish_transport(Packet& pkt, const Endpoint& to, Keypair& kp, uint64_t counter,
                         uint32_t sealed_len);
 
   // receive.cpp: network -> tunnel.
   // Pass 1: the keypair a transport datagram is for; nullptr if dropped.
-  Keypair* receiving_keypair(Packet& pkt, Nanos t);
+  Keypair* receiving_keypair(Worker& w, const IndexSnapshot& ix, Packet& pkt, Nanos t);
   // Pass 2: one authenticated datagram: replay, confirmation, routing.
-  void accept_transport(Packet& pkt, Verdict& verdict, Keypair& kp, const crypto::AeadJob& job,
-                        Nanos t);
+  void accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict, Keypair& kp,
+                        const crypto::AeadJob& job, Nanos t);
+  // On a worker, what note_received does on the control thread.
+  void report_received(Worker& w, Peer& peer, Keypair& kp, const Endpoint& from, bool data);
   void note_received(Peer& peer, Keypair& kp, Nanos t);
 
   // timer_dispatch.cpp.
@@ -168,11 +236,15 @@ class Device {
   const Clock& clock_;
   crypto::AeadBackend& aead_;
   DeviceOptions options_;
+  std::atomic<uint32_t> mtu_;
   StaticIdentity identity_;
   CookieChecker cookie_checker_;
   RateLimiter rate_limiter_;
   AllowedIps allowed_ips_;
   PeerTable peers_;
+  bool routing_changed_ = true;
+  std::atomic<const Routing*> routing_{nullptr};
+  std::vector<std::unique_ptr<const Routing>> retired_routing_;
   uint32_t outbox_slot_size_;
   PacketArena outbox_arena_;
   size_t outbox_used_ = 0;
@@ -181,6 +253,10 @@ class Device {
   Nanos load_window_start_ = 0;
   uint32_t load_window_count_ = 0;
   Nanos under_load_until_ = 0;
+  Worker own_worker_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  void (*wake_)(void*) = nullptr;
+  void* wake_arg_ = nullptr;
 };
 
 }  // namespace faraday::dataplane

@@ -4,9 +4,21 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
+#include "dataplane/rcu.h"
+
 namespace faraday::dataplane {
+
+IndexSnapshot::IndexSnapshot(size_t count)
+    : entries_(std::bit_ceil(std::max<size_t>(count * 2, 16))), mask_(entries_.size() - 1) {}
+
+void IndexSnapshot::insert(uint32_t index, Keypair* kp) {
+  size_t i = hash(index);
+  while (entries_[i].keypair != nullptr) i = (i + 1) & mask_;
+  entries_[i] = {index, kp};
+}
 
 size_t PeerTable::KeyHash::operator()(const crypto::Key& key) const {
   // Keyed (SipHash): lookups come from the network, and the table is not
@@ -28,6 +40,30 @@ PeerTable::PeerTable()
 PeerTable::~PeerTable() {
   for (uint32_t slot : std::vector<uint32_t>(order_)) remove(*slots_[slot]);
   reclaim();
+  delete published_.load();
+}
+
+void PeerTable::publish() {
+  if (!index_changed_) return;
+  index_changed_ = false;
+  auto snapshot = std::make_unique<IndexSnapshot>(index_.size());
+  for (const auto& [index, entry] : index_)
+    if (entry.keypair) snapshot->insert(index, entry.keypair);
+  const IndexSnapshot* old = published_.exchange(snapshot.release(), std::memory_order_acq_rel);
+  if (old) retired_snapshots_.emplace_back(old);
+  for (uint32_t slot : order_) {
+    Peer& peer = *slots_[slot];
+    peer.sending.store(peer.current.get(), std::memory_order_release);
+  }
+}
+
+void PeerTable::reclaim(bool force) {
+  if (!force && retired_.empty() && retired_peers_.empty() && retired_snapshots_.empty()) return;
+  rcu_synchronize();
+  for (auto& kp : retired_) kp->wipe();
+  retired_.clear();
+  retired_peers_.clear();
+  retired_snapshots_.clear();
 }
 
 Peer* PeerTable::find(const crypto::Key& public_key) const {
@@ -41,6 +77,7 @@ Peer& PeerTable::add(const crypto::Key& public_key) {
   if (free_slot == slots_.end()) slots_.emplace_back();
   auto peer = std::make_unique<Peer>();
   peer->slot = slot;
+  peer->id = ++next_id_;
   peer->public_key = public_key;
   slots_[slot] = std::move(peer);
   order_.push_back(slot);
@@ -55,7 +92,8 @@ void PeerTable::remove(Peer& peer) {
   uint32_t slot = peer.slot;
   by_key_.erase(peer.public_key);
   std::erase(order_, slot);
-  slots_[slot].reset();
+  peer.sending.store(nullptr, std::memory_order_release);
+  retired_peers_.push_back(std::move(slots_[slot]));
 }
 
 uint32_t PeerTable::new_index(Peer& peer) {
@@ -83,7 +121,7 @@ void PeerTable::retire(std::unique_ptr<Keypair>& kp) {
   if (!kp) return;
   auto it = index_.find(kp->local_index);
   if (it != index_.end() && it->second.keypair == kp.get()) index_.erase(it);
-  kp->wipe();
+  index_changed_ = true;
   retired_.push_back(std::move(kp));
 }
 
@@ -110,7 +148,9 @@ void PeerTable::add_keypair(Peer& peer, const SessionKeys& keys, Nanos now) {
   kp->local_index = keys.local_index;
   kp->remote_index = keys.remote_index;
   kp->peer = &peer;
+  kp->confirmed.store(keys.initiator, std::memory_order_relaxed);
   index_[kp->local_index] = IndexEntry{&peer, kp.get()};
+  index_changed_ = true;
   if (keys.initiator) {
     // A responder keypair not yet confirmed is superseded by ours.
     if (peer.next) {
@@ -134,6 +174,8 @@ void PeerTable::confirm_next(Peer& peer) {
   retire(peer.previous);
   peer.previous = std::move(peer.current);
   peer.current = std::move(peer.next);
+  if (peer.current) peer.current->confirmed.store(true, std::memory_order_relaxed);
+  index_changed_ = true;
 }
 
 }  // namespace faraday::dataplane

@@ -4,17 +4,20 @@
 // message's receiver index to its peer and keypair, and the keypair rotation
 // (previous/current/next) that keeps that table in step.
 //
-// PeerTable owns the Peer objects and their keypairs. A keypair taken out of
-// rotation is wiped at once and its index removed, but the object is only freed
-// by reclaim(), which Device calls at the end of each call into the core, so a
-// Keypair* taken earlier in the same burst stays valid.
+// PeerTable owns the Peer objects and their keypairs. A peer removed or a
+// keypair taken out of rotation leaves the tables at once, but the object is
+// freed (and a keypair's keys wiped) only by reclaim(), after an RCU grace
+// period (rcu.h), so a pointer a worker took from an earlier snapshot stays
+// valid until the worker's next quiescent state.
 //
-// Threading: one thread at a time (the Device's). Configuration (add, remove)
-// is the control thread's part of the Device; index and keypair changes are the
-// handshake context's; the data path only reads (find_index) and writes the
-// keypair fields peer.h gives it.
+// Threading: every method runs in the handshake context (the control thread),
+// except published_index(), which the workers call. The workers never see the
+// mutable index map: publish() builds an immutable IndexSnapshot of the live
+// keypairs and stores it with a release store, and sets each peer's `sending`
+// keypair (peer.h); the snapshot it replaces is freed by reclaim().
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -28,6 +31,32 @@
 #include "dataplane/peer.h"
 
 namespace faraday::dataplane {
+
+// Receiver index -> live keypair, as the workers see it: open addressing over a
+// power-of-two table, built once and then read-only.
+class IndexSnapshot {
+ public:
+  explicit IndexSnapshot(size_t count);
+  void insert(uint32_t index, Keypair* kp);
+  Keypair* find(uint32_t index) const {
+    for (size_t i = hash(index);; i = (i + 1) & mask_) {
+      const Entry& e = entries_[i];
+      if (e.keypair == nullptr || e.index == index) return e.keypair;
+    }
+  }
+
+ private:
+  struct Entry {
+    uint32_t index = 0;
+    Keypair* keypair = nullptr;
+  };
+  size_t hash(uint32_t index) const {
+    // Indices are random (we pick them), so a multiplicative spread suffices.
+    return (uint64_t{index} * 0x9E3779B97F4A7C15ull >> 32) & mask_;
+  }
+  std::vector<Entry> entries_;
+  size_t mask_;
+};
 
 class PeerTable {
  public:
@@ -50,6 +79,8 @@ class PeerTable {
   // frees its slot (the caller removes its allowed IPs first).
   void remove(Peer& peer);
   Peer& at(uint32_t slot) const { return *slots_[slot]; }
+  // The peer in slot, or nullptr when the slot is free or out of range.
+  Peer* at_slot(uint32_t slot) const { return slot < slots_.size() ? slots_[slot].get() : nullptr; }
   // Slots in order of addition.
   std::span<const uint32_t> order() const { return order_; }
   bool empty() const { return order_.empty(); }
@@ -79,8 +110,17 @@ class PeerTable {
   void zero_key_material(Peer& peer);
   // zero_key_material, plus the staged packets and the timers.
   void clear_keypairs(Peer& peer);
-  // Frees retired keypairs: no Keypair* from before this call is used again.
-  void reclaim() { retired_.clear(); }
+  // --- Publication to the workers.
+  // The snapshot of live keypairs by receiver index (a worker's acquire load).
+  const IndexSnapshot* published_index() const {
+    return published_.load(std::memory_order_acquire);
+  }
+  // Publishes what changed since the last call: a new index snapshot and each
+  // peer's `sending` keypair.
+  void publish();
+  // Waits for a grace period if anything was retired (or force), then frees
+  // it: no pointer a worker loaded before this call is used again.
+  void reclaim(bool force = false);
 
  private:
   struct KeyHash {
@@ -92,7 +132,12 @@ class PeerTable {
   std::vector<uint32_t> order_;               // slots in order of addition
   std::unordered_map<crypto::Key, uint32_t, KeyHash> by_key_;
   std::unordered_map<uint32_t, IndexEntry> index_;
+  uint64_t next_id_ = 0;
+  bool index_changed_ = true;
+  std::atomic<const IndexSnapshot*> published_{nullptr};
   std::vector<std::unique_ptr<Keypair>> retired_;
+  std::vector<std::unique_ptr<Peer>> retired_peers_;
+  std::vector<std::unique_ptr<const IndexSnapshot>> retired_snapshots_;
 };
 
 }  // namespace faraday::dataplane

@@ -14,11 +14,6 @@ namespace faraday::dataplane {
 
 namespace {
 
-// How long a full socket or TUN queue may hold the loop before the rest of a
-// burst is dropped (counted by the port).
-constexpr int kBackpressureWaitMs = 5;
-constexpr int kBackpressureTries = 20;
-
 // options.workers, with 0 meaning every CPU this process may run on.
 unsigned resolve_workers(unsigned workers) {
   if (workers != 0) return workers;
@@ -37,6 +32,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(const PipelineOptions& options)
 }
 
 Pipeline::~Pipeline() {
+  queue_workers_.clear();  // joined before the Device they run goes
   Command* c = nullptr;
   while (commands_.pop(c)) delete c;
   services_.clear();
@@ -47,49 +43,81 @@ Pipeline::~Pipeline() {
 Status Pipeline::setup() {
   auto aead = crypto::select_aead_backend(options_.aead_backend);
   if (!aead) return Error{"AEAD backend: " + aead.error()};
-  // The chosen instance is lane 0; the others are more of the same type.
   const unsigned workers = resolve_workers(options_.workers);
   if (workers > crypto::kMaxLanes)
     return Error{fmt::format("workers {}: want 0..{}", workers, crypto::kMaxLanes)};
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  if (Status s = open_ports(workers, *aead); !s) return s;
+  aead_choice_ = std::move(aead->reason);
+  dev_->set_wake(
+      [](void* fd) {
+        uint64_t one = 1;
+        (void)!write(*static_cast<int*>(fd), &one, sizeof(one));
+      },
+      &wake_fd_);
+  return {};
+}
+
+// The TUN queues first: their number decides between queue workers and AEAD
+// lanes. Then the Device, then one UDP socket per queue.
+Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
+  auto tuns = TunPort::open_queues(options_.ifname, options_.mtu, true, workers);
+  if (!tuns) {
+    return Error{fmt::format("cannot create interface {}: {}", options_.ifname, tuns.error())};
+  }
+  const size_t queues = tuns->size();
+  if (workers > 1 && queues == 1)
+    log(LogLevel::kWarn, "TUN multi-queue unavailable ({}); {} workers share each burst's crypto",
+        tuns->front().multi_queue_refused(), workers);
+  // The chosen instance is lane 0 (the pipeline's thread); each queue worker, or
+  // each further lane, gets another of the same type.
   std::vector<std::unique_ptr<crypto::AeadBackend>> lanes;
-  lanes.push_back(std::move(aead->backend));
-  while (lanes.size() < workers) {
-    lanes.push_back(aead->make());
-    if (!lanes.back())
-      return Error{
-          fmt::format("AEAD backend: cannot make instance {} of {}", lanes.size(), workers)};
+  lanes.push_back(std::move(aead.backend));
+  std::vector<std::unique_ptr<crypto::AeadBackend>> more;
+  while (lanes.size() + more.size() < workers) {
+    (queues > 1 ? more : lanes).push_back(aead.make());
+    if (!(queues > 1 ? more : lanes).back())
+      return Error{fmt::format("AEAD backend: cannot make instance {} of {}",
+                               lanes.size() + more.size(), workers)};
   }
   aead_ = std::make_unique<crypto::ParallelAead>(std::move(lanes));
-  aead_choice_ = std::move(aead->reason);
   DeviceOptions dev_options;
   dev_options.mtu = options_.mtu;
   dev_ = std::make_unique<Device>(clock_, *aead_, dev_options);
 
-  auto tun = TunPort::open(options_.ifname, options_.mtu);
-  if (!tun) {
-    return Error{fmt::format("cannot create interface {}: {}", options_.ifname, tun.error())};
-  }
-  tun_.emplace(std::move(*tun));
-
-  auto udp = UdpPort::open(options_.listen_port);
+  auto udp = UdpPortGroup::open(options_.listen_port, queues);
   if (!udp) {
     return Error{fmt::format("cannot open UDP port {}: {}", options_.listen_port, udp.error())};
   }
-  udp_.emplace(std::move(*udp));
-
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  tun_.emplace(std::move((*tuns)[0]));
+  udp_.emplace(std::move((*udp)[0]));
+  for (size_t i = 1; i < queues; ++i)
+    queue_workers_.push_back(std::make_unique<QueueWorker>(
+        *dev_, std::move(more[i - 1]), std::move((*tuns)[i]), std::move((*udp)[i]), options_.mtu));
   return {};
 }
 
+void Pipeline::start_workers() {
+  if (workers_running_) return;
+  for (auto& w : queue_workers_) w->start();
+  workers_running_ = true;
+}
+
+void Pipeline::stop_workers() {
+  for (auto& w : queue_workers_) w->stop();
+  workers_running_ = false;
+}
+
 std::string Pipeline::summary() const {
-  const unsigned workers = aead_->lanes();
+  const unsigned n = workers();
   return fmt::format("mtu {}, UDP port {}{}, {}, TUN offloads {}, AEAD {}, {} worker{}{}",
                      options_.mtu, udp_->port(),
                      udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
-                     tun_->offloads(), aead_->name(), workers, workers == 1 ? "" : "s",
-                     workers == 1 ? " (crypto on the pipeline's thread)"
-                                  : " (each burst's crypto shared in order)");
+                     tun_->offloads(), aead_->name(), n, n == 1 ? "" : "s",
+                     n == 1                   ? " (crypto on the pipeline's thread)"
+                     : queue_workers_.empty() ? " (each burst's crypto shared in order)"
+                                              : " (a TUN queue and a UDP socket each)");
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {
@@ -150,8 +178,13 @@ DeviceState Pipeline::state() const {
 }
 
 void Pipeline::apply_fwmark() {
-  if (setsockopt(udp_->fd(), SOL_SOCKET, SO_MARK, &fwmark_, sizeof(fwmark_)) != 0)
-    log(LogLevel::kWarn, "cannot set fwmark {}: {}", fwmark_, std::strerror(errno));
+  std::vector<int> fds{udp_->fd()};
+  for (const auto& w : queue_workers_) fds.push_back(w->udp_fd());
+  for (int fd : fds)
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark_, sizeof(fwmark_)) != 0) {
+      log(LogLevel::kWarn, "cannot set fwmark {}: {}", fwmark_, std::strerror(errno));
+      return;
+    }
 }
 
 Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers) {
@@ -164,12 +197,18 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
       log(LogLevel::kInfo, "private key cleared");
   }
   if (req.listen_port && *req.listen_port != udp_->port()) {
-    auto udp = UdpPort::open(*req.listen_port);
+    auto udp = UdpPortGroup::open(*req.listen_port, queue_workers_.size() + 1);
     if (!udp) {
       return ApplyError{EADDRINUSE,
                         "listen port " + std::to_string(*req.listen_port) + ": " + udp.error()};
     }
-    udp_.emplace(std::move(*udp));
+    // Every socket moves at once, with the workers quiet.
+    bool running = workers_running_;
+    stop_workers();
+    udp_.emplace(std::move((*udp)[0]));
+    for (size_t i = 0; i < queue_workers_.size(); ++i)
+      queue_workers_[i]->replace_udp(std::move((*udp)[i + 1]));
+    if (running) start_workers();
     if (fwmark_ != 0) apply_fwmark();
     log(LogLevel::kInfo, "listening on UDP port {}", udp_->port());
   }
@@ -182,6 +221,7 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
     log(LogLevel::kInfo, "all peers removed");
   }
   for (const PeerUpdate& ps : req.peers) apply_peer(ps, log_peers);
+  dev_->commit();  // workers see the new peers; removed ones are freed
   flush_outbox();
   return {};
 }
@@ -211,23 +251,11 @@ void Pipeline::apply_peer(const PeerUpdate& ps, bool log_peers) {
 }
 
 void Pipeline::send_udp(std::span<Packet> pkts) {
-  size_t done = 0;
-  for (int tries = 0; done < pkts.size(); ++tries) {
-    done += udp_->send_burst(pkts.subspan(done));
-    if (done == pkts.size() || tries == kBackpressureTries) break;
-    pollfd p{udp_->fd(), POLLOUT, 0};
-    poll(&p, 1, kBackpressureWaitMs);
-  }
+  send_all(*udp_, pkts);
 }
 
 void Pipeline::write_tun(std::span<Packet> pkts) {
-  size_t done = 0;
-  for (int tries = 0; done < pkts.size(); ++tries) {
-    done += tun_->write_burst(pkts.subspan(done));
-    if (done == pkts.size() || tries == kBackpressureTries) break;
-    pollfd p{tun_->fd(), POLLOUT, 0};
-    poll(&p, 1, kBackpressureWaitMs);
-  }
+  write_all(*tun_, pkts);
 }
 
 void Pipeline::flush_outbox() {
@@ -285,8 +313,13 @@ void Pipeline::log_stats(bool force) {
     last_stats_ = now;
   }
   if (force) {
-    const auto& u = udp_->counters();
-    const auto& t = tun_->counters();
+    UdpPortCounters u = udp_->counters();
+    TunPortCounters t = tun_->counters();
+    for (const auto& w : queue_workers_) {
+      auto [wt, wu] = w->counters();
+      t += wt;
+      u += wu;
+    }
     log(LogLevel::kInfo,
         "ports: udp rx={} rx_bytes={} rx_truncated={} rx_errors={} rx_gro_super={} "
         "rx_gro_segments={} tx={} tx_bytes={} tx_invalid_endpoint={} tx_errors={} tx_full={} "
@@ -335,7 +368,13 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
     s->append_pollfds(fds);
   }
   service_at.push_back(fds.size());
-  Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(), kSecond);
+  // While the queue workers report, take their reports at least every
+  // kNoteWakeInterval; once they have been quiet for two of those, sleep until
+  // they wake us (worker.h: a worker that woke us in the last interval does not
+  // wake us again, and we must then come on our own).
+  const bool reporting = clock_.monotonic() - last_report_ < 2 * kNoteWakeInterval;
+  Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(),
+                               reporting ? kNoteWakeInterval : kSecond);
   // Datagrams a port already holds (split from a GRO super-datagram, or the
   // rest of a TSO super-packet read from the TUN) do not make its fd readable:
   // do not sleep on them.
@@ -359,6 +398,12 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   for (size_t i = 0; i < services_.size(); ++i)
     services_[i]->handle(
         std::span<const pollfd>(fds).subspan(service_at[i], service_at[i + 1] - service_at[i]));
+  // What the queue workers handed over or reported; service() leaves parcels
+  // in their rings when the outbox fills, so send it and go on.
+  for (int round = 0; !queue_workers_.empty() && round < 64 && dev_->service(); ++round) {
+    last_report_ = clock_.monotonic();
+    flush_outbox();
+  }
   if (dev_->next_deadline() <= clock_.monotonic()) {
     dev_->tick();
     flush_outbox();
@@ -375,8 +420,10 @@ Pipeline::Exit Pipeline::run() {
   std::vector<pollfd> fds;
   last_check_ = clock_.monotonic();
   Exit exit = Exit::kStopped;
+  start_workers();
   while (!stop_.load(std::memory_order_acquire))
     if (!poll_once(fds, exit)) break;
+  stop_workers();
   log_stats(true);
   return exit;
 }

@@ -7,7 +7,16 @@
 //
 // The loop (run()) polls the TUN device, the UDP socket, a wake-up eventfd,
 // any fd the owner watches and the fds of the attached services, and moves
-// packets in bursts. It returns when stop() is called, when a watched fd's
+// packets in bursts.
+//
+// Workers (options.workers = N > 1): the TUN device gets N queues
+// (IFF_MULTI_QUEUE) and the UDP port N sockets (SO_REUSEPORT). The pipeline's
+// thread serves the first of each and is the handshake context; N - 1
+// QueueWorker threads (queue_worker.h) serve the others, running the Device's
+// data path at once (device.h). The kernel spreads flows over the queues and
+// peers' endpoints over the sockets. Without multi-queue TUN, the N cores
+// instead share each burst's crypto in order (crypto/aead_parallel.h), as they
+// do for a single queue. It returns when stop() is called, when a watched fd's
 // callback says so, when the interface is deleted, or when a service says it
 // is gone (the UAPI socket file was removed, as wireguard-go does).
 //
@@ -43,6 +52,7 @@
 #include "crypto/aead_parallel.h"
 #include "dataplane/config.h"
 #include "dataplane/device.h"
+#include "dataplane/queue_worker.h"
 #include "dataplane/tun_port.h"
 #include "dataplane/udp_port.h"
 #include "result.h"
@@ -57,8 +67,9 @@ struct PipelineOptions {
   uint32_t mtu = 1420;
   uint16_t listen_port = 0;  // 0: any free port (wg set ... listen-port changes it)
   std::string aead_backend;  // empty: the fastest that passes its self-test
-  // Cores that share each burst's AEAD (crypto/aead_parallel.h), in order: the
-  // pipeline's thread and workers - 1 helpers. 0: as many as the CPUs this process
+  // Data-path threads: the pipeline's and workers - 1 QueueWorkers, a TUN queue
+  // and a UDP socket each (without multi-queue TUN: cores that share each burst's
+  // AEAD in order, crypto/aead_parallel.h). 0: as many as the CPUs this process
   // may run on (sched_getaffinity), at most crypto::kMaxLanes.
   unsigned workers = 0;
   uint32_t stats_interval_s = 10;  // drop counters logged at most this often, when they change
@@ -121,12 +132,19 @@ class Pipeline {
   const std::string& ifname() const { return tun_->name(); }
   uint16_t listen_port() const { return udp_->port(); }
   const Device& device() const { return *dev_; }
-  // The AEAD lanes in use (options.workers, with 0 resolved).
-  unsigned workers() const { return aead_->lanes(); }
+  // The cores the data path runs on (options.workers, with 0 resolved): queue
+  // workers, or AEAD lanes when the TUN has one queue.
+  unsigned workers() const {
+    return queue_workers_.empty() ? aead_->lanes()
+                                  : static_cast<unsigned>(queue_workers_.size() + 1);
+  }
 
  private:
   explicit Pipeline(const PipelineOptions& options) : options_(options) {}
   Status setup();
+  Status open_ports(unsigned workers, crypto::AeadChoice& aead);
+  void start_workers();
+  void stop_workers();
   template <typename... Args>
   void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
     if (options_.log) options_.log(level, fmt::format(format, std::forward<Args>(args)...));
@@ -150,6 +168,9 @@ class Pipeline {
   std::optional<TunPort> tun_;
   std::optional<UdpPort> udp_;
   std::vector<std::unique_ptr<PollService>> services_;
+  std::vector<std::unique_ptr<QueueWorker>> queue_workers_;
+  bool workers_running_ = false;
+  Nanos last_report_ = 0;  // when Device::service() last found something
   uint32_t fwmark_ = 0;
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};

@@ -22,21 +22,20 @@ bool is_handshake(std::span<const uint8_t> datagram) {
 
 }  // namespace
 
-Keypair* Device::receiving_keypair(Packet& pkt, Nanos t) {
+Keypair* Device::receiving_keypair(Worker& w, const IndexSnapshot& ix, Packet& pkt, Nanos t) {
   auto type = classify(pkt.bytes());
   if (const Drop* reason = std::get_if<Drop>(&type)) {
-    counters_.drop(*reason);
+    w.counters_.drop(*reason);
     return nullptr;
   }
-  const PeerTable::IndexEntry* entry = peers_.find_index(load_le32(pkt.data() + 4));
-  if (!entry || entry->keypair == nullptr) {
-    counters_.drop(Drop::kUnknownIndex);
+  Keypair* kp = ix.find(load_le32(pkt.data() + 4));
+  if (!kp) {
+    w.counters_.drop(Drop::kUnknownIndex);
     return nullptr;
   }
-  Keypair* kp = entry->keypair;
   uint64_t counter = load_le64(pkt.data() + 8);
   if (!kp->can_receive(t) || counter >= kRejectAfterMessages) {
-    counters_.drop(Drop::kKeypairExpired);
+    w.counters_.drop(Drop::kKeypairExpired);
     return nullptr;
   }
   return kp;
@@ -45,14 +44,7 @@ Keypair* Device::receiving_keypair(Packet& pkt, Nanos t) {
 // An authenticated, fresh datagram from kp's peer: roaming, confirmation of a
 // responder's keypair, the last-minute rekey, the timers.
 void Device::note_received(Peer& peer, Keypair& kp, Nanos t) {
-  if (&kp == peer.next.get()) {
-    // The initiator's first data confirms the responder's new keypair.
-    peers_.confirm_next(peer);
-    ++counters_.handshakes_completed;
-    peer.last_handshake_wall = clock_.wall();
-    peer.timers.handshake_complete();
-    send_staged(peer);
-  }
+  if (&kp == peer.next.get()) confirm(peer);
   if (&kp == peer.current.get() && kp.initiator && !peer.sent_lastminute_handshake &&
       t - kp.created >= kRejectAfterTime - kKeepaliveTimeout - kRekeyTimeout) {
     peer.sent_lastminute_handshake = true;
@@ -62,84 +54,113 @@ void Device::note_received(Peer& peer, Keypair& kp, Nanos t) {
   peer.timers.any_authenticated_packet_traversal(t, peer.persistent_keepalive);
 }
 
-void Device::accept_transport(Packet& pkt, Verdict& verdict, Keypair& kp,
-                              const crypto::AeadJob& job, Nanos t) {
+void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict,
+                              Keypair& kp, const crypto::AeadJob& job, Nanos t) {
   if (!job.ok) {
-    counters_.drop(Drop::kDecryptFailed);
+    w.counters_.drop(Drop::kDecryptFailed);
     return;
   }
   switch (kp.replay.accept(job.counter)) {
     case ReplayResult::kAccepted:
       break;
     case ReplayResult::kDuplicate:
-      counters_.drop(Drop::kReplayDuplicate);
+      w.counters_.drop(Drop::kReplayDuplicate);
       return;
     case ReplayResult::kTooOld:
-      counters_.drop(Drop::kReplayTooOld);
+      w.counters_.drop(Drop::kReplayTooOld);
       return;
     case ReplayResult::kLimit:
-      counters_.drop(Drop::kKeypairExpired);
+      w.counters_.drop(Drop::kKeypairExpired);
       return;
   }
   Peer& peer = *kp.peer;
-  peer.endpoint = pkt.endpoint;  // roaming: only from authenticated packets
-  peer.rx_bytes += pkt.length;
-  note_received(peer, kp, t);
+  peer.rx_bytes.fetch_add(pkt.length, std::memory_order_relaxed);
   uint32_t plain_len = job.length - static_cast<uint32_t>(kTagSize);
+  if (w.on_control_thread_) {
+    peer.endpoint = pkt.endpoint;  // roaming: only from authenticated packets
+    note_received(peer, kp, t);
+    if (plain_len != 0) peer.timers.data_received(t);
+  } else {
+    report_received(w, peer, kp, pkt.endpoint, plain_len != 0);
+  }
   if (plain_len == 0) {
     verdict = Verdict::kConsumed;  // keepalive
     return;
   }
-  peer.timers.data_received(t);
   std::span<const uint8_t> inner{pkt.data() + kTransportHeaderSize, plain_len};
   sa_family_t family;
   const uint8_t* src;
   size_t length;
   if (!inner_source(inner, family, src, length)) {
-    counters_.drop(Drop::kBadInnerPacket);
+    w.counters_.drop(Drop::kBadInnerPacket);
     return;
   }
-  auto slot = allowed_ips_.lookup(family, src);
-  if (!slot || *slot != peer.slot) {
-    counters_.drop(Drop::kSourceNotAllowed);
+  // By pointer: the routing version may be newer than the keypair's, and a
+  // slot may have been given to another peer since.
+  auto slot = r.ips.lookup(family, src);
+  if (!slot || r.by_slot[*slot] != &peer) {
+    w.counters_.drop(Drop::kSourceNotAllowed);
     return;
   }
   pkt.offset += kTransportHeaderSize;
   pkt.length = static_cast<uint32_t>(length);
   verdict = Verdict::kPass;
-  ++counters_.rx_data;
+  ++w.counters_.rx_data;
 }
 
 void Device::receive_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
+  commit();
+  receive_burst(own_worker_, pkts, verdicts);
+  commit();
+}
+
+void Device::receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> verdicts) {
   Nanos t = now();
   for (size_t base = 0; base < pkts.size(); base += kBurstSize) {
     size_t count = std::min(kBurstSize, pkts.size() - base);
+    // On the control thread, a handshake of the previous chunk is seen by this one.
+    if (w.on_control_thread_ && base != 0) commit();
+    const Routing& r = routing();
+    const IndexSnapshot& ix = *peers_.published_index();
     AeadBurst b;
     // Pass 1: transport data to the AEAD burst; handshakes wait for pass 3.
     for (size_t i = base; i < base + count; ++i) {
       Packet& pkt = pkts[i];
-      ++counters_.rx_datagrams;
+      ++w.counters_.rx_datagrams;
       verdicts[i] = Verdict::kDrop;
       if (is_handshake(pkt.bytes())) {
         verdicts[i] = Verdict::kConsumed;  // decided in pass 3
         continue;
       }
-      Keypair* kp = receiving_keypair(pkt, t);
+      Keypair* kp = receiving_keypair(w, ix, pkt, t);
       if (!kp) continue;
       b.add({&kp->receive_key, load_le64(pkt.data() + 8), pkt.data() + kTransportHeaderSize,
              static_cast<uint32_t>(pkt.length - kTransportHeaderSize), false},
             i, kp, nullptr);
     }
-    aead_.open_burst({b.jobs, b.n});
+    w.aead_.open_burst({b.jobs, b.n});
     // Pass 2: authenticated packets: replay, session confirmation, routing.
     for (size_t j = 0; j < b.n; ++j)
-      accept_transport(pkts[b.pkt[j]], verdicts[b.pkt[j]], *b.kp[j], b.jobs[j], t);
-    // Pass 3: the handshake context.
-    for (size_t i = base; i < base + count; ++i)
-      if (verdicts[i] == Verdict::kConsumed && is_handshake(pkts[i].bytes()))
+      accept_transport(w, r, pkts[b.pkt[j]], verdicts[b.pkt[j]], *b.kp[j], b.jobs[j], t);
+    // Pass 3: the handshake context, here or through the worker's ring.
+    bool handed_over = false;
+    for (size_t i = base; i < base + count; ++i) {
+      if (verdicts[i] != Verdict::kConsumed || !is_handshake(pkts[i].bytes())) continue;
+      auto type = classify(pkts[i].bytes());
+      if (w.on_control_thread_) {
         handle_handshake(pkts[i], verdicts[i]);
+      } else if (const Drop* reason = std::get_if<Drop>(&type)) {
+        w.counters_.drop(*reason);  // a wrong size never reaches the ring
+        verdicts[i] = Verdict::kDrop;
+      } else if (w.handshakes_.put(pkts[i].bytes(), pkts[i].endpoint, 0, 0)) {
+        handed_over = true;
+      } else {
+        w.counters_.drop(Drop::kHandoffFull);
+        verdicts[i] = Verdict::kDrop;
+      }
+    }
+    if (handed_over && wake_) wake_(wake_arg_);
   }
-  peers_.reclaim();
 }
 
 }  // namespace faraday::dataplane

@@ -1,21 +1,36 @@
 // replay.h: the anti-replay window for transport data counters, RFC 6479 style.
 //
-// A ring of 128 64-bit blocks (8192 bits). Counters up to kWindow (8128) behind
-// the greatest accepted one are still accepted once each; older ones are
-// kTooOld. A counter far ahead slides the window, clearing the blocks it skips.
-// This matches the Linux driver and wireguard-go, so a stock peer's reordering
-// tolerance is the same here.
+// Counters up to kWindow (8128) behind the greatest accepted one are still
+// accepted once each; older ones are kTooOld. This matches the Linux driver and
+// wireguard-go, so a stock peer's reordering tolerance is the same here.
 //
 // Call accept() only after the packet has authenticated: an unauthenticated
 // counter must never move the window.
 //
-// Threading: not synchronized. One ReplayWindow belongs to one receiving keypair;
-// its owner serializes accept()/reset() (one worker, or a lock the caller holds
-// when several RX workers decrypt for the same keypair). greatest() is read under
-// the same rule.
+// Threading: accept() may run on any number of threads at once for the same
+// window (RX workers decrypting packets of one keypair), without a lock and
+// without allocating. Whatever the interleaving:
+//  - a counter is kAccepted by at most one call, ever (until reset());
+//  - kDuplicate means some call has accepted that very counter;
+//  - kTooOld means some call has accepted a counter more than kWindow ahead;
+//  - so a counter that no other call accepts, with nothing more than kWindow
+//    ahead of it accepted, is kAccepted;
+//  - a call that overlaps one moving the window far ahead may still accept a
+//    counter the move leaves behind (once, as above): the edge is exact only
+//    against calls that finished before this one started;
+//  - with no concurrency (each call finishes before the next starts, on one
+//    thread or handed over with the usual happens-before) the results are
+//    exactly those of the plain sequential window, which
+//    tests/dataplane/replay_test.cpp keeps a copy of and compares against.
+// greatest() and has_accepted() may be read from any thread; they may not yet
+// show an accept() still in progress.
+// reset() is not safe against concurrent calls: call it only when no other
+// thread uses the window (nothing outside the tests calls it today; a new
+// keypair gets a new window).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 
 namespace faraday::dataplane {
@@ -29,30 +44,53 @@ enum class ReplayResult : uint8_t {
 
 class ReplayWindow {
  public:
-  static constexpr uint64_t kBits = 8192;
-  static constexpr uint64_t kWindow = kBits - 64;  // 8128
+  static constexpr uint64_t kBits = 8192;          // counters the ring covers
+  static constexpr uint64_t kWindow = kBits - 64;  // 8128, as the Linux driver
   // REJECT_AFTER_MESSAGES from the whitepaper: 2^64 - 2^13 - 1. Counters >= this
   // are kLimit.
   static constexpr uint64_t kRejectAfterMessages = UINT64_MAX - (uint64_t{1} << 13);
 
   // Checks counter and marks it seen when accepted. Never moves the window
-  // unless the result is kAccepted.
+  // unless the result is kAccepted. Lock-free: a call retries only when another
+  // call changed the same slot.
   ReplayResult accept(uint64_t counter);
   // Back to the initial state: nothing seen, every counter below the limit new.
+  // Only while no other thread uses the window.
   void reset();
   // The highest counter accepted so far. 0 both when nothing has been accepted
   // and when only counter 0 has; use has_accepted() to tell them apart.
-  uint64_t greatest() const { return top_ == 0 ? 0 : top_ - 1; }
-  bool has_accepted() const { return top_ != 0; }
+  uint64_t greatest() const {
+    const uint64_t top = top_.load(std::memory_order_relaxed);
+    return top == 0 ? 0 : top - 1;
+  }
+  bool has_accepted() const { return top_.load(std::memory_order_relaxed) != 0; }
 
  private:
-  static constexpr uint64_t kBlocks = kBits / 64;  // 128, a power of two
+  // Counters are stored as n = counter + 1, so that top_ == 0 means "nothing
+  // yet". The ring is kSlots words; a word is one slot:
+  //   bits 0..7    which of the 8 values of its block were accepted
+  //                (bit n % 8 for stored value n);
+  //   bits 8..58   the lap, n / kBits, the block belongs to.
+  // Block n / 8 lives in slot n / 8 % kSlots. One compare-exchange on one word
+  // both checks and marks a counter, so no lock is needed.
+  //
+  // The lap is stored in full (n < 2^64 - 2^13 makes it < 2^51), never modulo:
+  // laps compare as plain integers however far the window jumps, and the
+  // all-zero word is "lap 0, nothing seen", the true initial state. With 32-bit
+  // blocks only 32 bits would be left for a tag, which wraps after a jump of
+  // 2^36 counters and lets a stale slot pass for a current or a newer one (a
+  // false kDuplicate or kTooOld; the HugeJumps test). 8 is the widest power of
+  // two that leaves room for 51 bits. The price is memory: 8 KiB per window,
+  // where 128 plain 64-bit blocks took 1 KiB.
+  static constexpr uint64_t kBlockBits = 8;
+  static constexpr uint64_t kSlots = kBits / kBlockBits;  // 1024, a power of two
+  static constexpr int kLapShift = 8;
 
-  // Counters are stored as counter + 1 so that 0 means "nothing yet"; top_ is
-  // the greatest accepted counter + 1. Bit (n % 64) of block (n / 64 % 128)
-  // stands for stored value n.
-  uint64_t top_ = 0;
-  std::array<uint64_t, kBlocks> blocks_{};
+  // The greatest stored value accepted, raised after the slot says so (a
+  // monotonic max). It is only needed for the exact window edge; the slots
+  // alone decide duplicates.
+  std::atomic<uint64_t> top_{0};
+  std::array<std::atomic<uint64_t>, kSlots> slots_{};
 };
 
 }  // namespace faraday::dataplane

@@ -1,8 +1,9 @@
 // send.cpp: Device's send path, tunnel -> network. send_burst() routes each
 // inner packet by destination (allowed IPs), encrypts the burst in one AEAD
 // call and writes the transport header in place; packets for a peer without a
-// usable session are staged and a handshake is started. Keepalives and staged
-// packets released by a completed handshake go out through the outbox.
+// usable session are staged and a handshake is started (on a worker: handed to
+// the handshake context, which does both). Keepalives and staged packets
+// released by a completed handshake go out through the outbox.
 #include <algorithm>
 #include <cstring>
 
@@ -24,7 +25,7 @@ void Device::send_keepalive(Peer& peer) {
   send_staged(peer);
 }
 
-void Device::finish_transport(Packet& pkt, Peer& peer, Keypair& kp, uint64_t counter,
+void Device::finish_transport(Packet& pkt, const Endpoint& to, Keypair& kp, uint64_t counter,
                               uint32_t sealed_len) {
   pkt.offset -= kTransportHeaderSize;
   uint8_t* hdr = pkt.data();
@@ -32,9 +33,7 @@ void Device::finish_transport(Packet& pkt, Peer& peer, Keypair& kp, uint64_t cou
   store_le32(hdr + 4, kp.remote_index);
   store_le64(hdr + 8, counter);
   pkt.length = static_cast<uint32_t>(kTransportHeaderSize) + sealed_len;
-  pkt.endpoint = peer.endpoint;
-  peer.tx_bytes += pkt.length;
-  ++counters_.tx_data;
+  pkt.endpoint = to;
 }
 
 void Device::send_staged(Peer& peer) {
@@ -45,13 +44,15 @@ void Device::send_staged(Peer& peer) {
     return;
   }
   bool carried_data = false;
+  const uint32_t mtu = mtu_.load(std::memory_order_relaxed);
+  const Endpoint to = peer.endpoint.load();
   while (!peer.staged.empty()) {
     crypto::AeadJob jobs[kBurstSize];
     Packet* pkts[kBurstSize];
     size_t n = 0;
-    while (n < kBurstSize && !peer.staged.empty() && kp->send_counter < kRejectAfterMessages) {
+    while (n < kBurstSize && !peer.staged.empty() && kp->can_send(t)) {
       const std::vector<uint8_t>& inner = peer.staged.front();
-      size_t plen = padded_length(inner.size(), options_.mtu);
+      size_t plen = padded_length(inner.size(), mtu);
       if (kHeadroom + plen + kTagSize > outbox_slot_size_) {
         counters_.drop(Drop::kTooBig);  // the MTU grew past the outbox's slots
         peer.staged.pop_front();
@@ -62,15 +63,22 @@ void Device::send_staged(Peer& peer) {
       if (!inner.empty()) std::memcpy(out->data(), inner.data(), inner.size());
       std::memset(out->data() + inner.size(), 0, plen - inner.size());
       carried_data |= !inner.empty();
-      jobs[n] = {&kp->send_key, kp->send_counter++, out->data(), static_cast<uint32_t>(plen),
-                 false};
+      uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
+      if (counter >= kRejectAfterMessages) {  // a worker took the last nonce meanwhile
+        --outbox_used_;
+        break;
+      }
+      jobs[n] = {&kp->send_key, counter, out->data(), static_cast<uint32_t>(plen), false};
       pkts[n++] = out;
       peer.staged.pop_front();
     }
     if (n == 0) break;
     aead_.seal_burst({jobs, n});
-    for (size_t i = 0; i < n; ++i)
-      finish_transport(*pkts[i], peer, *kp, jobs[i].counter, jobs[i].length + kTagSize);
+    for (size_t i = 0; i < n; ++i) {
+      finish_transport(*pkts[i], to, *kp, jobs[i].counter, jobs[i].length + kTagSize);
+      peer.tx_bytes.fetch_add(pkts[i]->length, std::memory_order_relaxed);
+      ++counters_.tx_data;
+    }
   }
   note_sent(peer, carried_data);
 }
@@ -85,40 +93,48 @@ void Device::note_sent(Peer& peer, bool carried_data) {
 
 void Device::keep_key_fresh_on_send(Peer& peer) {
   const Keypair* kp = peer.current.get();
-  if (kp && (kp->send_counter > kRekeyAfterMessages ||
+  if (kp && (kp->send_counter.load(std::memory_order_relaxed) > kRekeyAfterMessages ||
              (kp->initiator && now() - kp->created >= kRekeyAfterTime)))
     send_initiation(peer, false);
 }
 
-Peer* Device::route(Packet& pkt, size_t& padded) {
+Peer* Device::route(Worker& w, const Routing& r, Packet& pkt, size_t& padded) {
   sa_family_t family;
   const uint8_t* dst;
   size_t length;
   if (!inner_destination(pkt.bytes(), family, dst, length)) {
-    counters_.drop(Drop::kBadInnerPacket);
+    w.counters_.drop(Drop::kBadInnerPacket);
     return nullptr;
   }
-  auto slot = allowed_ips_.lookup(family, dst);
+  auto slot = r.ips.lookup(family, dst);
   if (!slot) {
-    counters_.drop(Drop::kNoRoute);
+    w.counters_.drop(Drop::kNoRoute);
     return nullptr;
   }
-  Peer& peer = peers_.at(*slot);
-  if (!peer.endpoint.valid()) {
-    counters_.drop(Drop::kNoEndpoint);
+  Peer* peer = r.by_slot[*slot];
+  if (!peer->endpoint.valid()) {
+    w.counters_.drop(Drop::kNoEndpoint);
     return nullptr;
   }
   pkt.length = static_cast<uint32_t>(length);
-  padded = padded_length(pkt.length, options_.mtu);
+  padded = padded_length(pkt.length, mtu_.load(std::memory_order_relaxed));
   if (kTransportHeaderSize + padded + kTagSize > kMaxDatagram) {
-    counters_.drop(Drop::kTooBig);  // the datagram would not fit in UDP
+    w.counters_.drop(Drop::kTooBig);  // the datagram would not fit in UDP
     return nullptr;
   }
-  return &peer;
+  return peer;
 }
 
 void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
+  commit();
+  send_burst(own_worker_, pkts, verdicts);
+  commit();
+}
+
+void Device::send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> verdicts) {
   Nanos t = now();
+  const Routing& r = routing();
+  const bool direct = w.on_control_thread_;
   for (size_t base = 0; base < pkts.size(); base += kBurstSize) {
     size_t count = std::min(kBurstSize, pkts.size() - base);
     AeadBurst b;
@@ -126,37 +142,62 @@ void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
       Packet& pkt = pkts[i];
       verdicts[i] = Verdict::kDrop;
       size_t plen;
-      Peer* peer = route(pkt, plen);
+      Peer* peer = route(w, r, pkt, plen);
       if (!peer) continue;
-      Keypair* kp = peer->current.get();
-      if (!kp || !kp->can_send(t) || !peer->staged.empty()) {
-        // No session yet (or packets already waiting, keep their order).
-        stage(*peer, pkt);
+      Keypair* kp = direct ? peer->current.get() : peer->sending.load(std::memory_order_acquire);
+      // No session yet (or, on the control thread, packets already waiting: keep
+      // their order). A worker's own packets cannot overtake staged ones: the
+      // keypair that releases them is published only after they left.
+      if (!kp || !kp->can_send(t) || (direct && !peer->staged.empty())) {
         verdicts[i] = Verdict::kConsumed;
-        send_staged(*peer);
+        if (direct) {
+          stage(*peer, pkt);
+          send_staged(*peer);
+        } else {
+          hand_over_staged(w, *peer, pkt);
+        }
         continue;
       }
       if (pkt.offset < kTransportHeaderSize || pkt.offset + plen + kTagSize > pkt.capacity) {
-        counters_.drop(Drop::kTooBig);
+        w.counters_.drop(Drop::kTooBig);
         continue;
       }
       std::memset(pkt.data() + pkt.length, 0, plen - pkt.length);
-      b.add({&kp->send_key, kp->send_counter++, pkt.data(), static_cast<uint32_t>(plen), false}, i,
-            kp, peer);
+      // Each packet its own nonce, even when several workers send on kp.
+      uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
+      if (counter >= kRejectAfterMessages) {  // another worker took the last nonce
+        w.counters_.drop(Drop::kKeypairExpired);
+        continue;
+      }
+      b.add({&kp->send_key, counter, pkt.data(), static_cast<uint32_t>(plen), false}, i, kp, peer);
     }
-    aead_.seal_burst({b.jobs, b.n});
+    w.aead_.seal_burst({b.jobs, b.n});
+    Peer* last = nullptr;
+    Endpoint to;
     for (size_t j = 0; j < b.n; ++j) {
       Packet& pkt = pkts[b.pkt[j]];
       Peer& peer = *b.peer[j];
-      finish_transport(pkt, peer, *b.kp[j], b.jobs[j].counter, b.jobs[j].length + kTagSize);
+      if (&peer != last) {
+        to = peer.endpoint.load();
+        last = &peer;
+      }
+      finish_transport(pkt, to, *b.kp[j], b.jobs[j].counter, b.jobs[j].length + kTagSize);
       verdicts[b.pkt[j]] = Verdict::kPass;
-      // Timers once per peer per burst: on the last job of that peer.
+      ++w.counters_.tx_data;
+      // Byte counters and timers once per peer per burst: on the last job of that peer.
       bool last_of_peer =
           std::none_of(b.peer + j + 1, b.peer + b.n, [&](Peer* p) { return p == &peer; });
-      if (last_of_peer) note_sent(peer, true);
+      if (!last_of_peer) continue;
+      uint64_t bytes = 0;
+      for (size_t k = 0; k <= j; ++k)
+        if (b.peer[k] == &peer) bytes += pkts[b.pkt[k]].length;
+      peer.tx_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      if (direct)
+        note_sent(peer, true);
+      else
+        report(w, peer, kEventSentData | kEventSentAny);
     }
   }
-  peers_.reclaim();
 }
 
 }  // namespace faraday::dataplane

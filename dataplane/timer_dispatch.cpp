@@ -40,7 +40,7 @@ void Device::tick() {
     Peer& peer = peers_.at(slot);
     for (TimerAction a; (a = peer.timers.expire(t)) != TimerAction::kNone;) run_timer(peer, a);
   }
-  peers_.reclaim();
+  commit();
 }
 
 Nanos Device::next_deadline() const {

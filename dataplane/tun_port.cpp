@@ -12,6 +12,8 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 namespace faraday::dataplane {
 
@@ -65,6 +67,7 @@ std::string setiff_error(const std::string& name) {
 }
 
 // TUNSETIFF on a fresh fd of /dev/net/tun; returns the fd and the kernel's name.
+// On failure errno is still TUNSETIFF's (or open's).
 Result<std::pair<int, std::string>> attach(const std::string& name, short flags) {
   int fd = ::open(kTunDevice, O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Error{open_error()};
@@ -72,22 +75,84 @@ Result<std::pair<int, std::string>> attach(const std::string& name, short flags)
   ifr.ifr_flags = flags;
   std::memcpy(ifr.ifr_name, name.data(), name.size());  // empty: the kernel picks tunN
   if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    std::string err = setiff_error(name);
+    int err = errno;
+    std::string text = setiff_error(name);
     ::close(fd);
-    return Error{err};
+    errno = err;
+    return Error{text};
   }
   return std::pair{fd, std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ))};
 }
 
-// Header size and offloads on a fd attached with IFF_VNET_HDR; returns the
-// description for offloads().
-Result<std::string> enable_offloads(int fd) {
+// The queues attached to interface name, as sysfs shows them (rx-0, rx-1, ...
+// follow the TUN's attached queues); 0 when sysfs does not show the interface.
+size_t attached_queues(const std::string& name) {
+  std::error_code ec;
+  size_t n = 0;
+  std::filesystem::directory_iterator it("/sys/class/net/" + name + "/queues", ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with("rx-")) ++n;
+  return n;
+}
+
+struct Attached {
+  int fd = -1;
+  std::string name;
+  short flags = 0;         // as attached: IFF_MULTI_QUEUE only if the kernel took it
+  std::string mq_refused;  // asked for multi-queue, but the kernel refused it
+};
+
+// attach() with flags, first with IFF_MULTI_QUEUE added when multi_queue; when
+// the kernel refuses that but takes the flags alone, one queue it is, and
+// mq_refused says why. A multi-queue interface that already had a queue is
+// refused: another process would share its flows.
+Result<Attached> attach_first(const std::string& name, short flags, bool multi_queue) {
+  std::string refused;
+  if (multi_queue) {
+    auto mq = attach(name, static_cast<short>(flags | IFF_MULTI_QUEUE));
+    if (mq) {
+      auto [fd, actual] = *mq;
+      if (size_t n = attached_queues(actual); n > 1) {
+        ::close(fd);
+        return Error{"TUNSETIFF " + actual + " (multi-queue interface already attached, " +
+                     std::to_string(n - 1) + " queue(s), by another process or port)"};
+      }
+      return Attached{fd, actual, static_cast<short>(flags | IFF_MULTI_QUEUE), ""};
+    }
+    refused = "IFF_MULTI_QUEUE refused: " +
+              (errno == EINVAL ? errno_text("TUNSETIFF " + name) +
+                                     " (the kernel lacks it, or the interface exists without it)"
+                               : mq.error());
+  }
+  auto one = attach(name, flags);
+  if (!one) return one.failure();
+  return Attached{one->first, one->second, flags, std::move(refused)};
+}
+
+struct Offloads {
+  std::string text;  // for offloads()
+  unsigned mask = 0;
+};
+
+// Header size and offloads on a fd attached with IFF_VNET_HDR.
+Result<Offloads> enable_offloads(int fd) {
   int size = static_cast<int>(kVnetHdrSize);
   if (::ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return Error{errno_text("TUNSETVNETHDRSZ")};
-  if (::ioctl(fd, TUNSETOFFLOAD, kTunOffloads | kTunFUso4 | kTunFUso6) == 0)
-    return std::string("TSO4/6+USO, checksum offload");
-  if (::ioctl(fd, TUNSETOFFLOAD, kTunOffloads) == 0) return std::string("TSO4/6, checksum offload");
+  constexpr unsigned kWithUso = kTunOffloads | kTunFUso4 | kTunFUso6;
+  if (::ioctl(fd, TUNSETOFFLOAD, kWithUso) == 0)
+    return Offloads{"TSO4/6+USO, checksum offload", kWithUso};
+  if (::ioctl(fd, TUNSETOFFLOAD, kTunOffloads) == 0)
+    return Offloads{"TSO4/6, checksum offload", kTunOffloads};
   return Error{errno_text("TUNSETOFFLOAD")};
+}
+
+// The same header size and offload mask on another queue's fd: no fallback, the
+// device already has them.
+Status repeat_offloads(int fd, unsigned mask) {
+  int size = static_cast<int>(kVnetHdrSize);
+  if (::ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return Error{errno_text("TUNSETVNETHDRSZ")};
+  if (::ioctl(fd, TUNSETOFFLOAD, mask) != 0) return Error{errno_text("TUNSETOFFLOAD")};
+  return {};
 }
 
 Status set_mtu(const std::string& name, uint32_t mtu) {
@@ -131,58 +196,110 @@ Status check_interface_name(std::string_view name) {
   return {};
 }
 
-Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu, bool offload) {
+Result<TunPort> TunPort::open(const std::string& name, uint32_t mtu, bool offload,
+                              bool multi_queue) {
   if (auto ok = check_interface_name(name); !ok) return ok.failure();
   if (mtu > 65535) return Error{"MTU " + std::to_string(mtu) + " out of range"};
 
+  auto finish = [mtu](TunPort port) -> Result<TunPort> {
+    if (mtu != 0)
+      if (auto ok = set_mtu(port.name_, mtu); !ok) return ok.failure();
+    return port;
+  };
   std::string offloads = "none (disabled)";
   if (offload) {
-    auto vnet = attach(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR);
+    auto vnet = attach_first(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, multi_queue);
     if (vnet) {
-      auto [fd, actual] = *vnet;
-      auto enabled = enable_offloads(fd);
+      TunPort port(vnet->fd, vnet->name, vnet->flags, vnet->mq_refused);
+      auto enabled = enable_offloads(port.fd_);
       if (enabled) {
-        TunPort port(fd, actual);
         port.vnet_hdr_ = true;
-        port.offloads_ = *enabled;
+        port.offload_flags_ = enabled->mask;
+        port.offloads_ = enabled->text;
         port.rx_buffer_ = std::make_unique_for_overwrite<uint8_t[]>(kVnetBufferSize);
-        if (mtu != 0)
-          if (auto ok = set_mtu(actual, mtu); !ok) return ok.failure();
-        return port;
+        return finish(std::move(port));
       }
-      ::close(fd);
       offloads = "none (" + enabled.error() + ")";
     } else {
       offloads = "none (IFF_VNET_HDR refused: " + vnet.error() + ")";
     }
   }
-  auto plain = attach(name, IFF_TUN | IFF_NO_PI);
+  auto plain = attach_first(name, IFF_TUN | IFF_NO_PI, multi_queue);
   if (!plain) return plain.failure();
-  TunPort port(plain->first, plain->second);
+  TunPort port(plain->fd, plain->name, plain->flags, plain->mq_refused);
   port.offloads_ = std::move(offloads);
-  if (mtu != 0)
-    if (auto ok = set_mtu(port.name_, mtu); !ok) return ok.failure();
-  return port;
+  return finish(std::move(port));
 }
 
-TunPort::TunPort(TunPort&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      name_(std::move(other.name_)),
-      vnet_hdr_(other.vnet_hdr_),
-      offloads_(std::move(other.offloads_)),
-      counters_(other.counters_),
-      rx_buffer_(std::move(other.rx_buffer_)),
-      pending_length_(std::exchange(other.pending_length_, 0)),
-      plan_(other.plan_),
-      next_segment_(other.next_segment_) {}
+Result<std::vector<TunPort>> TunPort::open_queues(const std::string& name, uint32_t mtu,
+                                                  bool offload, size_t queues) {
+  if (queues == 0 || queues > kMaxQueues)
+    return Error{"TUN queues " + std::to_string(queues) + ": want 1.." +
+                 std::to_string(kMaxQueues)};
+  auto first = open(name, mtu, offload, queues > 1);
+  if (!first) return first.failure();
+  std::vector<TunPort> out;
+  out.reserve(queues);
+  out.push_back(std::move(*first));
+  while (out.size() < queues && out.front().multi_queue()) {
+    auto q = out.front().open_queue();
+    if (!q)
+      return Error{"TUN queue " + std::to_string(out.size() + 1) + " of " + std::to_string(queues) +
+                   ": " + q.error()};
+    out.push_back(std::move(*q));
+  }
+  return out;
+}
+
+Result<TunPort> TunPort::open_queue() const {
+  if (!multi_queue())
+    return Error{"TUN multi-queue unavailable: " + (multi_queue_refused_.empty()
+                                                        ? std::string("not requested at open")
+                                                        : multi_queue_refused_)};
+  Error gone{"interface " + name_ + " is gone"};
+  if (fd_ < 0 || !same_interface()) return gone;
+  auto a = attach(name_, flags_);
+  if (!a) return a.failure();
+  TunPort q(a->first, a->second, flags_, "");
+  // Deleted between the check and TUNSETIFF, which then made a new one: q's
+  // destructor removes that again.
+  if (q.ifindex_ != ifindex_) return gone;
+  q.offloads_ = offloads_;
+  if (vnet_hdr_) {
+    if (auto ok = repeat_offloads(q.fd_, offload_flags_); !ok) return ok.failure();
+    q.vnet_hdr_ = true;
+    q.offload_flags_ = offload_flags_;
+    q.rx_buffer_ = std::make_unique_for_overwrite<uint8_t[]>(kVnetBufferSize);
+  }
+  return q;
+}
+
+bool TunPort::multi_queue() const {
+  return (flags_ & IFF_MULTI_QUEUE) != 0;
+}
+
+TunPort::TunPort(int fd, std::string name, short flags, std::string multi_queue_refused)
+    : fd_(fd),
+      name_(std::move(name)),
+      ifindex_(::if_nametoindex(name_.c_str())),
+      flags_(flags),
+      multi_queue_refused_(std::move(multi_queue_refused)) {}
+
+TunPort::TunPort(TunPort&& other) noexcept {
+  *this = std::move(other);
+}
 
 TunPort& TunPort::operator=(TunPort&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     name_ = std::move(other.name_);
+    ifindex_ = other.ifindex_;
+    flags_ = other.flags_;
     vnet_hdr_ = other.vnet_hdr_;
+    offload_flags_ = other.offload_flags_;
     offloads_ = std::move(other.offloads_);
+    multi_queue_refused_ = std::move(other.multi_queue_refused_);
     counters_ = other.counters_;
     rx_buffer_ = std::move(other.rx_buffer_);
     pending_length_ = std::exchange(other.pending_length_, 0);
@@ -354,6 +471,29 @@ size_t TunPort::write_vnet(std::span<Packet> pkts) {
 
 bool TunPort::exists() const {
   return !name_.empty() && ::if_nametoindex(name_.c_str()) != 0;
+}
+
+bool TunPort::same_interface() const {
+  return ifindex_ != 0 && ::if_nametoindex(name_.c_str()) == ifindex_;
+}
+
+TunPortCounters& TunPortCounters::operator+=(const TunPortCounters& o) {
+  rx_packets += o.rx_packets;
+  rx_bytes += o.rx_bytes;
+  rx_errors += o.rx_errors;
+  rx_truncated += o.rx_truncated;
+  rx_super += o.rx_super;
+  rx_segments += o.rx_segments;
+  rx_bad_offload += o.rx_bad_offload;
+  for (size_t i = 0; i < rx_bad_offload_by.size(); ++i)
+    rx_bad_offload_by[i] += o.rx_bad_offload_by[i];
+  tx_packets += o.tx_packets;
+  tx_bytes += o.tx_bytes;
+  tx_errors += o.tx_errors;
+  tx_full += o.tx_full;
+  tx_super += o.tx_super;
+  tx_coalesced += o.tx_coalesced;
+  return *this;
 }
 
 }  // namespace faraday::dataplane

@@ -15,7 +15,35 @@
 // threads (each writes only its own counters and buffers), but each from one
 // thread only.
 //
-// TODO(mq): IFF_MULTI_QUEUE (one fd per worker); single queue for now.
+// Queues (IFF_MULTI_QUEUE, for N workers that each poll their own fd): open(...,
+// multi_queue = true) or open_queues() make the first queue, open_queue() the
+// others. Each queue is a TunPort of its own: its own fd, buffers, pending
+// super-packet and counters; nothing mutable is shared, so N threads may each
+// own one. What the kernel shares is the interface, and with it its flags: the
+// first queue's IFF_VNET_HDR, header size and TUNSETOFFLOAD are the device's,
+// and a later queue attached with other flags would silently get them anyway,
+// so open_queue() attaches with exactly the first queue's flags and offloads,
+// and never falls back to another mode.
+//   - Spreading: the kernel picks the queue of a packet it hands to the TUN by
+//     the flow's symmetric hash (addresses and ports), except that a flow whose
+//     packets were written on a queue in the last few seconds goes back out on
+//     that queue (the driver's flow table). A worker that writes a flow's
+//     decrypted packets thus gets the host's replies of that flow.
+//   - Lifetime: the interface lives while any queue is open (or while it is
+//     persistent, e.g. made by `ip tuntap add ... multi_queue`): closing the
+//     first queue does not remove it, closing the last one does. exists() on
+//     any queue answers for the interface. When the interface is deleted every
+//     queue is detached at once (poll reports POLLERR, reads fail).
+//   - Ownership: attaching to an interface someone else holds stays an error
+//     (EBUSY for a single-queue one); for a multi-queue interface the kernel
+//     would let a second process add a queue and take a share of the flows, so
+//     open() refuses one that already has a queue attached (counted in
+//     /sys/class/net/<name>/queues; not checked when sysfs does not show it).
+//     Neither mode makes the interface persistent or sets its owner.
+//   - Fallback: when the kernel refuses IFF_MULTI_QUEUE (a kernel without it,
+//     or an existing single-queue interface of that name) open() opens one
+//     queue as before, multi_queue() is false and multi_queue_refused() says
+//     why, for a one-time "TUN multi-queue unavailable: ..." log line.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +52,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <array>
 #include <memory>
@@ -50,6 +79,8 @@ struct TunPortCounters {
   uint64_t tx_full = 0;       // write_burst stopped early on EAGAIN
   uint64_t tx_super = 0;      // vnet: writes that were coalesced TCP super-packets
   uint64_t tx_coalesced = 0;  // vnet: packets carried by them (also in tx_packets)
+
+  TunPortCounters& operator+=(const TunPortCounters& o);  // the queues of one interface
 };
 
 // " hdr_len=2 ip_options=1" for the non-zero rx_bad_offload_by counters: for the
@@ -65,15 +96,33 @@ Status check_interface_name(std::string_view name);
 class TunPort {
  public:
   static constexpr uint32_t kDefaultMtu = 1420;
+  // The kernel's limit on the queues of one TUN (MAX_TAP_QUEUES).
+  static constexpr size_t kMaxQueues = 256;
 
   // Creates TUN interface `name`, or attaches to an existing one, non-blocking and
   // close-on-exec. Sets the MTU when mtu != 0; configures no addresses and leaves the
   // link state alone. The error names the cause (no /dev/net/tun, name too long,
   // EPERM without CAP_NET_ADMIN, exists but is not a TUN, ...). offload: try vnet
   // mode first, falling back to plain mode when the kernel refuses (offloads()
-  // says why); false: plain mode.
+  // says why); false: plain mode. multi_queue: attach with IFF_MULTI_QUEUE so that
+  // open_queue() can add queues, falling back to one queue when the kernel refuses
+  // (multi_queue_refused() says why); an existing multi-queue interface that
+  // already has a queue attached is refused. false: one queue, as before (an
+  // existing multi-queue interface is then refused with EINVAL, as before).
   static Result<TunPort> open(const std::string& name, uint32_t mtu = kDefaultMtu,
-                              bool offload = true);
+                              bool offload = true, bool multi_queue = false);
+  // open(name, mtu, offload, queues > 1), then open_queue() until there are
+  // `queues` (1 to kMaxQueues). Fewer only when the kernel refused multi-queue:
+  // then exactly one, and front().multi_queue_refused() says why. An error if any
+  // queue fails (those already open are closed again).
+  static Result<std::vector<TunPort>> open_queues(const std::string& name, uint32_t mtu,
+                                                  bool offload, size_t queues);
+  // Another queue of this port's interface, in the same mode with the same offloads,
+  // sharing nothing mutable with this one. An error when this port is not
+  // multi-queue ("TUN multi-queue unavailable: ..."), when the interface is gone
+  // (it is not made anew), or when the kernel refuses (E2BIG past kMaxQueues).
+  // Reads only what open() set: may run while other threads use this port.
+  Result<TunPort> open_queue() const;
 
   TunPort(TunPort&& other) noexcept;
   TunPort& operator=(TunPort&& other) noexcept;
@@ -87,6 +136,11 @@ class TunPort {
   // For the start-up log: "TSO4/6+USO, checksum offload", "TSO4/6, checksum
   // offload", or "none (TUNSETOFFLOAD: Invalid argument)" and the like.
   const std::string& offloads() const { return offloads_; }
+  // True when attached with IFF_MULTI_QUEUE (open_queue() works).
+  bool multi_queue() const;
+  // Why multi-queue is off although it was asked for ("IFF_MULTI_QUEUE refused:
+  // ..."); empty when it is on or was not asked for.
+  const std::string& multi_queue_refused() const { return multi_queue_refused_; }
 
   // Fills pkts from the front until EAGAIN or pkts is full; sets offset =
   // kHeadroom, length, and clears endpoint. Returns the count. Plain: one read()
@@ -113,17 +167,23 @@ class TunPort {
   const TunPortCounters& counters() const { return counters_; }
 
  private:
-  TunPort(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  TunPort(int fd, std::string name, short flags, std::string multi_queue_refused);
   size_t read_plain(std::span<Packet> pkts);
   size_t write_plain(std::span<Packet> pkts);
   size_t write_vnet(std::span<Packet> pkts);
   size_t read_vnet(std::span<Packet> pkts);
   bool read_super();  // one read() into rx_buffer_ that tso_parse accepts; false: none
+  // Still the interface this port attached to (not gone, not made anew).
+  bool same_interface() const;
 
   int fd_ = -1;
   std::string name_;
+  unsigned ifindex_ = 0;  // at attach time
+  short flags_ = 0;       // the TUNSETIFF flags, IFF_MULTI_QUEUE included: every queue's
   bool vnet_hdr_ = false;
+  unsigned offload_flags_ = 0;  // vnet: the TUNSETOFFLOAD mask the kernel took
   std::string offloads_;
+  std::string multi_queue_refused_;
   TunPortCounters counters_;
   // Vnet mode only: the virtio_net_hdr and packet of the last read(), allocated
   // once; pending_length_ packet bytes, segments from next_segment_ on not yet

@@ -57,49 +57,77 @@ void set_buffer(int fd, int force_opt, int opt) {
   ::setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size));  // best effort: capped by the sysctl
 }
 
-}  // namespace
+struct BindError {
+  std::string message;
+  int err = 0;
+  bool no_ipv6 = false;  // an AF_INET6 socket that this host cannot have
+};
 
-Result<UdpPort> UdpPort::open(uint16_t port, bool offload) {
-  bool v6 = true;
-  int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
-    int off = 0;
-    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) {
-      std::string err = errno_text("setsockopt(IPV6_V6ONLY=0)");
-      ::close(fd);
-      return Error{err};
-    }
-    sockaddr_in6 sa{};
+// A non-blocking, close-on-exec UDP socket bound to [::]:port, dual-stack (v6),
+// or to 0.0.0.0:port; reuseport sets SO_REUSEPORT before the bind.
+Result<int, BindError> bind_socket(uint16_t port, bool v6, bool reuseport) {
+  auto fail = [](int fd, const std::string& what, bool no_ipv6 = false) {
+    int err = errno;
+    BindError e{what + ": " + std::strerror(err), err, no_ipv6};
+    if (fd >= 0) ::close(fd);
+    return e;
+  };
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return fail(fd, v6 ? "socket(AF_INET6, SOCK_DGRAM)" : "socket(AF_INET, SOCK_DGRAM)", v6);
+  int off = 0, on = 1;
+  if (v6 && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0)
+    return fail(fd, "setsockopt(IPV6_V6ONLY=0)");
+  if (reuseport && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+    return fail(fd, "setsockopt(SO_REUSEPORT)");
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    auto& sa = reinterpret_cast<sockaddr_in6&>(ss);
     sa.sin6_family = AF_INET6;
     sa.sin6_port = htons(port);
     sa.sin6_addr = in6addr_any;
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0) {
-      if (errno != EADDRNOTAVAIL && errno != EAFNOSUPPORT) {
-        std::string err = errno_text(("bind [::]:" + std::to_string(port)).c_str());
-        ::close(fd);
-        return Error{err};
-      }
-      ::close(fd);
-      fd = -1;  // IPv6 disabled on this host: fall back below
-    }
-  }
-  if (fd < 0) {
-    v6 = false;
-    fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Error{errno_text("socket(AF_INET, SOCK_DGRAM)")};
-    sockaddr_in sa{};
+    len = sizeof(sa);
+  } else {
+    auto& sa = reinterpret_cast<sockaddr_in&>(ss);
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
     sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0) {
-      std::string err = errno_text(("bind 0.0.0.0:" + std::to_string(port)).c_str());
-      ::close(fd);
-      return Error{err};
-    }
+    len = sizeof(sa);
   }
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+    bool no_ipv6 = v6 && (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT);
+    return fail(fd, (v6 ? "bind [::]:" : "bind 0.0.0.0:") + std::to_string(port), no_ipv6);
+  }
+  return fd;
+}
+
+struct Bound {
+  int fd = -1;
+  bool v6 = false;
+};
+
+// Dual-stack [::]:port, or 0.0.0.0:port when this host has no IPv6.
+Result<Bound, BindError> bind_any(uint16_t port, bool reuseport) {
+  auto v6 = bind_socket(port, true, reuseport);
+  if (v6) return Bound{*v6, true};
+  if (!v6.failure().no_ipv6) return v6.failure();
+  auto v4 = bind_socket(port, false, reuseport);
+  if (!v4) return v4.failure();
+  return Bound{*v4, false};
+}
+
+}  // namespace
+
+Result<UdpPort> UdpPort::open(uint16_t port, bool offload) {
+  auto bound = bind_any(port, false);
+  if (!bound) return Error{bound.error()};
+  return adopt(bound->fd, bound->v6, offload);
+}
+
+Result<UdpPort> UdpPort::adopt(int fd, bool v6, bool offload) {
   set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
-
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
@@ -446,6 +474,92 @@ size_t UdpPort::send_fallback(std::span<Packet> pkts, int err) {
   // this message only.
   if (err == EIO && gso()) gso_off_.set("sendmsg with UDP_SEGMENT", EIO);
   return send_run(pkts, false);
+}
+
+Status UdpPort::set_mark(uint32_t mark) {
+  if (::setsockopt(fd_, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0)
+    return Error{errno_text(("setsockopt(SO_MARK=" + std::to_string(mark) + ")").c_str())};
+  return {};
+}
+
+Result<UdpPortGroup> UdpPortGroup::open(uint16_t port, size_t count, bool offload) {
+  if (count == 0 || count > kMaxSockets)
+    return Error{"UDP sockets " + std::to_string(count) + ": want 1.." +
+                 std::to_string(kMaxSockets)};
+  UdpPortGroup group;
+  group.offload_ = offload;
+  if (count == 1) {
+    auto one = UdpPort::open(port, offload);
+    if (!one) return one.failure();
+    group.port_ = one->port();
+    group.v6_ = one->dual_stack();
+    group.ports_.push_back(std::move(*one));
+    return group;
+  }
+  // SO_REUSEPORT sockets on chosen, all of one family (the probe's).
+  auto bind_members = [&](uint16_t chosen, bool v6) -> Result<std::vector<UdpPort>, BindError> {
+    std::vector<UdpPort> members;
+    members.reserve(count);
+    while (members.size() < count) {
+      auto fd = bind_socket(chosen, v6, true);
+      if (!fd) return fd.failure();
+      auto member = UdpPort::adopt(*fd, v6, offload);
+      if (!member) return BindError{member.error()};
+      members.push_back(std::move(*member));
+    }
+    return members;
+  };
+  constexpr int kPortZeroTries = 4;
+  for (int attempt = 1;; ++attempt) {
+    auto probe = bind_any(port, false);  // see the header: no SO_REUSEPORT here
+    if (!probe) return Error{probe.error()};
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    int got = ::getsockname(probe->fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    std::string err = got != 0 ? errno_text("getsockname") : "";
+    ::close(probe->fd);
+    if (got != 0) return Error{err};
+    uint16_t chosen = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&ss)).port;
+    auto members = bind_members(chosen, probe->v6);
+    if (members) {
+      group.ports_ = std::move(*members);
+      group.port_ = chosen;
+      group.v6_ = probe->v6;
+      return group;
+    }
+    // Port 0: someone took the probe's port before the members bound it.
+    if (port != 0 || members.failure().err != EADDRINUSE || attempt == kPortZeroTries)
+      return Error{members.error()};
+  }
+}
+
+Result<UdpPortGroup> UdpPortGroup::reopen(uint16_t port) const {
+  return open(port, ports_.size(), offload_);
+}
+
+Status UdpPortGroup::set_mark(uint32_t mark) {
+  Status first;
+  for (UdpPort& p : ports_)
+    if (auto ok = p.set_mark(mark); !ok && first.ok()) first = ok;
+  return first;
+}
+
+UdpPortCounters& UdpPortCounters::operator+=(const UdpPortCounters& o) {
+  rx_packets += o.rx_packets;
+  rx_bytes += o.rx_bytes;
+  rx_truncated += o.rx_truncated;
+  rx_errors += o.rx_errors;
+  rx_gro_super += o.rx_gro_super;
+  rx_gro_segments += o.rx_gro_segments;
+  tx_packets += o.tx_packets;
+  tx_bytes += o.tx_bytes;
+  tx_invalid_endpoint += o.tx_invalid_endpoint;
+  tx_errors += o.tx_errors;
+  tx_full += o.tx_full;
+  tx_gso_messages += o.tx_gso_messages;
+  tx_gso_segments += o.tx_gso_segments;
+  tx_gso_fallbacks += o.tx_gso_fallbacks;
+  return *this;
 }
 
 }  // namespace faraday::dataplane

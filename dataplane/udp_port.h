@@ -28,6 +28,17 @@
 //   larger than the caller's slot is dropped and counted rx_truncated, as without
 //   GRO. The cost is one memcpy per datagram; without GRO, datagrams land directly in
 //   the caller's slots as before.
+//
+// Several sockets on one port (UdpPortGroup, for N workers that each poll their
+// own socket): SO_REUSEPORT lets N sockets bind the same [::]:port, and the
+// kernel hands each incoming datagram to one of them by a hash of its 4-tuple,
+// so one peer endpoint always lands on the same socket (one peer is one
+// worker's; spreading needs many peers or endpoints). Each member is an
+// ordinary UdpPort (its own fd, GRO stage and counters); sending from any of
+// them leaves from the same port, so peers see one endpoint. Closing a member
+// reshuffles the hash over the others, and what was queued on it is lost: the
+// group is opened and replaced as a whole. See UdpPortGroup for the port choice
+// and what SO_REUSEPORT lets other processes do.
 // TODO(pktinfo): sticky source addresses (IP_PKTINFO / IPV6_RECVPKTINFO) so replies
 // leave from the address the peer wrote to on multi-homed hosts.
 #pragma once
@@ -40,6 +51,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "dataplane/packet.h"
 #include "result.h"
@@ -63,6 +75,8 @@ struct UdpPortCounters {
   uint64_t tx_gso_messages = 0;      // messages sent with UDP_SEGMENT (two datagrams or more)
   uint64_t tx_gso_segments = 0;      // datagrams those messages carried (tx_packets counts each)
   uint64_t tx_gso_fallbacks = 0;     // GSO messages refused and resent one datagram each
+
+  UdpPortCounters& operator+=(const UdpPortCounters& o);  // the sockets of one group
 };
 
 // The kernel's limits for one UDP_SEGMENT message (UDP_MAX_SEGMENTS in the kernel's
@@ -113,9 +127,16 @@ class UdpPort {
   // the caller may retry them later or drop them.
   size_t send_burst(std::span<Packet> pkts);
 
+  // SO_MARK (the fwmark, for policy routing); 0 clears it. Needs CAP_NET_ADMIN.
+  Status set_mark(uint32_t mark);
+
   const UdpPortCounters& counters() const { return counters_; }
 
  private:
+  friend class UdpPortGroup;
+  // Takes a bound socket: buffers, port (getsockname), offloads. Closes fd on error.
+  static Result<UdpPort> adopt(int fd, bool v6, bool offload);
+
   struct GroStage;  // the GRO receive stage (udp_port.cpp)
   // Why an offload is off: a step (a string literal) and its errno; what == nullptr
   // means on. GSO can be turned off by the sending thread while the owner reads.
@@ -147,6 +168,71 @@ class UdpPort {
   OffReason gro_off_;
   std::unique_ptr<GroStage> stage_;  // set while GRO is on
   UdpPortCounters counters_;
+};
+
+// N UdpPorts bound to one port with SO_REUSEPORT, one per worker.
+//
+// The port. A probe socket without SO_REUSEPORT binds it first and is closed
+// again before the members bind: a port that anyone holds, with or without
+// SO_REUSEPORT, is refused with the error a single UdpPort gives ("bind [::]:P:
+// Address already in use"), and port 0 gets a port no one holds. Without the
+// probe, a member bound to port 0 with SO_REUSEPORT may be given a port that a
+// reuseport socket of the same user already has, and silently join its group
+// (the kernel treats such a port as free for port 0). The members then bind the
+// probe's port; for port 0, a port taken in between is tried again.
+//
+// The risk. Linux lets any later socket with SO_REUSEPORT join the group when it
+// binds the same address and port in the same network namespace under the same
+// effective UID (for faradayd that is usually root), and then it receives its
+// share of the datagrams (which it cannot decrypt: a loss, not a leak). Nothing
+// here stops that once the group is bound; the probe only keeps us from joining
+// someone else's. Possible hardening, not done: a reuseport BPF program
+// (SO_ATTACH_REUSEPORT_EBPF with a REUSEPORT_SOCKARRAY of our own sockets) picks
+// only members we put in the map, so an intruder gets nothing; a classic BPF
+// program or SO_INCOMING_CPU would instead steer by the receiving CPU, keeping a
+// flow on the core its NIC queue interrupts (worth it with one worker per core
+// and matching IRQ affinity).
+//
+// One socket (count 1) is a plain UdpPort::open(): no SO_REUSEPORT, no probe,
+// the same errors as before.
+//
+// Threads: as UdpPort, per member; open/reopen/set_mark from the owner.
+class UdpPortGroup {
+ public:
+  // As many as workers (crypto::kMaxLanes); each member with GRO has its own
+  // 4 MiB stage.
+  static constexpr size_t kMaxSockets = 64;
+
+  // count sockets (1 to kMaxSockets) on [::]:port (port 0: the kernel picks one
+  // port for all), each as UdpPort::open(port, offload) would make it.
+  static Result<UdpPortGroup> open(uint16_t port, size_t count, bool offload = true);
+
+  // A port change (wg set listen-port): a complete new group of the same size and
+  // offload choice on port. This group is untouched and keeps receiving until the
+  // caller, its workers quiet, replaces it with the result; on error nothing
+  // changed. Both ports are bound in between. port == port() is refused (the port
+  // is in use, by this group); the fwmark is the caller's to set again.
+  Result<UdpPortGroup> reopen(uint16_t port) const;
+
+  // SO_MARK on every member; the first error (the others are still tried).
+  Status set_mark(uint32_t mark);
+
+  size_t size() const { return ports_.size(); }
+  UdpPort& operator[](size_t i) { return ports_[i]; }
+  const UdpPort& operator[](size_t i) const { return ports_[i]; }
+  std::span<UdpPort> ports() { return ports_; }
+  std::span<const UdpPort> ports() const { return ports_; }
+  uint16_t port() const { return port_; }
+  bool dual_stack() const { return v6_; }
+  bool reuseport() const { return ports_.size() > 1; }
+
+ private:
+  UdpPortGroup() = default;
+
+  std::vector<UdpPort> ports_;
+  uint16_t port_ = 0;
+  bool v6_ = false;
+  bool offload_ = true;
 };
 
 }  // namespace faraday::dataplane

@@ -131,8 +131,9 @@ class DataPathTest : public ::testing::Test {
   std::promise<dataplane::Pipeline::Exit> exited_;
 };
 
-// workers = 0 (the default): one AEAD lane per CPU this process may use; a number
-// is taken as given, and the start-up summary says how the crypto is shared.
+// workers = 0 (the default): one worker per CPU this process may use; a number
+// is taken as given, and the start-up summary says how they share the work (a
+// TUN queue and a UDP socket each, the kernel permitting multi-queue TUN).
 TEST_F(DataPathTest, WorkersDefaultToTheCpusThisProcessMayUse) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -147,7 +148,7 @@ TEST_F(DataPathTest, WorkersDefaultToTheCpusThisProcessMayUse) {
   auto three = open_interface(options);
   ASSERT_TRUE(three.ok()) << three.error();
   EXPECT_EQ((*three)->workers(), 3u);
-  EXPECT_NE((*three)->summary().find("3 workers (each burst's crypto shared in order)"),
+  EXPECT_NE((*three)->summary().find("3 workers (a TUN queue and a UDP socket each)"),
             std::string::npos)
       << (*three)->summary();
 }

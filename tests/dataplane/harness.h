@@ -190,7 +190,7 @@ struct Node {
   std::vector<Endpoint> addresses;  // the addresses the network delivers to it
   std::vector<Bytes> tunnel;        // inner packets delivered to its tunnel, in order
 
-  const Counters& counters() const { return device.counters(); }
+  Counters counters() const { return device.counters(); }
   uint64_t dropped(Drop reason) const { return counters().dropped(reason); }
 };
 
