@@ -39,13 +39,13 @@ if [ ! -d build-tsan ]; then
     -Dcpp_args=-Wno-tsan
 fi
 ninja -C build-tsan tests/control/control_test tests/crypto/crypto_test \
-  tests/dataplane/dataplane_test
+  tests/dataplane/dataplane_threads_test
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/control/control_test --gtest_filter='DataPath*:Links*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/crypto/crypto_test --gtest_filter='ParallelAead*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  build-tsan/tests/dataplane/dataplane_test --gtest_filter='WorkersStress*:ReplayConcurrent*'
+  build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*'
 
 echo "== fuzz targets (clang, libFuzzer)"
 if [ ! -d build-fuzz ]; then
