@@ -157,6 +157,8 @@ class Device {
 
  private:
   Nanos now() const { return clock_.monotonic(); }
+  // Timer jitter: spreads rekeys, needs no secrecy. A generator seeded once
+  // from the CSPRNG, so a burst does not pay a getrandom() per peer.
   Nanos jitter();
   Packet* outbox_slot();
 
@@ -194,6 +196,9 @@ class Device {
     std::vector<Peer*> by_slot;  // nullptr: a free slot
   };
   const Routing& routing() const { return *routing_.load(std::memory_order_acquire); }
+  // send.cpp: gives each job of a sealing burst its nonce; the packets whose
+  // keypair ran out are taken out of the burst and staged.
+  void reserve_nonces(Worker& w, AeadBurst& b, std::span<Packet> pkts, std::span<Verdict> verdicts);
 
   // worker.cpp: the handshake context's side of the rings.
   bool drain(Worker& w);
@@ -223,9 +228,26 @@ class Device {
   // receive.cpp: network -> tunnel.
   // Pass 1: the keypair a transport datagram is for; nullptr if dropped.
   Keypair* receiving_keypair(Worker& w, const IndexSnapshot& ix, Packet& pkt, Nanos t);
+  // A peer's received bytes, added up over a run of its packets and written
+  // once: workers sharing a peer do not fight over its counter per packet.
+  struct ByteTally {
+    Peer* peer = nullptr;
+    uint64_t bytes = 0;
+    void add(Peer& p, uint64_t n) {
+      if (&p != peer) {
+        flush();
+        peer = &p;
+      }
+      bytes += n;
+    }
+    void flush() {
+      if (peer && bytes) peer->rx_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      bytes = 0;
+    }
+  };
   // Pass 2: one authenticated datagram: replay, confirmation, routing.
   void accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict, Keypair& kp,
-                        const crypto::AeadJob& job, Nanos t);
+                        const crypto::AeadJob& job, Nanos t, ByteTally& rx);
   // On a worker, what note_received does on the control thread.
   void report_received(Worker& w, Peer& peer, Keypair& kp, const Endpoint& from, bool data);
   void note_received(Peer& peer, Keypair& kp, Nanos t);
@@ -253,6 +275,7 @@ class Device {
   Nanos load_window_start_ = 0;
   uint32_t load_window_count_ = 0;
   Nanos under_load_until_ = 0;
+  uint64_t jitter_state_;
   Worker own_worker_;
   std::vector<std::unique_ptr<Worker>> workers_;
   void (*wake_)(void*) = nullptr;

@@ -12,8 +12,11 @@
 //   Keypair::send_key, receive_key, created, initiator, local/remote_index, peer:
 //       written before the keypair is published, then read-only. Wiped only
 //       when the keypair is freed, after the grace period.
-//   Keypair::send_counter   workers: fetch_add hands each packet its own nonce
-//                           (several workers may send on one keypair at once).
+//   Keypair::send_counter   workers: one fetch_add per keypair per burst reserves
+//                           that burst's nonces, so each packet has its own even
+//                           when several workers send on one keypair at once. A
+//                           cache line of its own: the keys beside it are read
+//                           for every packet.
 //   Keypair::replay         workers: a lock-free window (replay.h); a counter is
 //                           accepted by at most one worker.
 //   Keypair::confirmed      handshake context writes; workers read: false while a
@@ -27,7 +30,8 @@
 //   Peer::events            workers set bits (what happened since the handshake
 //                           context last looked: data sent, packet received...);
 //                           the handshake context takes them all and runs the timers.
-//   Peer::rx_bytes, tx_bytes  workers and handshake context add (relaxed atomics).
+//   Peer::rx_bytes, tx_bytes  workers and handshake context add (relaxed atomics,
+//                           once per peer per burst).
 // Everything else (handshake, cookie, timers, staged packets, keypair rotation)
 // is the handshake context's alone.
 #pragma once
@@ -101,8 +105,8 @@ class AtomicEndpoint {
 struct Keypair {
   crypto::Key send_key{};
   crypto::Key receive_key{};
-  std::atomic<uint64_t> send_counter{0};
-  ReplayWindow replay;
+  alignas(64) std::atomic<uint64_t> send_counter{0};
+  alignas(64) ReplayWindow replay;
   Nanos created = 0;
   bool initiator = false;
   uint32_t local_index = 0;

@@ -55,7 +55,7 @@ void Device::note_received(Peer& peer, Keypair& kp, Nanos t) {
 }
 
 void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict,
-                              Keypair& kp, const crypto::AeadJob& job, Nanos t) {
+                              Keypair& kp, const crypto::AeadJob& job, Nanos t, ByteTally& rx) {
   if (!job.ok) {
     w.counters_.drop(Drop::kDecryptFailed);
     return;
@@ -74,7 +74,7 @@ void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict&
       return;
   }
   Peer& peer = *kp.peer;
-  peer.rx_bytes.fetch_add(pkt.length, std::memory_order_relaxed);
+  rx.add(peer, pkt.length);
   uint32_t plain_len = job.length - static_cast<uint32_t>(kTagSize);
   if (w.on_control_thread_) {
     peer.endpoint = pkt.endpoint;  // roaming: only from authenticated packets
@@ -140,8 +140,10 @@ void Device::receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict>
     }
     w.aead_.open_burst({b.jobs, b.n});
     // Pass 2: authenticated packets: replay, session confirmation, routing.
+    ByteTally rx;
     for (size_t j = 0; j < b.n; ++j)
-      accept_transport(w, r, pkts[b.pkt[j]], verdicts[b.pkt[j]], *b.kp[j], b.jobs[j], t);
+      accept_transport(w, r, pkts[b.pkt[j]], verdicts[b.pkt[j]], *b.kp[j], b.jobs[j], t, rx);
+    rx.flush();
     // Pass 3: the handshake context, here or through the worker's ring.
     bool handed_over = false;
     for (size_t i = base; i < base + count; ++i) {

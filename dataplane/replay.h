@@ -89,8 +89,9 @@ class ReplayWindow {
   // The greatest stored value accepted, raised after the slot says so (a
   // monotonic max). It is only needed for the exact window edge; the slots
   // alone decide duplicates.
+  // Apart from the slots: workers marking slots do not evict each other's top_.
   std::atomic<uint64_t> top_{0};
-  std::array<std::atomic<uint64_t>, kSlots> slots_{};
+  alignas(64) std::array<std::atomic<uint64_t>, kSlots> slots_{};
 };
 
 }  // namespace faraday::dataplane

@@ -125,6 +125,57 @@ Peer* Device::route(Worker& w, const Routing& r, Packet& pkt, size_t& padded) {
   return peer;
 }
 
+void Device::reserve_nonces(Worker& w, AeadBurst& b, std::span<Packet> pkts,
+                            std::span<Verdict> verdicts) {
+  // One atomic step per keypair per burst: with one peer on several workers, a
+  // contended atomic per packet would cost more than the crypto of a small one.
+  // Nonces rise in packet order within the burst, and never pass the limit.
+  constexpr uint64_t kNone = UINT64_MAX;
+  bool done[kBurstSize] = {};
+  for (size_t j = 0; j < b.n; ++j) {
+    if (done[j]) continue;
+    Keypair* kp = b.kp[j];
+    uint64_t want = 0;
+    for (size_t k = j; k < b.n; ++k) want += b.kp[k] == kp;
+    uint64_t next = kp->send_counter.load(std::memory_order_relaxed);
+    uint64_t take;
+    do {
+      take = next >= kRejectAfterMessages ? 0 : std::min(want, kRejectAfterMessages - next);
+    } while (take != 0 &&
+             !kp->send_counter.compare_exchange_weak(next, next + take, std::memory_order_relaxed));
+    for (size_t k = j; k < b.n; ++k) {
+      if (b.kp[k] != kp) continue;
+      b.jobs[k].counter = take > 0 ? next++ : kNone;
+      take -= take > 0;
+      done[k] = true;
+    }
+  }
+  // The keypair ran out under these packets (here or on another worker): they
+  // wait for the next session, as they would had the burst found it spent.
+  size_t kept = 0;
+  for (size_t j = 0; j < b.n; ++j) {
+    if (b.jobs[j].counter == kNone) {
+      Packet& pkt = pkts[b.pkt[j]];
+      verdicts[b.pkt[j]] = Verdict::kConsumed;
+      if (w.on_control_thread_) {
+        stage(*b.peer[j], pkt);
+        send_staged(*b.peer[j]);
+      } else {
+        hand_over_staged(w, *b.peer[j], pkt);
+      }
+      continue;
+    }
+    if (kept != j) {
+      b.jobs[kept] = b.jobs[j];
+      b.pkt[kept] = b.pkt[j];
+      b.kp[kept] = b.kp[j];
+      b.peer[kept] = b.peer[j];
+    }
+    ++kept;
+  }
+  b.n = kept;
+}
+
 void Device::send_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
   commit();
   send_burst(own_worker_, pkts, verdicts);
@@ -163,14 +214,9 @@ void Device::send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> ve
         continue;
       }
       std::memset(pkt.data() + pkt.length, 0, plen - pkt.length);
-      // Each packet its own nonce, even when several workers send on kp.
-      uint64_t counter = kp->send_counter.fetch_add(1, std::memory_order_relaxed);
-      if (counter >= kRejectAfterMessages) {  // another worker took the last nonce
-        w.counters_.drop(Drop::kKeypairExpired);
-        continue;
-      }
-      b.add({&kp->send_key, counter, pkt.data(), static_cast<uint32_t>(plen), false}, i, kp, peer);
+      b.add({&kp->send_key, 0, pkt.data(), static_cast<uint32_t>(plen), false}, i, kp, peer);
     }
+    reserve_nonces(w, b, pkts, verdicts);
     w.aead_.seal_burst({b.jobs, b.n});
     Peer* last = nullptr;
     Endpoint to;
