@@ -4,6 +4,7 @@
 // handshake after unanswered data, zeroing keys, and the last-minute rekey on
 // receive. Jitter is fixed (DeviceOptions::fixed_jitter) so every deadline is
 // exact, except in the one test that checks the jitter's range.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -139,6 +140,24 @@ TEST_F(Timers, RejectAfterMessages) {
   EXPECT_EQ(v[1], Verdict::kConsumed);  // waits for a new session
   EXPECT_EQ(old->send_counter, kRejectAfterMessages);
   EXPECT_EQ(net.sent(net.a, MessageType::kInitiation), 2u);
+  net.pump();
+  EXPECT_EQ(net.b.tunnel, burst);
+  EXPECT_NE(pa->current.get(), old);
+}
+
+// The burst reserves its nonces at once: the ones left go out in order, the
+// rest wait for the next session, and the counter stops at the limit.
+TEST_F(Timers, RejectAfterMessagesMidBurst) {
+  net.clock.advance(kRekeyTimeout);
+  Peer* pa = net.peer_of(net.a);
+  Keypair* old = pa->current.get();
+  pa->current->send_counter = kRejectAfterMessages - 2;
+  std::vector<Bytes> burst = {a_to_b(1), a_to_b(2), a_to_b(3), a_to_b(4)};
+  std::vector<Verdict> v = net.send(net.a, burst);
+  EXPECT_THAT(v, ::testing::ElementsAre(Verdict::kPass, Verdict::kPass, Verdict::kConsumed,
+                                        Verdict::kConsumed));
+  EXPECT_EQ(old->send_counter, kRejectAfterMessages);
+  EXPECT_EQ(pa->staged.size(), 2u);
   net.pump();
   EXPECT_EQ(net.b.tunnel, burst);
   EXPECT_NE(pa->current.get(), old);
