@@ -17,29 +17,30 @@ scripts/setup.sh
 echo "== layout"
 python3 scripts/check-layout.py
 
+# The checks' own builds (ASan, TSan, fuzz) take as long as the interop and
+# cluster suites, which mostly wait on namespaces and timers: they are built
+# meanwhile, at the lowest priority so the suites keep the CPU they ask for.
+echo "== sanitizer and fuzz builds: in the background, log in build-checks.log"
+setsid nice -n 19 scripts/build-checks.sh >build-checks.log 2>&1 &
+checks=$!
+trap 'kill -- -$checks 2>/dev/null || true' EXIT
+
 echo "== unit and interop suites"
 meson test -C build --print-errorlogs
 
-# The sanitizer builds are unoptimized (-O0): they compile about three times
-# faster than -O2, which is most of this script's time, and the unit suites
-# stay quick without optimization.
-echo "== unit suites under ASan+UBSan"
-if [ ! -d build-asan ]; then
-  meson setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+echo "== waiting for the sanitizer and fuzz builds"
+if ! wait $checks; then
+  tail -n 60 build-checks.log
+  echo "test.sh: the sanitizer or fuzz build failed (whole log: build-checks.log)" >&2
+  exit 1
 fi
-ninja -C build-asan unit-tests
+trap - EXIT
+
+echo "== unit suites under ASan+UBSan"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite dataplane --suite control --suite faradayctl --suite farad
 
 echo "== cluster threads, AEAD lanes and data-path workers under TSan"
-if [ ! -d build-tsan ]; then
-  # GCC warns that TSan cannot see atomic_thread_fence (Asio's handler fences);
-  # harmless with one thread per io_context, fatal with werror.
-  meson setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false \
-    -Dcpp_args=-Wno-tsan
-fi
-ninja -C build-tsan tests/control/control_test tests/crypto/crypto_test \
-  tests/dataplane/dataplane_threads_test
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/control/control_test --gtest_filter='DataPath*:Links*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -48,8 +49,4 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*'
 
 echo "== fuzz targets (clang, libFuzzer)"
-if [ ! -d build-fuzz ]; then
-  CXX=clang++ meson setup build-fuzz -Dfuzz=true
-fi
-ninja -C build-fuzz fuzzers
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz
