@@ -3,13 +3,15 @@
 
 #include <cstring>
 
+#include "dataplane/inet.h"
+
 namespace faraday::dataplane {
 
 namespace {
 
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint32_t kIpv4HeaderSize = 20;  // options are never coalesced
-constexpr uint32_t kIpv6HeaderSize = 40;
+using inet::kProtoTcp;
+constexpr uint32_t kIpv4HeaderSize = inet::kIpv4Header;  // options are never coalesced
+constexpr uint32_t kIpv6HeaderSize = inet::kIpv6Header;
 constexpr uint32_t kTcpHeaderSize = 20;
 constexpr uint16_t kTcpChecksumOffset = 16;
 
@@ -18,44 +20,9 @@ constexpr uint8_t kTcpAck = 0x10;
 
 constexpr uint16_t kIpv4DontFragment = 0x4000;
 
-uint16_t load16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-
-uint32_t load32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-         static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
-
-void store16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-
-// The Internet checksum's one's-complement sum of n bytes (big-endian 16-bit
-// words, an odd last byte padded with zero), added to acc. Summing 32-bit words
-// gives the same folded result because 2^16 = 1 (mod 0xffff).
-uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t acc) {
-  for (; n >= 4; p += 4, n -= 4) acc += load32(p);
-  if (n >= 2) {
-    acc += load16(p);
-    p += 2;
-    n -= 2;
-  }
-  if (n == 1) acc += static_cast<uint64_t>(p[0]) << 8;
-  return acc;
-}
-
-uint16_t fold(uint64_t acc) {
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  return static_cast<uint16_t>(acc);
-}
-
-// The TCP pseudo-header of an IPv4 or IPv6 packet for a TCP length of tcp_len.
-uint64_t pseudo_sum(const uint8_t* ip, bool v6, uint32_t tcp_len) {
-  if (v6) return sum_bytes(ip + 8, 32, 0) + tcp_len + kProtoTcp;
-  return sum_bytes(ip + 12, 8, 0) + tcp_len + kProtoTcp;
-}
+using inet::load_be16;
+using inet::load_be32;
+using inet::store_be16;
 
 // A TCP segment that may take part in a run, as parsed from its packet.
 struct Segment {
@@ -78,16 +45,16 @@ bool parse_ip(const Packet& pkt, Segment& s) {
   if (pkt.length < kIpv4HeaderSize) return false;
   s.ip = ip;
   if (ip[0] == 0x45) {
-    uint16_t frag = load16(ip + 6);
-    if (load16(ip + 2) != pkt.length || ip[9] != kProtoTcp) return false;
+    uint16_t frag = load_be16(ip + 6);
+    if (load_be16(ip + 2) != pkt.length || ip[9] != kProtoTcp) return false;
     if ((frag & ~kIpv4DontFragment) != 0) return false;  // MF, offset or reserved bit
-    if (fold(sum_bytes(ip, kIpv4HeaderSize, 0)) != 0xffff) return false;
+    if (!inet::verifies(inet::sum(ip, kIpv4HeaderSize))) return false;
     s.v6 = false;
     s.ip_len = kIpv4HeaderSize;
     return true;
   }
   if ((ip[0] >> 4) == 6 && pkt.length >= kIpv6HeaderSize) {
-    if (kIpv6HeaderSize + load16(ip + 4) != pkt.length || ip[6] != kProtoTcp) return false;
+    if (kIpv6HeaderSize + load_be16(ip + 4) != pkt.length || ip[6] != kProtoTcp) return false;
     s.v6 = true;
     s.ip_len = kIpv6HeaderSize;
     return true;
@@ -108,9 +75,9 @@ bool parse_segment(const Packet& pkt, Segment& s) {
   s.flags = tcp[13];
   if ((s.flags & ~kTcpPsh) != kTcpAck) return false;  // ACK, maybe PSH, nothing else
   s.payload = segment_len - s.tcp_len;
-  s.seq = load32(tcp + 4);
-  uint64_t acc = pseudo_sum(s.ip, s.v6, segment_len);
-  return fold(sum_bytes(tcp, segment_len, acc)) == 0xffff;
+  s.seq = load_be32(tcp + 4);
+  uint64_t acc = inet::pseudo_header(s.ip, s.v6, kProtoTcp, segment_len);
+  return inet::verifies(inet::sum(tcp, segment_len, acc));
 }
 
 // Whether b belongs to a's flow with headers the kernel would merge: the IP
@@ -137,8 +104,8 @@ bool same_flow(const Segment& a, const Segment& b) {
 // Without DF the IDs must count up by one per segment, as the kernel's TSO will
 // rebuild them; with DF the ID carries nothing (RFC 6864) and may be anything.
 bool ids_follow(const Segment& first, const Segment& s, size_t index) {
-  if (first.v6 || (load16(first.ip + 6) & kIpv4DontFragment)) return true;
-  return load16(s.ip + 4) == static_cast<uint16_t>(load16(first.ip + 4) + index);
+  if (first.v6 || (load_be16(first.ip + 6) & kIpv4DontFragment)) return true;
+  return load_be16(s.ip + 4) == static_cast<uint16_t>(load_be16(first.ip + 4) + index);
 }
 
 // Rewrites the first packet's headers to describe the super-packet of `total`
@@ -147,14 +114,15 @@ VirtioNetHdr rewrite_first(Packet& pkt, const Segment& first, uint32_t total, bo
   uint8_t* ip = pkt.data();
   uint8_t* tcp = ip + first.ip_len;
   if (first.v6) {
-    store16(ip + 4, static_cast<uint16_t>(total - kIpv6HeaderSize));
+    store_be16(ip + 4, static_cast<uint16_t>(total - kIpv6HeaderSize));
   } else {
-    store16(ip + 2, static_cast<uint16_t>(total));
-    store16(ip + 10, 0);
-    store16(ip + 10, static_cast<uint16_t>(~fold(sum_bytes(ip, kIpv4HeaderSize, 0))));
+    store_be16(ip + 2, static_cast<uint16_t>(total));
+    store_be16(ip + 10, 0);
+    inet::store_checksum(ip + 10, inet::sum(ip, kIpv4HeaderSize));
   }
   if (psh) tcp[13] |= kTcpPsh;
-  store16(tcp + kTcpChecksumOffset, fold(pseudo_sum(ip, first.v6, total - first.ip_len)));
+  inet::store_folded(tcp + kTcpChecksumOffset,
+                     inet::pseudo_header(ip, first.v6, kProtoTcp, total - first.ip_len));
 
   VirtioNetHdr hdr{};
   hdr.flags = kVirtioNetHdrFNeedsCsum;

@@ -2,90 +2,27 @@
 
 #include <cstring>
 
+#include "dataplane/inet.h"
+
 namespace faraday::dataplane {
 
 namespace {
 
-constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t kProtoUdp = 17;
-constexpr uint32_t kIpv4Header = 20;
-constexpr uint32_t kIpv6Header = 40;
+using inet::kIpv4Header;
+using inet::kIpv6Header;
+using inet::kProtoTcp;
+using inet::kProtoUdp;
+using inet::kUdpHeader;
+using inet::load_be16;
+using inet::load_be32;
+using inet::store_be16;
+using inet::store_be32;
 constexpr uint32_t kTcpMinHeader = 20;
-constexpr uint32_t kUdpHeader = 8;
 constexpr uint32_t kTcpCsumOffset = 16;
 constexpr uint32_t kUdpCsumOffset = 6;
 constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpPsh = 0x08;
 constexpr uint8_t kTcpCwr = 0x80;
-
-uint16_t load_be16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-uint32_t load_be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-void store_be16(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void store_be32(uint8_t* p, uint32_t v) {
-  store_be16(p, v >> 16);
-  store_be16(p + 2, v);
-}
-
-// RFC 1071: the one's complement sum of the bytes as they lie in memory, in
-// 64-bit words with end-around carry. Byte order does not matter as long as the
-// folded result is stored back the same way (store_sum).
-uint64_t sum_bytes(const uint8_t* p, size_t n, uint64_t sum) {
-  auto add = [&sum](uint64_t w) {
-    sum += w;
-    if (sum < w) ++sum;
-  };
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    add(w);
-  }
-  for (; n >= 2; p += 2, n -= 2) {
-    uint16_t w;
-    std::memcpy(&w, p, 2);
-    add(w);
-  }
-  if (n == 1) {
-    uint8_t last[2] = {p[0], 0};
-    uint16_t w;
-    std::memcpy(&w, last, 2);
-    add(w);
-  }
-  return sum;
-}
-
-// A big-endian 16-bit field's contribution to a sum_bytes sum.
-uint64_t wire16(uint32_t v) {
-  uint8_t b[2];
-  store_be16(b, v);
-  uint16_t w;
-  std::memcpy(&w, b, 2);
-  return w;
-}
-
-// Folds the sum and stores its complement at p (0 becomes 0xffff, which means
-// the same and keeps UDP's "no checksum" value out).
-void store_sum(uint8_t* p, uint64_t sum) {
-  sum = (sum & 0xffffffff) + (sum >> 32);
-  sum = (sum & 0xffffffff) + (sum >> 32);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  auto folded = static_cast<uint16_t>(~sum);
-  if (folded == 0) folded = 0xffff;
-  std::memcpy(p, &folded, 2);
-}
-
-// The pseudo-header of the L4 checksum (RFC 793 / RFC 8200 section 8.1).
-uint64_t pseudo_sum(const uint8_t* ip, bool ipv6, uint8_t proto, uint32_t l4_length) {
-  uint64_t sum = ipv6 ? sum_bytes(ip + 8, 32, 0) : sum_bytes(ip + 12, 8, 0);
-  sum = (sum & 0xffffffff) + (sum >> 32);  // room for the rest without a carry out
-  return sum + wire16(proto) + wire16(l4_length);
-}
 
 // gso_type NONE: passed on whole, with the checksum completed if asked.
 Result<TsoPlan, TsoDrop> parse_whole(const VirtioNetHdr& hdr, std::span<uint8_t> pkt) {
@@ -97,8 +34,8 @@ Result<TsoPlan, TsoDrop> parse_whole(const VirtioNetHdr& hdr, std::span<uint8_t>
     if (at + 2 > pkt.size()) return TsoDrop::kCsumStart;
     // The field holds the pseudo-header sum; the sum from csum_start to the end
     // includes it.
-    uint64_t sum = sum_bytes(pkt.data() + start, pkt.size() - start, 0);
-    store_sum(pkt.data() + at, sum);
+    uint64_t sum = inet::sum(pkt.data() + start, pkt.size() - start);
+    inet::store_checksum(pkt.data() + at, sum);
   }
   TsoPlan plan;
   plan.length = plan.gso_size = static_cast<uint32_t>(pkt.size());
@@ -176,7 +113,7 @@ void fix_segment(const TsoPlan& plan, uint8_t* d, uint32_t i, uint32_t len) {
     store_be16(d + 2, len);
     store_be16(d + 4, load_be16(d + 4) + i);
     d[10] = d[11] = 0;
-    store_sum(d + 10, sum_bytes(d, kIpv4Header, 0));
+    inet::store_checksum(d + 10, inet::sum(d, kIpv4Header));
   }
   uint8_t* l4 = d + plan.ip_header;
   uint32_t l4_length = len - plan.ip_header;
@@ -192,7 +129,8 @@ void fix_segment(const TsoPlan& plan, uint8_t* d, uint32_t i, uint32_t len) {
   }
   csum[0] = csum[1] = 0;
   uint8_t proto = plan.kind == TsoPlan::Kind::kTcp ? kProtoTcp : kProtoUdp;
-  store_sum(csum, sum_bytes(l4, l4_length, pseudo_sum(d, plan.ipv6, proto, l4_length)));
+  inet::store_checksum(
+      csum, inet::sum(l4, l4_length, inet::pseudo_header(d, plan.ipv6, proto, l4_length)));
 }
 
 }  // namespace

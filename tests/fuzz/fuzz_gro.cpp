@@ -15,26 +15,13 @@
 #include <vector>
 
 #include "dataplane/gro.h"
+#include "tests/fuzz/checksum_oracle.h"
 
 namespace {
 
 using namespace faraday::dataplane;
 
-uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) {
-  for (size_t i = 0; i + 1 < n; i += 2) acc += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-  if (n % 2) acc += static_cast<uint32_t>(p[n - 1] << 8);
-  return acc;
-}
-
-uint16_t fold16(uint32_t acc) {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >> 16);
-  return static_cast<uint16_t>(acc);
-}
-
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
+using namespace faraday::fuzz;
 
 // Makes the IPv4 header checksum and the TCP checksum of a plain TCP packet
 // valid, where the packet is long enough to have them.

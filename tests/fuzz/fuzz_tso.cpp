@@ -18,21 +18,13 @@
 #include <vector>
 
 #include "dataplane/tso.h"
+#include "tests/fuzz/checksum_oracle.h"
 
 namespace {
 
 using namespace faraday::dataplane;
 
-uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) {
-  for (size_t i = 0; i + 1 < n; i += 2) acc += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-  if (n % 2) acc += static_cast<uint32_t>(p[n - 1] << 8);
-  return acc;
-}
-
-uint16_t fold16(uint32_t acc) {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >> 16);
-  return static_cast<uint16_t>(acc);
-}
+using namespace faraday::fuzz;
 
 void check(bool ok) {
   if (!ok) std::abort();
