@@ -34,9 +34,18 @@ void CookieChecker::clear() {
 }
 
 bool CookieChecker::check_mac1(std::span<const uint8_t> msg, size_t mac1_off) const {
-  if (!has_key_) return false;
+  return has_key_ && verify_mac1(mac1_key_, msg, mac1_off);
+}
+
+std::optional<crypto::Key> CookieChecker::mac1_key() const {
+  if (!has_key_) return std::nullopt;
+  return mac1_key_;
+}
+
+bool CookieChecker::verify_mac1(const crypto::Key& key, std::span<const uint8_t> msg,
+                                size_t mac1_off) {
   uint8_t expected[kMacSize];
-  crypto::mac(expected, mac1_key_, msg.first(mac1_off));
+  crypto::mac(expected, key, msg.first(mac1_off));
   return sodium_memcmp(expected, msg.data() + mac1_off, kMacSize) == 0;
 }
 

@@ -10,10 +10,12 @@
 // while it holds a fresh cookie) on the messages we send to that peer, and
 // takes the cookie replies that peer sends us.
 //
-// Both are handshake-context state: one thread, never the data-path workers.
+// Both are handshake-context state: one thread. The workers check mac1 with
+// verify_mac1() and a copy of the key the handshake context publishes.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "crypto/keys.h"
@@ -33,6 +35,11 @@ class CookieChecker {
   void clear();
 
   bool check_mac1(std::span<const uint8_t> msg, size_t mac1_off) const;
+  // The mac1 key, for the workers' copy (it follows from the public key: no
+  // secret); nullopt without a key.
+  std::optional<crypto::Key> mac1_key() const;
+  // Whether msg carries the mac1 that `key` gives it.
+  static bool verify_mac1(const crypto::Key& key, std::span<const uint8_t> msg, size_t mac1_off);
   bool check_mac2(std::span<const uint8_t> msg, size_t mac2_off, const Endpoint& source, Nanos now);
   // A cookie reply to `msg` (sender index at bytes 4..7, mac1 at mac1_off).
   void make_reply(MessageCookieReply& out, std::span<const uint8_t> msg, size_t mac1_off,

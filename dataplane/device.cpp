@@ -37,6 +37,7 @@ void Device::commit() {
     routing_changed_ = false;
     auto r = std::make_unique<Routing>();
     r->ips = allowed_ips_;
+    r->mac1_key = cookie_checker_.mac1_key();
     for (uint32_t slot : peers_.order()) {
       if (r->by_slot.size() <= slot) r->by_slot.resize(slot + 1, nullptr);
       r->by_slot[slot] = &peers_.at(slot);
@@ -92,6 +93,7 @@ void Device::set_private_key(const std::optional<crypto::Key>& private_key) {
     identity_.clear();
     cookie_checker_.clear();
   }
+  routing_changed_ = true;  // the workers' mac1 key
   // New static key: every session and handshake is void.
   for (uint32_t slot : peers_.order()) {
     Peer& p = peers_.at(slot);

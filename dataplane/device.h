@@ -194,6 +194,9 @@ class Device {
   struct Routing {
     AllowedIps ips;
     std::vector<Peer*> by_slot;  // nullptr: a free slot
+    // What workers check handshake messages with before they hand them over,
+    // so junk cannot fill the ring (nullopt: no private key, nothing passes).
+    std::optional<crypto::Key> mac1_key;
   };
   const Routing& routing() const { return *routing_.load(std::memory_order_acquire); }
   // send.cpp: gives each job of a sealing burst its nonce; the packets whose
@@ -245,6 +248,8 @@ class Device {
       bytes = 0;
     }
   };
+  // Pass 3 on a worker: whether a handshake message's mac1 holds (by type).
+  static bool mac1_holds(const Routing& r, MessageType type, std::span<const uint8_t> msg);
   // Pass 2: one authenticated datagram: replay, confirmation, routing.
   void accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict, Keypair& kp,
                         const crypto::AeadJob& job, Nanos t, ByteTally& rx);

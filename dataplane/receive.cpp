@@ -108,6 +108,19 @@ void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict&
   ++w.counters_.rx_data;
 }
 
+bool Device::mac1_holds(const Routing& r, MessageType type, std::span<const uint8_t> msg) {
+  switch (type) {
+    case MessageType::kInitiation:
+      return r.mac1_key &&
+             CookieChecker::verify_mac1(*r.mac1_key, msg, mac1_offset<MessageInitiation>());
+    case MessageType::kResponse:
+      return r.mac1_key &&
+             CookieChecker::verify_mac1(*r.mac1_key, msg, mac1_offset<MessageResponse>());
+    default:
+      return true;  // a cookie reply has no mac1; the handshake context decrypts it
+  }
+}
+
 void Device::receive_burst(std::span<Packet> pkts, std::span<Verdict> verdicts) {
   commit();
   receive_burst(own_worker_, pkts, verdicts);
@@ -153,6 +166,9 @@ void Device::receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict>
         handle_handshake(pkts[i], verdicts[i]);
       } else if (const Drop* reason = std::get_if<Drop>(&type)) {
         w.counters_.drop(*reason);  // a wrong size never reaches the ring
+        verdicts[i] = Verdict::kDrop;
+      } else if (!mac1_holds(r, std::get<MessageType>(type), pkts[i].bytes())) {
+        w.counters_.drop(Drop::kBadMac1);  // nor junk: a flood cannot crowd out peers
         verdicts[i] = Verdict::kDrop;
       } else if (w.handshakes_.put(pkts[i].bytes(), pkts[i].endpoint, 0, 0)) {
         handed_over = true;

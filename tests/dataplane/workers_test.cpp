@@ -438,3 +438,49 @@ TEST_F(WorkersStress, SendersShareOneKeypairWithoutReusingANonce) {
 
 }  // namespace
 }  // namespace faraday::dataplane
+
+namespace faraday::dataplane {
+namespace {
+
+// One worker's receive_burst on the test thread: a handshake message is handed
+// to the handshake context only if its mac1 holds, so junk cannot fill the
+// worker's ring and crowd out real peers.
+TEST(WorkerHandoff, OnlyHandshakesWithAValidMac1ReachTheRing) {
+  Network net;
+  std::unique_ptr<crypto::AeadBackend> aead = crypto::make_sodium_backend();
+  Worker& w = net.b.device.add_worker(*aead);
+  std::vector<Datagram> held = net.send_held(net.a, ipv4_packet(kTunA4, kTunB4, 64));
+  ASSERT_EQ(held.size(), 1u);
+  ASSERT_TRUE(held[0].is(MessageType::kInitiation));
+
+  auto receive_on_worker = [&](const Bytes& bytes) {
+    PacketArena arena(1);
+    Packet& p = arena.packets()[0];
+    p.reset();
+    std::memcpy(p.data(), bytes.data(), bytes.size());
+    p.length = static_cast<uint32_t>(bytes.size());
+    p.endpoint = net.a.source;
+    std::array<Verdict, 1> v{};
+    net.b.device.receive_burst(w, arena.packets().first(1), v);
+    while (net.b.device.service()) net.flush(net.b);
+    return v[0];
+  };
+  Bytes forged = held[0].bytes;
+  forged[mac1_offset<MessageInitiation>()] ^= 1;
+  EXPECT_EQ(receive_on_worker(forged), Verdict::kDrop);
+  EXPECT_EQ(net.b.dropped(Drop::kBadMac1), 1u);
+  EXPECT_EQ(net.sent(net.b, MessageType::kResponse), 0u);
+
+  EXPECT_EQ(receive_on_worker(held[0].bytes), Verdict::kConsumed);
+  EXPECT_EQ(net.b.dropped(Drop::kBadMac1), 1u);
+  EXPECT_EQ(net.sent(net.b, MessageType::kResponse), 1u);
+
+  // Without a private key nothing passes (no mac1 key is published).
+  net.b.device.set_private_key(std::nullopt);
+  net.b.device.commit();
+  EXPECT_EQ(receive_on_worker(held[0].bytes), Verdict::kDrop);
+  EXPECT_EQ(net.b.dropped(Drop::kBadMac1), 2u);
+}
+
+}  // namespace
+}  // namespace faraday::dataplane
