@@ -21,8 +21,8 @@ if [ ! -d build-tsan ]; then
   meson setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false \
     -Dcpp_args=-Wno-tsan
 fi
-ninja -C build-tsan -j "$jobs" tests/control/control_test tests/crypto/crypto_test \
-  tests/dataplane/dataplane_threads_test
+ninja -C build-tsan -j "$jobs" tests/control/control_threads_test \
+  tests/crypto/crypto_threads_test tests/dataplane/dataplane_threads_test
 
 if [ ! -d build-fuzz ]; then
   CXX=clang++ meson setup build-fuzz -Dfuzz=true

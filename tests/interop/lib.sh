@@ -232,11 +232,22 @@ impl_start() {
 		fi
 		if [ -S "$sock" ] && ip -n "$ns" link show "$ifname" >/dev/null 2>&1 &&
 			in_ns "$side" wg show "$ifname" listen-port >/dev/null 2>&1; then
+			[ "$impl" = faradayd ] && assert_workers "$side"
 			return 0
 		fi
 		sleep 0.05
 	done
 	die "$impl did not create $ifname and answer on $sock within 5 s"
+}
+
+# assert_workers SIDE: with --workers N (N >= 2) in FARADAYD_ARGS, faradayd must
+# say it runs N queue workers (not the fallback that shares one queue's bursts).
+assert_workers() {
+	local n
+	n=$(sed -n 's/.*--workers[ =]\([0-9][0-9]*\).*/\1/p' <<<"${FARADAYD_ARGS:-}")
+	[ -n "$n" ] && [ "$n" -ge 2 ] || return 0
+	grep -q "$n workers (a TUN queue and a UDP socket each)" "$WORK/impl-$1.log" ||
+		die "side $1: faradayd did not start $n queue workers ($WORK/impl-$1.log)"
 }
 
 # impl_alive SIDE: true if that side's process is still running.
