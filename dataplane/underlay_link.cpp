@@ -1,0 +1,80 @@
+// underlay_link.cpp: see underlay_link.h.
+#include "dataplane/underlay_link.h"
+
+#include <cstring>
+
+namespace faraday::dataplane {
+
+void UnderlayLink::learn(const Frame& f, Nanos now) {
+  if (neighbors_.learn(f.neighbor_family, f.neighbor_ip, f.neighbor_mac, now))
+    ++counters_.learnt;
+  else
+    ++counters_.neighbors_full;
+}
+
+UnderlayLink::Rx UnderlayLink::receive(std::span<const uint8_t> bytes, Nanos now, Frame& frame,
+                                       std::span<uint8_t, kControlFrameSize> answer,
+                                       size_t& answer_length, RxChecked checked) {
+  answer_length = 0;
+  auto r = classify_frame(bytes, self_, checked);
+  if (!r) {
+    ++counters_.drops[static_cast<size_t>(r.failure())];
+    return Rx::kDropped;
+  }
+  frame = *r;
+  switch (frame.kind) {
+    case Frame::Kind::kDatagram:
+      ++counters_.rx_datagrams;
+      return Rx::kDatagram;
+    case Frame::Kind::kArpRequest:
+      learn(frame, now);  // the asker will be talked to next
+      answer_length = build_arp_reply(answer, self_, frame);
+      break;
+    case Frame::Kind::kSolicitation:
+      learn(frame, now);
+      answer_length = build_neighbor_advert(answer, self_, frame);
+      break;
+    case Frame::Kind::kArpReply:
+    case Frame::Kind::kAdvertisement:
+      learn(frame, now);
+      return Rx::kLearnt;
+  }
+  if (answer_length == 0) return Rx::kLearnt;
+  ++counters_.answers;
+  return Rx::kAnswer;
+}
+
+UnderlayLink::Tx UnderlayLink::send(uint8_t* payload, size_t length, const Endpoint& to, Nanos now,
+                                    std::span<uint8_t, kControlFrameSize> request, bool ip_offload,
+                                    bool l4_offload) {
+  Tx tx;
+  std::optional<Endpoint> hop = next_hop(self_, to);
+  if (!hop) {
+    ++counters_.tx_no_route;
+    return tx;
+  }
+  NeighborTable::Lookup found = neighbors_.lookup(*hop, now);
+  if (found.ask) {
+    if (hop->family == AF_INET) {
+      std::array<uint8_t, 4> target;
+      std::memcpy(target.data(), hop->addr.data(), 4);
+      tx.request_length = build_arp_request(request, self_, target);
+    } else {
+      tx.request_length = build_neighbor_solicit(request, self_, hop->addr);
+    }
+    if (tx.request_length) ++counters_.requests;
+  }
+  if (!found.mac) {
+    ++counters_.tx_unresolved;
+    return tx;
+  }
+  tx.frame = encapsulate(payload, length, self_, *found.mac, to, ip_offload, l4_offload);
+  if (!tx.frame) {
+    ++counters_.tx_no_route;
+    return tx;
+  }
+  tx.frame_length = static_cast<size_t>(payload + length - tx.frame);
+  return tx;
+}
+
+}  // namespace faraday::dataplane

@@ -1,0 +1,83 @@
+// underlay_link.h: the L2/L3 duties of a port faradayd owns (the DPDK underlay):
+// what to do with each frame that arrives, and how a datagram leaves. Built on
+// underlay.h's frames; the port supplies frames and sends what this returns.
+//
+//   receive(): a WireGuard datagram is handed back (where it lies in the frame,
+//   who sent it); an ARP request or IPv6 neighbour solicitation for our address
+//   is answered (the answer is written for the port to send) and its sender
+//   learnt; a reply or advertisement is learnt; anything else is dropped and
+//   counted by reason.
+//   send(): puts the headers in front of a datagram for the next hop's MAC
+//   address; while that is unknown the datagram is dropped (counted) and a
+//   request for it is written, at most one a second per address, as a kernel's
+//   neighbour table would hold back.
+//
+// One thread (the port's); the counters may be read from any thread.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "dataplane/counters.h"
+#include "dataplane/underlay.h"
+
+namespace faraday::dataplane {
+
+class UnderlayLink {
+ public:
+  explicit UnderlayLink(const UnderlayAddress& self) : self_(self) {}
+
+  const UnderlayAddress& self() const { return self_; }
+
+  // Room an answer or a request needs (an IPv6 ND message with its option).
+  static constexpr size_t kControlFrameSize = 128;
+
+  enum class Rx : uint8_t {
+    kDatagram,  // `frame` out-parameter says where the payload is
+    kAnswer,    // an answer of *answer_length bytes is in `answer`: send it
+    kLearnt,    // a neighbour's address was recorded; nothing to send
+    kDropped,   // counted
+  };
+  Rx receive(std::span<const uint8_t> bytes, Nanos now, Frame& frame,
+             std::span<uint8_t, kControlFrameSize> answer, size_t& answer_length,
+             RxChecked checked = {});
+
+  struct Tx {
+    uint8_t* frame = nullptr;  // the frame's first byte, or nullptr: not sent
+    size_t frame_length = 0;
+    size_t request_length = 0;  // > 0: send this ARP request / NS (in `request`)
+  };
+  // payload[0, length) with kUnderlayHeadroom bytes free before it. Offload
+  // flags as encapsulate() takes them.
+  Tx send(uint8_t* payload, size_t length, const Endpoint& to, Nanos now,
+          std::span<uint8_t, kControlFrameSize> request, bool ip_offload = false,
+          bool l4_offload = false);
+
+  // Forgets neighbours not heard from for NeighborTable::kForget.
+  void expire(Nanos now) { neighbors_.expire(now); }
+
+  struct Counters {
+    std::array<Counter, static_cast<size_t>(FrameDrop::kCount)> drops{};
+    Counter rx_datagrams;
+    Counter answers;         // ARP replies and neighbour advertisements sent
+    Counter learnt;          // neighbour entries recorded or refreshed
+    Counter requests;        // ARP requests and solicitations sent
+    Counter tx_unresolved;   // datagrams dropped while their next hop is unknown
+    Counter tx_no_route;     // no next hop (no such family, no gateway) or too long
+    Counter neighbors_full;  // a neighbour not recorded: the table is full
+    uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
+  };
+  const Counters& counters() const { return counters_; }
+  size_t neighbors() const { return neighbors_.size(); }
+
+ private:
+  void learn(const Frame& f, Nanos now);
+
+  UnderlayAddress self_;
+  NeighborTable neighbors_;
+  Counters counters_;
+};
+
+}  // namespace faraday::dataplane
