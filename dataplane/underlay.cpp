@@ -55,7 +55,10 @@ std::array<uint8_t, 16> solicited_node(const std::array<uint8_t, 16>& addr) {
 constexpr std::array<uint8_t, 16> kAllNodes = {0xff, 0x02, 0, 0, 0, 0, 0, 0,
                                                0,    0,    0, 0, 0, 0, 0, 1};
 
-bool in_prefix(const uint8_t* addr, const uint8_t* net, uint8_t bits) {
+// bits is clamped to the address's width (max_bits), so a bad prefix length
+// cannot read past the address.
+bool in_prefix(const uint8_t* addr, const uint8_t* net, uint8_t bits, uint8_t max_bits) {
+  bits = std::min(bits, max_bits);
   size_t whole = bits / 8;
   if (!same(addr, net, whole)) return false;
   if (bits % 8 == 0) return true;
@@ -355,7 +358,7 @@ std::optional<Endpoint> next_hop(const UnderlayAddress& self, const Endpoint& to
   Endpoint hop;
   hop.family = to.family;
   if (to.family == AF_INET && self.v4) {
-    if (in_prefix(to.addr.data(), self.v4->addr.data(), self.v4->prefix)) {
+    if (in_prefix(to.addr.data(), self.v4->addr.data(), self.v4->prefix, 32)) {
       std::memcpy(hop.addr.data(), to.addr.data(), 4);
       return hop;
     }
@@ -364,7 +367,7 @@ std::optional<Endpoint> next_hop(const UnderlayAddress& self, const Endpoint& to
     return hop;
   }
   if (to.family == AF_INET6 && self.v6) {
-    if (in_prefix(to.addr.data(), self.v6->addr.data(), self.v6->prefix)) {
+    if (in_prefix(to.addr.data(), self.v6->addr.data(), self.v6->prefix, 128)) {
       hop.addr = to.addr;
       return hop;
     }

@@ -278,6 +278,13 @@ TEST(Underlay, NextHop) {
   far6.addr[1] = 1;  // off fd00::/64, and no IPv6 gateway
   EXPECT_FALSE(next_hop(kA, far6));
   EXPECT_EQ(next_hop(kA, endpoint_of(kB, true))->addr, kB.v6->addr);
+  // A prefix length past the address's width means the whole address.
+  UnderlayAddress wide = kA;
+  wide.v4->prefix = 200;
+  EXPECT_EQ(0, std::memcmp(next_hop(wide, on_link)->addr.data(), kA.v4->gateway->data(), 4));
+  wide.v4->prefix = 32;
+  Endpoint self4 = endpoint_of(kA, false);
+  EXPECT_EQ(next_hop(wide, self4)->addr, self4.addr);
 }
 
 TEST(Underlay, NeighborTableAges) {
