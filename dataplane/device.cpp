@@ -93,13 +93,14 @@ void Device::set_private_key(const std::optional<crypto::Key>& private_key) {
     identity_.clear();
     cookie_checker_.clear();
   }
-  routing_changed_ = true;  // the workers' mac1 key
+  routing_changed_ = true;  // the workers' mac1 key, published at the end
   // New static key: every session and handshake is void.
   for (uint32_t slot : peers_.order()) {
     Peer& p = peers_.at(slot);
     peers_.clear_keypairs(p);
     p.handshake.precompute(identity_);
   }
+  commit();
 }
 
 Peer* Device::find_peer(const crypto::Key& public_key) {

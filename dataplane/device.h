@@ -248,8 +248,11 @@ class Device {
       bytes = 0;
     }
   };
-  // Pass 3 on a worker: whether a handshake message's mac1 holds (by type).
-  static bool mac1_holds(const Routing& r, MessageType type, std::span<const uint8_t> msg);
+  // Pass 3 on a worker: whether a handshake message may go to the ring: its
+  // mac1 holds (initiation, response), or the ring is at most half used
+  // (cookie reply).
+  static bool may_hand_over(Worker& w, const Routing& r, MessageType type,
+                            std::span<const uint8_t> msg);
   // Pass 2: one authenticated datagram: replay, confirmation, routing.
   void accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict, Keypair& kp,
                         const crypto::AeadJob& job, Nanos t, ByteTally& rx);

@@ -12,7 +12,7 @@
 //   Keypair::send_key, receive_key, created, initiator, local/remote_index, peer:
 //       written before the keypair is published, then read-only. Wiped only
 //       when the keypair is freed, after the grace period.
-//   Keypair::send_counter   workers: one fetch_add per keypair per burst reserves
+//   Keypair::send_counter   workers: one compare-exchange per keypair per burst reserves
 //                           that burst's nonces, so each packet has its own even
 //                           when several workers send on one keypair at once. A
 //                           cache line of its own: the keys beside it are read

@@ -108,7 +108,8 @@ void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict&
   ++w.counters_.rx_data;
 }
 
-bool Device::mac1_holds(const Routing& r, MessageType type, std::span<const uint8_t> msg) {
+bool Device::may_hand_over(Worker& w, const Routing& r, MessageType type,
+                           std::span<const uint8_t> msg) {
   switch (type) {
     case MessageType::kInitiation:
       return r.mac1_key &&
@@ -117,7 +118,9 @@ bool Device::mac1_holds(const Routing& r, MessageType type, std::span<const uint
       return r.mac1_key &&
              CookieChecker::verify_mac1(*r.mac1_key, msg, mac1_offset<MessageResponse>());
     default:
-      return true;  // a cookie reply has no mac1; the handshake context decrypts it
+      // A cookie reply has no mac1 (the handshake context decrypts it): it may
+      // use only half the ring, so a flood of them leaves room for handshakes.
+      return w.handshakes_.free_count() > w.handshakes_.count() / 2;
   }
 }
 
@@ -167,8 +170,11 @@ void Device::receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict>
       } else if (const Drop* reason = std::get_if<Drop>(&type)) {
         w.counters_.drop(*reason);  // a wrong size never reaches the ring
         verdicts[i] = Verdict::kDrop;
-      } else if (!mac1_holds(r, std::get<MessageType>(type), pkts[i].bytes())) {
-        w.counters_.drop(Drop::kBadMac1);  // nor junk: a flood cannot crowd out peers
+      } else if (!may_hand_over(w, r, std::get<MessageType>(type), pkts[i].bytes())) {
+        // Nor junk: a flood cannot crowd out peers' handshakes.
+        w.counters_.drop(std::get<MessageType>(type) == MessageType::kCookieReply
+                             ? Drop::kHandoffFull
+                             : Drop::kBadMac1);
         verdicts[i] = Verdict::kDrop;
       } else if (w.handshakes_.put(pkts[i].bytes(), pkts[i].endpoint, 0, 0)) {
         handed_over = true;

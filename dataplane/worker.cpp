@@ -11,7 +11,7 @@
 namespace faraday::dataplane {
 
 ParcelRing::ParcelRing(size_t count, uint32_t buffer_size)
-    : buffer_size_(buffer_size), arena_(std::min(count, kMaxCount), buffer_size) {
+    : buffer_size_(buffer_size), count_(std::min(count, kMaxCount)), arena_(count_, buffer_size) {
   for (size_t i = 0; i < arena_.size(); ++i) free_.push(static_cast<uint16_t>(i));
 }
 

@@ -62,9 +62,13 @@ class ParcelRing {
   std::span<uint8_t> bytes(const Parcel& parcel);
   void release(const Parcel& parcel) { free_.push(parcel.buffer); }
   uint32_t buffer_size() const { return buffer_size_; }
+  // Producer: buffers free now (the producer alone takes from the free list).
+  size_t free_count() const { return free_.read_available(); }
+  size_t count() const { return count_; }
 
  private:
   uint32_t buffer_size_;
+  size_t count_;
   PacketArena arena_;
   boost::lockfree::spsc_queue<uint16_t, boost::lockfree::capacity<kMaxCount>> free_;
   boost::lockfree::spsc_queue<Parcel, boost::lockfree::capacity<kMaxCount>> full_;
