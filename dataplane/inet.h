@@ -56,9 +56,15 @@ inline bool verifies(uint64_t acc) {
   return fold(acc) == 0xffff;
 }
 
-// Stores the checksum of acc at p: the complement of the folded sum, with 0
-// written as 0xffff (the same value, and UDP's "no checksum" kept out).
+// Stores the checksum of acc at p: the complement of the folded sum.
 inline void store_checksum(uint8_t* p, uint64_t acc) {
+  auto v = static_cast<uint16_t>(~fold(acc));
+  std::memcpy(p, &v, 2);
+}
+
+// The same for a UDP (or any L4) checksum, with 0 written as 0xffff: the same
+// value, and UDP's "no checksum" kept out (RFC 768).
+inline void store_udp_checksum(uint8_t* p, uint64_t acc) {
   auto v = static_cast<uint16_t>(~fold(acc));
   if (v == 0) v = 0xffff;
   std::memcpy(p, &v, 2);

@@ -35,7 +35,7 @@ Result<TsoPlan, TsoDrop> parse_whole(const VirtioNetHdr& hdr, std::span<uint8_t>
     // The field holds the pseudo-header sum; the sum from csum_start to the end
     // includes it.
     uint64_t sum = inet::sum(pkt.data() + start, pkt.size() - start);
-    inet::store_checksum(pkt.data() + at, sum);
+    inet::store_udp_checksum(pkt.data() + at, sum);
   }
   TsoPlan plan;
   plan.length = plan.gso_size = static_cast<uint32_t>(pkt.size());
@@ -129,7 +129,7 @@ void fix_segment(const TsoPlan& plan, uint8_t* d, uint32_t i, uint32_t len) {
   }
   csum[0] = csum[1] = 0;
   uint8_t proto = plan.kind == TsoPlan::Kind::kTcp ? kProtoTcp : kProtoUdp;
-  inet::store_checksum(
+  inet::store_udp_checksum(
       csum, inet::sum(l4, l4_length, inet::pseudo_header(d, plan.ipv6, proto, l4_length)));
 }
 

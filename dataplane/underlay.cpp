@@ -30,7 +30,9 @@ constexpr uint8_t kIcmpNa = 136;
 constexpr size_t kNdLength = 24;  // type, code, checksum, flags, target
 constexpr uint8_t kOptSourceLink = 1;
 constexpr uint8_t kOptTargetLink = 2;
-constexpr uint32_t kNaSolicitedOverride = 0x60000000;
+constexpr uint32_t kNaSolicited = 0x40000000;
+constexpr uint32_t kNaOverride = 0x20000000;
+constexpr uint32_t kNaSolicitedOverride = kNaSolicited | kNaOverride;
 constexpr uint8_t kDefaultTtl = 64;
 
 constexpr MacAddress kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -88,18 +90,23 @@ Result<Frame, FrameDrop> classify_arp(std::span<const uint8_t> arp, const Underl
   return f;
 }
 
-// The UDP datagram at udp (l4_length bytes, checksum over pseudo-header acc).
-Result<Frame, FrameDrop> classify_udp(std::span<const uint8_t> frame, size_t udp, size_t l4_length,
-                                      const UnderlayAddress& self, uint64_t pseudo,
-                                      bool checksum_required, RxChecked checked, Frame f) {
+// The UDP datagram at udp, within l4_length bytes of IP payload of the header
+// at ip. The checksum's pseudo-header carries the UDP length (RFC 768, RFC 8200
+// section 8.1), which may be less than the IP payload's.
+Result<Frame, FrameDrop> classify_udp(std::span<const uint8_t> frame, const uint8_t* ip, bool v6,
+                                      size_t udp, size_t l4_length, const UnderlayAddress& self,
+                                      RxChecked checked, Frame f) {
   if (l4_length < inet::kUdpHeader) return FrameDrop::kTruncated;
   const uint8_t* u = frame.data() + udp;
   if (load_be16(u + 2) != self.port) return FrameDrop::kNotForUs;
   size_t udp_length = load_be16(u + 4);
   if (udp_length < inet::kUdpHeader || udp_length > l4_length) return FrameDrop::kBadUdp;
   uint16_t field = load_be16(u + 6);
-  if (field == 0 && checksum_required) return FrameDrop::kBadUdp;
-  if (field != 0 && !checked.l4_checksum && !inet::verifies(inet::sum(u, udp_length, pseudo)))
+  if (field == 0 && v6) return FrameDrop::kBadUdp;  // optional in IPv4 only
+  if (field != 0 && !checked.l4_checksum &&
+      !inet::verifies(inet::sum(
+          u, udp_length,
+          inet::pseudo_header(ip, v6, inet::kProtoUdp, static_cast<uint32_t>(udp_length)))))
     return FrameDrop::kBadUdp;
   f.kind = Frame::Kind::kDatagram;
   f.payload_offset = udp + inet::kUdpHeader;
@@ -124,8 +131,7 @@ Result<Frame, FrameDrop> classify_ipv4(std::span<const uint8_t> frame, const Und
   if (h[9] != inet::kProtoUdp) return FrameDrop::kUnsupported;
   f.source.family = AF_INET;
   std::memcpy(f.source.addr.data(), h + 12, 4);
-  uint64_t pseudo = inet::pseudo_header(h, false, inet::kProtoUdp, total - header);
-  return classify_udp(frame, ip + header, total - header, self, pseudo, false, checked, f);
+  return classify_udp(frame, h, false, ip + header, total - header, self, checked, f);
 }
 
 // The options of an NS or NA: the link-layer address of `wanted` type, if given.
@@ -169,6 +175,10 @@ Result<Frame, FrameDrop> classify_nd(const uint8_t* h, const uint8_t* icmp, size
     return f;
   }
   if (to_group && !same(h + 24, kAllNodes.data(), 16)) return FrameDrop::kNotForUs;
+  // RFC 4861 section 7.1.2: no multicast target, no Solicited flag to a group.
+  const uint32_t flags = load_be32(icmp + 4);
+  if (target[0] == 0xff || (to_group && (flags & kNaSolicited))) return FrameDrop::kBadNd;
+  f.neighbor_override = (flags & kNaOverride) != 0;
   f.kind = Frame::Kind::kAdvertisement;
   std::memcpy(f.neighbor_ip.data(), target, 16);
   return f;
@@ -201,8 +211,7 @@ Result<Frame, FrameDrop> classify_ipv6(std::span<const uint8_t> frame, const Und
   if (!to_us) return FrameDrop::kNotForUs;
   f.source.family = AF_INET6;
   std::memcpy(f.source.addr.data(), h + 8, 16);
-  uint64_t pseudo = inet::pseudo_header(h, true, inet::kProtoUdp, static_cast<uint32_t>(length));
-  return classify_udp(frame, l4, length, self, pseudo, true, checked, f);
+  return classify_udp(frame, h, true, l4, length, self, checked, f);
 }
 
 }  // namespace
@@ -354,6 +363,18 @@ size_t build_neighbor_solicit(std::span<uint8_t> out, const UnderlayAddress& sel
   return build_nd(out, self, eth, group.data(), kIcmpNs, target.data());
 }
 
+bool on_link(const UnderlayAddress& self, sa_family_t family, const std::array<uint8_t, 16>& ip) {
+  static constexpr std::array<uint8_t, 16> kZero{};
+  if (family == AF_INET)
+    return self.v4 && !same(ip.data(), kZero.data(), 4) &&
+           in_prefix(ip.data(), self.v4->addr.data(), self.v4->prefix, 32);
+  if (family == AF_INET6)
+    return self.v6 && ip != kZero &&
+           ((ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80) ||
+            in_prefix(ip.data(), self.v6->addr.data(), self.v6->prefix, 128));
+  return false;
+}
+
 std::optional<Endpoint> next_hop(const UnderlayAddress& self, const Endpoint& to) {
   Endpoint hop;
   hop.family = to.family;
@@ -416,19 +437,21 @@ uint8_t* encapsulate(uint8_t* payload, size_t length, const UnderlayAddress& sel
   if (l4_offload)
     inet::store_folded(u + 6, pseudo);
   else
-    inet::store_checksum(u + 6, inet::sum(u, udp_length, pseudo));
+    inet::store_udp_checksum(u + 6, inet::sum(u, udp_length, pseudo));
   return frame;
 }
 
 bool NeighborTable::learn(sa_family_t family, const std::array<uint8_t, 16>& ip,
-                          const MacAddress& mac, Nanos now) {
+                          const MacAddress& mac, Nanos now, bool create, bool override) {
   auto it = entries_.find({family, ip});
   if (it == entries_.end()) {
-    if (entries_.size() >= kMaxEntries) return false;
+    if (!create || entries_.size() >= kMaxEntries) return false;
     it = entries_.emplace(Key{family, ip}, Entry{}).first;
   }
-  it->second.mac = mac;
-  it->second.confirmed = now;
+  Entry& e = it->second;
+  if (e.mac && !override && *e.mac != mac) return false;
+  e.mac = mac;
+  e.confirmed = now;
   return true;
 }
 
@@ -436,7 +459,12 @@ NeighborTable::Lookup NeighborTable::lookup(const Endpoint& ip, Nanos now) {
   Lookup out;
   auto it = entries_.find({ip.family, ip.addr});
   if (it == entries_.end()) {
-    if (entries_.size() >= kMaxEntries) return out;
+    if (entries_.size() >= kMaxEntries) {
+      auto oldest = std::min_element(entries_.begin(), entries_.end(), [](auto& a, auto& b) {
+        return a.second.confirmed < b.second.confirmed;
+      });
+      entries_.erase(oldest);
+    }
     it = entries_.emplace(Key{ip.family, ip.addr}, Entry{}).first;
     it->second.confirmed = now;  // forgotten after kForget if never answered
   }

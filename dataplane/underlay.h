@@ -89,6 +89,9 @@ struct Frame {
   sa_family_t neighbor_family = AF_UNSPEC;
   std::array<uint8_t, 16> neighbor_ip{};
   MacAddress neighbor_mac{};
+  // An NA's Override flag: without it, a MAC address already known is kept
+  // (RFC 4861 section 7.2.5). Always true for ARP.
+  bool neighbor_override = true;
 };
 
 // What a port's hardware already checked for a frame (DPDK's RX offload flags).
@@ -111,6 +114,10 @@ size_t build_neighbor_advert(std::span<uint8_t> out, const UnderlayAddress& self
 size_t build_neighbor_solicit(std::span<uint8_t> out, const UnderlayAddress& self,
                               const std::array<uint8_t, 16>& target);
 
+// Whether ip is on self's link: in its subnet (or, for IPv6, link-local), and
+// not the unspecified address.
+bool on_link(const UnderlayAddress& self, sa_family_t family, const std::array<uint8_t, 16>& ip);
+
 // Where a frame to `to` goes on the link: `to` itself when on-link, else the
 // gateway. nullopt when self has no address of that family, or no gateway for
 // an off-link address.
@@ -131,6 +138,12 @@ uint8_t* encapsulate(uint8_t* payload, size_t length, const UnderlayAddress& sel
 // RFC 4861 describes it, simplified: an entry is used for kReachable after it
 // was learnt, then used while a new request is sent (at most one a second per
 // address), and forgotten kForget after it was last confirmed. One thread.
+//
+// Entries are made by lookup() (someone we send to) and by learn() with
+// create (an on-link host that asked for us); answers only update entries
+// that exist, so unsolicited replies cannot fill the table. When it is full,
+// a lookup evicts the entry confirmed longest ago: a flood of askers can never
+// lock out the gateway.
 class NeighborTable {
  public:
   static constexpr Nanos kReachable = 30 * kSecond;
@@ -138,9 +151,11 @@ class NeighborTable {
   static constexpr Nanos kRequestInterval = kSecond;
   static constexpr size_t kMaxEntries = 4096;
 
-  // Records what a neighbour said of itself. False when the table is full.
+  // Records what a neighbour said of itself: updates its entry (keeping a
+  // known MAC unless override), or makes one if create. False when nothing
+  // was recorded (no entry and not create, or the table is full).
   bool learn(sa_family_t family, const std::array<uint8_t, 16>& ip, const MacAddress& mac,
-             Nanos now);
+             Nanos now, bool create = true, bool override = true);
   struct Lookup {
     std::optional<MacAddress> mac;  // usable now
     bool ask = false;               // send a request (ARP / NS) for it now

@@ -6,10 +6,15 @@
 namespace faraday::dataplane {
 
 void UnderlayLink::learn(const Frame& f, Nanos now) {
-  if (neighbors_.learn(f.neighbor_family, f.neighbor_ip, f.neighbor_mac, now))
+  // An asker on our link is about to be talked to: it may get an entry. An
+  // answer only updates the entry of someone we asked for (or know).
+  const bool asked_us = f.kind == Frame::Kind::kArpRequest || f.kind == Frame::Kind::kSolicitation;
+  const bool create = asked_us && on_link(self_, f.neighbor_family, f.neighbor_ip);
+  if (neighbors_.learn(f.neighbor_family, f.neighbor_ip, f.neighbor_mac, now, create,
+                       f.neighbor_override))
     ++counters_.learnt;
   else
-    ++counters_.neighbors_full;
+    ++counters_.not_learnt;
 }
 
 UnderlayLink::Rx UnderlayLink::receive(std::span<const uint8_t> bytes, Nanos now, Frame& frame,

@@ -61,12 +61,12 @@ class UnderlayLink {
   struct Counters {
     std::array<Counter, static_cast<size_t>(FrameDrop::kCount)> drops{};
     Counter rx_datagrams;
-    Counter answers;         // ARP replies and neighbour advertisements sent
-    Counter learnt;          // neighbour entries recorded or refreshed
-    Counter requests;        // ARP requests and solicitations sent
-    Counter tx_unresolved;   // datagrams dropped while their next hop is unknown
-    Counter tx_no_route;     // no next hop (no such family, no gateway) or too long
-    Counter neighbors_full;  // a neighbour not recorded: the table is full
+    Counter answers;        // ARP replies and neighbour advertisements sent
+    Counter learnt;         // neighbour entries recorded or refreshed
+    Counter requests;       // ARP requests and solicitations sent
+    Counter tx_unresolved;  // datagrams dropped while their next hop is unknown
+    Counter tx_no_route;    // no next hop (no such family, no gateway) or too long
+    Counter not_learnt;     // an answer nobody asked for, an off-link asker, or a full table
     uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
   };
   const Counters& counters() const { return counters_; }

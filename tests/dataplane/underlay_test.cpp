@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dataplane/inet.h"
+#include "dataplane/underlay_link.h"
 
 namespace faraday::dataplane {
 namespace {
@@ -264,6 +265,27 @@ TEST(Underlay, NeighborSolicitationAndAdvertisement) {
   UnderlayAddress no_v6 = kA;
   no_v6.v6.reset();
   EXPECT_EQ(build_neighbor_solicit(ns, no_v6, kB.v6->addr), 0u);
+
+  // An advertisement to all nodes must not say Solicited (RFC 4861 7.1.2).
+  bad = na;
+  const uint8_t all_nodes[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  std::memcpy(&bad[ip + 24], all_nodes, 16);
+  auto resum = [&](Bytes& f) {
+    inet::store_be16(&f[icmp + 2], 0);
+    inet::store_checksum(
+        &f[icmp + 2],
+        inet::sum(&f[icmp], 32, inet::pseudo_header(&f[ip], true, inet::kProtoIcmpv6, 32)));
+  };
+  resum(bad);
+  EXPECT_EQ(drop_of(bad, kA), FrameDrop::kBadNd);
+  bad[icmp + 4] = 0x20;  // Override only: an unsolicited announcement
+  resum(bad);
+  auto announced = classify_frame(bad, kA);
+  ASSERT_TRUE(announced.ok()) << frame_drop_name(announced.failure());
+  EXPECT_TRUE(announced->neighbor_override);
+  bad[icmp + 4] = 0;  // neither: keeps a known MAC
+  resum(bad);
+  EXPECT_FALSE(classify_frame(bad, kA)->neighbor_override);
 }
 
 TEST(Underlay, NextHop) {
@@ -321,9 +343,88 @@ TEST(Underlay, NeighborTableIsBounded) {
     EXPECT_TRUE(t.learn(AF_INET6, e.addr, kA.mac, 0));
   }
   e.addr[0] = 1;
-  EXPECT_FALSE(t.learn(AF_INET6, e.addr, kA.mac, 0));
-  EXPECT_FALSE(t.lookup(e, 0).ask);
+  EXPECT_FALSE(t.learn(AF_INET6, e.addr, kA.mac, 0));  // an asker: no room
+  // Someone we send to always gets an entry: the one confirmed longest ago goes.
+  EXPECT_TRUE(t.lookup(e, 5).ask);
   EXPECT_EQ(t.size(), NeighborTable::kMaxEntries);
+  EXPECT_TRUE(t.learn(AF_INET6, e.addr, kB.mac, 6, /*create=*/false));
+  EXPECT_EQ(t.lookup(e, 7).mac, kB.mac);
+}
+
+// Answers update only the entries of neighbours we asked for, and an NA
+// without the Override flag keeps a MAC address already known.
+TEST(Underlay, NeighborTableTakesAnswersOnlyForWhatItAsked) {
+  NeighborTable t;
+  Endpoint b = endpoint_of(kB, true);
+  b.port = 0;
+  EXPECT_FALSE(t.learn(AF_INET6, b.addr, kB.mac, 1, /*create=*/false));
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_TRUE(t.lookup(b, 1).ask);
+  EXPECT_TRUE(t.learn(AF_INET6, b.addr, kB.mac, 2, false));
+  EXPECT_FALSE(t.learn(AF_INET6, b.addr, kA.mac, 3, false, /*override=*/false));
+  EXPECT_EQ(t.lookup(b, 4).mac, kB.mac);
+  EXPECT_TRUE(t.learn(AF_INET6, b.addr, kA.mac, 5, false, /*override=*/true));
+  EXPECT_EQ(t.lookup(b, 6).mac, kA.mac);
+}
+
+TEST(Underlay, OnLink) {
+  std::array<uint8_t, 16> ip{};
+  EXPECT_FALSE(on_link(kA, AF_INET, ip));  // 0.0.0.0: a probe, not a neighbour
+  ip[0] = 10, ip[3] = 9;
+  EXPECT_TRUE(on_link(kA, AF_INET, ip));
+  ip[2] = 1;
+  EXPECT_FALSE(on_link(kA, AF_INET, ip));
+  EXPECT_TRUE(on_link(kA, AF_INET6, kB.v6->addr));
+  std::array<uint8_t, 16> ll = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+  EXPECT_TRUE(on_link(kA, AF_INET6, ll));
+  ll[0] = 0x20;
+  EXPECT_FALSE(on_link(kA, AF_INET6, ll));
+  EXPECT_FALSE(on_link(kA, AF_INET6, {}));
+}
+
+// An ARP request from off our subnet is answered, but its sender gets no entry.
+TEST(Underlay, LinkLearnsOnlyOnLinkAskers) {
+  UnderlayLink link(kB);
+  UnderlayAddress stranger = kA;
+  stranger.v4->addr = v4(192, 0, 2, 1);
+  Bytes req(60);
+  ASSERT_EQ(build_arp_request(req, stranger, kB.v4->addr), 60u);
+  Frame f;
+  std::array<uint8_t, UnderlayLink::kControlFrameSize> answer;
+  size_t n = 0;
+  EXPECT_EQ(link.receive(req, 1, f, answer, n), UnderlayLink::Rx::kAnswer);
+  EXPECT_GT(n, 0u);
+  EXPECT_EQ(link.neighbors(), 0u);
+  EXPECT_EQ(link.counters().not_learnt, 1u);
+  ASSERT_EQ(build_arp_request(req, kA, kB.v4->addr), 60u);
+  EXPECT_EQ(link.receive(req, 2, f, answer, n), UnderlayLink::Rx::kAnswer);
+  EXPECT_EQ(link.neighbors(), 1u);
+  // An unsolicited reply from someone else: not recorded.
+  Bytes reply(60);
+  Frame asked = f;
+  asked.neighbor_mac = kB.mac;
+  std::memcpy(asked.neighbor_ip.data(), kB.v4->addr.data(), 4);
+  UnderlayAddress c = node(3);
+  ASSERT_EQ(build_arp_reply(reply, c, asked), 60u);
+  EXPECT_EQ(link.receive(reply, 3, f, answer, n), UnderlayLink::Rx::kLearnt);
+  EXPECT_EQ(link.neighbors(), 1u);
+}
+
+// A UDP length shorter than the IP payload: the checksum covers the UDP
+// length (its pseudo-header says so) and the rest is not payload.
+TEST(Underlay, UdpShorterThanItsIpPayload) {
+  for (bool ipv6 : {false, true}) {
+    Bytes frame = datagram_frame(ipv6, 100);
+    const size_t ip = kEthernetHeader, udp = ip + (ipv6 ? 40 : 20);
+    inet::store_be16(&frame[udp + 4], 8 + 90);  // the last 10 bytes are not UDP
+    inet::store_be16(&frame[udp + 6], 0);
+    inet::store_udp_checksum(
+        &frame[udp + 6],
+        inet::sum(&frame[udp], 98, inet::pseudo_header(&frame[ip], ipv6, inet::kProtoUdp, 98)));
+    auto r = classify_frame(frame, kB);
+    ASSERT_TRUE(r.ok()) << frame_drop_name(r.failure());
+    EXPECT_EQ(r->payload_length, 90u);
+  }
 }
 
 }  // namespace
