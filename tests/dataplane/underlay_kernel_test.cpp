@@ -180,29 +180,11 @@ void talk_with_the_kernel(bool v6) {
   const int family = v6 ? AF_INET6 : AF_INET;
   int sock = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(sock, 0);
+  const Endpoint kernel = *Endpoint::parse(v6 ? "[fd77::1]:5000" : "10.77.0.1:5000");
+  const Endpoint us = *Endpoint::parse(v6 ? "[fd77::2]:51820" : "10.77.0.2:51820");
   sockaddr_storage local{}, ours{};
-  socklen_t len;
-  if (v6) {
-    auto* l = reinterpret_cast<sockaddr_in6*>(&local);
-    l->sin6_family = AF_INET6;
-    l->sin6_port = htons(5000);
-    inet_pton(AF_INET6, "fd77::1", &l->sin6_addr);
-    auto* o = reinterpret_cast<sockaddr_in6*>(&ours);
-    o->sin6_family = AF_INET6;
-    o->sin6_port = htons(51820);
-    inet_pton(AF_INET6, "fd77::2", &o->sin6_addr);
-    len = sizeof(sockaddr_in6);
-  } else {
-    auto* l = reinterpret_cast<sockaddr_in*>(&local);
-    l->sin_family = AF_INET;
-    l->sin_port = htons(5000);
-    inet_pton(AF_INET, "10.77.0.1", &l->sin_addr);
-    auto* o = reinterpret_cast<sockaddr_in*>(&ours);
-    o->sin_family = AF_INET;
-    o->sin_port = htons(51820);
-    inet_pton(AF_INET, "10.77.0.2", &o->sin_addr);
-    len = sizeof(sockaddr_in);
-  }
+  const socklen_t len = kernel.to_sockaddr(local, v6);
+  us.to_sockaddr(ours, v6);
   ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&local), len), 0) << std::strerror(errno);
   const std::string hello = v6 ? "hello over IPv6" : "hello over IPv4";
   ASSERT_EQ(::sendto(sock, hello.data(), hello.size(), 0, reinterpret_cast<sockaddr*>(&ours), len),
