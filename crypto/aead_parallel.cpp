@@ -1,10 +1,18 @@
 // aead_parallel.cpp: see aead_parallel.h.
 #include "crypto/aead_parallel.h"
 
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstring>
 #include <string>
 
 namespace faraday::crypto {
@@ -18,25 +26,6 @@ void cpu_relax() {
 #endif
 }
 
-// Waits until `word` is no longer `old` and returns its new value (acquire): spins for
-// kSpinWait, checking the clock every few dozen pauses, then sleeps on the futex.
-uint32_t await_change(const std::atomic<uint32_t>& word, uint32_t old) {
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point until = Clock::now() + kSpinWait;
-  do {
-    for (int i = 0; i < 32; ++i) {
-      const uint32_t now = word.load(std::memory_order_acquire);
-      if (now != old) return now;
-      cpu_relax();
-    }
-  } while (Clock::now() < until);
-  for (;;) {
-    word.wait(old, std::memory_order_acquire);
-    const uint32_t now = word.load(std::memory_order_acquire);
-    if (now != old) return now;
-  }
-}
-
 size_t job_cost(const AeadJob& job) {
   return job.length + kJobCostBytes;
 }
@@ -48,42 +37,169 @@ constexpr uint64_t claim_word(uint32_t burst, uint32_t pieces, uint32_t next) {
 
 }  // namespace
 
-ParallelAead::ParallelAead(std::vector<std::unique_ptr<AeadBackend>> backends) {
-  lanes_ = std::move(backends);
-  cuts_.reserve(kMaxPieces + 1);
+uint32_t FutexWord::add(uint32_t n) {
+  // seq_cst on both words, here and in await_change: either the sleeper sees the
+  // new value before it sleeps, or this sees the sleeper.
+  const uint32_t now = value.fetch_add(n, std::memory_order_seq_cst) + n;
+  if (sleepers.load(std::memory_order_seq_cst) != 0)
+    syscall(SYS_futex, &value, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  return now;
+}
+
+uint32_t FutexWord::await_change(uint32_t old) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point until = Clock::now() + kSpinWait;
+  do {
+    for (int i = 0; i < 32; ++i) {
+      const uint32_t now = value.load(std::memory_order_acquire);
+      if (now != old) return now;
+      cpu_relax();
+    }
+  } while (Clock::now() < until);
+  for (;;) {
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    uint32_t now = value.load(std::memory_order_seq_cst);
+    if (now == old) {
+      // Sleeps only if the word still holds `old`; a wake or a signal ends it early.
+      syscall(SYS_futex, &value, FUTEX_WAIT_PRIVATE, old, nullptr, nullptr, 0);
+      now = value.load(std::memory_order_acquire);
+    }
+    sleepers.fetch_sub(1, std::memory_order_release);
+    if (now != old) return now;
+  }
+}
+
+AeadHelpers::AeadHelpers(std::vector<std::unique_ptr<AeadBackend>> backends, SharingOptions options)
+    : backends_(std::move(backends)),
+      options_(options),
+      loadavg_fd_(options.watch_machine ? open("/proc/loadavg", O_RDONLY | O_CLOEXEC) : -1),
+      cpus_(static_cast<unsigned>(std::max(1, get_nprocs()))) {
   // Helpers take no signals: they inherit a mask that blocks all of them, so a
   // process-directed signal (SIGTERM, SIGUSR1) still goes to a thread that expects
   // it (faradayd's signalfd) instead of killing the process from a helper.
   sigset_t all, before;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &before);
-  for (size_t i = 1; i < lanes_.size(); ++i) {
-    helpers_.emplace_back([this, i] { helper(*lanes_[i]); });
-    const std::string name = "aead-lane" + std::to_string(i);
-    pthread_setname_np(helpers_.back().native_handle(), name.c_str());
+  for (size_t i = 0; i < backends_.size(); ++i) {
+    threads_.emplace_back([this, i] { helper(*backends_[i]); });
+    const std::string name = "aead-lane" + std::to_string(i + 1);
+    pthread_setname_np(threads_.back().native_handle(), name.c_str());
   }
   pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
-ParallelAead::~ParallelAead() {
+AeadHelpers::~AeadHelpers() {
   stopping_.store(true, std::memory_order_release);
-  wake_.fetch_add(1, std::memory_order_release);
-  wake_.notify_all();
-  for (std::thread& t : helpers_) t.join();
+  posted_.add(1);
+  for (std::thread& t : threads_) t.join();
+  if (loadavg_fd_ >= 0) close(loadavg_fd_);
+}
+
+bool AeadHelpers::machine_spare() {
+  if (loadavg_fd_ < 0) return true;
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  int64_t next = next_check_.load(std::memory_order_relaxed);
+  // One caller reads; the others keep the last answer meanwhile.
+  if (now < next || !next_check_.compare_exchange_strong(next, now + kMachineCheck.count(),
+                                                         std::memory_order_relaxed))
+    return machine_spare_.load(std::memory_order_relaxed);
+  // "0.20 1.30 1.95 2/86 31294": the fourth field is runnable/all threads.
+  char text[128];
+  const ssize_t n = pread(loadavg_fd_, text, sizeof(text) - 1, 0);
+  if (n <= 0) return machine_spare_.load(std::memory_order_relaxed);
+  text[n] = 0;
+  unsigned runnable = 0;
+  const char* p = text;
+  for (int field = 0; field < 3 && p; ++field) {
+    p = std::strchr(p, ' ');
+    if (p) ++p;
+  }
+  if (!p || std::sscanf(p, "%u/", &runnable) != 1)
+    return machine_spare_.load(std::memory_order_relaxed);
+  const uint32_t asleep = posted_.sleepers.load(std::memory_order_relaxed);
+  const unsigned awake = static_cast<unsigned>(count()) - std::min<unsigned>(asleep, count());
+  // The caller itself is runnable; the helpers that are awake (spinning) would
+  // give their core up to a piece.
+  const bool spare = runnable <= awake || runnable - awake < cpus_;
+  machine_spare_.store(spare, std::memory_order_relaxed);
+  return spare;
+}
+
+bool AeadHelpers::attach(ParallelAead* caller) {
+  for (auto& slot : callers_) {
+    ParallelAead* none = nullptr;
+    if (slot.compare_exchange_strong(none, caller, std::memory_order_seq_cst)) {
+      busy_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+void AeadHelpers::detach(ParallelAead* caller) {
+  for (auto& slot : callers_) {
+    ParallelAead* mine = caller;
+    if (slot.compare_exchange_strong(mine, nullptr, std::memory_order_seq_cst)) break;
+  }
+  if (!caller->idle_) busy_.fetch_sub(1, std::memory_order_relaxed);
+  // A helper that found the caller before the slot was cleared is still counted
+  // here (both sides seq_cst: either it saw the empty slot, or we see it scanning).
+  while (scanning_.load(std::memory_order_seq_cst) != 0) cpu_relax();
+}
+
+void AeadHelpers::post() {
+  posted_.add(1);
+}
+
+void AeadHelpers::helper(AeadBackend& backend) {
+  // Not a load: a caller may post its first burst before this thread runs.
+  uint32_t seen = 0;
+  for (;;) {
+    seen = posted_.await_change(seen);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    scanning_.fetch_add(1, std::memory_order_seq_cst);
+    for (auto& slot : callers_)
+      if (ParallelAead* caller = slot.load(std::memory_order_seq_cst)) caller->work(backend);
+    scanning_.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+ParallelAead::ParallelAead(std::unique_ptr<AeadBackend> own, std::shared_ptr<AeadHelpers> helpers)
+    : own_(std::move(own)), helpers_(std::move(helpers)) {
+  cuts_.reserve(kMaxPieces + 1);
+  if (helpers_ && !helpers_->attach(this)) helpers_.reset();
+}
+
+namespace {
+std::shared_ptr<AeadHelpers> helpers_of(std::vector<std::unique_ptr<AeadBackend>>& lanes) {
+  if (lanes.size() < 2) return nullptr;
+  return std::make_shared<AeadHelpers>(
+      std::vector<std::unique_ptr<AeadBackend>>(std::make_move_iterator(lanes.begin() + 1),
+                                                std::make_move_iterator(lanes.end())),
+      SharingOptions{false, false});
+}
+}  // namespace
+
+ParallelAead::ParallelAead(std::vector<std::unique_ptr<AeadBackend>> lanes)
+    : ParallelAead(std::move(lanes[0]), helpers_of(lanes)) {}
+
+ParallelAead::~ParallelAead() {
+  if (helpers_) helpers_->detach(this);
 }
 
 std::string ParallelAead::describe() const {
-  const size_t n = lanes_.size();
-  return lanes_[0]->describe() + " x" + std::to_string(n) + (n == 1 ? " lane" : " lanes");
+  const unsigned n = lanes();
+  return own_->describe() + " x" + std::to_string(n) + (n == 1 ? " lane" : " lanes");
 }
 
-void ParallelAead::helper(AeadBackend& backend) {
-  // Not a load: the caller may post the first burst before this thread runs.
-  uint32_t seen = 0;
-  for (;;) {
-    seen = await_change(wake_, seen);
-    if (stopping_.load(std::memory_order_acquire)) return;
-    work(backend, seen);
+void ParallelAead::set_idle(bool idle) {
+  if (idle == idle_) return;
+  idle_ = idle;
+  if (helpers_) {
+    if (idle)
+      helpers_->busy_.fetch_sub(1, std::memory_order_relaxed);
+    else
+      helpers_->busy_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -101,16 +217,17 @@ bool ParallelAead::claim(uint32_t burst, uint32_t& piece) {
   }
 }
 
-void ParallelAead::work(AeadBackend& backend, uint32_t burst) {
-  uint32_t piece = 0;
-  while (claim(burst, piece)) {
+uint32_t ParallelAead::work(AeadBackend& backend) {
+  const uint32_t burst = static_cast<uint32_t>(claim_.load(std::memory_order_acquire) >> 32);
+  uint32_t piece = 0, done = 0;
+  for (; claim(burst, piece); ++done) {
     // The claim made the burst's jobs, cuts and direction visible, and they stay put
     // until this piece is counted finished.
     const std::span<AeadJob> jobs(jobs_ + cuts_[piece], cuts_[piece + 1] - cuts_[piece]);
     seal_ ? backend.seal_burst(jobs) : backend.open_burst(jobs);
-    finished_.fetch_add(1, std::memory_order_release);
-    finished_.notify_one();
+    finished_.add(1);
   }
+  return done;
 }
 
 // Cuts the burst into `pieces` runs of about equal cost, none empty.
@@ -130,28 +247,53 @@ void ParallelAead::cut(std::span<AeadJob> jobs, size_t total, size_t pieces) {
 void ParallelAead::run(std::span<AeadJob> jobs, bool seal) {
   size_t total = 0;
   for (const AeadJob& job : jobs) total += job_cost(job);
-  AeadBackend& own = *lanes_[0];
-  if (lanes_.size() == 1 || total < kParallelMinBytes || jobs.size() < 2) {
-    seal ? own.seal_burst(jobs) : own.open_burst(jobs);
+  if (!helpers_ || helpers_->count() == 0 || total < kParallelMinBytes || jobs.size() < 2 ||
+      !helpers_->spare() || skip_ > 0) {
+    if (skip_ > 0 && --skip_ == 0) probe_ = true;
+    seal ? own_->seal_burst(jobs) : own_->open_burst(jobs);
     return;
   }
 
-  const size_t pieces = std::min({jobs.size(), kMaxPieces, lanes_.size() * kPiecesPerLane,
+  const size_t pieces = std::min({jobs.size(), kMaxPieces, lanes() * kPiecesPerLane,
                                   std::max<size_t>(2, total / kMinPieceBytes)});
   cut(jobs, total, pieces);
   jobs_ = jobs.data();
   seal_ = seal;
   const uint32_t burst = ++burst_;
-  const uint32_t target = finished_.load(std::memory_order_relaxed) + static_cast<uint32_t>(pieces);
+  const uint32_t target =
+      finished_.value.load(std::memory_order_relaxed) + static_cast<uint32_t>(pieces);
   claim_.store(claim_word(burst, static_cast<uint32_t>(pieces), 0), std::memory_order_release);
-  wake_.store(burst, std::memory_order_release);
-  wake_.notify_all();
+  helpers_->post();
 
   // The caller works too, so a helper that is slow to wake (its core busy elsewhere)
   // costs nothing but the pieces it did not take; then it waits for the ones taken.
-  work(own, burst);
-  uint32_t finished = finished_.load(std::memory_order_acquire);
-  while (finished != target) finished = await_change(finished_, finished);
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  const uint32_t own = work(*own_);
+  const Clock::time_point worked = Clock::now();
+  uint32_t finished = finished_.value.load(std::memory_order_acquire);
+  while (finished != target) finished = finished_.await_change(finished);
+  if (helpers_->options_.back_off)
+    judge(own, static_cast<uint32_t>(pieces), worked - start, Clock::now() - worked);
+}
+
+void ParallelAead::judge(uint32_t own, uint32_t pieces, std::chrono::nanoseconds working,
+                         std::chrono::nanoseconds waiting) {
+  // The first shared burst after a pause finds the helpers asleep: not a verdict.
+  if (probe_) {
+    probe_ = false;
+    return;
+  }
+  const std::chrono::nanoseconds per_piece = own == 0 ? waiting : working / own;
+  const bool helped = own < pieces;
+  const bool held_up = waiting > 2 * per_piece + kWaitSlack;
+  if (helped && !held_up) {
+    backoff_ = 0;
+    return;
+  }
+  ++backoffs_;
+  backoff_ = std::min<uint32_t>(backoff_ == 0 ? 1 : 2 * backoff_, kMaxBackoffBursts);
+  skip_ = backoff_;
 }
 
 Result<std::unique_ptr<ParallelAead>> make_parallel_aead(

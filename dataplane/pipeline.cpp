@@ -70,18 +70,20 @@ Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
   if (workers > 1 && queues == 1)
     log(LogLevel::kWarn, "TUN multi-queue unavailable ({}); {} workers share each burst's crypto",
         tuns->front().multi_queue_refused(), workers);
-  // The chosen instance is lane 0 (the pipeline's thread); each queue worker, or
-  // each further lane, gets another of the same type.
-  std::vector<std::unique_ptr<crypto::AeadBackend>> lanes;
-  lanes.push_back(std::move(aead.backend));
+  // The chosen instance is the pipeline thread's own; each queue worker and each
+  // helper thread gets another of the same type. With workers - 1 helpers, a burst
+  // can have every core while the other workers sleep (one flow on one queue).
+  const unsigned instances = workers + (queues > 1 ? workers - 1 : 0);
+  std::vector<std::unique_ptr<crypto::AeadBackend>> helpers;
   std::vector<std::unique_ptr<crypto::AeadBackend>> more;
-  while (lanes.size() + more.size() < workers) {
-    (queues > 1 ? more : lanes).push_back(aead.make());
-    if (!(queues > 1 ? more : lanes).back())
-      return Error{fmt::format("AEAD backend: cannot make instance {} of {}",
-                               lanes.size() + more.size(), workers)};
+  for (unsigned made = 1; made < instances; ++made) {
+    auto& into = helpers.size() + 1 < workers ? helpers : more;
+    into.push_back(aead.make());
+    if (!into.back())
+      return Error{fmt::format("AEAD backend: cannot make instance {} of {}", made + 1, instances)};
   }
-  aead_ = std::make_unique<crypto::ParallelAead>(std::move(lanes));
+  auto shared = std::make_shared<crypto::AeadHelpers>(std::move(helpers));
+  aead_ = std::make_unique<crypto::ParallelAead>(std::move(aead.backend), shared);
   DeviceOptions dev_options;
   dev_options.mtu = options_.mtu;
   dev_ = std::make_unique<Device>(clock_, *aead_, dev_options);
@@ -94,7 +96,8 @@ Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
   udp_.emplace(std::move((*udp)[0]));
   for (size_t i = 1; i < queues; ++i)
     queue_workers_.push_back(std::make_unique<QueueWorker>(
-        *dev_, std::move(more[i - 1]), std::move((*tuns)[i]), std::move((*udp)[i]), options_.mtu));
+        *dev_, std::make_unique<crypto::ParallelAead>(std::move(more[i - 1]), shared),
+        std::move((*tuns)[i]), std::move((*udp)[i]), options_.mtu));
   return {};
 }
 
@@ -117,7 +120,8 @@ std::string Pipeline::summary() const {
                      tun_->offloads(), aead_->name(), n, n == 1 ? "" : "s",
                      n == 1                   ? " (crypto on the pipeline's thread)"
                      : queue_workers_.empty() ? " (each burst's crypto shared in order)"
-                                              : " (a TUN queue and a UDP socket each)");
+                                              : " (a TUN queue and a UDP socket each; a busy "
+                                                "worker's bursts shared with sleeping ones)");
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {
@@ -383,7 +387,10 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   int timeout_ms = wait <= 0 || held || tun_held
                        ? 0
                        : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
-  if (poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+  aead_->set_idle(timeout_ms != 0);  // a queue worker's burst may use this core meanwhile
+  const int polled = poll(fds.data(), fds.size(), timeout_ms);
+  aead_->set_idle(false);
+  if (polled < 0 && errno != EINTR) {
     log(LogLevel::kError, "poll: {}", std::strerror(errno));
     exit = Exit::kError;
     return false;

@@ -14,9 +14,11 @@
 // thread serves the first of each and is the handshake context; N - 1
 // QueueWorker threads (queue_worker.h) serve the others, running the Device's
 // data path at once (device.h). The kernel spreads flows over the queues and
-// peers' endpoints over the sockets. Without multi-queue TUN, the N cores
-// instead share each burst's crypto in order (crypto/aead_parallel.h), as they
-// do for a single queue. It returns when stop() is called, when a watched fd's
+// peers' endpoints over the sockets, but keeps one flow on one queue: so N - 1
+// AEAD helper threads take pieces of a worker's bursts, in order, while other
+// workers sleep (crypto/aead_parallel.h), and one TCP flow gets more than one
+// core. Without multi-queue TUN, the pipeline's thread alone has a queue and
+// the helpers share each of its bursts. It returns when stop() is called, when a watched fd's
 // callback says so, when the interface is deleted, or when a service says it
 // is gone (the UAPI socket file was removed, as wireguard-go does).
 //
@@ -68,8 +70,9 @@ struct PipelineOptions {
   uint16_t listen_port = 0;  // 0: any free port (wg set ... listen-port changes it)
   std::string aead_backend;  // empty: the fastest that passes its self-test
   // Data-path threads: the pipeline's and workers - 1 QueueWorkers, a TUN queue
-  // and a UDP socket each (without multi-queue TUN: cores that share each burst's
-  // AEAD in order, crypto/aead_parallel.h). 0: as many as the CPUs this process
+  // and a UDP socket each, and workers - 1 AEAD helpers that share a busy
+  // worker's bursts in order while others sleep (crypto/aead_parallel.h; without
+  // multi-queue TUN, only the helpers). 0: as many as the CPUs this process
   // may run on (sched_getaffinity), at most crypto::kMaxLanes.
   unsigned workers = 0;
   uint32_t stats_interval_s = 10;  // drop counters logged at most this often, when they change

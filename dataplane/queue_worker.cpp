@@ -39,7 +39,7 @@ void write_all(TunPort& tun, std::span<Packet> pkts) {
   }
 }
 
-QueueWorker::QueueWorker(Device& dev, std::unique_ptr<crypto::AeadBackend> aead, TunPort tun,
+QueueWorker::QueueWorker(Device& dev, std::unique_ptr<crypto::ParallelAead> aead, TunPort tun,
                          UdpPort udp, uint32_t mtu)
     : dev_(dev),
       aead_(std::move(aead)),
@@ -47,7 +47,9 @@ QueueWorker::QueueWorker(Device& dev, std::unique_ptr<crypto::AeadBackend> aead,
       tun_(std::move(tun)),
       udp_(std::move(udp)),
       tun_rx_(kBurstSize, slot_size(mtu)),
-      stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  aead_->set_idle(true);  // until its thread runs: other workers may use this core
+}
 
 QueueWorker::~QueueWorker() {
   stop();
@@ -133,7 +135,9 @@ void QueueWorker::run() {
       unpublished = false;
     }
     rcu.offline();
+    aead_->set_idle(!held);
     int ready = poll(fds, 3, held ? 0 : -1);
+    aead_->set_idle(false);
     rcu.online();
     if (ready < 0 && errno != EINTR) break;
     if ((fds[1].revents & POLLIN) || udp_.pending()) on_udp();
@@ -153,6 +157,7 @@ void QueueWorker::run() {
       unpublished = false;
     }
   }
+  aead_->set_idle(true);
 }
 
 }  // namespace faraday::dataplane

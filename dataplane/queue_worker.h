@@ -5,7 +5,9 @@
 // handshake context and the first queue's worker; these are the others.
 //
 // The loop polls its TUN queue, its socket and a stop eventfd, offline for RCU
-// while it sleeps (rcu.h); after each pass it reports a quiescent state. It
+// while it sleeps (rcu.h), and idle for its AEAD, so other workers' bursts may
+// use its core meanwhile (crypto/aead_parallel.h); after each pass it reports a
+// quiescent state. It
 // never blocks on the control thread: what it hands over goes through its
 // Worker's rings.
 //
@@ -20,7 +22,7 @@
 #include <thread>
 #include <utility>
 
-#include "crypto/aead_batch.h"
+#include "crypto/aead_parallel.h"
 #include "dataplane/device.h"
 #include "dataplane/rcu.h"
 #include "dataplane/tun_port.h"
@@ -35,7 +37,7 @@ void write_all(TunPort& tun, std::span<Packet> pkts);
 
 class QueueWorker {
  public:
-  QueueWorker(Device& dev, std::unique_ptr<crypto::AeadBackend> aead, TunPort tun, UdpPort udp,
+  QueueWorker(Device& dev, std::unique_ptr<crypto::ParallelAead> aead, TunPort tun, UdpPort udp,
               uint32_t mtu);
   ~QueueWorker();
   QueueWorker(const QueueWorker&) = delete;
@@ -56,8 +58,8 @@ class QueueWorker {
   void publish_counters();
 
   Device& dev_;
-  RcuReader* rcu_ = nullptr;  // the worker thread's, while it runs
-  std::unique_ptr<crypto::AeadBackend> aead_;
+  RcuReader* rcu_ = nullptr;                    // the worker thread's, while it runs
+  std::unique_ptr<crypto::ParallelAead> aead_;  // idle while the loop sleeps
   Worker& worker_;
   TunPort tun_;
   UdpPort udp_;

@@ -44,7 +44,7 @@ echo "== cluster threads, AEAD lanes and data-path workers under TSan"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/control/control_threads_test --gtest_filter='DataPath*:Links*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  build-tsan/tests/crypto/crypto_threads_test --gtest_filter='ParallelAead*'
+  build-tsan/tests/crypto/crypto_threads_test --gtest_filter='ParallelAead*:AeadHelpers*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*'
 

@@ -246,7 +246,7 @@ assert_workers() {
 	local n
 	n=$(sed -n 's/.*--workers[ =]\([0-9][0-9]*\).*/\1/p' <<<"${FARADAYD_ARGS:-}")
 	[ -n "$n" ] && [ "$n" -ge 2 ] || return 0
-	grep -q "$n workers (a TUN queue and a UDP socket each)" "$WORK/impl-$1.log" ||
+	grep -q "$n workers (a TUN queue and a UDP socket each" "$WORK/impl-$1.log" ||
 		die "side $1: faradayd did not start $n queue workers ($WORK/impl-$1.log)"
 }
 
