@@ -53,15 +53,18 @@ std::string json(const std::vector<Entry>& entries, const std::vector<WorkerRun>
     const WorkerRun& r = workers[i];
     out << "    {\"backend\": " << quoted(r.backend) << ", \"scenario\": " << quoted(r.scenario)
         << ", \"peers\": " << r.peers << ", \"size\": " << r.size;
-    constexpr const char* kKeys[3] = {"1", "2", "2_queues"};
+    constexpr const char* kKeys[3] = {"1", "2_lanes", "2_workers"};
     for (int w = 0; w < 3; ++w) {
       out << ", \"enc_" << kKeys[w] << "\": {" << figure_fields(r.enc[w], r.size) << "}";
       out << ", \"dec_" << kKeys[w] << "\": {" << figure_fields(r.dec[w], r.size) << "}";
     }
-    out << ", \"enc_ratio\": " << number(r.enc[1].mpps() / r.enc[0].mpps())
-        << ", \"dec_ratio\": " << number(r.dec[1].mpps() / r.dec[0].mpps())
-        << ", \"enc_ratio_queues\": " << number(r.enc[2].mpps() / r.enc[0].mpps())
-        << ", \"dec_ratio_queues\": " << number(r.dec[2].mpps() / r.dec[0].mpps()) << "}"
+    out << ", \"enc_ratio_lanes\": " << number(r.enc[1].mpps() / r.enc[0].mpps())
+        << ", \"dec_ratio_lanes\": " << number(r.dec[1].mpps() / r.dec[0].mpps())
+        << ", \"enc_ratio_workers\": " << number(r.enc[2].mpps() / r.enc[0].mpps())
+        << ", \"dec_ratio_workers\": " << number(r.dec[2].mpps() / r.dec[0].mpps())
+        << ", \"raw_1_thread\": {" << figure_fields(r.raw[0], r.size) << "}"
+        << ", \"raw_2_threads\": {" << figure_fields(r.raw[1], r.size) << "}"
+        << ", \"raw_ratio\": " << number(r.raw[1].mpps() / r.raw[0].mpps()) << "}"
         << (i + 1 < workers.size() ? ",\n" : "\n");
   }
   out << "  ]\n}\n";
@@ -69,7 +72,7 @@ std::string json(const std::vector<Entry>& entries, const std::vector<WorkerRun>
 }
 
 // Horizontal bars, one row per backend, scenario, size and direction: 1 worker in
-// grey, 2 AEAD lanes in blue, 2 queue workers in green, Gbit/s on a shared scale,
+// grey, 2 AEAD lanes in blue, 2 workers in green, Gbit/s on a shared scale,
 // the ratios to 1 worker at the end.
 std::string svg(const std::vector<WorkerRun>& workers) {
   constexpr int kLabel = 330, kBars = 520, kRow = 46, kTop = 50;
@@ -83,9 +86,9 @@ std::string svg(const std::vector<WorkerRun>& workers) {
       << "\" height=\"" << kTop + rows * kRow + 20 << "\" font-family=\"sans-serif\" "
       << "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"10\" y=\"20\" font-size=\"15\">dataplane_bench: 1 worker (grey), 2 AEAD "
-         "lanes (blue), 2 queue workers (green), Gbit/s of inner packets</text>\n"
+         "lanes (blue), 2 workers (green), Gbit/s of inner packets</text>\n"
       << "<text x=\"10\" y=\"38\" fill=\"#555\">load average " << load_average()
-      << "; ratios to 1 worker (Mpps): lanes / queues</text>\n";
+      << "; ratios to 1 worker (Mpps): lanes / workers</text>\n";
   int y = kTop;
   for (const WorkerRun& r : workers) {
     for (bool enc : {true, false}) {

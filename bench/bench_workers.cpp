@@ -47,12 +47,15 @@ uint32_t spoke_addr(size_t i) {
 // spoke j % peers, so every burst mixes all of them.
 class Mesh {
  public:
+  // helpers: the queue workers' shared AEAD helper (the pipeline's, with 2 workers).
   Mesh(crypto::AeadBackend& hub_aead, crypto::AeadBackend& spoke_aead, size_t peers,
-       const crypto::AeadFactory& make)
+       const crypto::AeadFactory& make, const std::shared_ptr<crypto::AeadHelpers>& helpers)
       : hub_(clock_, hub_aead, "10.99.0.1:51820"), buffers_(kPackets), scratch_(kPackets) {
     for (int t = 0; t < 2; ++t) {
-      queue_aead_[t] = make();
-      if (!queue_aead_[t]) fail("cannot make a queue worker's AEAD");
+      std::unique_ptr<crypto::AeadBackend> own = make();
+      if (!own) fail("cannot make a queue worker's AEAD");
+      queue_aead_[t] = std::make_unique<crypto::ParallelAead>(std::move(own), helpers);
+      queue_aead_[t]->set_idle(true);  // as a worker's poll() while it has nothing to do
       queue_[t] = &hub_.dev.add_worker(*queue_aead_[t]);
     }
     for (size_t i = 0; i < peers; ++i) {
@@ -73,8 +76,8 @@ class Mesh {
     }
   }
 
-  // Times the hub encrypting one round of mixed bursts (queues: on two queue
-  // workers at once).
+  // Times the hub encrypting one round of mixed bursts (queues: on queue workers,
+  // see timed_queues).
   void encrypt(size_t size, Figures& into, bool queues = false) {
     const size_t peers = spokes_.size();
     for (size_t j = 0; j < kPackets; ++j)
@@ -129,20 +132,26 @@ class Mesh {
     into.packets += kPackets;
   }
 
-  // Two threads, each a queue worker with its own Worker and AEAD, take every
-  // other burst of the round at once. Each first copies its bursts into its own
-  // buffers, as a TUN read or recvmmsg on its own core would, so it does not
-  // stream the other core's writes; then both start together and only what
-  // follows is timed (not the thread start, not the copy).
+  // Queue workers, each with its own Worker and AEAD over the shared helper. Many
+  // peers: two threads take every other burst of the round at once, as the kernel
+  // spreads flows over two TUN queues (and peers over two sockets); both are busy,
+  // so the helper stays out. One peer, one flow: the kernel keeps the flow on one
+  // queue, so one worker takes every burst while the other sleeps, and the helper
+  // takes pieces of its bursts on the spare core. Each worker first copies its
+  // bursts into its own buffers, as a TUN read or recvmmsg on its own core would,
+  // so it does not stream another core's writes; then they start together and
+  // only what follows is timed (not the thread start, not the copy).
   void timed_queues(bool encrypt, Figures& into, const char* failure) {
+    const int threads = spokes_.size() == 1 ? 1 : 2;
     std::atomic<bool> failed{false};
-    std::barrier start(2);
+    std::barrier start(threads);
     std::chrono::steady_clock::time_point t0;
     auto run = [&](int t) {
       dataplane::RcuReader rcu;
       Buffers& own = own_[t];
       size_t n = 0;
-      for (size_t i = static_cast<size_t>(t) * kBurstSize; i < kPackets; i += 2 * kBurstSize)
+      for (size_t i = static_cast<size_t>(t) * kBurstSize; i < kPackets;
+           i += static_cast<size_t>(threads) * kBurstSize)
         for (size_t j = i; j < i + kBurstSize; ++j, ++n) {
           const Packet& from = buffers_.pkts[j];
           Packet& to = own.pkts[n];
@@ -153,6 +162,7 @@ class Mesh {
           std::memcpy(to.data(), from.data(), from.length);
         }
       std::array<Verdict, kBurstSize> verdicts{};
+      queue_aead_[t]->set_idle(false);
       start.arrive_and_wait();
       if (t == 0) t0 = std::chrono::steady_clock::now();
       for (size_t i = 0; i < n; i += kBurstSize) {
@@ -165,10 +175,12 @@ class Mesh {
           failed = true;
         rcu.quiescent();
       }
+      queue_aead_[t]->set_idle(true);
     };
-    std::thread other(run, 1);
+    std::thread other;
+    if (threads == 2) other = std::thread(run, 1);
     run(0);
-    other.join();
+    if (other.joinable()) other.join();
     into.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
     into.packets += kPackets;
     if (failed) fail(failure);
@@ -176,16 +188,72 @@ class Mesh {
 
   FixedClock clock_;
   Node hub_;
-  std::unique_ptr<crypto::AeadBackend> queue_aead_[2];
+  std::unique_ptr<crypto::ParallelAead> queue_aead_[2];
   Worker* queue_[2] = {};
   std::vector<std::unique_ptr<Node>> spokes_;
   Buffers buffers_;
-  Buffers own_[2] = {Buffers(kPackets / 2), Buffers(kPackets / 2)};  // each queue worker's
+  Buffers own_[2] = {Buffers(kPackets), Buffers(kPackets / 2)};  // each queue worker's
   std::vector<Packet> scratch_;
   std::array<Verdict, kBurstSize> verdicts_{};
 };
 
-constexpr const char* kHow[3] = {"1 worker", "2 AEAD lanes", "2 queue workers"};
+// The machine's own ceiling for two workers: the raw AEAD (seal_burst alone, in
+// place on 64 messages of its own, as in bench_backend) on one thread, then on two
+// threads at once, each with its own backend instance and buffers. Nothing is
+// shared, so what two threads fall short of 2x is the machine's (on this 2-vCPU
+// machine one vCPU runs the AEAD slower than the other, and slower again while the
+// other is busy).
+class RawPair {
+ public:
+  explicit RawPair(const crypto::AeadFactory& make) {
+    for (auto& lane : lanes_) {
+      lane.aead = make();
+      if (!lane.aead) fail("cannot make the raw AEAD pair");
+    }
+  }
+
+  void round(size_t size, Figures& one, Figures& two) {
+    for (Lane& lane : lanes_) lane.prepare(size);
+    auto t0 = std::chrono::steady_clock::now();
+    lanes_[0].run();
+    one.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
+    one.packets += kPackets;
+
+    std::barrier start(2);
+    auto run = [&](int t) {
+      start.arrive_and_wait();
+      if (t == 0) t0 = std::chrono::steady_clock::now();
+      lanes_[t].run();
+    };
+    std::thread other(run, 1);
+    run(0);
+    other.join();
+    two.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
+    two.packets += 2 * kPackets;
+  }
+
+ private:
+  struct Lane {
+    std::unique_ptr<crypto::AeadBackend> aead;
+    std::vector<uint8_t> bytes;
+    std::vector<crypto::AeadJob> jobs;
+    crypto::Key key{};
+    void prepare(size_t size) {
+      bytes.assign(kBurstSize * (size + kTagSize), 0x5a);
+      jobs.clear();
+      for (size_t i = 0; i < kBurstSize; ++i)
+        jobs.push_back(
+            {&key, i, bytes.data() + i * (size + kTagSize), static_cast<uint32_t>(size), false});
+    }
+    void run() {
+      for (size_t b = 0; b < kBursts; ++b) aead->seal_burst(jobs);
+    }
+  };
+  Lane lanes_[2];
+};
+
+// The third way: 2 queue workers, for one flow with one of them asleep.
+constexpr const char* kHow[3] = {"1 worker", "2 AEAD lanes", "2 workers"};
 
 void print_figure(const WorkerRun& r) {
   for (int w = 0; w < 3; ++w)
@@ -193,6 +261,9 @@ void print_figure(const WorkerRun& r) {
         "  %-22s %5zu B  %-15s  enc %7.3f Mpps %7.2f Gbit/s   dec %7.3f Mpps %7.2f Gbit/s\n",
         r.scenario.c_str(), r.size, kHow[w], r.enc[w].mpps(), r.enc[w].gbps(r.size),
         r.dec[w].mpps(), r.dec[w].gbps(r.size));
+  std::printf(
+      "  %-22s %5zu B  raw seal_burst   1 thread %7.3f Mpps, 2 threads at once %7.3f Mpps\n",
+      r.scenario.c_str(), r.size, r.raw[0].mpps(), r.raw[1].mpps());
 }
 
 }  // namespace
@@ -201,6 +272,12 @@ std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::A
                                      double seconds) {
   auto one = crypto::make_parallel_aead(make, 1);
   auto two = crypto::make_parallel_aead(make, 2);
+  auto helpers = std::make_shared<crypto::AeadHelpers>([&make] {
+    std::vector<std::unique_ptr<crypto::AeadBackend>> one_helper;
+    one_helper.push_back(make());
+    if (!one_helper.back()) fail("cannot make the queue workers' AEAD helper");
+    return one_helper;
+  }());
   std::unique_ptr<crypto::AeadBackend> spoke_aead = make();
   if (!one || !two || !spoke_aead) fail("cannot make the AEAD lanes");
   std::printf("\nworkers: %s vs %s, bursts of %zu\n", (*one)->describe().c_str(),
@@ -209,7 +286,8 @@ std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::A
   for (size_t peers : {kManyPeers, size_t{1}}) {
     SwitchAead hub_aead;
     hub_aead.inner = one->get();
-    Mesh mesh(hub_aead, *spoke_aead, peers, make);
+    Mesh mesh(hub_aead, *spoke_aead, peers, make, helpers);
+    RawPair raw(make);
     for (size_t size : kSizes) {
       WorkerRun r;
       r.backend = backend;
@@ -229,6 +307,7 @@ std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::A
           mesh.encrypt(size, r.enc[w], w == 2);
           mesh.decrypt(size, r.dec[w], w == 2);
         }
+        raw.round(size, r.raw[0], r.raw[1]);
       }
       print_figure(r);
       runs.push_back(r);
@@ -239,10 +318,12 @@ std::vector<WorkerRun> bench_workers(const std::string& backend, const crypto::A
 
 void print_workers(const std::vector<WorkerRun>& runs) {
   std::printf(
-      "\nworkers: Mpps (Gbit/s); ratios to 1 worker: L = 2 AEAD lanes, Q = 2 queue workers\n");
-  std::printf("%-9s %-22s %5s  %-22s %-22s %-22s %6s %6s  %-22s %-22s %-22s %6s %6s\n", "backend",
-              "scenario", "size", "enc 1 worker", "enc 2 lanes", "enc 2 queues", "L", "Q",
-              "dec 1 worker", "dec 2 lanes", "dec 2 queues", "L", "Q");
+      "\nworkers: Mpps (Gbit/s); ratios to 1 worker: L = 2 AEAD lanes, W = 2 workers (many\n"
+      "flows: a queue each; one flow: on one queue, the helper on the sleeping worker's core);\n"
+      "raw x2: seal_burst alone on 2 threads at once / on 1, the machine's ceiling for W\n");
+  std::printf("%-9s %-22s %5s  %-22s %-22s %-22s %6s %6s  %-22s %-22s %-22s %6s %6s  %6s\n",
+              "backend", "scenario", "size", "enc 1 worker", "enc 2 lanes", "enc 2 workers", "L",
+              "W", "dec 1 worker", "dec 2 lanes", "dec 2 workers", "L", "W", "raw x2");
   for (const WorkerRun& r : runs) {
     std::printf("%-9s %-22s %5zu", r.backend.c_str(), r.scenario.c_str(), r.size);
     for (const Figures* f : {r.enc, r.dec}) {
@@ -250,7 +331,7 @@ void print_workers(const std::vector<WorkerRun>& runs) {
         std::printf("  %7.3f (%6.2f Gbit/s)", f[w].mpps(), f[w].gbps(r.size));
       std::printf("  %5.2fx %5.2fx", f[1].mpps() / f[0].mpps(), f[2].mpps() / f[0].mpps());
     }
-    std::printf("\n");
+    std::printf("  %5.2fx\n", r.raw[1].mpps() / r.raw[0].mpps());
   }
 }
 

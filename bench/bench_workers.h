@@ -1,11 +1,14 @@
 // bench_workers.h: the data path on 1 and on 2 cores, in two shapes: many flows (a
 // hub with 16 peers, every burst mixing all of them) and one peer with one flow.
 // Two ways to use 2 cores: 2 AEAD lanes sharing each burst in order
-// (crypto::ParallelAead), and 2 queue workers, threads that each run the hub's
-// Device on half of the bursts at once (the Worker API, dataplane/worker.h), as
-// two TUN queues or sockets would. The hub's send_burst (encrypt) and
-// receive_burst (decrypt) are timed; the three take turns in short rounds so all
-// see the same machine weather.
+// (crypto::ParallelAead; what a pipeline without multi-queue TUN does), and 2
+// workers as a pipeline with a TUN queue and a UDP socket per worker runs them
+// (the Worker API, dataplane/worker.h, each worker's AEAD over one shared helper).
+// Many flows spread over both queues, so both workers run half of the bursts at
+// once; one flow stays on one queue, so one worker runs every burst while the
+// other sleeps and the helper takes pieces on the spare core. The hub's
+// send_burst (encrypt) and receive_burst (decrypt) are timed; the three take turns
+// in short rounds so all see the same machine weather.
 #pragma once
 
 #include <string>
@@ -20,8 +23,10 @@ struct WorkerRun {
   std::string scenario;  // "many flows (16 peers)" or "one peer, one flow"
   size_t peers = 0;
   size_t size = 0;
-  // [0]: 1 worker, [1]: 2 AEAD lanes, [2]: 2 queue workers
+  // [0]: 1 worker, [1]: 2 AEAD lanes, [2]: 2 workers (queues)
   Figures enc[3], dec[3];
+  // seal_burst alone, on buffers of its own: [0] 1 thread, [1] 2 threads at once.
+  Figures raw[2];
 };
 
 // Every scenario and size for the backend `make` makes, `seconds` of timed work per
