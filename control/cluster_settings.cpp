@@ -78,9 +78,10 @@ const settings::Table<C>& table() {
        "self-test",
        &C::aead},
       {"workers",
-       "Data-path threads, 0..64, each with its own TUN queue and UDP socket (without "
-       "multi-queue TUN: cores that share the crypto of each burst, in order); 0: as many as "
-       "the CPUs this process may run on",
+       "Data-path threads, 0..64, each with its own TUN queue and UDP socket, and as many AEAD "
+       "helpers less one, which take pieces of a busy worker's large bursts while a core is "
+       "spare (without multi-queue TUN: one queue, its bursts shared the same way); 0: as many "
+       "as the CPUs this process may run on",
        &C::workers},
       {"log-level", "debug, info, warn or error", &C::log_level},
   };

@@ -89,9 +89,10 @@ int main(int argc, char** argv) {
                  "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
                  "known-answer self-test");
   sa->add_option("--workers", standalone.workers,
-                 "Data-path threads, each with its own TUN queue and UDP socket (without "
-                 "multi-queue TUN: cores that share the crypto of each burst, in order); 0: as "
-                 "many as the CPUs this process may run on")
+                 "Data-path threads, each with its own TUN queue and UDP socket, and as many "
+                 "AEAD helpers less one, which take pieces of a busy worker's large bursts while "
+                 "a core is spare (without multi-queue TUN: one queue, its bursts shared the "
+                 "same way); 0: as many as the CPUs this process may run on")
       ->default_val(0)
       ->check(CLI::Range(0, 64));
   sa->add_option("--stats-interval", standalone.stats_interval_s,

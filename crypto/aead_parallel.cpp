@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
@@ -26,6 +27,17 @@ void cpu_relax() {
 #endif
 }
 
+// The CPUs this process may run on, and the machine has: the kernel's runnable
+// count is the whole machine's, so with fewer CPUs allowed (taskset, a cpuset)
+// the smaller number errs towards "no core to spare".
+unsigned usable_cpus() {
+  int cpus = get_nprocs();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = std::min(cpus, CPU_COUNT(&set));
+  return static_cast<unsigned>(std::max(1, cpus));
+}
+
 size_t job_cost(const AeadJob& job) {
   return job.length + kJobCostBytes;
 }
@@ -37,12 +49,12 @@ constexpr uint64_t claim_word(uint32_t burst, uint32_t pieces, uint32_t next) {
 
 }  // namespace
 
-uint32_t FutexWord::add(uint32_t n) {
+uint32_t FutexWord::add(uint32_t n, int wake) {
   // seq_cst on both words, here and in await_change: either the sleeper sees the
   // new value before it sleeps, or this sees the sleeper.
   const uint32_t now = value.fetch_add(n, std::memory_order_seq_cst) + n;
   if (sleepers.load(std::memory_order_seq_cst) != 0)
-    syscall(SYS_futex, &value, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+    syscall(SYS_futex, &value, FUTEX_WAKE_PRIVATE, wake, nullptr, nullptr, 0);
   return now;
 }
 
@@ -73,7 +85,7 @@ AeadHelpers::AeadHelpers(std::vector<std::unique_ptr<AeadBackend>> backends, Sha
     : backends_(std::move(backends)),
       options_(options),
       loadavg_fd_(options.watch_machine ? open("/proc/loadavg", O_RDONLY | O_CLOEXEC) : -1),
-      cpus_(static_cast<unsigned>(std::max(1, get_nprocs()))) {
+      cpus_(usable_cpus()) {
   // Helpers take no signals: they inherit a mask that blocks all of them, so a
   // process-directed signal (SIGTERM, SIGUSR1) still goes to a thread that expects
   // it (faradayd's signalfd) instead of killing the process from a helper.
@@ -90,18 +102,21 @@ AeadHelpers::AeadHelpers(std::vector<std::unique_ptr<AeadBackend>> backends, Sha
 
 AeadHelpers::~AeadHelpers() {
   stopping_.store(true, std::memory_order_release);
-  posted_.add(1);
+  posted_.add(1, INT_MAX);
   for (std::thread& t : threads_) t.join();
   if (loadavg_fd_ >= 0) close(loadavg_fd_);
 }
 
 bool AeadHelpers::machine_spare() {
   if (loadavg_fd_ < 0) return true;
-  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  using std::chrono::nanoseconds;
+  const int64_t now =
+      std::chrono::duration_cast<nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
   int64_t next = next_check_.load(std::memory_order_relaxed);
   // One caller reads; the others keep the last answer meanwhile.
-  if (now < next || !next_check_.compare_exchange_strong(next, now + kMachineCheck.count(),
-                                                         std::memory_order_relaxed))
+  if (now < next || !next_check_.compare_exchange_strong(
+                        next, now + nanoseconds(kMachineCheck).count(), std::memory_order_relaxed))
     return machine_spare_.load(std::memory_order_relaxed);
   // "0.20 1.30 1.95 2/86 31294": the fourth field is runnable/all threads.
   char text[128];
@@ -118,8 +133,9 @@ bool AeadHelpers::machine_spare() {
     return machine_spare_.load(std::memory_order_relaxed);
   const uint32_t asleep = posted_.sleepers.load(std::memory_order_relaxed);
   const unsigned awake = static_cast<unsigned>(count()) - std::min<unsigned>(asleep, count());
-  // The caller itself is runnable; the helpers that are awake (spinning) would
-  // give their core up to a piece.
+  // The caller itself is runnable. The helpers that are awake (spinning after a
+  // post, or at work on another caller's pieces) are taken for free: a rough
+  // estimate, which the back-off corrects when it is wrong.
   const bool spare = runnable <= awake || runnable - awake < cpus_;
   machine_spare_.store(spare, std::memory_order_relaxed);
   return spare;
@@ -144,11 +160,14 @@ void AeadHelpers::detach(ParallelAead* caller) {
   if (!caller->idle_) busy_.fetch_sub(1, std::memory_order_relaxed);
   // A helper that found the caller before the slot was cleared is still counted
   // here (both sides seq_cst: either it saw the empty slot, or we see it scanning).
-  while (scanning_.load(std::memory_order_seq_cst) != 0) cpu_relax();
+  for (int spins = 0; scanning_.load(std::memory_order_seq_cst) != 0; ++spins) {
+    cpu_relax();
+    if (spins % 64 == 63) sched_yield();  // other callers may keep the helpers scanning
+  }
 }
 
-void AeadHelpers::post() {
-  posted_.add(1);
+void AeadHelpers::post(uint32_t helpers) {
+  posted_.add(1, helpers);
 }
 
 void AeadHelpers::helper(AeadBackend& backend) {
@@ -225,7 +244,7 @@ uint32_t ParallelAead::work(AeadBackend& backend) {
     // until this piece is counted finished.
     const std::span<AeadJob> jobs(jobs_ + cuts_[piece], cuts_[piece + 1] - cuts_[piece]);
     seal_ ? backend.seal_burst(jobs) : backend.open_burst(jobs);
-    finished_.add(1);
+    finished_.add(1, 1);
   }
   return done;
 }
@@ -247,14 +266,17 @@ void ParallelAead::cut(std::span<AeadJob> jobs, size_t total, size_t pieces) {
 void ParallelAead::run(std::span<AeadJob> jobs, bool seal) {
   size_t total = 0;
   for (const AeadJob& job : jobs) total += job_cost(job);
-  if (!helpers_ || helpers_->count() == 0 || total < kParallelMinBytes || jobs.size() < 2 ||
-      !helpers_->spare() || skip_ > 0) {
-    if (skip_ > 0 && --skip_ == 0) probe_ = true;
+  const bool large = total >= kParallelMinBytes && jobs.size() >= 2;
+  // A pause counts only the bursts it keeps from being shared.
+  const bool paused = large && skip_ > 0;
+  if (paused && --skip_ == 0) probe_ = true;
+  const size_t helpers = large && !paused && helpers_ ? helpers_->spare() : 0;
+  if (helpers == 0) {
     seal ? own_->seal_burst(jobs) : own_->open_burst(jobs);
     return;
   }
 
-  const size_t pieces = std::min({jobs.size(), kMaxPieces, lanes() * kPiecesPerLane,
+  const size_t pieces = std::min({jobs.size(), kMaxPieces, (1 + helpers) * kPiecesPerLane,
                                   std::max<size_t>(2, total / kMinPieceBytes)});
   cut(jobs, total, pieces);
   jobs_ = jobs.data();
@@ -263,7 +285,8 @@ void ParallelAead::run(std::span<AeadJob> jobs, bool seal) {
   const uint32_t target =
       finished_.value.load(std::memory_order_relaxed) + static_cast<uint32_t>(pieces);
   claim_.store(claim_word(burst, static_cast<uint32_t>(pieces), 0), std::memory_order_release);
-  helpers_->post();
+  helpers_->post(static_cast<uint32_t>(helpers));
+  ++shared_;
 
   // The caller works too, so a helper that is slow to wake (its core busy elsewhere)
   // costs nothing but the pieces it did not take; then it waits for the ones taken.
@@ -274,11 +297,16 @@ void ParallelAead::run(std::span<AeadJob> jobs, bool seal) {
   uint32_t finished = finished_.value.load(std::memory_order_acquire);
   while (finished != target) finished = finished_.await_change(finished);
   if (helpers_->options_.back_off)
-    judge(own, static_cast<uint32_t>(pieces), worked - start, Clock::now() - worked);
+    judge(own, static_cast<uint32_t>(pieces), worked - start, Clock::now() - worked, worked);
 }
 
 void ParallelAead::judge(uint32_t own, uint32_t pieces, std::chrono::nanoseconds working,
-                         std::chrono::nanoseconds waiting) {
+                         std::chrono::nanoseconds waiting,
+                         std::chrono::steady_clock::time_point now) {
+  // Old verdicts are forgotten: traffic that came and went long ago says nothing
+  // about the burst in hand.
+  if (now - last_verdict_ > kForgetBackoff) backoff_ = 0;
+  last_verdict_ = now;
   // The first shared burst after a pause finds the helpers asleep: not a verdict.
   if (probe_) {
     probe_ = false;

@@ -33,9 +33,10 @@
 // bounds, then one 64-bit claim word: burst number, piece count, next piece) and
 // bumps the helpers' post number; helpers look at every attached caller and claim
 // pieces by compare-and-swap on its claim word, and count the pieces they finish
-// on the caller's own counter. An idle helper spins for kSpinWait, then sleeps in
-// std::atomic::wait (a futex), so an idle daemon burns no CPU; the caller likewise
-// spins, then sleeps, while it waits for a piece a helper took.
+// on the caller's own counter. An idle helper spins for kSpinWait, then sleeps on a
+// futex (FutexWord), so an idle daemon burns no CPU; the caller likewise spins,
+// then sleeps, while it waits for a piece a helper took. A burst wakes only as
+// many sleeping helpers as there are sleeping callers' cores.
 //
 // Threads: helpers start in AeadHelpers' constructor and are joined by its
 // destructor (when the last ParallelAead that shares it is gone); they block every
@@ -82,8 +83,11 @@ constexpr size_t kMaxPieces = 256;
 // done, waited no longer than two of them took it (plus kWaitSlack). When it does
 // not pay (no helper came, or one came late, or was preempted mid-piece while the
 // caller waited), the next bursts run alone: 1, then 2, 4... up to
-// kMaxBackoffBursts after each such burst in a row.
+// kMaxBackoffBursts after each such burst in a row (counting only the large
+// bursts the pause keeps from being shared).
 constexpr uint32_t kMaxBackoffBursts = 4096;
+// A pause grows only while verdicts come within this of each other.
+constexpr std::chrono::milliseconds kForgetBackoff{100};
 // How often callers ask the kernel whether the machine has a core to spare.
 constexpr std::chrono::nanoseconds kMachineCheck{1000000};
 constexpr std::chrono::nanoseconds kWaitSlack{2000};
@@ -101,10 +105,12 @@ class ParallelAead;
 // falls in bucket 0: one helper asleep anywhere made every notify of every such
 // word a syscall (half a million a second in dataplane_bench).
 struct FutexWord {
+  static_assert(sizeof(std::atomic<uint32_t>) == 4 && std::atomic<uint32_t>::is_always_lock_free,
+                "the futex syscall takes the address of a plain 32-bit word");
   std::atomic<uint32_t> value{0};
   std::atomic<uint32_t> sleepers{0};
-  // Adds `n`, wakes every sleeper (if any) and returns the new value.
-  uint32_t add(uint32_t n);
+  // Adds `n`, wakes up to `wake` sleepers (if any) and returns the new value.
+  uint32_t add(uint32_t n, int wake);
   // Returns once value is no longer `old` (acquire): spins for kSpinWait, checking
   // the clock every few dozen pauses, then sleeps on the futex.
   uint32_t await_change(uint32_t old);
@@ -139,14 +145,20 @@ class AeadHelpers {
   bool attach(ParallelAead* caller);
   // Returns once no helper can still be looking at the caller.
   void detach(ParallelAead* caller);
-  // A core is spare for a caller at work: the busy callers (it among them) are no
-  // more than the helpers, and the machine has a core that no runnable thread but
-  // an awake helper of ours wants (machine_spare).
-  bool spare() { return busy() <= count() && machine_spare(); }
+  // How many helpers a caller at work may use now: as many as there are cores
+  // whose callers sleep (helpers + 1 - busy callers, it among them), and none
+  // unless the machine has a core that no runnable thread but an awake helper of
+  // ours wants (machine_spare).
+  size_t spare() {
+    const size_t busy_now = busy();
+    if (busy_now > count()) return 0;
+    return machine_spare() ? std::min(count(), count() + 1 - busy_now) : 0;
+  }
   // From the kernel's count of runnable threads (/proc/loadavg), at most every
   // kMachineCheck; true when it cannot be read.
   bool machine_spare();
-  void post();
+  // A burst is up for claims: wakes up to `helpers` sleeping helpers.
+  void post(uint32_t helpers);
   void helper(AeadBackend& backend);
 
   std::vector<std::unique_ptr<AeadBackend>> backends_;
@@ -189,6 +201,8 @@ class ParallelAead final : public AeadBackend {
   void set_idle(bool idle);
   // Shared bursts that did not pay (counted, and followed by a pause).
   uint64_t backoffs() const { return backoffs_; }
+  // Bursts handed to the helpers.
+  uint64_t shared_bursts() const { return shared_; }
 
  private:
   friend class AeadHelpers;
@@ -199,16 +213,18 @@ class ParallelAead final : public AeadBackend {
   uint32_t work(AeadBackend& backend);
   // After a shared burst: whether sharing paid (see kMaxBackoffBursts).
   void judge(uint32_t own, uint32_t pieces, std::chrono::nanoseconds working,
-             std::chrono::nanoseconds waiting);
+             std::chrono::nanoseconds waiting, std::chrono::steady_clock::time_point now);
   bool claim(uint32_t burst, uint32_t& piece);
 
   std::unique_ptr<AeadBackend> own_;
   std::shared_ptr<AeadHelpers> helpers_;  // null when attach failed (too many callers)
   bool idle_ = false;
-  uint32_t skip_ = 0;     // bursts still to run alone
+  uint32_t skip_ = 0;     // large bursts still to run alone
   uint32_t backoff_ = 0;  // the last pause, in bursts; 0 while sharing pays
   bool probe_ = false;    // the next shared burst ends a pause
+  std::chrono::steady_clock::time_point last_verdict_{};
   uint64_t backoffs_ = 0;
+  uint64_t shared_ = 0;
   // The burst in hand, written by the caller before it publishes claim_ and read by
   // a lane only after it claimed a piece; unchanged until every piece is finished.
   AeadJob* jobs_ = nullptr;

@@ -59,8 +59,8 @@ Status Pipeline::setup() {
   return {};
 }
 
-// The TUN queues first: their number decides between queue workers and AEAD
-// lanes. Then the Device, then one UDP socket per queue.
+// The TUN queues first: their number decides how many queue workers there are.
+// Then the AEAD instances and helpers, the Device, and one UDP socket per queue.
 Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
   auto tuns = TunPort::open_queues(options_.ifname, options_.mtu, true, workers);
   if (!tuns) {
@@ -68,8 +68,10 @@ Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
   }
   const size_t queues = tuns->size();
   if (workers > 1 && queues == 1)
-    log(LogLevel::kWarn, "TUN multi-queue unavailable ({}); {} workers share each burst's crypto",
-        tuns->front().multi_queue_refused(), workers);
+    log(LogLevel::kWarn,
+        "TUN multi-queue unavailable ({}); one queue, its bursts' crypto shared with {} AEAD "
+        "helper{} while a core is spare",
+        tuns->front().multi_queue_refused(), workers - 1, workers == 2 ? "" : "s");
   // The chosen instance is the pipeline thread's own; each queue worker and each
   // helper thread gets another of the same type. With workers - 1 helpers, a burst
   // can have every core while the other workers sleep (one flow on one queue).
@@ -118,10 +120,11 @@ std::string Pipeline::summary() const {
                      options_.mtu, udp_->port(),
                      udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
                      tun_->offloads(), aead_->name(), n, n == 1 ? "" : "s",
-                     n == 1                   ? " (crypto on the pipeline's thread)"
-                     : queue_workers_.empty() ? " (each burst's crypto shared in order)"
-                                              : " (a TUN queue and a UDP socket each; a busy "
-                                                "worker's bursts shared with sleeping ones)");
+                     n == 1 ? " (crypto on the pipeline's thread)"
+                     : queue_workers_.empty()
+                         ? " (one queue; AEAD helpers share its bursts while a core is spare)"
+                         : " (a TUN queue and a UDP socket each; AEAD helpers take pieces of a "
+                           "busy worker's bursts while a core is spare)");
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {

@@ -126,7 +126,8 @@ class Pipeline {
   DeviceState state() const;
   void log_stats(bool force);
   // "mtu 1420, UDP port 51820 (IPv4+IPv6), UDP GSO+GRO, TUN offloads TSO4/6+USO,
-  // checksum offload, AEAD sodium, 2 workers (each burst's crypto shared in order)",
+  // checksum offload, AEAD sodium, 2 workers (a TUN queue and a UDP socket each; AEAD
+  // helpers take pieces of a busy worker's bursts while a core is spare)",
   // for the start-up line.
   std::string summary() const;
   // Why this AEAD backend, for the start-up log: "ipsec-mb (avx512): 21.3 Gbit/s vs

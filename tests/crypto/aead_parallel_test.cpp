@@ -295,9 +295,14 @@ TEST(AeadHelpers, ABurstIsSharedOnlyWhileACoreIsSpare) {
   Key key{};
   for (Bytes& bytes : buffers) jobs.push_back(AeadJob{&key, 0, bytes.data(), 1420, false});
   const size_t piece = jobs.size() / (2 * kPiecesPerLane);
-  auto rounds = [&](ParallelAead& caller, uint8_t own) {
+  // Pieces the helper ran in 500 bursts; or, with until_shared, in as many as it
+  // takes (up to 10 s) for the helper, which needs a CPU, to take one.
+  auto rounds = [&](ParallelAead& caller, uint8_t own, bool until_shared = false) {
     int shared = 0;
-    for (int round = 0; round < 500; ++round) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (int round = 0; round < 500 || (until_shared && shared == 0 &&
+                                        std::chrono::steady_clock::now() < deadline);
+         ++round) {
       caller.seal_burst(jobs);
       for (const AeadJob& job : jobs) EXPECT_TRUE(job.ok);
       shared += helper_stamps(buffers, piece, own);
@@ -305,11 +310,13 @@ TEST(AeadHelpers, ABurstIsSharedOnlyWhileACoreIsSpare) {
     return shared;
   };
   EXPECT_EQ(rounds(a, 1), 0) << "shared while both callers were busy";
+  EXPECT_EQ(a.shared_bursts(), 0u);
 
   b.set_idle(true);
   b.set_idle(true);  // twice counts once
   EXPECT_EQ(helpers->busy(), 1u);
-  EXPECT_GT(rounds(a, 1), 0) << "not shared while b slept";
+  EXPECT_GT(rounds(a, 1, true), 0) << "not shared while b slept";
+  EXPECT_GE(a.shared_bursts(), 500u);
   b.set_idle(false);
   EXPECT_EQ(rounds(a, 1), 0);
 
@@ -317,20 +324,22 @@ TEST(AeadHelpers, ABurstIsSharedOnlyWhileACoreIsSpare) {
   { ParallelAead c(std::make_unique<StampBackend>(3), helpers); }
   a.set_idle(true);
   EXPECT_EQ(helpers->busy(), 1u);
-  EXPECT_GT(rounds(b, 2), 0);
+  EXPECT_GT(rounds(b, 2, true), 0);
 }
 
 // Callers on their own threads run bursts at once over shared helpers while
-// another caller comes and goes: every byte as one backend
-// makes it (part of the TSan and ASan passes).
+// another caller comes and goes: every byte as one backend makes it (part of the
+// TSan and ASan passes).
 TEST(AeadHelpers, CallersOnSeveralThreadsAtOnceMatchOneBackend) {
   for (const AeadFactory& make : factories()) {
-    auto helpers = std::make_shared<AeadHelpers>([&make] {
-      std::vector<std::unique_ptr<AeadBackend>> two;
-      two.push_back(make());
-      two.push_back(make());
-      return two;
-    }());
+    auto helpers = std::make_shared<AeadHelpers>(
+        [&make] {
+          std::vector<std::unique_ptr<AeadBackend>> two;
+          two.push_back(make());
+          two.push_back(make());
+          return two;
+        }(),
+        SharingOptions{false, false});  // share whatever the machine's load
     std::atomic<bool> stop{false};
     std::thread churn([&] {  // attaches and detaches while the others share
       while (!stop.load()) {
@@ -356,6 +365,7 @@ TEST(AeadHelpers, CallersOnSeveralThreadsAtOnceMatchOneBackend) {
         mine.open_burst(burst.jobs);
         for (const AeadJob& job : burst.jobs) ASSERT_TRUE(job.ok);
       }
+      EXPECT_GT(mine.shared_bursts(), 0u);  // the helpers' path was taken
     };
     std::thread second(caller, 21u);
     caller(20u);

@@ -158,7 +158,9 @@ class WorkersStress : public ::testing::Test {
     add_a_to_b();
     std::vector<std::unique_ptr<crypto::AeadBackend>> helpers;
     for (size_t i = 0; i + 1 < kWorkers; ++i) helpers.push_back(crypto::make_sodium_backend());
-    auto shared = std::make_shared<crypto::AeadHelpers>(std::move(helpers));
+    // Sharing whatever the machine's load, so the helpers' path is always tried.
+    auto shared = std::make_shared<crypto::AeadHelpers>(std::move(helpers),
+                                                        crypto::SharingOptions{false, false});
     for (size_t i = 0; i < kWorkers; ++i)
       workers_.push_back(std::make_unique<ReceiveWorker>(b_, shared));
   }
