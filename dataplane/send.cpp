@@ -218,6 +218,20 @@ void Device::send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> ve
     }
     reserve_nonces(w, b, pkts, verdicts);
     w.aead_.seal_burst({b.jobs, b.n});
+    // Byte counters and timers once per peer per burst, after its last job. The
+    // burst's peers in the order of their last jobs (one pass from the end; a
+    // burst has few peers, and one is the common case).
+    Peer* peers[kBurstSize];
+    static_assert(kBurstSize <= 256, "peer_of holds an index into peers");
+    uint8_t peer_of[kBurstSize];
+    size_t npeers = 0;
+    for (size_t j = b.n; j-- > 0;) {
+      size_t k = 0;
+      while (k < npeers && peers[k] != b.peer[j]) ++k;
+      if (k == npeers) peers[npeers++] = b.peer[j];
+      peer_of[j] = static_cast<uint8_t>(k);
+    }
+    uint64_t bytes[kBurstSize] = {};
     Peer* last = nullptr;
     Endpoint to;
     for (size_t j = 0; j < b.n; ++j) {
@@ -230,14 +244,11 @@ void Device::send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> ve
       finish_transport(pkt, to, *b.kp[j], b.jobs[j].counter, b.jobs[j].length + kTagSize);
       verdicts[b.pkt[j]] = Verdict::kPass;
       ++w.counters_.tx_data;
-      // Byte counters and timers once per peer per burst: on the last job of that peer.
-      bool last_of_peer =
-          std::none_of(b.peer + j + 1, b.peer + b.n, [&](Peer* p) { return p == &peer; });
-      if (!last_of_peer) continue;
-      uint64_t bytes = 0;
-      for (size_t k = 0; k <= j; ++k)
-        if (b.peer[k] == &peer) bytes += pkts[b.pkt[k]].length;
-      peer.tx_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      bytes[peer_of[j]] += pkt.length;
+    }
+    for (size_t k = npeers; k-- > 0;) {
+      Peer& peer = *peers[k];
+      peer.tx_bytes.fetch_add(bytes[k], std::memory_order_relaxed);
       if (direct)
         note_sent(peer, true);
       else
