@@ -115,8 +115,8 @@ bool AeadHelpers::machine_spare() {
           .count();
   int64_t next = next_check_.load(std::memory_order_relaxed);
   // One caller reads; the others keep the last answer meanwhile.
-  if (now < next || !next_check_.compare_exchange_strong(
-                        next, now + nanoseconds(kMachineCheck).count(), std::memory_order_relaxed))
+  if (now < next || !next_check_.compare_exchange_strong(next, now + kMachineCheck.count(),
+                                                         std::memory_order_relaxed))
     return machine_spare_.load(std::memory_order_relaxed);
   // "0.20 1.30 1.95 2/86 31294": the fourth field is runnable/all threads.
   char text[128];

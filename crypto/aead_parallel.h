@@ -18,7 +18,7 @@
 // A burst is shared only while a core is spare: callers say when they sleep
 // (set_idle), and a burst is cut only while the callers at work are no more than
 // the helpers, and while the kernel's count of runnable threads, less the awake
-// helpers, is under the machine's CPU count. A core this process does not use may
+// helpers, is under the number of CPUs this process may use. A core this process does not use may
 // still be busy: with iperf3 and a second daemon on this 2-vCPU machine, sharing
 // made one TCP flow through 2 workers 0.8x as fast as through 1 until the kernel's
 // count was asked. With every queue worker busy, each runs its own bursts and the
@@ -89,8 +89,8 @@ constexpr uint32_t kMaxBackoffBursts = 4096;
 // A pause grows only while verdicts come within this of each other.
 constexpr std::chrono::milliseconds kForgetBackoff{100};
 // How often callers ask the kernel whether the machine has a core to spare.
-constexpr std::chrono::nanoseconds kMachineCheck{1000000};
-constexpr std::chrono::nanoseconds kWaitSlack{2000};
+constexpr std::chrono::nanoseconds kMachineCheck = std::chrono::milliseconds(1);
+constexpr std::chrono::nanoseconds kWaitSlack = std::chrono::microseconds(2);
 // How long an idle helper (or the caller waiting for one) spins before sleeping.
 constexpr std::chrono::microseconds kSpinWait{50};
 // The most lanes a ParallelAead has (a `workers` setting above this is refused).
