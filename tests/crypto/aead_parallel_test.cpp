@@ -147,6 +147,17 @@ class StampBackend final : public AeadBackend {
   uint8_t lane_;
 };
 
+// 64 full-size (1420-byte) messages under one key: a burst large enough to share.
+struct FullBurst {
+  Key key{};
+  std::vector<Bytes> buffers = std::vector<Bytes>(64, Bytes(1420 + kTagSize));
+  std::vector<AeadJob> jobs;
+  FullBurst() {
+    for (Bytes& b : buffers) jobs.push_back(AeadJob{&key, 0, b.data(), 1420, false});
+  }
+  FullBurst(const FullBurst&) = delete;  // jobs point into this object
+};
+
 AeadFactory stamp_factory() {
   auto next = std::make_shared<uint8_t>(0);
   return [next] { return std::make_unique<StampBackend>((*next)++); };
@@ -161,10 +172,9 @@ TEST(ParallelAead, PiecesAreContiguousSharedAndSmallBurstsStayInline) {
   // 64 full-size messages: kPiecesPerLane pieces per lane of 16 jobs each, every
   // piece run by one lane. The helper spins while the caller hands out bursts, so
   // over many bursts it takes some pieces.
-  std::vector<Bytes> buffers(64, Bytes(1420 + kTagSize));
-  std::vector<AeadJob> jobs;
-  Key key{};
-  for (Bytes& b : buffers) jobs.push_back(AeadJob{&key, 0, b.data(), 1420, false});
+  FullBurst full;
+  std::vector<Bytes>& buffers = full.buffers;
+  std::vector<AeadJob>& jobs = full.jobs;
   const size_t piece = jobs.size() / (2 * kPiecesPerLane);
   int helper_pieces = 0;
   for (int round = 0; round < 1000; ++round) {
@@ -218,11 +228,8 @@ TEST(ParallelAead, StopsWhileIdle) {
     // Used once, then idle long enough for the helpers to sleep on their futex.
     auto parallel = make_parallel_aead(stamp_factory(), lanes);
     ASSERT_TRUE(parallel);
-    std::vector<Bytes> buffers(64, Bytes(1420 + kTagSize));
-    std::vector<AeadJob> jobs;
-    Key key{};
-    for (Bytes& b : buffers) jobs.push_back(AeadJob{&key, 0, b.data(), 1420, false});
-    (*parallel)->open_burst(jobs);
+    FullBurst full;
+    (*parallel)->open_burst(full.jobs);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     parallel->reset();
   }
@@ -290,10 +297,9 @@ TEST(AeadHelpers, ABurstIsSharedOnlyWhileACoreIsSpare) {
   EXPECT_EQ(a.lanes(), 2u);
   EXPECT_EQ(helpers->busy(), 2u);
 
-  std::vector<Bytes> buffers(64, Bytes(1420 + kTagSize));
-  std::vector<AeadJob> jobs;
-  Key key{};
-  for (Bytes& bytes : buffers) jobs.push_back(AeadJob{&key, 0, bytes.data(), 1420, false});
+  FullBurst full;
+  std::vector<Bytes>& buffers = full.buffers;
+  std::vector<AeadJob>& jobs = full.jobs;
   const size_t piece = jobs.size() / (2 * kPiecesPerLane);
   // Pieces the helper ran in 500 bursts; or, with until_shared, in as many as it
   // takes (up to 10 s) for the helper, which needs a CPU, to take one.
@@ -399,10 +405,9 @@ TEST(AeadHelpers, AHelperThatHoldsTheCallerUpIsLeftOutForAWhile) {
   ParallelAead parallel(
       std::make_unique<StampBackend>(1),
       std::make_shared<AeadHelpers>(std::move(slow), SharingOptions{false, true}));
-  std::vector<Bytes> buffers(64, Bytes(1420 + kTagSize));
-  std::vector<AeadJob> jobs;
-  Key key{};
-  for (Bytes& b : buffers) jobs.push_back(AeadJob{&key, 0, b.data(), 1420, false});
+  FullBurst full;
+  std::vector<Bytes>& buffers = full.buffers;
+  std::vector<AeadJob>& jobs = full.jobs;
   const size_t piece = jobs.size() / (2 * kPiecesPerLane);
   int shared_bursts = 0;
   constexpr int kBursts = 200;
