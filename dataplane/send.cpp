@@ -231,7 +231,8 @@ void Device::send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> ve
       if (k == npeers) peers[npeers++] = b.peer[j];
       peer_of[j] = static_cast<uint8_t>(k);
     }
-    uint64_t bytes[kBurstSize] = {};
+    uint64_t bytes[kBurstSize];
+    std::fill_n(bytes, npeers, uint64_t{0});
     Peer* last = nullptr;
     Endpoint to;
     for (size_t j = 0; j < b.n; ++j) {
