@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential meson ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libsodium-dev libb2-dev libssl-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libprotobuf-dev protobuf-compiler libtomlplusplus-dev libmnl-dev nlohmann-json3-dev liburcu-dev
-  libipsec-mb-dev
+  libipsec-mb-dev libdpdk-dev
   # tests, demo and benchmarks
   iproute2 iputils-ping iperf3 wireguard-go wireguard-tools python3 procps
 )

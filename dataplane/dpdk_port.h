@@ -1,0 +1,154 @@
+// dpdk_port.h: a NIC (or a DPDK virtual device) that faradayd drives itself:
+// the DPDK environment (EAL), one ethdev port with a queue pair per lcore, and
+// the step that turns sealed WireGuard datagrams in mbufs into frames on the
+// wire. Built only when Debian's libdpdk-dev (22.11) was found
+// (FARADAY_HAVE_DPDK); the kernel-socket ports (udp_port.h, tun_port.h) need
+// none of it.
+//
+// Packets stay in their mbufs from rx_burst to tx_burst: packet_of() shows an
+// mbuf's data as a Packet (packet.h), so the data path seals and opens in place,
+// and the underlay headers go into the mbuf's headroom (RTE_PKTMBUF_HEADROOM,
+// 128 bytes, holds the transport header and kUnderlayHeadroom both).
+//
+// Threads: init_eal once, on the thread that will be the main lcore. A Port is
+// opened and closed by one thread; each queue is then used by one thread at a
+// time (DPDK's rule), and Transmit belongs to the thread of its queue.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dataplane/clock.h"
+#include "dataplane/counters.h"
+#include "dataplane/device.h"
+#include "dataplane/packet.h"
+#include "dataplane/underlay.h"
+#include "dataplane/underlay_link.h"
+#include "result.h"
+
+struct rte_mbuf;
+struct rte_mempool;
+
+namespace faraday::dataplane::dpdk {
+
+// What the EAL is started with. The defaults need no hugepages and no PCI
+// device, so a test or a laptop can run it.
+struct EalSettings {
+  std::string lcores = "0";  // -l: the CPUs lcores run on ("0", "0-3", "2,4")
+  // false: --no-huge (ordinary memory, no reservation); true: hugepages, which
+  // must be reserved first (/proc/sys/vm/nr_hugepages), held by this process
+  // only (--in-memory).
+  bool hugepages = false;
+  unsigned memory_mb = 256;  // -m
+  // The ports' devices: a PCI address ("0000:3b:00.0") or a virtual device
+  // ("net_af_packet0,iface=eth1"); see device_argument.
+  std::vector<std::string> devices;
+  std::vector<std::string> extra;  // anything else, passed as given
+};
+
+// The EAL's command line for `settings` (argv[0] included), or why it is wrong.
+Result<std::vector<std::string>> eal_arguments(const EalSettings& settings);
+// Starts the EAL. Once per process: a second call is an error, as is any
+// failure of rte_eal_init (its reason from rte_errno, and the EAL's own lines
+// on stderr).
+Result<void> init_eal(const EalSettings& settings);
+
+// A device as given in the configuration and what the EAL makes of it:
+// "net_ring0" or "net_af_xdp0,iface=eth1" is a virtual device named by the part
+// before the first comma; "0000:3b:00.0" (or "3b:00.0") a PCI device, by its
+// address. An error for anything else.
+struct DeviceName {
+  std::string argument;  // "--vdev=..." or "--allow=..."
+  std::string port;      // what rte_eth_dev_get_port_by_name knows it as
+};
+Result<DeviceName> device_argument(const std::string& device);
+
+struct PortSettings {
+  std::string device;   // as in EalSettings::devices
+  uint16_t queues = 1;  // RX/TX queue pairs, one per lcore
+  uint16_t rx_descriptors = 1024;
+  uint16_t tx_descriptors = 1024;
+  // mbufs in the port's pool: enough for every descriptor, a burst per queue in
+  // flight, and the per-lcore caches.
+  uint32_t mbufs = 0;  // 0: computed from the above
+};
+
+// One started ethdev port. Hardware checksums are used when the port offers
+// them (IPv4 header and UDP, on transmit and on receive); otherwise the frame
+// code computes and checks them.
+class Port {
+ public:
+  static Result<std::unique_ptr<Port>> open(const PortSettings& settings);
+  ~Port();
+  Port(const Port&) = delete;
+  Port& operator=(const Port&) = delete;
+
+  uint16_t id() const { return id_; }
+  const std::string& name() const { return name_; }
+  const std::string& driver() const { return driver_; }
+  MacAddress mac() const { return mac_; }
+  uint16_t queues() const { return queues_; }
+  rte_mempool* pool() const { return pool_; }
+  bool tx_ip_checksum() const { return tx_ip_checksum_; }
+  bool tx_udp_checksum() const { return tx_udp_checksum_; }
+  RxChecked rx_checked(const rte_mbuf& m) const;
+
+  uint16_t rx(uint16_t queue, rte_mbuf** mbufs, uint16_t n);
+  // Sends what the queue takes; the rest is freed and counted (tx_full).
+  uint16_t tx(uint16_t queue, rte_mbuf** mbufs, uint16_t n);
+
+  struct Counters {
+    Counter tx_full;  // frames the TX ring had no room for
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  Port() = default;
+  uint16_t id_ = 0;
+  std::string name_, driver_;
+  MacAddress mac_{};
+  uint16_t queues_ = 0;
+  rte_mempool* pool_ = nullptr;
+  bool started_ = false;
+  bool tx_ip_checksum_ = false, tx_udp_checksum_ = false;
+  bool rx_ip_checksum_ = false, rx_udp_checksum_ = false;
+  Counters counters_;
+};
+
+// An mbuf's data as a Packet: the data path works on it in place.
+Packet packet_of(rte_mbuf* m);
+// After the data path: the mbuf's data is now the packet's payload.
+void take_packet(rte_mbuf* m, const Packet& p);
+
+// One lcore's transmit step: the sealed datagrams of a send_burst become frames
+// (UnderlayLink::send, headers in the headroom) and go out on the lcore's queue,
+// with the ARP requests or solicitations the link asks for. Dropped packets'
+// mbufs are freed here; every mbuf passed in is either sent or freed.
+class Transmit {
+ public:
+  Transmit(Port& port, uint16_t queue, UnderlayLink& link)
+      : port_(port), queue_(queue), link_(link) {}
+  // mbufs[i] holds pkts[i] (packet_of), verdicts[i] is send_burst's verdict.
+  // Returns the frames the queue took.
+  size_t send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, std::span<const Verdict> verdicts,
+              Nanos now);
+
+  struct Counters {
+    Counter frames;      // datagrams framed and handed to the queue
+    Counter no_mbuf;     // a request that found the pool empty
+    Counter not_framed;  // datagrams the link could not frame (counted there too)
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  Port& port_;
+  uint16_t queue_;
+  UnderlayLink& link_;
+  Counters counters_;
+};
+
+}  // namespace faraday::dataplane::dpdk

@@ -1,0 +1,225 @@
+// dpdk_port_test: the DPDK underlay on a real EAL (no hugepages) with real
+// virtual devices: net_ring0, whose TX ring is its own RX ring, so a frame sent
+// comes back as a wire would bring it, and net_null0. Two WireGuard cores from
+// the harness share the loopback port, each behind its own UnderlayLink (its own
+// MAC and address), so the test sees ARP resolve, a sealed datagram leave as a
+// frame with its checksums and come back to the other core, which opens it.
+//
+// The EAL starts once per process, so this is a test program of its own.
+#include "dataplane/dpdk_port.h"
+
+#include <gtest/gtest.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <cstring>
+#include <vector>
+
+#include "dataplane/underlay_link.h"
+#include "tests/dataplane/harness.h"
+
+namespace faraday::dataplane::dpdk {
+namespace {
+
+using testing::Bytes;
+using testing::Datagram;
+using testing::Network;
+
+class Eal : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    EalSettings s;
+    s.devices = {"net_ring0", "net_null0"};
+    Result<void> r = init_eal(s);
+    ASSERT_TRUE(r) << r.error();
+  }
+};
+const auto* const eal = ::testing::AddGlobalTestEnvironment(new Eal);
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+TEST(DpdkSettings, DefaultsNeedNoHugepagesAndNoPci) {
+  Result<std::vector<std::string>> args = eal_arguments(EalSettings{});
+  ASSERT_TRUE(args) << args.error();
+  EXPECT_TRUE(contains(*args, "--no-huge"));
+  EXPECT_TRUE(contains(*args, "--no-pci"));
+  EXPECT_FALSE(contains(*args, "--in-memory"));  // the EAL refuses it with --no-huge
+}
+
+TEST(DpdkSettings, APciDeviceIsAllowedAndOthersAreNotProbed) {
+  EalSettings s;
+  s.hugepages = true;
+  s.devices = {"0000:3b:00.0"};
+  Result<std::vector<std::string>> args = eal_arguments(s);
+  ASSERT_TRUE(args) << args.error();
+  EXPECT_TRUE(contains(*args, "--allow=0000:3b:00.0"));
+  EXPECT_TRUE(contains(*args, "--in-memory"));
+  EXPECT_FALSE(contains(*args, "--no-pci"));
+}
+
+TEST(DpdkSettings, BadSettingsAreRefusedWithTheReason) {
+  EalSettings s;
+  s.lcores = "0-";
+  EXPECT_NE(eal_arguments(s).error().find("lcores"), std::string::npos);
+  s = {};
+  s.memory_mb = 8;
+  EXPECT_NE(eal_arguments(s).error().find("memory"), std::string::npos);
+  for (const char* bad : {"", "eth0", "net_tap", "net_tap0 --no-huge", "--vdev=net_null0",
+                          "0000:3b:00.9", "net_null0\n"}) {
+    s = {};
+    s.devices = {bad};
+    EXPECT_FALSE(eal_arguments(s)) << bad;
+  }
+}
+
+TEST(DpdkSettings, DeviceNames) {
+  EXPECT_EQ(device_argument("net_af_xdp0,iface=eth1,start_queue=0")->port, "net_af_xdp0");
+  EXPECT_EQ(device_argument("net_af_xdp0,iface=eth1")->argument, "--vdev=net_af_xdp0,iface=eth1");
+  EXPECT_EQ(device_argument("3b:00.0")->argument, "--allow=3b:00.0");
+}
+
+TEST(DpdkEal, StartsOnce) {
+  Result<void> again = init_eal(EalSettings{});
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().find("already"), std::string::npos);
+}
+
+TEST(DpdkPort, UnknownDeviceNamesTheOnesThereAre) {
+  Result<std::unique_ptr<Port>> port = Port::open({.device = "net_pcap7"});
+  ASSERT_FALSE(port);
+  EXPECT_NE(port.error().find("no such device"), std::string::npos);
+  EXPECT_NE(port.error().find("net_ring0"), std::string::npos) << port.error();
+}
+
+TEST(DpdkPort, MoreQueuesThanTheDeviceHasIsAnError) {
+  Result<std::unique_ptr<Port>> port = Port::open({.device = "net_ring0", .queues = 1000});
+  ASSERT_FALSE(port);
+  EXPECT_NE(port.error().find("queue"), std::string::npos) << port.error();
+}
+
+// An mbuf holding `inner` at the default headroom.
+rte_mbuf* mbuf_with(Port& port, const Bytes& inner) {
+  rte_mbuf* m = rte_pktmbuf_alloc(port.pool());
+  EXPECT_NE(m, nullptr);
+  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), inner.data(), inner.size());
+  m->data_len = static_cast<uint16_t>(inner.size());
+  m->pkt_len = static_cast<uint32_t>(inner.size());
+  return m;
+}
+
+// Every frame the loopback port has back, as bytes; the mbufs are freed.
+std::vector<Bytes> drain(Port& port) {
+  std::vector<Bytes> frames;
+  rte_mbuf* got[kBurstSize];
+  for (uint16_t n; (n = port.rx(0, got, kBurstSize)) > 0;)
+    for (uint16_t i = 0; i < n; ++i) {
+      const uint8_t* d = rte_pktmbuf_mtod(got[i], const uint8_t*);
+      frames.emplace_back(d, d + got[i]->data_len);
+      rte_pktmbuf_free(got[i]);
+    }
+  return frames;
+}
+
+UnderlayAddress address(MacAddress mac, const char* ip, uint16_t port) {
+  UnderlayAddress a;
+  a.mac = mac;
+  a.port = port;
+  UnderlayAddress::V4 v4;
+  const Endpoint ep = *Endpoint::parse(std::string(ip) + ":" + std::to_string(port));
+  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
+  v4.prefix = 24;
+  a.v4 = v4;
+  return a;
+}
+
+TEST(DpdkPort, ResolvesTheNextHopThenSendsFramesTheOtherSideOpens) {
+  Result<std::unique_ptr<Port>> opened = Port::open({.device = "net_ring0"});
+  ASSERT_TRUE(opened) << opened.error();
+  Port& port = **opened;
+  EXPECT_EQ(port.driver(), "net_ring");
+  const unsigned pool_free = rte_mempool_avail_count(port.pool());
+
+  Network net;
+  net.establish();
+  UnderlayLink link_a(address(port.mac(), "10.0.0.1", 1001));
+  UnderlayLink link_b(address(*parse_mac("02:00:00:00:00:02"), "10.0.0.2", 1002));
+  Transmit tx(port, 0, link_a);
+  const Nanos now = net.clock.monotonic();
+
+  // a's packets for b in mbufs, through send_burst and the transmit step.
+  auto send = [&](const std::vector<Bytes>& inner) {
+    std::vector<rte_mbuf*> mbufs;
+    std::vector<Packet> pkts;
+    for (const Bytes& b : inner) {
+      mbufs.push_back(mbuf_with(port, b));
+      pkts.push_back(packet_of(mbufs.back()));
+    }
+    std::vector<Verdict> verdicts(inner.size());
+    net.a.device.send_burst(pkts, verdicts);
+    for (Verdict v : verdicts) EXPECT_EQ(v, Verdict::kPass);
+    return tx.send(mbufs, pkts, verdicts, now);
+  };
+  const Bytes first = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 100, 1);
+
+  // b's MAC is unknown: the datagram is dropped (counted) and an ARP request leaves.
+  EXPECT_EQ(send({first}), 1u);
+  EXPECT_EQ(link_a.counters().tx_unresolved, 1u);
+  std::vector<Bytes> frames = drain(port);
+  ASSERT_EQ(frames.size(), 1u);
+  Frame frame;
+  std::array<uint8_t, UnderlayLink::kControlFrameSize> answer;
+  size_t answer_length = 0;
+  ASSERT_EQ(link_b.receive(frames[0], now, frame, answer, answer_length),
+            UnderlayLink::Rx::kAnswer);
+  // b's answer goes over the port too, and a learns b's MAC from it.
+  rte_mbuf* reply = mbuf_with(port, Bytes(answer.begin(), answer.begin() + answer_length));
+  ASSERT_EQ(port.tx(0, &reply, 1), 1);
+  frames = drain(port);
+  ASSERT_EQ(frames.size(), 1u);
+  ASSERT_EQ(link_a.receive(frames[0], now, frame, answer, answer_length),
+            UnderlayLink::Rx::kLearnt);
+
+  // Now a burst leaves as frames b's link takes (checksums checked in software:
+  // net_ring offers no offloads) and b's core opens in order.
+  std::vector<Bytes> inner;
+  for (uint8_t i = 0; i < 8; ++i)
+    inner.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 64 + 100 * i, i));
+  EXPECT_EQ(send(inner), inner.size());
+  EXPECT_EQ(tx.counters().frames, inner.size());
+  frames = drain(port);
+  ASSERT_EQ(frames.size(), inner.size());
+  std::vector<Datagram> datagrams;
+  for (const Bytes& f : frames) {
+    ASSERT_EQ(link_b.receive(f, now, frame, answer, answer_length), UnderlayLink::Rx::kDatagram);
+    EXPECT_EQ(frame.source, net.a.source);
+    datagrams.push_back(Datagram{Bytes(f.begin() + frame.payload_offset,
+                                       f.begin() + frame.payload_offset + frame.payload_length),
+                                 frame.source, net.b.source});
+  }
+  const size_t before = net.b.tunnel.size();
+  net.receive(net.b, datagrams);
+  ASSERT_EQ(net.b.tunnel.size(), before + inner.size());
+  for (size_t i = 0; i < inner.size(); ++i) EXPECT_EQ(net.b.tunnel[before + i], inner[i]);
+  // Every mbuf went back to the pool: sent ones by the driver, dropped ones by us.
+  EXPECT_EQ(rte_mempool_avail_count(port.pool()), pool_free);
+}
+
+TEST(DpdkPort, ARefusedPacketsMbufIsFreed) {
+  Result<std::unique_ptr<Port>> opened = Port::open({.device = "net_null0"});
+  ASSERT_TRUE(opened) << opened.error();
+  Port& port = **opened;
+  const unsigned pool_free = rte_mempool_avail_count(port.pool());
+  UnderlayLink link(address(port.mac(), "10.0.0.1", 1001));
+  Transmit tx(port, 0, link);
+  rte_mbuf* m[3] = {mbuf_with(port, Bytes(60, 1)), mbuf_with(port, Bytes(60, 2)),
+                    mbuf_with(port, Bytes(60, 3))};
+  Packet pkts[3] = {packet_of(m[0]), packet_of(m[1]), packet_of(m[2])};
+  const Verdict verdicts[3] = {Verdict::kDrop, Verdict::kConsumed, Verdict::kDrop};
+  EXPECT_EQ(tx.send(m, pkts, verdicts, 0), 0u);
+  EXPECT_EQ(rte_mempool_avail_count(port.pool()), pool_free);
+}
+
+}  // namespace
+}  // namespace faraday::dataplane::dpdk
