@@ -4,6 +4,8 @@
 // One thread (the bench's main thread) uses all of it.
 #pragma once
 
+#include <errno.h>  // program_invocation_short_name
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -29,7 +31,7 @@ inline constexpr size_t kSlot = 2048;  // bytes per buffer: enough for 1420 + ov
 inline constexpr size_t kSizes[] = {64, 512, 1420};
 
 [[noreturn]] inline void fail(const char* what) {
-  std::fprintf(stderr, "dataplane_bench: %s\n", what);
+  std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
   std::exit(1);
 }
 

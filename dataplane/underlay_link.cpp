@@ -10,6 +10,7 @@ void UnderlayLink::learn(const Frame& f, Nanos now) {
   // answer only updates the entry of someone we asked for (or know).
   const bool asked_us = f.kind == Frame::Kind::kArpRequest || f.kind == Frame::Kind::kSolicitation;
   const bool create = asked_us && on_link(self_, f.neighbor_family, f.neighbor_ip);
+  last_.reset();
   if (neighbors_.learn(f.neighbor_family, f.neighbor_ip, f.neighbor_mac, now, create,
                        f.neighbor_override))
     ++counters_.learnt;
@@ -53,27 +54,33 @@ UnderlayLink::Tx UnderlayLink::send(uint8_t* payload, size_t length, const Endpo
                                     std::span<uint8_t, kControlFrameSize> request, bool ip_offload,
                                     bool l4_offload) {
   Tx tx;
-  std::optional<Endpoint> hop = next_hop(self_, to);
-  if (!hop) {
-    ++counters_.tx_no_route;
-    return tx;
-  }
-  NeighborTable::Lookup found = neighbors_.lookup(*hop, now);
-  if (found.ask) {
-    if (hop->family == AF_INET) {
-      std::array<uint8_t, 4> target;
-      std::memcpy(target.data(), hop->addr.data(), 4);
-      tx.request_length = build_arp_request(request, self_, target);
-    } else {
-      tx.request_length = build_neighbor_solicit(request, self_, hop->addr);
+  // A burst's datagrams mostly go to one place, at one `now`: asked again, the
+  // table would give the same MAC and no second request, so the last answer
+  // stands until the table changes (learn, expire).
+  if (!last_ || last_->now != now || last_->to != to) {
+    std::optional<Endpoint> hop = next_hop(self_, to);
+    if (!hop) {
+      ++counters_.tx_no_route;
+      return tx;
     }
-    if (tx.request_length) ++counters_.requests;
+    NeighborTable::Lookup found = neighbors_.lookup(*hop, now);
+    if (found.ask) {
+      if (hop->family == AF_INET) {
+        std::array<uint8_t, 4> target;
+        std::memcpy(target.data(), hop->addr.data(), 4);
+        tx.request_length = build_arp_request(request, self_, target);
+      } else {
+        tx.request_length = build_neighbor_solicit(request, self_, hop->addr);
+      }
+      if (tx.request_length) ++counters_.requests;
+    }
+    last_ = Last{to, now, found.mac};
   }
-  if (!found.mac) {
+  if (!last_->mac) {
     ++counters_.tx_unresolved;
     return tx;
   }
-  tx.frame = encapsulate(payload, length, self_, *found.mac, to, ip_offload, l4_offload);
+  tx.frame = encapsulate(payload, length, self_, *last_->mac, to, ip_offload, l4_offload);
   if (!tx.frame) {
     ++counters_.tx_no_route;
     return tx;

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "dataplane/counters.h"
@@ -56,7 +57,10 @@ class UnderlayLink {
           bool l4_offload = false);
 
   // Forgets neighbours not heard from for NeighborTable::kForget.
-  void expire(Nanos now) { neighbors_.expire(now); }
+  void expire(Nanos now) {
+    last_.reset();
+    neighbors_.expire(now);
+  }
 
   struct Counters {
     std::array<Counter, static_cast<size_t>(FrameDrop::kCount)> drops{};
@@ -77,6 +81,13 @@ class UnderlayLink {
 
   UnderlayAddress self_;
   NeighborTable neighbors_;
+  // send()'s last destination, at what time, and the table's answer for it.
+  struct Last {
+    Endpoint to;
+    Nanos now;
+    std::optional<MacAddress> mac;
+  };
+  std::optional<Last> last_;
   Counters counters_;
 };
 

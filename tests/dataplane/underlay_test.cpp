@@ -89,6 +89,47 @@ TEST(Underlay, Ipv4HeaderChecksumKnownAnswer) {
   EXPECT_EQ(0, std::memcmp(frame + kEthernetHeader, expected, 20));
 }
 
+// inet::sum against RFC 1071 done the plain way, 16 bits at a time in network
+// order with end-around carry: every length to past two of the sum's 16-byte
+// steps, every starting seed class, bytes that carry often (mostly 0xff).
+TEST(Underlay, ChecksumMatchesTheSixteenBitSum) {
+  auto reference = [](const uint8_t* p, size_t n, uint32_t seed) {
+    uint32_t acc = seed;
+    for (size_t i = 0; i < n; i += 2) {
+      acc += static_cast<uint32_t>(p[i] << 8 | (i + 1 < n ? p[i + 1] : 0));
+      acc = (acc & 0xffff) + (acc >> 16);
+    }
+    return static_cast<uint16_t>(acc);
+  };
+  Bytes data(1500);
+  uint32_t x = 12345;
+  for (uint8_t& b : data) {
+    x = x * 1103515245 + 12345;
+    b = (x >> 16) % 5 ? 0xff : static_cast<uint8_t>(x >> 24);
+  }
+  std::vector<size_t> lengths;
+  for (size_t n = 0; n <= 48; ++n) lengths.push_back(n);
+  lengths.insert(lengths.end(), {1450, 1497});
+  auto host_order = [](uint16_t in_memory) {
+    uint8_t b[2];
+    std::memcpy(b, &in_memory, 2);
+    return static_cast<uint16_t>(b[0] << 8 | b[1]);
+  };
+  for (size_t offset : {0, 1, 3})
+    for (size_t n : lengths) {
+      const uint8_t* p = data.data() + offset;
+      for (uint16_t seed : {0, 1, 0x8000, 0xfffe}) {
+        const uint16_t want = reference(p, n, seed);
+        // sum() works in memory order: a host-order seed joins it through field().
+        const uint16_t got = host_order(inet::fold(inet::sum(p, n, inet::field(seed))));
+        // 0 and 0xffff are the same one's-complement value.
+        EXPECT_TRUE(got == want || (got % 0xffff == 0 && want % 0xffff == 0))
+            << "offset " << offset << " length " << n << " seed " << seed << ": " << got << " vs "
+            << want;
+      }
+    }
+}
+
 TEST(Underlay, DatagramsRoundTrip) {
   for (bool ipv6 : {false, true}) {
     SCOPED_TRACE(ipv6 ? "IPv6" : "IPv4");
@@ -408,6 +449,42 @@ TEST(Underlay, LinkLearnsOnlyOnLinkAskers) {
   ASSERT_EQ(build_arp_reply(reply, c, asked), 60u);
   EXPECT_EQ(link.receive(reply, 3, f, answer, n), UnderlayLink::Rx::kLearnt);
   EXPECT_EQ(link.neighbors(), 1u);
+}
+
+// send() keeps the table's last answer for one destination at one time (a
+// burst's datagrams): the burst costs one request, and an answer learnt in
+// between, at that same time, is used by the very next datagram.
+TEST(Underlay, LinkSendsABurstWithOneRequestAndUsesAnAnswerAtOnce) {
+  UnderlayLink a(kA);
+  UnderlayLink b(kB);
+  const Endpoint to = endpoint_of(kB, false);
+  std::array<uint8_t, UnderlayLink::kControlFrameSize> request, answer;
+  Bytes buf(kUnderlayHeadroom + 32);
+  size_t requests = 0;
+  for (int i = 0; i < 5; ++i) {
+    const UnderlayLink::Tx tx = a.send(buf.data() + kUnderlayHeadroom, 32, to, 7, request);
+    EXPECT_EQ(tx.frame, nullptr);
+    requests += tx.request_length > 0;
+  }
+  EXPECT_EQ(requests, 1u);
+  EXPECT_EQ(a.counters().tx_unresolved, 5u);
+  const UnderlayLink::Tx asked = a.send(buf.data() + kUnderlayHeadroom, 32, to, 8, request);
+  EXPECT_EQ(asked.request_length, 0u);  // asked within the last second
+  Frame f;
+  size_t n = 0;
+  ASSERT_EQ(a.send(buf.data() + kUnderlayHeadroom, 32, to, 8, request).frame, nullptr);
+  // b answers the request a sent at 7; a learns it at 8 and sends at 8.
+  ASSERT_EQ(build_arp_request(request, kA, kB.v4->addr), 60u);
+  ASSERT_EQ(b.receive({request.data(), 60}, 8, f, answer, n), UnderlayLink::Rx::kAnswer);
+  ASSERT_EQ(a.receive({answer.data(), n}, 8, f, request, n), UnderlayLink::Rx::kLearnt);
+  const UnderlayLink::Tx sent = a.send(buf.data() + kUnderlayHeadroom, 32, to, 8, request);
+  ASSERT_NE(sent.frame, nullptr);
+  EXPECT_EQ(0, std::memcmp(sent.frame, kB.mac.data(), 6));
+  // Forgotten neighbours are asked for again, even at the time of the last send.
+  a.expire(8 + NeighborTable::kForget);
+  EXPECT_EQ(a.send(buf.data() + kUnderlayHeadroom, 32, to, 8 + NeighborTable::kForget, request)
+                .request_length,
+            60u);
 }
 
 // A UDP length shorter than the IP payload: the checksum covers the UDP

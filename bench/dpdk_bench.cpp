@@ -1,0 +1,214 @@
+// dpdk_bench: encapsulation on one lcore with a DPDK underlay (dataplane/dpdk_port.h),
+// beside the in-memory pipeline and the raw AEAD of the same run, per AEAD backend.
+//
+// The EAL starts without hugepages on lcore 0 with a net_null0 port (it frees what
+// it is given, as a NIC that never fills up). Two Devices complete a handshake in
+// memory and a's UnderlayLink learns b's MAC from b's answer to its ARP request.
+// Then, for 64, 512 and 1420-byte inner packets, in short rounds that take turns so
+// all three see the same weather on a shared machine:
+//   raw       the backend's seal_burst alone on in-cache buffers;
+//   pipeline  send_burst on in-cache buffers, as dataplane_bench measures it (the
+//             inner packets are written untimed);
+//   dpdk      what an lcore does per burst: take 64 mbufs from the pool, copy the
+//             inner packets in (what the inner port's RX does), send_burst in the
+//             mbufs, frame them in their headroom (dpdk::Transmit: Ethernet, IPv4,
+//             UDP with its checksum; net_null offers no offloads) and tx_burst.
+// It prints Mpps and Gbit/s (inner bytes) of each, dpdk/pipeline, and the lcores
+// one direction would need for 100 Gbit/s of 1420-byte packets at the measured rate.
+//
+//   build/bench/dpdk_bench [SECONDS_PER_FIGURE]      (default 2; run as root)
+#include <rte_mbuf.h>
+#include <sodium.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bench/bench_common.h"
+#include "dataplane/dpdk_port.h"
+#include "dataplane/underlay_link.h"
+
+namespace {
+
+using namespace faraday;
+using namespace faraday::bench;
+using namespace faraday::dataplane;
+using Seconds = std::chrono::duration<double>;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kBursts = 4;  // per round; in cache, as in dataplane_bench
+constexpr size_t kPackets = kBursts * kBurstSize;
+
+struct Row {
+  Figures raw, pipeline, dpdk;
+};
+
+UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
+  UnderlayAddress a;
+  a.mac = mac;
+  a.port = ep.port;
+  UnderlayAddress::V4 v4;
+  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
+  v4.prefix = 24;
+  a.v4 = v4;
+  return a;
+}
+
+// a's link asks for b's MAC; b's link answers; a learns it.
+void resolve(UnderlayLink& a, UnderlayLink& b, const Endpoint& to) {
+  std::array<uint8_t, UnderlayLink::kControlFrameSize> request, answer;
+  uint8_t payload[kUnderlayHeadroom + 64] = {};
+  UnderlayLink::Tx tx = a.send(payload + kUnderlayHeadroom, 16, to, 0, request);
+  Frame frame;
+  size_t length = 0;
+  if (tx.request_length == 0 ||
+      b.receive({request.data(), tx.request_length}, 0, frame, answer, length) !=
+          UnderlayLink::Rx::kAnswer ||
+      a.receive({answer.data(), length}, 0, frame, request, length) != UnderlayLink::Rx::kLearnt)
+    fail("ARP resolution between the two links failed");
+}
+
+void time_raw(crypto::AeadBackend& aead, Buffers& buffers, size_t size, Figures& into) {
+  const crypto::Key key{};
+  std::vector<crypto::AeadJob> jobs(kPackets);
+  for (size_t i = 0; i < kPackets; ++i)
+    jobs[i] = crypto::AeadJob{&key, i, buffers.pkts[i].base + kHeadroom,
+                              static_cast<uint32_t>(size), false};
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < kPackets; i += kBurstSize) aead.seal_burst({&jobs[i], kBurstSize});
+  into.seconds += Seconds(Clock::now() - t0).count();
+  into.packets += kPackets;
+}
+
+void time_pipeline(Device& dev, Buffers& buffers, size_t size, Figures& into) {
+  for (Packet& p : buffers.pkts) {
+    p.reset();
+    write_inner(p.data(), size);
+    p.length = static_cast<uint32_t>(size);
+  }
+  std::vector<Verdict> verdicts(kBurstSize);
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < kPackets; i += kBurstSize) {
+    dev.send_burst({&buffers.pkts[i], kBurstSize}, verdicts);
+    if (verdicts[kBurstSize - 1] != Verdict::kPass) fail("pipeline: packet not passed");
+  }
+  into.seconds += Seconds(Clock::now() - t0).count();
+  into.packets += kPackets;
+}
+
+void time_dpdk(Device& dev, dpdk::Port& port, dpdk::Transmit& tx, const uint8_t* inner, size_t size,
+               Figures& into) {
+  rte_mbuf* mbufs[kBurstSize];
+  Packet pkts[kBurstSize];
+  Verdict verdicts[kBurstSize];
+  size_t framed = 0;
+  const auto t0 = Clock::now();
+  for (size_t b = 0; b < kBursts; ++b) {
+    if (rte_pktmbuf_alloc_bulk(port.pool(), mbufs, kBurstSize) != 0) fail("mbuf pool empty");
+    for (size_t i = 0; i < kBurstSize; ++i) {
+      std::memcpy(rte_pktmbuf_mtod(mbufs[i], uint8_t*), inner, size);
+      mbufs[i]->data_len = static_cast<uint16_t>(size);
+      mbufs[i]->pkt_len = static_cast<uint32_t>(size);
+      pkts[i] = dpdk::packet_of(mbufs[i]);
+    }
+    dev.send_burst(pkts, verdicts);
+    framed += tx.send(mbufs, pkts, verdicts, 0);
+  }
+  into.seconds += Seconds(Clock::now() - t0).count();
+  into.packets += kPackets;
+  if (framed != kPackets) fail("dpdk: not every packet left as a frame");
+}
+
+void run_backend(const std::string& name, crypto::AeadBackend& aead, dpdk::Port& port,
+                 double seconds) {
+  FixedClock clock;
+  Node a(clock, aead, "10.99.0.1:51820"), b(clock, aead, "10.99.0.2:51820");
+  Peer* pb = a.dev.add_peer(b.dev.identity().public_key);
+  Peer* pa = b.dev.add_peer(a.dev.identity().public_key);
+  a.dev.add_allowed_ip(*pb, *Prefix::parse("10.0.0.2/32"));
+  b.dev.add_allowed_ip(*pa, *Prefix::parse("10.0.0.1/32"));
+  a.dev.set_endpoint(*pb, b.endpoint);
+  b.dev.set_endpoint(*pa, a.endpoint);
+  a.dev.set_persistent_keepalive(*pb, 25);
+  deliver(a, b);
+  deliver(b, a);
+  deliver(a, b);
+  if (!b.dev.find_peer(a.dev.identity().public_key)->current) fail("handshake did not complete");
+
+  UnderlayLink link_a(underlay(port.mac(), a.endpoint));
+  UnderlayLink link_b(underlay(*parse_mac("02:00:00:00:00:02"), b.endpoint));
+  resolve(link_a, link_b, b.endpoint);
+  dpdk::Transmit tx(port, 0, link_a);
+
+  Buffers buffers(kPackets);
+  std::vector<uint8_t> inner(kSlot);
+  std::printf("\nbackend %s (%s), one lcore, bursts of %zu, port %s (%s)\n", name.c_str(),
+              aead.describe().c_str(), kBurstSize, port.name().c_str(), port.driver().c_str());
+  std::printf("%5s  %-26s %-26s %-26s %8s\n", "size", "raw seal_burst", "pipeline (in memory)",
+              "dpdk lcore (net_null)", "dpdk/pipe");
+  for (size_t size : kSizes) {
+    write_inner(inner.data(), size);
+    Row row;
+    while (row.dpdk.seconds < seconds) {
+      time_raw(aead, buffers, size, row.raw);
+      time_pipeline(a.dev, buffers, size, row.pipeline);
+      time_dpdk(a.dev, port, tx, inner.data(), size, row.dpdk);
+    }
+    auto cell = [size](const Figures& f) {
+      char s[64];
+      std::snprintf(s, sizeof(s), "%7.3f Mpps %7.2f Gbit/s", f.mpps(), f.gbps(size));
+      return std::string(s);
+    };
+    std::printf("%5zu  %-26s %-26s %-26s %7.2f\n", size, cell(row.raw).c_str(),
+                cell(row.pipeline).c_str(), cell(row.dpdk).c_str(),
+                row.dpdk.mpps() / row.pipeline.mpps());
+    if (size == 1420)
+      std::printf(
+          "       100 Gbit/s of 1420 B one way at this rate: %.0f lcores (%.1f Gbit/s each)\n",
+          std::ceil(100.0 / row.dpdk.gbps(size)), row.dpdk.gbps(size));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 2.0;
+  if (argc > 1) {
+    const std::string arg = argv[1];
+    if (arg == "-h" || arg == "--help" || arg.starts_with("-")) {
+      std::printf("usage: dpdk_bench [SECONDS_PER_FIGURE]   (default 2)\n");
+      return arg.starts_with("-h") || arg == "--help" ? 0 : 2;
+    }
+    seconds = std::atof(argv[1]);
+  }
+  if (sodium_init() < 0) fail("sodium_init failed");
+  dpdk::EalSettings eal;
+  eal.devices = {"net_null0"};
+  eal.extra = {"--log-level=lib.eal:warning"};
+  if (Result<void> r = dpdk::init_eal(eal); !r) fail(r.error().c_str());
+  Result<std::unique_ptr<dpdk::Port>> port = dpdk::Port::open({.device = "net_null0"});
+  if (!port) fail(port.error().c_str());
+  std::printf("dpdk_bench: load average %s", [] {
+    static char text[128] = "?\n";
+    if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+      if (!std::fgets(text, sizeof(text), f)) std::strcpy(text, "?\n");
+      std::fclose(f);
+    }
+    return text;
+  }());
+  bool any = false;
+  for (const char* name : {"sodium", "ipsec-mb"}) {
+    auto chosen = crypto::select_aead_backend(name);
+    if (!chosen) {
+      std::printf("AEAD backend %s skipped: %s\n", name, chosen.error().c_str());
+      continue;
+    }
+    run_backend(name, *chosen->backend, **port, seconds);
+    any = true;
+  }
+  return any ? 0 : 1;
+}
