@@ -19,7 +19,7 @@ namespace {
 std::atomic<bool> eal_started{false};
 
 bool is_pci_address(const std::string& s) {
-  static const std::regex pci(R"(^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$)");
+  static const std::regex pci(R"(^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$)");
   return std::regex_match(s, pci);
 }
 
@@ -39,7 +39,13 @@ Result<DeviceName> device_argument(const std::string& device) {
   for (char c : device)
     if (std::isspace(static_cast<unsigned char>(c)) || !std::isprint(static_cast<unsigned char>(c)))
       return Error{"DPDK device \"" + device + "\": blanks or control characters"};
+  // DPDK names a PCI port by its full, lower-case address.
   if (is_pci_address(device)) return DeviceName{"--allow=" + device, device};
+  static const std::regex short_pci(R"(^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$)");
+  if (std::regex_match(device, short_pci))
+    return Error{"DPDK device \"" + device +
+                 "\": write the PCI address in full and in lower case, as lspci -D shows it "
+                 "(0000:3b:00.0)"};
   const std::string name = device.substr(0, device.find(','));
   static const std::regex vdev(R"(^net_[a-z_]+[0-9]+$)");
   if (!std::regex_match(name, vdev))
@@ -57,9 +63,16 @@ Result<std::vector<std::string>> eal_arguments(const EalSettings& settings) {
     return Error{"DPDK memory " + std::to_string(settings.memory_mb) + " MiB: want at least 64"};
   std::vector<std::string> args = {"faradayd", "-l", settings.lcores, "-m",
                                    std::to_string(settings.memory_mb)};
-  // --no-huge takes ordinary memory (and keeps no shared files); with hugepages,
-  // --in-memory keeps their files out of /dev/hugepages so nothing is left behind.
-  args.push_back(settings.hugepages ? "--in-memory" : "--no-huge");
+  // Nothing is shared with other DPDK processes, so two daemons (or tests) run
+  // side by side and none leaves files in /var/run/dpdk: --no-huge takes
+  // ordinary memory, with --no-shconf; with hugepages, --in-memory also keeps
+  // their files out of /dev/hugepages.
+  if (settings.hugepages) {
+    args.push_back("--in-memory");
+  } else {
+    args.push_back("--no-huge");
+    args.push_back("--no-shconf");
+  }
   args.push_back("--no-telemetry");  // a socket nobody asked for
   bool any_pci = false;
   for (const std::string& device : settings.devices) {
@@ -82,7 +95,9 @@ Result<void> init_eal(const EalSettings& settings) {
   for (std::string& a : *args) argv.push_back(a.data());
   argv.push_back(nullptr);
   if (rte_eal_init(static_cast<int>(argv.size() - 1), argv.data()) < 0)
-    return Error{"DPDK: EAL start failed: " + rte_reason() + " (its own messages are above)"};
+    return Error{"DPDK: EAL start failed" + (rte_errno ? ": " + rte_reason() : std::string()) +
+                 " (its own messages are above; the EAL cannot be started again in this "
+                 "process)"};
   return {};
 }
 
@@ -138,6 +153,9 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
   rte_eth_dev_adjust_nb_rx_tx_desc(port->id_, &rxd, &txd);
 
   const unsigned cache = 256;
+  if (s.mbufs && s.mbufs < 1024)
+    return Error{"DPDK port " + port->name_ + ": " + std::to_string(s.mbufs) +
+                 " mbufs: want at least 1024"};
   const uint32_t mbufs =
       s.mbufs ? s.mbufs
               : std::max<uint32_t>(8191, s.queues * (rxd + txd + 2 * kBurstSize + cache) + 1023);
@@ -162,8 +180,10 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
   if (rc != 0)
     return Error{"DPDK port " + port->name_ + ": start failed: " + std::string(rte_strerror(-rc))};
   port->started_ = true;
-  // The port owns L2 for our address; frames to other MACs are not ours to see.
+  // The port owns L2 for our address; frames to other MACs are not ours to see,
+  // but IPv6 neighbour solicitations come to a solicited-node multicast MAC.
   rte_eth_promiscuous_disable(port->id_);
+  rte_eth_allmulticast_enable(port->id_);
   return port;
 }
 
@@ -229,6 +249,11 @@ size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
       continue;
     }
     Packet& p = pkts[i];
+    if (p.offset < kUnderlayHeadroom || m->nb_segs != 1) {
+      ++counters_.not_framed;
+      rte_pktmbuf_free(m);
+      continue;
+    }
     std::array<uint8_t, UnderlayLink::kControlFrameSize> request;
     const UnderlayLink::Tx tx =
         link_.send(p.data(), p.length, p.endpoint, now, request, ip_off, udp_off);
@@ -251,6 +276,7 @@ size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
     m->data_off = static_cast<uint16_t>(tx.frame - static_cast<uint8_t*>(m->buf_addr));
     m->data_len = static_cast<uint16_t>(tx.frame_length);
     m->pkt_len = static_cast<uint32_t>(tx.frame_length);
+    m->ol_flags = 0;
     if (ip_off || udp_off) {
       const bool v4 = p.endpoint.family == AF_INET;
       m->l2_len = kEthernetHeader;
@@ -263,6 +289,53 @@ size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
     ++counters_.frames;
   }
   return sent + port_.tx(queue_, out, n);
+}
+
+size_t Receive::poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now) {
+  rte_mbuf* got[kBurstSize];
+  const uint16_t want = static_cast<uint16_t>(std::min({mbufs.size(), pkts.size(), kBurstSize}));
+  const uint16_t n = port_.rx(queue_, got, want);
+  counters_.frames += n;
+  size_t k = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = got[i];
+    if (m->nb_segs != 1) {
+      ++counters_.chained;
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    const std::span<const uint8_t> bytes(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len);
+    Frame frame;
+    std::array<uint8_t, UnderlayLink::kControlFrameSize> reply;
+    size_t reply_length = 0;
+    const UnderlayLink::Rx rx =
+        link_.receive(bytes, now, frame, reply, reply_length, port_.rx_checked(*m));
+    if (rx == UnderlayLink::Rx::kDatagram) {
+      Packet& p = pkts[k];
+      p = packet_of(m);
+      p.offset += static_cast<uint32_t>(frame.payload_offset);
+      p.length = static_cast<uint32_t>(frame.payload_length);
+      p.endpoint = frame.source;
+      mbufs[k++] = m;
+      continue;
+    }
+    if (rx == UnderlayLink::Rx::kAnswer) answer({reply.data(), reply_length});
+    rte_pktmbuf_free(m);
+  }
+  counters_.datagrams += k;
+  return k;
+}
+
+void Receive::answer(std::span<const uint8_t> frame) {
+  rte_mbuf* m = rte_pktmbuf_alloc(port_.pool());
+  if (!m) {
+    ++counters_.no_mbuf;
+    return;
+  }
+  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), frame.data(), frame.size());
+  m->data_len = static_cast<uint16_t>(frame.size());
+  m->pkt_len = static_cast<uint32_t>(frame.size());
+  counters_.answers += port_.tx(queue_, &m, 1);
 }
 
 }  // namespace faraday::dataplane::dpdk

@@ -59,8 +59,8 @@ Result<void> init_eal(const EalSettings& settings);
 
 // A device as given in the configuration and what the EAL makes of it:
 // "net_ring0" or "net_af_xdp0,iface=eth1" is a virtual device named by the part
-// before the first comma; "0000:3b:00.0" (or "3b:00.0") a PCI device, by its
-// address. An error for anything else.
+// before the first comma; "0000:3b:00.0" a PCI device, by its full lower-case
+// address (as DPDK names its port). An error for anything else.
 struct DeviceName {
   std::string argument;  // "--vdev=..." or "--allow=..."
   std::string port;      // what rte_eth_dev_get_port_by_name knows it as
@@ -77,7 +77,8 @@ struct PortSettings {
   uint32_t mbufs = 0;  // 0: computed from the above
 };
 
-// One started ethdev port. Hardware checksums are used when the port offers
+// One started ethdev port. Opened once per process: closing it (the destructor,
+// also after a failed open) releases the device. Hardware checksums are used when the port offers
 // them (IPv4 header and UDP, on transmit and on receive); otherwise the frame
 // code computes and checks them.
 class Port {
@@ -133,7 +134,8 @@ class Transmit {
   Transmit(Port& port, uint16_t queue, UnderlayLink& link)
       : port_(port), queue_(queue), link_(link) {}
   // mbufs[i] holds pkts[i] (packet_of), verdicts[i] is send_burst's verdict.
-  // Returns the frames the queue took.
+  // Returns the frames the queue took: datagrams and ARP requests (or
+  // solicitations) both.
   size_t send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, std::span<const Verdict> verdicts,
               Nanos now);
 
@@ -145,6 +147,38 @@ class Transmit {
   const Counters& counters() const { return counters_; }
 
  private:
+  Port& port_;
+  uint16_t queue_;
+  UnderlayLink& link_;
+  Counters counters_;
+};
+
+// One lcore's receive step: frames from its queue go through the link. WireGuard
+// datagrams stay in their mbufs, shown as Packets for receive_burst (payload
+// and sender); ARP requests and neighbour solicitations for our address are
+// answered at once on the same queue; every other frame (learnt, dropped and
+// counted by the link, or chained over several mbufs) is freed.
+class Receive {
+ public:
+  Receive(Port& port, uint16_t queue, UnderlayLink& link)
+      : port_(port), queue_(queue), link_(link) {}
+  // Takes up to mbufs.size() frames (at most kBurstSize) from the queue; the
+  // datagrams among them are left in mbufs[0, k) and pkts[0, k), in arrival
+  // order. Returns k; those mbufs are the caller's to send on or free.
+  size_t poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now);
+
+  struct Counters {
+    Counter frames;     // taken from the queue
+    Counter datagrams;  // handed on
+    Counter answers;    // ARP replies and neighbour advertisements sent
+    Counter chained;    // frames in more than one mbuf (scatter is not asked for)
+    Counter no_mbuf;    // an answer that found the pool empty
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  void answer(std::span<const uint8_t> frame);
+
   Port& port_;
   uint16_t queue_;
   UnderlayLink& link_;

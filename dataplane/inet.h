@@ -1,11 +1,11 @@
 // inet.h: what every parser and builder of IP headers in the data path shares:
 // big-endian fields and the Internet checksum (RFC 1071).
 //
-// The checksum is summed over the bytes as they lie in memory, eight at a time
-// with end-around carry; byte order does not matter to a one's-complement sum as
-// long as the folded result is stored back the same way (RFC 1071 section 2),
-// which store_checksum() and store_folded() do. A field given as a host value
-// joins a sum through field().
+// The checksum is summed over the bytes as they lie in memory, as 32-bit words
+// added into 64 bits (then folded with end-around carry); byte order does not matter to a
+// one's-complement sum as long as the folded result is stored back the same way (RFC 1071 section
+// 2), which store_checksum() and store_folded() do. A field given as a host value joins a sum
+// through field().
 #pragma once
 
 #include <cstddef>

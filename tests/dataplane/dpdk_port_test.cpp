@@ -22,7 +22,6 @@ namespace faraday::dataplane::dpdk {
 namespace {
 
 using testing::Bytes;
-using testing::Datagram;
 using testing::Network;
 
 class Eal : public ::testing::Environment {
@@ -44,6 +43,7 @@ TEST(DpdkSettings, DefaultsNeedNoHugepagesAndNoPci) {
   Result<std::vector<std::string>> args = eal_arguments(EalSettings{});
   ASSERT_TRUE(args) << args.error();
   EXPECT_TRUE(contains(*args, "--no-huge"));
+  EXPECT_TRUE(contains(*args, "--no-shconf"));  // two processes side by side
   EXPECT_TRUE(contains(*args, "--no-pci"));
   EXPECT_FALSE(contains(*args, "--in-memory"));  // the EAL refuses it with --no-huge
 }
@@ -77,7 +77,13 @@ TEST(DpdkSettings, BadSettingsAreRefusedWithTheReason) {
 TEST(DpdkSettings, DeviceNames) {
   EXPECT_EQ(device_argument("net_af_xdp0,iface=eth1,start_queue=0")->port, "net_af_xdp0");
   EXPECT_EQ(device_argument("net_af_xdp0,iface=eth1")->argument, "--vdev=net_af_xdp0,iface=eth1");
-  EXPECT_EQ(device_argument("3b:00.0")->argument, "--allow=3b:00.0");
+  EXPECT_EQ(device_argument("0000:3b:00.0")->argument, "--allow=0000:3b:00.0");
+  // DPDK knows a PCI port only by its full lower-case address.
+  for (const char* partial : {"3b:00.0", "0000:3B:00.0"}) {
+    Result<DeviceName> d = device_argument(partial);
+    ASSERT_FALSE(d) << partial;
+    EXPECT_NE(d.error().find("in full"), std::string::npos) << d.error();
+  }
 }
 
 TEST(DpdkEal, StartsOnce) {
@@ -107,19 +113,6 @@ rte_mbuf* mbuf_with(Port& port, const Bytes& inner) {
   m->data_len = static_cast<uint16_t>(inner.size());
   m->pkt_len = static_cast<uint32_t>(inner.size());
   return m;
-}
-
-// Every frame the loopback port has back, as bytes; the mbufs are freed.
-std::vector<Bytes> drain(Port& port) {
-  std::vector<Bytes> frames;
-  rte_mbuf* got[kBurstSize];
-  for (uint16_t n; (n = port.rx(0, got, kBurstSize)) > 0;)
-    for (uint16_t i = 0; i < n; ++i) {
-      const uint8_t* d = rte_pktmbuf_mtod(got[i], const uint8_t*);
-      frames.emplace_back(d, d + got[i]->data_len);
-      rte_pktmbuf_free(got[i]);
-    }
-  return frames;
 }
 
 UnderlayAddress address(MacAddress mac, const char* ip, uint16_t port) {
@@ -163,45 +156,44 @@ TEST(DpdkPort, ResolvesTheNextHopThenSendsFramesTheOtherSideOpens) {
   };
   const Bytes first = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 100, 1);
 
-  // b's MAC is unknown: the datagram is dropped (counted) and an ARP request leaves.
+  Receive rx_a(port, 0, link_a), rx_b(port, 0, link_b);
+  rte_mbuf* got[kBurstSize];
+  Packet datagrams[kBurstSize];
+
+  // b's MAC is unknown: the datagram is dropped (counted) and an ARP request
+  // leaves; b's receive step answers it on the wire, and a's learns from that.
   EXPECT_EQ(send({first}), 1u);
   EXPECT_EQ(link_a.counters().tx_unresolved, 1u);
-  std::vector<Bytes> frames = drain(port);
-  ASSERT_EQ(frames.size(), 1u);
-  Frame frame;
-  std::array<uint8_t, UnderlayLink::kControlFrameSize> answer;
-  size_t answer_length = 0;
-  ASSERT_EQ(link_b.receive(frames[0], now, frame, answer, answer_length),
-            UnderlayLink::Rx::kAnswer);
-  // b's answer goes over the port too, and a learns b's MAC from it.
-  rte_mbuf* reply = mbuf_with(port, Bytes(answer.begin(), answer.begin() + answer_length));
-  ASSERT_EQ(port.tx(0, &reply, 1), 1);
-  frames = drain(port);
-  ASSERT_EQ(frames.size(), 1u);
-  ASSERT_EQ(link_a.receive(frames[0], now, frame, answer, answer_length),
-            UnderlayLink::Rx::kLearnt);
+  EXPECT_EQ(rx_b.poll(got, datagrams, now), 0u);
+  EXPECT_EQ(rx_b.counters().answers, 1u);
+  EXPECT_EQ(rx_a.poll(got, datagrams, now), 0u);
+  EXPECT_EQ(link_a.counters().learnt, 1u);
 
   // Now a burst leaves as frames b's link takes (checksums checked in software:
-  // net_ring offers no offloads) and b's core opens in order.
+  // net_ring offers no offloads) and b's core opens in place, in order.
   std::vector<Bytes> inner;
   for (uint8_t i = 0; i < 8; ++i)
     inner.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 64 + 100 * i, i));
   EXPECT_EQ(send(inner), inner.size());
   EXPECT_EQ(tx.counters().frames, inner.size());
-  frames = drain(port);
-  ASSERT_EQ(frames.size(), inner.size());
-  std::vector<Datagram> datagrams;
-  for (const Bytes& f : frames) {
-    ASSERT_EQ(link_b.receive(f, now, frame, answer, answer_length), UnderlayLink::Rx::kDatagram);
-    EXPECT_EQ(frame.source, net.a.source);
-    datagrams.push_back(Datagram{Bytes(f.begin() + frame.payload_offset,
-                                       f.begin() + frame.payload_offset + frame.payload_length),
-                                 frame.source, net.b.source});
+  const size_t k = rx_b.poll(got, datagrams, now);
+  ASSERT_EQ(k, inner.size());
+  std::vector<Verdict> verdicts(k);
+  for (size_t i = 0; i < k; ++i) EXPECT_EQ(datagrams[i].endpoint, net.a.source);
+  net.b.device.receive_burst({datagrams, k}, verdicts);
+  for (size_t i = 0; i < k; ++i) {
+    EXPECT_EQ(verdicts[i], Verdict::kPass);
+    // The mbuf now holds the inner packet, ready for the inner port.
+    take_packet(got[i], datagrams[i]);
+    const uint8_t* d = rte_pktmbuf_mtod(got[i], const uint8_t*);
+    EXPECT_EQ(Bytes(d, d + rte_pktmbuf_pkt_len(got[i])), inner[i]);
+    rte_pktmbuf_free(got[i]);
   }
-  const size_t before = net.b.tunnel.size();
-  net.receive(net.b, datagrams);
-  ASSERT_EQ(net.b.tunnel.size(), before + inner.size());
-  for (size_t i = 0; i < inner.size(); ++i) EXPECT_EQ(net.b.tunnel[before + i], inner[i]);
+  // A frame for someone else is dropped by the link and its mbuf freed.
+  rte_mbuf* stray = mbuf_with(port, Bytes(60, 0xee));
+  ASSERT_EQ(port.tx(0, &stray, 1), 1);
+  EXPECT_EQ(rx_b.poll(got, datagrams, now), 0u);
+  EXPECT_EQ(rx_b.counters().frames, 1u + inner.size() + 1u);
   // Every mbuf went back to the pool: sent ones by the driver, dropped ones by us.
   EXPECT_EQ(rte_mempool_avail_count(port.pool()), pool_free);
 }
@@ -218,6 +210,17 @@ TEST(DpdkPort, ARefusedPacketsMbufIsFreed) {
   Packet pkts[3] = {packet_of(m[0]), packet_of(m[1]), packet_of(m[2])};
   const Verdict verdicts[3] = {Verdict::kDrop, Verdict::kConsumed, Verdict::kDrop};
   EXPECT_EQ(tx.send(m, pkts, verdicts, 0), 0u);
+  // Passed, but for an IPv6 peer on an IPv4-only link, or without room for the
+  // headers in front of it: counted and freed.
+  rte_mbuf* more[2] = {mbuf_with(port, Bytes(60, 4)), mbuf_with(port, Bytes(60, 5))};
+  Packet passed[2] = {packet_of(more[0]), packet_of(more[1])};
+  passed[0].endpoint = *Endpoint::parse("[fd00::2]:1002");
+  passed[1].endpoint = *Endpoint::parse("10.0.0.2:1002");
+  passed[1].offset = kUnderlayHeadroom - 1;
+  const Verdict pass[2] = {Verdict::kPass, Verdict::kPass};
+  EXPECT_EQ(tx.send(more, passed, pass, 0), 0u);
+  EXPECT_EQ(tx.counters().not_framed, 2u);
+  EXPECT_EQ(link.counters().tx_no_route, 1u);
   EXPECT_EQ(rte_mempool_avail_count(port.pool()), pool_free);
 }
 

@@ -480,11 +480,24 @@ TEST(Underlay, LinkSendsABurstWithOneRequestAndUsesAnAnswerAtOnce) {
   const UnderlayLink::Tx sent = a.send(buf.data() + kUnderlayHeadroom, 32, to, 8, request);
   ASSERT_NE(sent.frame, nullptr);
   EXPECT_EQ(0, std::memcmp(sent.frame, kB.mac.data(), 6));
-  // Forgotten neighbours are asked for again, even at the time of the last send.
-  a.expire(8 + NeighborTable::kForget);
-  EXPECT_EQ(a.send(buf.data() + kUnderlayHeadroom, 32, to, 8 + NeighborTable::kForget, request)
-                .request_length,
-            60u);
+  // Neighbours forgotten at the time of the last send are asked for again at
+  // that very time.
+  const Nanos later = 8 + NeighborTable::kForget;
+  EXPECT_EQ(a.send(buf.data() + kUnderlayHeadroom, 32, to, later, request).request_length, 60u);
+  ASSERT_EQ(build_arp_request(request, kA, kB.v4->addr), 60u);
+  ASSERT_EQ(b.receive({request.data(), 60}, later, f, answer, n), UnderlayLink::Rx::kAnswer);
+  ASSERT_EQ(a.receive({answer.data(), n}, later, f, request, n), UnderlayLink::Rx::kLearnt);
+  ASSERT_NE(a.send(buf.data() + kUnderlayHeadroom, 32, to, later, request).frame, nullptr);
+  // Unconfirmed for kForget: still used (and asked for) until the table
+  // forgets it; forgotten at the time of that send, it is not used at that time.
+  const Nanos stale = later + NeighborTable::kForget;
+  const UnderlayLink::Tx used = a.send(buf.data() + kUnderlayHeadroom, 32, to, stale, request);
+  EXPECT_NE(used.frame, nullptr);
+  EXPECT_EQ(used.request_length, 60u);
+  a.expire(stale);
+  const UnderlayLink::Tx again = a.send(buf.data() + kUnderlayHeadroom, 32, to, stale, request);
+  EXPECT_EQ(again.frame, nullptr);
+  EXPECT_EQ(again.request_length, 60u);
 }
 
 // A UDP length shorter than the IP payload: the checksum covers the UDP
