@@ -27,6 +27,18 @@ std::string rte_reason() {
   return std::string(rte_strerror(rte_errno));
 }
 
+// The ports the EAL made, for an error message.
+std::string known_ports() {
+  std::string known;
+  uint16_t id;
+  RTE_ETH_FOREACH_DEV(id) {
+    char name[RTE_ETH_NAME_MAX_LEN];
+    if (rte_eth_dev_get_name_by_port(id, name) == 0)
+      known += std::string(known.empty() ? "" : ", ") + name;
+  }
+  return known.empty() ? "none" : known;
+}
+
 // Unsent mbufs go back to their pool.
 void free_all(rte_mbuf** mbufs, uint16_t n) {
   if (n) rte_pktmbuf_free_bulk(mbufs, n);
@@ -107,15 +119,8 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
   std::unique_ptr<Port> port(new Port());
   port->name_ = dev->port;
   if (rte_eth_dev_get_port_by_name(dev->port.c_str(), &port->id_) != 0) {
-    std::string known;
-    uint16_t id;
-    RTE_ETH_FOREACH_DEV(id) {
-      char name[RTE_ETH_NAME_MAX_LEN];
-      if (rte_eth_dev_get_name_by_port(id, name) == 0)
-        known += std::string(known.empty() ? "" : ", ") + name;
-    }
-    return Error{"DPDK port " + dev->port + ": no such device (the EAL has: " +
-                 (known.empty() ? std::string("none") : known) + ")"};
+    return Error{"DPDK port " + dev->port + ": no such device (the EAL has: " + known_ports() +
+                 ")"};
   }
   rte_eth_dev_info info;
   if (rte_eth_dev_info_get(port->id_, &info) != 0)
@@ -125,6 +130,9 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
     return Error{"DPDK port " + port->name_ + ": " + std::to_string(s.queues) +
                  " queue pairs asked, the device has " + std::to_string(info.max_rx_queues) +
                  " RX and " + std::to_string(info.max_tx_queues) + " TX"};
+  if (s.mbufs && s.mbufs < 1024)
+    return Error{"DPDK port " + port->name_ + ": " + std::to_string(s.mbufs) +
+                 " mbufs: want at least 1024"};
   port->queues_ = s.queues;
 
   rte_eth_conf conf{};
@@ -149,30 +157,7 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
   if (rc != 0)
     return Error{"DPDK port " + port->name_ +
                  ": configure failed: " + std::string(rte_strerror(-rc))};
-  uint16_t rxd = s.rx_descriptors, txd = s.tx_descriptors;
-  rte_eth_dev_adjust_nb_rx_tx_desc(port->id_, &rxd, &txd);
-
-  const unsigned cache = 256;
-  if (s.mbufs && s.mbufs < 1024)
-    return Error{"DPDK port " + port->name_ + ": " + std::to_string(s.mbufs) +
-                 " mbufs: want at least 1024"};
-  const uint32_t mbufs =
-      s.mbufs ? s.mbufs
-              : std::max<uint32_t>(8191, s.queues * (rxd + txd + 2 * kBurstSize + cache) + 1023);
-  const std::string pool_name = "faraday-p" + std::to_string(port->id_);
-  port->pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, cache, 0,
-                                        RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
-  if (!port->pool_)
-    return Error{"DPDK port " + port->name_ + ": no memory for " + std::to_string(mbufs) +
-                 " mbufs: " + rte_reason() + " (raise the EAL memory or reserve hugepages)"};
-  const int socket = rte_eth_dev_socket_id(port->id_);
-  for (uint16_t q = 0; q < s.queues; ++q) {
-    rc = rte_eth_rx_queue_setup(port->id_, q, rxd, socket, nullptr, port->pool_);
-    if (rc == 0) rc = rte_eth_tx_queue_setup(port->id_, q, txd, socket, nullptr);
-    if (rc != 0)
-      return Error{"DPDK port " + port->name_ + ": queue " + std::to_string(q) +
-                   " set-up failed: " + std::string(rte_strerror(-rc))};
-  }
+  if (Result<void> queues = port->set_up_queues(s); !queues) return Error{queues.error()};
   rte_ether_addr mac;
   if (rte_eth_macaddr_get(port->id_, &mac) == 0)
     std::memcpy(port->mac_.data(), mac.addr_bytes, port->mac_.size());
@@ -185,6 +170,31 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
   rte_eth_promiscuous_disable(port->id_);
   rte_eth_allmulticast_enable(port->id_);
   return port;
+}
+
+Result<void> Port::set_up_queues(const PortSettings& s) {
+  uint16_t rxd = s.rx_descriptors, txd = s.tx_descriptors;
+  rte_eth_dev_adjust_nb_rx_tx_desc(id_, &rxd, &txd);
+
+  const unsigned cache = 256;
+  const uint32_t mbufs =
+      s.mbufs ? s.mbufs
+              : std::max<uint32_t>(8191, s.queues * (rxd + txd + 2 * kBurstSize + cache) + 1023);
+  const std::string pool_name = "faraday-p" + std::to_string(id_);
+  pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                  rte_socket_id());
+  if (!pool_)
+    return Error{"DPDK port " + name_ + ": no memory for " + std::to_string(mbufs) +
+                 " mbufs: " + rte_reason() + " (raise the EAL memory or reserve hugepages)"};
+  const int socket = rte_eth_dev_socket_id(id_);
+  for (uint16_t q = 0; q < s.queues; ++q) {
+    int rc = rte_eth_rx_queue_setup(id_, q, rxd, socket, nullptr, pool_);
+    if (rc == 0) rc = rte_eth_tx_queue_setup(id_, q, txd, socket, nullptr);
+    if (rc != 0)
+      return Error{"DPDK port " + name_ + ": queue " + std::to_string(q) +
+                   " set-up failed: " + std::string(rte_strerror(-rc))};
+  }
+  return {};
 }
 
 Port::~Port() {

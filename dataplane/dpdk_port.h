@@ -109,6 +109,8 @@ class Port {
 
  private:
   Port() = default;
+  // Descriptors, the mbuf pool and every queue pair, after configure.
+  Result<void> set_up_queues(const PortSettings& s);
   uint16_t id_ = 0;
   std::string name_, driver_;
   MacAddress mac_{};
