@@ -240,11 +240,71 @@ void take_packet(rte_mbuf* m, const Packet& p) {
   m->pkt_len = p.length;
 }
 
+Transmit::~Transmit() {
+  for (size_t i = 0; i < held_count_; ++i) rte_pktmbuf_free(held_[i].m);
+}
+
+void Transmit::hold(rte_mbuf* m, const Packet& p, Nanos since) {
+  if (held_count_ == kHeld) {  // the oldest makes room
+    rte_pktmbuf_free(held_[0].m);
+    ++counters_.held_lost;
+    std::move(held_.begin() + 1, held_.end(), held_.begin());
+    --held_count_;
+  }
+  held_[held_count_++] = Held{m, p, since};
+}
+
+bool Transmit::frame(rte_mbuf* m, Packet& p, Nanos now, Nanos since, rte_mbuf** out, uint16_t& n) {
+  if (p.offset < kUnderlayHeadroom || m->nb_segs != 1) {
+    ++counters_.not_framed;
+    rte_pktmbuf_free(m);
+    return false;
+  }
+  const bool ip_off = port_.tx_ip_checksum(), udp_off = port_.tx_udp_checksum();
+  std::array<uint8_t, UnderlayLink::kControlFrameSize> request;
+  const UnderlayLink::Tx tx =
+      link_.send(p.data(), p.length, p.endpoint, now, request, ip_off, udp_off);
+  if (tx.request_length) {
+    rte_mbuf* r = rte_pktmbuf_alloc(port_.pool());
+    if (r) {
+      std::memcpy(rte_pktmbuf_mtod(r, uint8_t*), request.data(), tx.request_length);
+      r->data_len = static_cast<uint16_t>(tx.request_length);
+      r->pkt_len = static_cast<uint32_t>(tx.request_length);
+      out[n++] = r;
+    } else {
+      ++counters_.no_mbuf;
+    }
+  }
+  if (tx.unresolved) {
+    hold(m, p, since);
+    return true;
+  }
+  if (!tx.frame) {
+    ++counters_.not_framed;
+    rte_pktmbuf_free(m);
+    return false;
+  }
+  m->data_off = static_cast<uint16_t>(tx.frame - static_cast<uint8_t*>(m->buf_addr));
+  m->data_len = static_cast<uint16_t>(tx.frame_length);
+  m->pkt_len = static_cast<uint32_t>(tx.frame_length);
+  m->ol_flags = 0;
+  if (ip_off || udp_off) {
+    const bool v4 = p.endpoint.family == AF_INET;
+    m->l2_len = kEthernetHeader;
+    m->l3_len = v4 ? 20 : 40;
+    m->ol_flags = (v4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) |
+                  (v4 && ip_off ? RTE_MBUF_F_TX_IP_CKSUM : 0) |
+                  (udp_off ? RTE_MBUF_F_TX_UDP_CKSUM : 0);
+  }
+  out[n++] = m;
+  ++counters_.frames;
+  return false;
+}
+
 size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
                       std::span<const Verdict> verdicts, Nanos now) {
   rte_mbuf* out[2 * kBurstSize];
   uint16_t n = 0;
-  const bool ip_off = port_.tx_ip_checksum(), udp_off = port_.tx_udp_checksum();
   size_t sent = 0;
   for (size_t i = 0; i < mbufs.size(); ++i) {
     // Each packet adds at most two frames (a request and itself).
@@ -252,53 +312,62 @@ size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
       sent += port_.tx(queue_, out, n);
       n = 0;
     }
-    rte_mbuf* m = mbufs[i];
-    if (verdicts[i] != Verdict::kPass) {
+    if (verdicts[i] == Verdict::kPass) {
+      if (frame(mbufs[i], pkts[i], now, now, out, n)) ++counters_.held;
+    } else {
       // Consumed packets were copied by the core (staged); dropped ones are counted.
-      rte_pktmbuf_free(m);
-      continue;
+      rte_pktmbuf_free(mbufs[i]);
     }
-    Packet& p = pkts[i];
-    if (p.offset < kUnderlayHeadroom || m->nb_segs != 1) {
-      ++counters_.not_framed;
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    std::array<uint8_t, UnderlayLink::kControlFrameSize> request;
-    const UnderlayLink::Tx tx =
-        link_.send(p.data(), p.length, p.endpoint, now, request, ip_off, udp_off);
-    if (tx.request_length) {
-      rte_mbuf* r = rte_pktmbuf_alloc(port_.pool());
-      if (r) {
-        std::memcpy(rte_pktmbuf_mtod(r, uint8_t*), request.data(), tx.request_length);
-        r->data_len = static_cast<uint16_t>(tx.request_length);
-        r->pkt_len = static_cast<uint32_t>(tx.request_length);
-        out[n++] = r;
-      } else {
-        ++counters_.no_mbuf;
-      }
-    }
-    if (!tx.frame) {
-      ++counters_.not_framed;
-      rte_pktmbuf_free(m);
-      continue;
-    }
-    m->data_off = static_cast<uint16_t>(tx.frame - static_cast<uint8_t*>(m->buf_addr));
-    m->data_len = static_cast<uint16_t>(tx.frame_length);
-    m->pkt_len = static_cast<uint32_t>(tx.frame_length);
-    m->ol_flags = 0;
-    if (ip_off || udp_off) {
-      const bool v4 = p.endpoint.family == AF_INET;
-      m->l2_len = kEthernetHeader;
-      m->l3_len = v4 ? 20 : 40;
-      m->ol_flags = (v4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) |
-                    (v4 && ip_off ? RTE_MBUF_F_TX_IP_CKSUM : 0) |
-                    (udp_off ? RTE_MBUF_F_TX_UDP_CKSUM : 0);
-    }
-    out[n++] = m;
-    ++counters_.frames;
   }
   return sent + port_.tx(queue_, out, n);
+}
+
+size_t Transmit::send_copies(std::span<const Packet> pkts, Nanos now) {
+  size_t sent = 0;
+  while (!pkts.empty()) {
+    const size_t count = std::min(pkts.size(), kBurstSize);
+    rte_mbuf* mbufs[kBurstSize];
+    Packet copies[kBurstSize];
+    const Verdict pass[kBurstSize] = {};  // kPass
+    size_t k = 0;
+    for (size_t i = 0; i < count; ++i) {
+      const Packet& p = pkts[i];
+      rte_mbuf* m = rte_pktmbuf_alloc(port_.pool());
+      if (!m || p.length > rte_pktmbuf_tailroom(m)) {
+        ++counters_.no_mbuf;
+        if (m) rte_pktmbuf_free(m);
+        continue;
+      }
+      std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), p.data(), p.length);
+      m->data_len = static_cast<uint16_t>(p.length);
+      m->pkt_len = p.length;
+      copies[k] = packet_of(m);
+      copies[k].endpoint = p.endpoint;
+      mbufs[k++] = m;
+    }
+    sent += send({mbufs, k}, {copies, k}, {pass, k}, now);
+    pkts = pkts.subspan(count);
+  }
+  return sent;
+}
+
+size_t Transmit::retry(Nanos now) {
+  if (held_count_ == 0) return 0;
+  std::array<Held, kHeld> waiting = held_;
+  const size_t count = held_count_;
+  held_count_ = 0;
+  rte_mbuf* out[2 * kHeld];
+  uint16_t n = 0;
+  for (size_t i = 0; i < count; ++i) {
+    Held& h = waiting[i];
+    if (now - h.since > kHoldFor) {
+      rte_pktmbuf_free(h.m);
+      ++counters_.held_lost;
+      continue;
+    }
+    frame(h.m, h.p, now, h.since, out, n);
+  }
+  return port_.tx(queue_, out, n);
 }
 
 size_t Receive::poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now) {

@@ -15,6 +15,7 @@
 // time (DPDK's rule), and Transmit belongs to the thread of its queue.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -129,29 +130,61 @@ void take_packet(rte_mbuf* m, const Packet& p);
 
 // One lcore's transmit step: the sealed datagrams of a send_burst become frames
 // (UnderlayLink::send, headers in the headroom) and go out on the lcore's queue,
-// with the ARP requests or solicitations the link asks for. Dropped packets'
-// mbufs are freed here; every mbuf passed in is either sent or freed.
+// with the ARP requests or solicitations the link asks for. A datagram whose
+// next hop is not resolved yet is held (at most kHeld, for at most kHoldFor), as
+// a kernel holds packets while it resolves, and retry() sends it once the link
+// has learnt the address: a new peer's first handshake is not lost to ARP.
+// Every mbuf passed in is sent, held or freed.
 class Transmit {
  public:
+  static constexpr size_t kHeld = 16;
+  static constexpr Nanos kHoldFor = kSecond;
+
   Transmit(Port& port, uint16_t queue, UnderlayLink& link)
       : port_(port), queue_(queue), link_(link) {}
+  ~Transmit();
+  Transmit(const Transmit&) = delete;
+  Transmit& operator=(const Transmit&) = delete;
+
   // mbufs[i] holds pkts[i] (packet_of), verdicts[i] is send_burst's verdict.
   // Returns the frames the queue took: datagrams and ARP requests (or
   // solicitations) both.
   size_t send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, std::span<const Verdict> verdicts,
               Nanos now);
+  // Copies of the core's own datagrams (its outbox: handshakes, cookies,
+  // keepalives), sent as above.
+  size_t send_copies(std::span<const Packet> pkts, Nanos now);
+  // Sends what is held and now resolves; frees (and counts) what waited longer
+  // than kHoldFor. Cheap when nothing is held.
+  size_t retry(Nanos now);
+  size_t held() const { return held_count_; }
 
   struct Counters {
     Counter frames;      // datagrams framed and handed to the queue
-    Counter no_mbuf;     // a request that found the pool empty
-    Counter not_framed;  // datagrams the link could not frame (counted there too)
+    Counter no_mbuf;     // a request or copy that found the pool empty
+    Counter not_framed;  // no route (the link counts why), short headroom, chained
+    Counter held;        // datagrams held for a next hop being resolved
+    Counter held_lost;   // held ones freed unsent: too long, or pushed out by newer
   };
   const Counters& counters() const { return counters_; }
 
  private:
+  // Frames one datagram into out[n...] (its request first); holds it if its next
+  // hop is unknown (since: when it was first held; returns true), frees it if it
+  // cannot go.
+  bool frame(rte_mbuf* m, Packet& p, Nanos now, Nanos since, rte_mbuf** out, uint16_t& n);
+  void hold(rte_mbuf* m, const Packet& p, Nanos since);
+
+  struct Held {
+    rte_mbuf* m;
+    Packet p;
+    Nanos since;
+  };
   Port& port_;
   uint16_t queue_;
   UnderlayLink& link_;
+  std::array<Held, kHeld> held_{};
+  size_t held_count_ = 0;
   Counters counters_;
 };
 

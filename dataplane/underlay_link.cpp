@@ -78,6 +78,7 @@ UnderlayLink::Tx UnderlayLink::send(uint8_t* payload, size_t length, const Endpo
   }
   if (!last_->mac) {
     ++counters_.tx_unresolved;
+    tx.unresolved = true;
     return tx;
   }
   tx.frame = encapsulate(payload, length, self_, *last_->mac, to, ip_offload, l4_offload);

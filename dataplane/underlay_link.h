@@ -8,9 +8,10 @@
 //   learnt; a reply or advertisement is learnt; anything else is dropped and
 //   counted by reason.
 //   send(): puts the headers in front of a datagram for the next hop's MAC
-//   address; while that is unknown the datagram is dropped (counted) and a
-//   request for it is written, at most one a second per address, as a kernel's
-//   neighbour table would hold back.
+//   address; while that is unknown the datagram is not framed (counted, and
+//   Tx::unresolved says so, for the port to hold it) and a request for it is
+//   written, at most one a second per address, as a kernel's neighbour table
+//   would hold back.
 //
 // One thread (the port's); the counters may be read from any thread.
 #pragma once
@@ -49,6 +50,7 @@ class UnderlayLink {
     uint8_t* frame = nullptr;  // the frame's first byte, or nullptr: not sent
     size_t frame_length = 0;
     size_t request_length = 0;  // > 0: send this ARP request / NS (in `request`)
+    bool unresolved = false;    // not sent: the next hop's MAC is not known yet
   };
   // payload[0, length) with kUnderlayHeadroom bytes free before it. Offload
   // flags as encapsulate() takes them.
@@ -68,7 +70,7 @@ class UnderlayLink {
     Counter answers;        // ARP replies and neighbour advertisements sent
     Counter learnt;         // neighbour entries recorded or refreshed
     Counter requests;       // ARP requests and solicitations sent
-    Counter tx_unresolved;  // datagrams dropped while their next hop is unknown
+    Counter tx_unresolved;  // datagrams not framed while their next hop is unknown
     Counter tx_no_route;    // no next hop (no such family, no gateway) or too long
     Counter not_learnt;     // an answer nobody asked for, an off-link asker, or a full table
     uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }

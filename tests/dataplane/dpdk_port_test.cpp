@@ -160,14 +160,25 @@ TEST(DpdkPort, ResolvesTheNextHopThenSendsFramesTheOtherSideOpens) {
   rte_mbuf* got[kBurstSize];
   Packet datagrams[kBurstSize];
 
-  // b's MAC is unknown: the datagram is dropped (counted) and an ARP request
-  // leaves; b's receive step answers it on the wire, and a's learns from that.
+  // b's MAC is unknown: the datagram is held and an ARP request leaves; b's
+  // receive step answers it on the wire, and a's learns from that. Then the
+  // held datagram goes, and b opens it.
   EXPECT_EQ(send({first}), 1u);
   EXPECT_EQ(link_a.counters().tx_unresolved, 1u);
+  EXPECT_EQ(tx.held(), 1u);
+  EXPECT_EQ(tx.retry(now), 0u);  // nothing learnt yet
   EXPECT_EQ(rx_b.poll(got, datagrams, now), 0u);
   EXPECT_EQ(rx_b.counters().answers, 1u);
   EXPECT_EQ(rx_a.poll(got, datagrams, now), 0u);
   EXPECT_EQ(link_a.counters().learnt, 1u);
+  EXPECT_EQ(tx.retry(now), 1u);
+  EXPECT_EQ(tx.held(), 0u);
+  ASSERT_EQ(rx_b.poll(got, datagrams, now), 1u);
+  Verdict verdict;
+  net.b.device.receive_burst({datagrams, 1}, {&verdict, 1});
+  EXPECT_EQ(verdict, Verdict::kPass);
+  EXPECT_EQ(Bytes(datagrams[0].data(), datagrams[0].data() + datagrams[0].length), first);
+  rte_pktmbuf_free(got[0]);
 
   // Now a burst leaves as frames b's link takes (checksums checked in software:
   // net_ring offers no offloads) and b's core opens in place, in order.
@@ -175,7 +186,7 @@ TEST(DpdkPort, ResolvesTheNextHopThenSendsFramesTheOtherSideOpens) {
   for (uint8_t i = 0; i < 8; ++i)
     inner.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 64 + 100 * i, i));
   EXPECT_EQ(send(inner), inner.size());
-  EXPECT_EQ(tx.counters().frames, inner.size());
+  EXPECT_EQ(tx.counters().frames, 1u + inner.size());
   const size_t k = rx_b.poll(got, datagrams, now);
   ASSERT_EQ(k, inner.size());
   std::vector<Verdict> verdicts(k);
@@ -193,7 +204,7 @@ TEST(DpdkPort, ResolvesTheNextHopThenSendsFramesTheOtherSideOpens) {
   rte_mbuf* stray = mbuf_with(port, Bytes(60, 0xee));
   ASSERT_EQ(port.tx(0, &stray, 1), 1);
   EXPECT_EQ(rx_b.poll(got, datagrams, now), 0u);
-  EXPECT_EQ(rx_b.counters().frames, 1u + inner.size() + 1u);
+  EXPECT_EQ(rx_b.counters().frames, 2u + inner.size() + 1u);
   // Every mbuf went back to the pool: sent ones by the driver, dropped ones by us.
   EXPECT_EQ(rte_mempool_avail_count(port.pool()), pool_free);
 }
@@ -221,6 +232,24 @@ TEST(DpdkPort, ARefusedPacketsMbufIsFreed) {
   EXPECT_EQ(tx.send(more, passed, pass, 0), 0u);
   EXPECT_EQ(tx.counters().not_framed, 2u);
   EXPECT_EQ(link.counters().tx_no_route, 1u);
+  // Held for a next hop that never answers: the newest kHeld wait, older ones
+  // make room, and after kHoldFor every one is freed.
+  std::vector<rte_mbuf*> waiting;
+  std::vector<Packet> waiting_pkts;
+  for (size_t i = 0; i < Transmit::kHeld + 3; ++i) {
+    waiting.push_back(mbuf_with(port, Bytes(60, 6)));
+    waiting_pkts.push_back(packet_of(waiting.back()));
+    waiting_pkts.back().endpoint = *Endpoint::parse("10.0.0.2:1002");
+  }
+  const std::vector<Verdict> all_pass(waiting.size(), Verdict::kPass);
+  EXPECT_EQ(tx.send(waiting, waiting_pkts, all_pass, 5), 1u);  // the ARP request
+  EXPECT_EQ(tx.held(), Transmit::kHeld);
+  EXPECT_EQ(tx.counters().held_lost, 3u);
+  EXPECT_EQ(tx.retry(5 + Transmit::kHoldFor), 1u);  // the request again, a second on
+  EXPECT_EQ(tx.held(), Transmit::kHeld);
+  EXPECT_EQ(tx.retry(6 + Transmit::kHoldFor), 0u);
+  EXPECT_EQ(tx.held(), 0u);
+  EXPECT_EQ(tx.counters().held_lost, 3u + Transmit::kHeld);
   EXPECT_EQ(rte_mempool_avail_count(port.pool()), pool_free);
 }
 
