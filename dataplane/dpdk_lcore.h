@@ -1,0 +1,69 @@
+// dpdk_lcore.h: one lcore's data path between two DPDK ports: the inner port,
+// whose frames are the tunnel's IP packets (net_tun, DPDK's TUN mode, or rings
+// in tests), and the underlay port faradayd owns (dpdk_port.h, through an
+// UnderlayLink). Packets stay in their mbufs the whole way. One poll() is a
+// round of:
+//
+//   inner RX -> send_burst in the mbufs -> Transmit (framed; held while ARP resolves)
+//   underlay RX -> Receive (ARP/ND answered) -> receive_burst in the mbufs -> inner TX
+//   the core's own messages (its outbox: handshakes, cookies, keepalives) -> Transmit
+//   due timers (Device::tick), datagrams held for a next hop retried
+//
+// This is the single-lcore form: the Device's handshake context runs here too,
+// as the Pipeline's thread does on the kernel path (pipeline.h). The owner calls
+// poll() in a loop on the lcore and configures the Device between calls.
+//
+// Threads: one, the lcore's.
+#pragma once
+
+#include <array>
+#include <cstddef>
+
+#include "dataplane/clock.h"
+#include "dataplane/counters.h"
+#include "dataplane/device.h"
+#include "dataplane/dpdk_port.h"
+#include "dataplane/underlay_link.h"
+
+namespace faraday::dataplane::dpdk {
+
+class Lcore {
+ public:
+  Lcore(Device& dev, const Clock& clock, Port& inner, Port& underlay, UnderlayLink& link,
+        uint16_t queue = 0)
+      : dev_(dev),
+        clock_(clock),
+        inner_(inner),
+        queue_(queue),
+        tx_(underlay, queue, link),
+        rx_(underlay, queue, link) {}
+
+  // One round; returns the packets taken from either port (0: it found none).
+  size_t poll();
+
+  const Transmit& transmit() const { return tx_; }
+  const Receive& receive() const { return rx_; }
+  struct Counters {
+    Counter inner_rx;  // packets read from the inner port
+    Counter inner_tx;  // packets the inner port took (Port::tx counts the rest)
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  size_t to_underlay(Nanos now);
+  size_t to_inner(Nanos now);
+  void flush_outbox(Nanos now);
+
+  Device& dev_;
+  const Clock& clock_;
+  Port& inner_;
+  uint16_t queue_;
+  Transmit tx_;
+  Receive rx_;
+  std::array<rte_mbuf*, kBurstSize> mbufs_{};
+  std::array<Packet, kBurstSize> pkts_{};
+  std::array<Verdict, kBurstSize> verdicts_{};
+  Counters counters_;
+};
+
+}  // namespace faraday::dataplane::dpdk
