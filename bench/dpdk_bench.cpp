@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bench/bench_common.h"
+#include "bench/dpdk_pair.h"
 #include "dataplane/dpdk_port.h"
 #include "dataplane/underlay_link.h"
 
@@ -189,6 +190,7 @@ int main(int argc, char** argv) {
   }
   if (sodium_init() < 0) fail("sodium_init failed");
   dpdk::EalSettings eal;
+  eal.lcores = "0-1";  // the second for dpdk_pair's receiving side
   eal.devices = {"net_null0"};
   eal.extra = {"--log-level=lib.eal:warning"};
   if (Result<void> r = dpdk::init_eal(eal); !r) fail(r.error().c_str());
@@ -210,6 +212,7 @@ int main(int argc, char** argv) {
       continue;
     }
     run_backend(name, *chosen->backend, **port, seconds);
+    bench_pair(name, chosen->make, seconds);
     any = true;
   }
   return any ? 0 : 1;
