@@ -3,7 +3,8 @@
 // underlay "wire" of two rings (rte_eth_from_rings). The main lcore writes inner
 // packets into a's inner port as fast as it takes them and runs a's lcore; lcore
 // 1 runs b's and sinks what b delivers to its inner port. Nothing is set up in
-// advance: the first packets resolve b's MAC and make the handshake.
+// advance: the first packets resolve b's MAC and make the handshake (the clock
+// stands still, so a lost one is not retried: the bench then says so and fails).
 #pragma once
 
 #include <string>

@@ -9,6 +9,12 @@ size_t Lcore::poll() {
   const Nanos now = clock_.monotonic();
   const uint64_t frames = rx_.counters().frames;
   size_t moved = to_inner(now);
+  // Held datagrams go as soon as a frame (an answer, perhaps) came in, before
+  // newer packets of theirs; and every kRetryEvery, so late ones are freed.
+  if (tx_.held() && (rx_.counters().frames != frames || now >= next_retry_)) {
+    tx_.retry(now);
+    next_retry_ = now + kRetryEvery;
+  }
   // Handshake answers first: they may carry what the data waits for.
   flush_outbox(now);
   moved += to_underlay(now);
@@ -17,9 +23,10 @@ size_t Lcore::poll() {
     dev_.tick();
     flush_outbox(now);
   }
-  // A frame came in (an answer, perhaps) or a held datagram may have waited long
-  // enough: give the held ones a try.
-  if (tx_.held() && (rx_.counters().frames != frames || moved == 0)) tx_.retry(now);
+  if (now >= next_expire_) {
+    link_.expire(now);
+    next_expire_ = now + kSecond;
+  }
   return moved;
 }
 

@@ -7,7 +7,9 @@
 //   inner RX -> send_burst in the mbufs -> Transmit (framed; held while ARP resolves)
 //   underlay RX -> Receive (ARP/ND answered) -> receive_burst in the mbufs -> inner TX
 //   the core's own messages (its outbox: handshakes, cookies, keepalives) -> Transmit
-//   due timers (Device::tick), datagrams held for a next hop retried
+//   due timers (Device::tick); datagrams held for a next hop retried when a
+//   frame came in and every kRetryEvery; neighbours unheard of for long
+//   forgotten (once a second)
 //
 // This is the single-lcore form: the Device's handshake context runs here too,
 // as the Pipeline's thread does on the kernel path (pipeline.h). The owner calls
@@ -29,12 +31,15 @@ namespace faraday::dataplane::dpdk {
 
 class Lcore {
  public:
+  static constexpr Nanos kRetryEvery = 100 * kMillisecond;
+
   Lcore(Device& dev, const Clock& clock, Port& inner, Port& underlay, UnderlayLink& link,
         uint16_t queue = 0)
       : dev_(dev),
         clock_(clock),
         inner_(inner),
         queue_(queue),
+        link_(link),
         tx_(underlay, queue, link),
         rx_(underlay, queue, link) {}
 
@@ -58,11 +63,14 @@ class Lcore {
   const Clock& clock_;
   Port& inner_;
   uint16_t queue_;
+  UnderlayLink& link_;
   Transmit tx_;
   Receive rx_;
   std::array<rte_mbuf*, kBurstSize> mbufs_{};
   std::array<Packet, kBurstSize> pkts_{};
   std::array<Verdict, kBurstSize> verdicts_{};
+  Nanos next_retry_ = 0;
+  Nanos next_expire_ = 0;
   Counters counters_;
 };
 

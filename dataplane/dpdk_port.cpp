@@ -13,6 +13,8 @@
 #include <cstring>
 #include <regex>
 
+#include "dataplane/messages.h"
+
 namespace faraday::dataplane::dpdk {
 namespace {
 
@@ -245,10 +247,20 @@ Transmit::~Transmit() {
 }
 
 void Transmit::hold(rte_mbuf* m, const Packet& p, Nanos since) {
-  if (held_count_ == kHeld) {  // the oldest makes room
-    rte_pktmbuf_free(held_[0].m);
+  if (held_count_ == kHeld) {
+    // The oldest transport message makes room; handshake messages go last, as a
+    // lost one costs its tunnel the 5 s retry.
+    size_t victim = 0;
+    for (size_t i = 0; i < held_count_; ++i) {
+      const Packet& q = held_[i].p;
+      if (q.length >= 4 && q.data()[0] == static_cast<uint8_t>(MessageType::kTransport)) {
+        victim = i;
+        break;
+      }
+    }
+    rte_pktmbuf_free(held_[victim].m);
     ++counters_.held_lost;
-    std::move(held_.begin() + 1, held_.end(), held_.begin());
+    std::move(held_.begin() + victim + 1, held_.begin() + held_count_, held_.begin() + victim);
     --held_count_;
   }
   held_[held_count_++] = Held{m, p, since};
@@ -333,9 +345,13 @@ size_t Transmit::send_copies(std::span<const Packet> pkts, Nanos now) {
     for (size_t i = 0; i < count; ++i) {
       const Packet& p = pkts[i];
       rte_mbuf* m = rte_pktmbuf_alloc(port_.pool());
-      if (!m || p.length > rte_pktmbuf_tailroom(m)) {
+      if (!m) {
         ++counters_.no_mbuf;
-        if (m) rte_pktmbuf_free(m);
+        continue;
+      }
+      if (p.length > rte_pktmbuf_tailroom(m)) {  // a staged jumbo packet, say
+        ++counters_.not_framed;
+        rte_pktmbuf_free(m);
         continue;
       }
       std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), p.data(), p.length);

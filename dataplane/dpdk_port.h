@@ -131,13 +131,14 @@ void take_packet(rte_mbuf* m, const Packet& p);
 // One lcore's transmit step: the sealed datagrams of a send_burst become frames
 // (UnderlayLink::send, headers in the headroom) and go out on the lcore's queue,
 // with the ARP requests or solicitations the link asks for. A datagram whose
-// next hop is not resolved yet is held (at most kHeld, for at most kHoldFor), as
+// next hop is not resolved yet is held (at most kHeld, for at most kHoldFor; when
+// full, transport data makes room before handshake messages), as
 // a kernel holds packets while it resolves, and retry() sends it once the link
 // has learnt the address: a new peer's first handshake is not lost to ARP.
 // Every mbuf passed in is sent, held or freed.
 class Transmit {
  public:
-  static constexpr size_t kHeld = 16;
+  static constexpr size_t kHeld = 64;
   static constexpr Nanos kHoldFor = kSecond;
 
   Transmit(Port& port, uint16_t queue, UnderlayLink& link)
@@ -162,7 +163,7 @@ class Transmit {
   struct Counters {
     Counter frames;      // datagrams framed and handed to the queue
     Counter no_mbuf;     // a request or copy that found the pool empty
-    Counter not_framed;  // no route (the link counts why), short headroom, chained
+    Counter not_framed;  // no route (the link counts why), short headroom, chained, too big
     Counter held;        // datagrams held for a next hop being resolved
     Counter held_lost;   // held ones freed unsent: too long, or pushed out by newer
   };
