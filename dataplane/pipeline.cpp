@@ -164,24 +164,7 @@ void Pipeline::on_wake() {
 }
 
 DeviceState Pipeline::state() const {
-  DeviceState s;
-  if (dev_->identity().present) s.private_key = dev_->identity().private_key;
-  s.listen_port = udp_->port();
-  s.fwmark = fwmark_;
-  for (const Peer* p : dev_->peers()) {
-    PeerState ps;
-    ps.public_key = p->public_key;
-    ps.preshared_key = p->handshake.preshared_key;
-    if (p->endpoint.valid()) ps.endpoint = p->endpoint;
-    ps.persistent_keepalive = p->persistent_keepalive;
-    ps.allowed_ips = dev_->allowed_ips(*p);
-    ps.last_handshake_sec = p->last_handshake_wall / kSecond;
-    ps.last_handshake_nsec = p->last_handshake_wall % kSecond;
-    ps.rx_bytes = p->rx_bytes;
-    ps.tx_bytes = p->tx_bytes;
-    s.peers.push_back(std::move(ps));
-  }
-  return s;
+  return device_state(*dev_, udp_->port(), fwmark_);
 }
 
 void Pipeline::apply_fwmark() {
@@ -195,14 +178,6 @@ void Pipeline::apply_fwmark() {
 }
 
 Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers) {
-  if (req.private_key) {
-    dev_->set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt : req.private_key);
-    if (dev_->identity().present)
-      log(LogLevel::kInfo, "private key set; public key {}",
-          crypto::to_base64(dev_->identity().public_key));
-    else
-      log(LogLevel::kInfo, "private key cleared");
-  }
   if (req.listen_port && *req.listen_port != udp_->port()) {
     auto udp = UdpPortGroup::open(*req.listen_port, queue_workers_.size() + 1);
     if (!udp) {
@@ -223,38 +198,10 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
     fwmark_ = *req.fwmark;
     apply_fwmark();
   }
-  if (req.replace_peers) {
-    dev_->remove_all_peers();
-    log(LogLevel::kInfo, "all peers removed");
-  }
-  for (const PeerUpdate& ps : req.peers) apply_peer(ps, log_peers);
-  dev_->commit();  // workers see the new peers; removed ones are freed
+  // Workers see the new peers at its commit(); removed ones are freed.
+  apply_to_device(*dev_, req, log_peers, options_.log);
   flush_outbox();
   return {};
-}
-
-void Pipeline::apply_peer(const PeerUpdate& ps, bool log_peers) {
-  std::string name = crypto::to_base64(ps.public_key);
-  if (ps.remove) {
-    if (log_peers && dev_->find_peer(ps.public_key)) log(LogLevel::kInfo, "peer {} removed", name);
-    dev_->remove_peer(ps.public_key);
-    return;
-  }
-  Peer* peer = dev_->find_peer(ps.public_key);
-  if (!peer) {
-    if (ps.update_only) return;
-    peer = dev_->add_peer(ps.public_key);
-    if (!peer) {
-      log(LogLevel::kWarn, "peer {} ignored: it is this interface's own public key", name);
-      return;
-    }
-    if (log_peers) log(LogLevel::kInfo, "peer {} added", name);
-  }
-  if (ps.preshared_key) dev_->set_preshared_key(*peer, *ps.preshared_key);
-  if (ps.endpoint) dev_->set_endpoint(*peer, *ps.endpoint);
-  if (ps.replace_allowed_ips) dev_->clear_allowed_ips(*peer);
-  for (const Prefix& prefix : ps.allowed_ips) dev_->add_allowed_ip(*peer, prefix);
-  if (ps.persistent_keepalive) dev_->set_persistent_keepalive(*peer, *ps.persistent_keepalive);
 }
 
 void Pipeline::send_udp(std::span<Packet> pkts) {

@@ -54,15 +54,13 @@
 #include "crypto/aead_parallel.h"
 #include "dataplane/config.h"
 #include "dataplane/device.h"
+#include "dataplane/device_config.h"
 #include "dataplane/queue_worker.h"
 #include "dataplane/tun_port.h"
 #include "dataplane/udp_port.h"
 #include "result.h"
 
 namespace faraday::dataplane {
-
-enum class LogLevel : uint8_t { kInfo, kWarn, kError };
-using LogSink = std::function<void(LogLevel, std::string_view)>;
 
 struct PipelineOptions {
   std::string ifname;
@@ -153,7 +151,6 @@ class Pipeline {
   void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
     if (options_.log) options_.log(level, fmt::format(format, std::forward<Args>(args)...));
   }
-  void apply_peer(const PeerUpdate& ps, bool log_peers);
   bool poll_once(std::vector<pollfd>& fds, Exit& exit);
   bool check_alive(Exit& exit);
   void on_tun();
