@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "config.h"
 #include "control/cluster.h"
+#include "control/dpdk_standalone.h"
 #include "control/standalone.h"
 
 namespace {
@@ -49,6 +50,53 @@ next reconnect. Exit status: 0 after a clean stop, 1 if setup failed, 2 on
 a configuration error.
 )";
 
+const char* const kStandaloneFooter =
+    "\nCreates the TUN interface IFNAME and serves the UAPI at /var/run/wireguard/IFNAME.sock, "
+    "so `wg set`, `wg setconf`, `wg showconf` and `wg show` configure and inspect it. "
+    "Addresses, routes and link state are left to `ip`. Stops on SIGTERM/SIGINT, when the "
+    "interface is deleted or when the socket is removed. Dropped datagrams are counted by "
+    "reason and logged when the counts change; SIGUSR1 logs all counters. With --dpdk-port "
+    "the underlay is a NIC (or DPDK virtual device) that faradayd drives itself: it answers "
+    "ARP for --dpdk-address and resolves its peers, IFNAME is a TUN made by DPDK's net_tun, "
+    "one lcore polls both all the time, and wg(8) may not change listen-port or fwmark.";
+
+void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
+  const std::string built =
+      faraday::control::dpdk_built() ? "" : " (this build has no DPDK: libdpdk-dev was missing)";
+  CLI::Option* port =
+      sa.add_option("--dpdk-port", d->port,
+                    "Drive this NIC with DPDK as the underlay instead of kernel sockets: a PCI "
+                    "address (0000:3b:00.0) or a DPDK virtual device "
+                    "(net_af_packet0,iface=eth1)" +
+                        built)
+          ->group("DPDK underlay");
+  sa.add_option("--dpdk-address", d->address,
+                "This node's address on that port, ADDRESS/PREFIX; faradayd answers ARP (or "
+                "neighbour solicitations) for it and resolves its peers itself")
+      ->needs(port)
+      ->group("DPDK underlay");
+  port->needs(sa.get_option("--dpdk-address"));
+  sa.add_option("--dpdk-gateway", d->gateway, "Next hop for peers off that prefix")
+      ->needs(port)
+      ->group("DPDK underlay");
+  sa.add_option("--listen-port", d->listen_port, "UDP port on the DPDK underlay")
+      ->default_val(51820)
+      ->needs(port)
+      ->group("DPDK underlay");
+  sa.add_option("--dpdk-lcores", d->lcores, "CPUs the lcores run on; the first polls both ports")
+      ->default_val("0")
+      ->needs(port)
+      ->group("DPDK underlay");
+  sa.add_flag("--dpdk-hugepages", d->hugepages,
+              "Take DPDK's memory from reserved hugepages (default: ordinary memory)")
+      ->needs(port)
+      ->group("DPDK underlay");
+  sa.add_option("--dpdk-memory", d->memory_mb, "MiB of memory for DPDK")
+      ->default_val(256)
+      ->needs(port)
+      ->group("DPDK underlay");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,12 +123,7 @@ int main(int argc, char** argv) {
   StandaloneOptions standalone;
   CLI::App* sa = app.add_subcommand(
       "standalone", "Run one WireGuard interface in the foreground, like `wireguard-go -f IFNAME`");
-  sa->footer(
-      "\nCreates the TUN interface IFNAME and serves the UAPI at /var/run/wireguard/IFNAME.sock, "
-      "so `wg set`, `wg setconf`, `wg showconf` and `wg show` configure and inspect it. "
-      "Addresses, routes and link state are left to `ip`. Stops on SIGTERM/SIGINT, when the "
-      "interface is deleted or when the socket is removed. Dropped datagrams are counted by "
-      "reason and logged when the counts change; SIGUSR1 logs all counters.");
+  sa->footer(kStandaloneFooter);
   sa->add_option("IFNAME", standalone.ifname, "Interface name (at most 15 characters)")->required();
   sa->add_option("--mtu", standalone.mtu, "MTU of the interface")
       ->default_val(1420)
@@ -99,8 +142,12 @@ int main(int argc, char** argv) {
                  "Log drop counters at most every N seconds, when they change")
       ->default_val(10);
 
+  DpdkOptions dpdk;
+  add_dpdk_options(*sa, &dpdk);
+
   CLI11_PARSE(app, argc, argv);
   if (verbose) faraday::log::threshold() = faraday::log::Level::kDebug;
+  if (sa->parsed() && !dpdk.port.empty()) return run_standalone_dpdk(standalone, dpdk);
   if (sa->parsed()) return run_standalone(standalone);
 
   ClusterConfig config;

@@ -1,0 +1,41 @@
+// dpdk_standalone.h: `faradayd standalone IFNAME --dpdk-port DEVICE ...`: one
+// WireGuard interface whose underlay is a NIC (or a DPDK virtual device) that
+// faradayd drives itself with DPDK, built when libdpdk-dev is installed.
+//
+// The EAL starts with the given lcores and memory (no hugepages unless asked);
+// the underlay port is DEVICE (a PCI address, or a vdev such as
+// net_af_packet0,iface=eth1), with this node's address on it (and a gateway for
+// what is not on-link): faradayd answers ARP for that address and resolves its
+// peers itself. The inner side is IFNAME, a kernel TUN interface made by DPDK's
+// net_tun; addresses and routes on it are left to `ip`, as in standalone mode.
+// wg(8) configures it through the UAPI socket as usual (listen-port and fwmark
+// are fixed: the UDP port is --listen-port, and a NIC of our own has no fwmark).
+//
+// One thread, the main lcore, polls both ports (dataplane/dpdk_lcore.h) and,
+// between rounds, the UAPI socket and the signals. It stops on SIGTERM/SIGINT or
+// when the UAPI socket file is removed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "control/standalone.h"
+
+namespace faraday::control {
+
+struct DpdkOptions {
+  std::string port;     // the underlay device
+  std::string address;  // this node on it, "10.0.0.1/24"
+  std::string gateway;  // empty: every peer is on-link
+  uint16_t listen_port = 51820;
+  std::string lcores = "0";
+  bool hugepages = false;
+  unsigned memory_mb = 256;
+};
+
+// Whether this build has DPDK.
+bool dpdk_built();
+// Returns the process exit code (2: a bad DPDK setting).
+int run_standalone_dpdk(const StandaloneOptions& options, const DpdkOptions& dpdk);
+
+}  // namespace faraday::control
