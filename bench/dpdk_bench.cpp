@@ -49,17 +49,6 @@ struct Row {
   Figures raw, pipeline, dpdk;
 };
 
-UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
-  UnderlayAddress a;
-  a.mac = mac;
-  a.port = ep.port;
-  UnderlayAddress::V4 v4;
-  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
-  v4.prefix = 24;
-  a.v4 = v4;
-  return a;
-}
-
 // a's link asks for b's MAC; b's link answers; a learns it.
 void resolve(UnderlayLink& a, UnderlayLink& b, const Endpoint& to) {
   std::array<uint8_t, UnderlayLink::kControlFrameSize> request, answer;

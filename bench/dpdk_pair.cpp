@@ -37,17 +37,6 @@ std::unique_ptr<dpdk::Port> ring_port(const std::string& name, rte_ring* rx, rte
   return std::move(*port);
 }
 
-UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
-  UnderlayAddress a;
-  a.mac = mac;
-  a.port = ep.port;
-  UnderlayAddress::V4 v4;
-  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
-  v4.prefix = 24;
-  a.v4 = v4;
-  return a;
-}
-
 // One data path: its Device, inner port (two rings), underlay port, link, lcore.
 struct Side {
   Side(const std::string& tag, const Clock& clock, std::unique_ptr<crypto::AeadBackend> backend,
@@ -110,6 +99,17 @@ void run_a(Side& a, size_t size, Steady::time_point until) {
 }
 
 }  // namespace
+
+UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
+  UnderlayAddress a;
+  a.mac = mac;
+  a.port = ep.port;
+  UnderlayAddress::V4 v4;
+  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
+  v4.prefix = 24;
+  a.v4 = v4;
+  return a;
+}
 
 void bench_pair(const std::string& backend, const crypto::AeadFactory& make, double seconds) {
   static int instance = 0;  // ring and port names are unique per process

@@ -10,11 +10,18 @@
 #include <string>
 
 #include "crypto/aead_batch.h"
+#include "dataplane/net.h"
+#include "dataplane/underlay.h"
 
 namespace faraday::bench {
 
 // Needs an EAL started with lcores 0 and 1. Prints one line per size: what b
 // delivered (Mpps, Gbit/s of inner bytes) and what was lost on the way.
+// This node on a /24: `ep`'s IPv4 address and port, with `mac` (both parts of
+// dpdk_bench use it).
+dataplane::UnderlayAddress underlay(const dataplane::MacAddress& mac,
+                                    const dataplane::Endpoint& ep);
+
 void bench_pair(const std::string& backend, const crypto::AeadFactory& make, double seconds);
 
 }  // namespace faraday::bench

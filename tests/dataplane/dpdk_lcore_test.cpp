@@ -16,45 +16,24 @@
 #include <string>
 #include <vector>
 
+#include "tests/dataplane/dpdk_helpers.h"
 #include "tests/dataplane/harness.h"
 
 namespace faraday::dataplane::dpdk {
 namespace {
 
 using testing::Bytes;
+using testing::make_ring;
 using testing::Network;
-
-rte_ring* ring(const std::string& name) {
-  rte_ring* r = rte_ring_create(name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  EXPECT_NE(r, nullptr) << name;
-  return r;
-}
-
-// A port that receives from `rx` and sends to `tx`, named net_ring_<name>.
-std::unique_ptr<Port> ring_port(const std::string& name, rte_ring* rx, rte_ring* tx) {
-  EXPECT_GE(rte_eth_from_rings(name.c_str(), &rx, 1, &tx, 1, SOCKET_ID_ANY), 0) << name;
-  Result<std::unique_ptr<Port>> port = Port::open({.device = "net_ring_" + name});
-  EXPECT_TRUE(port) << port.error();
-  return port ? std::move(*port) : nullptr;
-}
-
-UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
-  UnderlayAddress a;
-  a.mac = mac;
-  a.port = ep.port;
-  UnderlayAddress::V4 v4;
-  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
-  v4.prefix = 24;
-  a.v4 = v4;
-  return a;
-}
+using testing::ring_port;
+using testing::underlay;
 
 // One node's side: its inner port's rings, its ports, link and lcore.
 struct Side {
   Side(const std::string& tag, Network& net, testing::Node& node, rte_ring* wire_in,
        rte_ring* wire_out, const MacAddress& mac)
-      : to_tunnel(ring("in-" + tag)),
-        from_tunnel(ring("out-" + tag)),
+      : to_tunnel(make_ring("in-" + tag)),
+        from_tunnel(make_ring("out-" + tag)),
         inner(ring_port("in_" + tag + "0", to_tunnel, from_tunnel)),
         wire(ring_port("wire_" + tag + "0", wire_in, wire_out)),
         link(underlay(mac, node.source)),
@@ -91,8 +70,8 @@ struct Side {
 
 TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays) {
   Network net;
-  rte_ring* a_to_b = ring("wire-ab");
-  rte_ring* b_to_a = ring("wire-ba");
+  rte_ring* a_to_b = make_ring("wire-ab");
+  rte_ring* b_to_a = make_ring("wire-ba");
   Side a("a", net, net.a, b_to_a, a_to_b, *parse_mac("02:00:00:00:00:0a"));
   Side b("b", net, net.b, a_to_b, b_to_a, *parse_mac("02:00:00:00:00:0b"));
   // Every mbuf in flight ends where it started: freed by whoever took it last.

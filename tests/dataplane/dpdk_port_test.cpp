@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dataplane/underlay_link.h"
+#include "tests/dataplane/dpdk_helpers.h"
 #include "tests/dataplane/harness.h"
 
 namespace faraday::dataplane::dpdk {
@@ -116,15 +117,7 @@ rte_mbuf* mbuf_with(Port& port, const Bytes& inner) {
 }
 
 UnderlayAddress address(MacAddress mac, const char* ip, uint16_t port) {
-  UnderlayAddress a;
-  a.mac = mac;
-  a.port = port;
-  UnderlayAddress::V4 v4;
-  const Endpoint ep = *Endpoint::parse(std::string(ip) + ":" + std::to_string(port));
-  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
-  v4.prefix = 24;
-  a.v4 = v4;
-  return a;
+  return testing::underlay(mac, *Endpoint::parse(std::string(ip) + ":" + std::to_string(port)));
 }
 
 TEST(DpdkPort, ResolvesTheNextHopThenSendsFramesTheOtherSideOpens) {

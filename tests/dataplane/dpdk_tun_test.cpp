@@ -22,12 +22,15 @@
 #include <thread>
 
 #include "dataplane/dpdk_lcore.h"
+#include "tests/dataplane/dpdk_helpers.h"
 #include "tests/dataplane/harness.h"
 
 namespace faraday::dataplane::dpdk {
 namespace {
 
 using testing::Network;
+using testing::ring_port;
+using testing::underlay;
 
 bool run(const std::string& cmd) {
   return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
@@ -40,13 +43,6 @@ bool enter(const std::string& ns) {
   if (fd >= 0) ::close(fd);
   EXPECT_TRUE(ok) << "cannot enter namespace " << ns;
   return ok;
-}
-
-std::unique_ptr<Port> ring_port(const std::string& name, rte_ring* rx, rte_ring* tx) {
-  EXPECT_GE(rte_eth_from_rings(name.c_str(), &rx, 1, &tx, 1, SOCKET_ID_ANY), 0) << name;
-  Result<std::unique_ptr<Port>> port = Port::open({.device = "net_ring_" + name});
-  EXPECT_TRUE(port) << port.error();
-  return port ? std::move(*port) : nullptr;
 }
 
 // A TUN interface `ifname` in namespace `ns`, driven by net_tun, up with `address`.
@@ -69,17 +65,6 @@ std::unique_ptr<Port> tun_in(const std::string& ns, const std::string& device,
   return port;
 }
 
-UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
-  UnderlayAddress a;
-  a.mac = mac;
-  a.port = ep.port;
-  UnderlayAddress::V4 v4;
-  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
-  v4.prefix = 24;
-  a.v4 = v4;
-  return a;
-}
-
 TEST(DpdkTun, PingThroughTwoLcoresBetweenKernelTunInterfaces) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, TUN)";
   const std::string tag = std::to_string(::getpid());
@@ -94,8 +79,8 @@ TEST(DpdkTun, PingThroughTwoLcoresBetweenKernelTunInterfaces) {
   } cleanup{ns_a, ns_b};
 
   Network net;
-  rte_ring* a_to_b = rte_ring_create("tun-ab", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-  rte_ring* b_to_a = rte_ring_create("tun-ba", 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  rte_ring* a_to_b = testing::make_ring("tun-ab");
+  rte_ring* b_to_a = testing::make_ring("tun-ba");
   ASSERT_TRUE(a_to_b && b_to_a);
   std::unique_ptr<Port> wire_a = ring_port("tunwire_a0", b_to_a, a_to_b);
   std::unique_ptr<Port> wire_b = ring_port("tunwire_b0", a_to_b, b_to_a);

@@ -1,0 +1,46 @@
+// dpdk_helpers.h: what the DPDK tests (dpdk_port_test's program) share: rings,
+// ports made from them, and an IPv4 underlay address.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <rte_eth_ring.h>
+#include <rte_ring.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "dataplane/dpdk_port.h"
+#include "dataplane/net.h"
+#include "dataplane/underlay.h"
+
+namespace faraday::dataplane::testing {
+
+inline rte_ring* make_ring(const std::string& name) {
+  rte_ring* r = rte_ring_create(name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  EXPECT_NE(r, nullptr) << name;
+  return r;
+}
+
+// A port that receives from `rx` and sends to `tx`, named net_ring_<name>
+// (rte_eth_from_rings adds the prefix; the name must end in a digit).
+inline std::unique_ptr<dpdk::Port> ring_port(const std::string& name, rte_ring* rx, rte_ring* tx) {
+  EXPECT_GE(rte_eth_from_rings(name.c_str(), &rx, 1, &tx, 1, SOCKET_ID_ANY), 0) << name;
+  Result<std::unique_ptr<dpdk::Port>> port = dpdk::Port::open({.device = "net_ring_" + name});
+  EXPECT_TRUE(port) << port.error();
+  return port ? std::move(*port) : nullptr;
+}
+
+// This node on a /24: `ep`'s IPv4 address and port, with `mac`.
+inline UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
+  UnderlayAddress a;
+  a.mac = mac;
+  a.port = ep.port;
+  UnderlayAddress::V4 v4;
+  std::memcpy(v4.addr.data(), ep.addr.data(), 4);
+  v4.prefix = 24;
+  a.v4 = v4;
+  return a;
+}
+
+}  // namespace faraday::dataplane::testing
