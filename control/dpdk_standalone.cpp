@@ -4,8 +4,10 @@
 #include "config.h"
 
 #if FARADAY_HAVE_DPDK
+#include <net/if.h>
 #include <poll.h>
 #include <rte_ethdev.h>
+#include <sched.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -42,6 +44,13 @@ namespace {
 
 using namespace faraday::dataplane;
 
+// An inner packet, the transport header, tag and padding (48), and the frame's
+// headers (IPv6: 62) in the 2048 data bytes of an mbuf, rounded down.
+constexpr uint32_t kMaxMtu = 1920;
+// What a datagram adds to an inner packet on the wire, IP and UDP headers
+// included (IPv6), as wireguard-go and Linux count it.
+constexpr uint32_t kUnderlayOverhead = 80;
+
 // "10.0.0.1/24" or "fd00::1/64": the address itself and its on-link prefix.
 std::optional<std::pair<Prefix, uint8_t> > parse_address(const std::string& text) {
   const size_t slash = text.find('/');
@@ -55,7 +64,16 @@ std::optional<std::pair<Prefix, uint8_t> > parse_address(const std::string& text
 Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress& mac) {
   auto address = parse_address(d.address);
   if (!address)
-    return Error{"--dpdk-address \"" + d.address + "\": want ADDRESS/PREFIX, e.g. 10.0.0.1/24"};
+    return Error{"--dpdk-address \"" + d.address +
+                 "\": want ADDRESS/PREFIX with a prefix of 1 or more, e.g. 10.0.0.1/24"};
+  if (address->first.family == AF_INET && address->second < 31) {
+    // The subnet's own address and its broadcast address name no host.
+    uint32_t host = 0, mask = ~uint32_t{0} >> address->second;
+    for (int i = 0; i < 4; ++i) host = host << 8 | address->first.addr[i];
+    if ((host & mask) == 0 || (host & mask) == mask)
+      return Error{"--dpdk-address \"" + d.address +
+                   "\": that is the subnet's own or broadcast address, not a host's"};
+  }
   std::optional<Prefix> gateway;
   if (!d.gateway.empty()) {
     gateway = Prefix::parse(d.gateway);
@@ -63,6 +81,8 @@ Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress&
         gateway->family != address->first.family)
       return Error{"--dpdk-gateway \"" + d.gateway + "\": want an address of the same family"};
   }
+  if (gateway && gateway->addr == address->first.addr)
+    return Error{"--dpdk-gateway \"" + d.gateway + "\": that is this node's own address"};
   UnderlayAddress self;
   self.mac = mac;
   self.port = d.listen_port;
@@ -83,10 +103,27 @@ Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress&
     if (gateway) v6.gateway = gateway->addr;
     self.v6 = v6;
   }
+  if (gateway && !on_link(self, gateway->family, gateway->addr))
+    return Error{"--dpdk-gateway \"" + d.gateway + "\": not on the link of --dpdk-address " +
+                 d.address};
+  if (!gateway && address->second == address->first.max_cidr())
+    return Error{"--dpdk-address \"" + d.address +
+                 "\": a host prefix reaches no neighbour without --dpdk-gateway"};
   return self;
 }
 
+// The first CPU this process may run on, as an lcore list.
+std::string first_cpu() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &set)) return std::to_string(cpu);
+  return "0";
+}
+
 bool valid_ifname(const std::string& name) {
+  if (name == "." || name == "..") return false;
   if (name.empty() || name.size() > 15) return false;
   for (char c : name)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
@@ -134,6 +171,11 @@ namespace {
 
 // Everything the interface is made of, in the order it is torn down backwards.
 struct Interface {
+  // Both ports stop before either pool is freed: each holds the other's mbufs.
+  ~Interface() {
+    if (underlay) underlay->close();
+    if (inner) inner->close();
+  }
   std::unique_ptr<dpdk::Port> underlay, inner;
   crypto::AeadChoice aead;
   SystemClock clock;
@@ -141,6 +183,7 @@ struct Interface {
   std::unique_ptr<UnderlayLink> link;
   std::unique_ptr<dpdk::Lcore> lcore;
   std::unique_ptr<uapi::Server> server;
+  std::string ifname;
 };
 
 // Checks the settings and starts the EAL with both ports' devices: 0, or the
@@ -150,12 +193,17 @@ int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::strin
     log::error("interface name \"{}\": letters, digits, '-', '_' and '.', at most 15", o.ifname);
     return 2;
   }
+  if (o.mtu > kMaxMtu) {
+    log::error("--mtu {}: at most {} on a DPDK port (a packet and its headers fit one mbuf)", o.mtu,
+               kMaxMtu);
+    return 2;
+  }
   if (Result<UnderlayAddress> checked = underlay_address(d, MacAddress{}); !checked) {
     log::error("{}", checked.error());
     return 2;
   }
   dpdk::EalSettings eal;
-  eal.lcores = d.lcores;
+  eal.lcores = d.lcores.empty() ? first_cpu() : d.lcores;
   eal.hugepages = d.hugepages;
   eal.memory_mb = d.memory_mb;
   eal.devices = {d.port, inner};
@@ -181,6 +229,11 @@ Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
   i.inner = std::move(*inner);
   if (int rc = rte_eth_dev_set_mtu(i.inner->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
     log::warn("interface {}: cannot set MTU {}: {}", o.ifname, o.mtu, std::strerror(-rc));
+  uint16_t underlay_mtu = 0;
+  if (rte_eth_dev_get_mtu(i.underlay->id(), &underlay_mtu) == 0 &&
+      o.mtu + kUnderlayOverhead > underlay_mtu)
+    log::warn("--mtu {} needs an underlay MTU of {}; {} has {}: larger packets will not arrive",
+              o.mtu, o.mtu + kUnderlayOverhead, i.underlay->name(), underlay_mtu);
   auto aead = crypto::select_aead_backend(o.aead_backend);
   if (!aead) return Error{"AEAD: " + aead.error()};
   i.aead = std::move(*aead);
@@ -198,6 +251,7 @@ Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
       });
   if (!server) return Error{"cannot serve the UAPI for " + o.ifname + ": " + server.error()};
   i.server = std::move(*server);
+  i.ifname = o.ifname;
   return {};
 }
 
@@ -227,6 +281,9 @@ void serve(Interface& i, int signal_fd) {
       if (!i.server->socket_file_present()) {
         log::info("UAPI socket {} was removed, shutting down", i.server->path());
         running = false;
+      } else if (if_nametoindex(i.ifname.c_str()) == 0) {
+        log::info("interface {} was deleted, shutting down", i.ifname);
+        running = false;
       }
     }
   }
@@ -252,7 +309,8 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
       "interface {} up: DPDK underlay {} ({}, MAC {}), address {}, UDP port {}, lcores {}, "
       "AEAD {}; UAPI {}",
       o.ifname, i.underlay->name(), i.underlay->driver(), mac_to_string(i.underlay->mac()),
-      d.address, d.listen_port, d.lcores, i.aead.backend->describe(), i.server->path());
+      d.address, d.listen_port, d.lcores.empty() ? first_cpu() : d.lcores,
+      i.aead.backend->describe(), i.server->path());
   log::info("interface {} AEAD backend {}", o.ifname, i.aead.reason);
   const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd < 0) {

@@ -9,11 +9,12 @@
 // peers itself. The inner side is IFNAME, a kernel TUN interface made by DPDK's
 // net_tun; addresses and routes on it are left to `ip`, as in standalone mode.
 // wg(8) configures it through the UAPI socket as usual (listen-port and fwmark
-// are fixed: the UDP port is --listen-port, and a NIC of our own has no fwmark).
+// are fixed: the UDP port is --dpdk-listen-port, and a NIC of our own has no
+// fwmark). It stops on SIGTERM/SIGINT, when the UAPI socket file is removed or
+// when IFNAME is deleted.
 //
 // One thread, the main lcore, polls both ports (dataplane/dpdk_lcore.h) and,
-// between rounds, the UAPI socket and the signals. It stops on SIGTERM/SIGINT or
-// when the UAPI socket file is removed.
+// between rounds, the UAPI socket and the signals.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,7 @@ struct DpdkOptions {
   std::string address;  // this node on it, "10.0.0.1/24"
   std::string gateway;  // empty: every peer is on-link
   uint16_t listen_port = 51820;
-  std::string lcores = "0";
+  std::string lcores;  // empty: the first CPU this process may use
   bool hugepages = false;
   unsigned memory_mb = 256;
 };

@@ -79,12 +79,13 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
   sa.add_option("--dpdk-gateway", d->gateway, "Next hop for peers off that prefix")
       ->needs(port)
       ->group("DPDK underlay");
-  sa.add_option("--listen-port", d->listen_port, "UDP port on the DPDK underlay")
+  sa.add_option("--dpdk-listen-port", d->listen_port, "UDP port on the DPDK underlay")
       ->default_val(51820)
       ->needs(port)
       ->group("DPDK underlay");
-  sa.add_option("--dpdk-lcores", d->lcores, "CPUs the lcores run on; the first polls both ports")
-      ->default_val("0")
+  sa.add_option("--dpdk-lcores", d->lcores,
+                "CPUs the lcores run on; the first polls both ports (default: the first CPU "
+                "this process may use)")
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_flag("--dpdk-hugepages", d->hugepages,
@@ -147,7 +148,11 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (verbose) faraday::log::threshold() = faraday::log::Level::kDebug;
-  if (sa->parsed() && !dpdk.port.empty()) return run_standalone_dpdk(standalone, dpdk);
+  if (sa->parsed() && !dpdk.port.empty()) {
+    if (sa->count("--workers") > 0)
+      faraday::log::warn("--workers: ignored on a DPDK port, where one lcore runs the data path");
+    return run_standalone_dpdk(standalone, dpdk);
+  }
   if (sa->parsed()) return run_standalone(standalone);
 
   ClusterConfig config;

@@ -42,22 +42,29 @@ void apply_peer(Device& dev, const PeerUpdate& ps, bool log_peers, const LogSink
 
 }  // namespace
 
-void apply_to_device(Device& dev, const ConfigUpdate& req, bool log_peers, const LogSink& log) {
-  if (req.private_key) {
-    dev.set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt : req.private_key);
-    if (dev.identity().present)
-      say(log, LogLevel::kInfo,
-          fmt::format("private key set; public key {}",
-                      crypto::to_base64(dev.identity().public_key)));
-    else
-      say(log, LogLevel::kInfo, "private key cleared");
-  }
+void apply_private_key(Device& dev, const ConfigUpdate& req, const LogSink& log) {
+  if (!req.private_key) return;
+  dev.set_private_key(crypto::is_zero(*req.private_key) ? std::nullopt : req.private_key);
+  if (dev.identity().present)
+    say(log, LogLevel::kInfo,
+        fmt::format("private key set; public key {}",
+                    crypto::to_base64(dev.identity().public_key)));
+  else
+    say(log, LogLevel::kInfo, "private key cleared");
+}
+
+void apply_peers(Device& dev, const ConfigUpdate& req, bool log_peers, const LogSink& log) {
   if (req.replace_peers) {
     dev.remove_all_peers();
     say(log, LogLevel::kInfo, "all peers removed");
   }
   for (const PeerUpdate& ps : req.peers) apply_peer(dev, ps, log_peers, log);
   dev.commit();
+}
+
+void apply_to_device(Device& dev, const ConfigUpdate& req, bool log_peers, const LogSink& log) {
+  apply_private_key(dev, req, log);
+  apply_peers(dev, req, log_peers, log);
 }
 
 DeviceState device_state(const Device& dev, uint16_t listen_port, uint32_t fwmark) {

@@ -199,9 +199,15 @@ Result<void> Port::set_up_queues(const PortSettings& s) {
   return {};
 }
 
-Port::~Port() {
+void Port::close() {
   if (started_) rte_eth_dev_stop(id_);
   if (queues_) rte_eth_dev_close(id_);
+  started_ = false;
+  queues_ = 0;
+}
+
+Port::~Port() {
+  close();
   if (pool_) rte_mempool_free(pool_);
 }
 

@@ -85,7 +85,12 @@ struct PortSettings {
 class Port {
  public:
   static Result<std::unique_ptr<Port>> open(const PortSettings& settings);
-  ~Port();
+  ~Port();  // close(), then frees the pool
+  // Stops the port and releases the device; its TX ring's mbufs go back to their
+  // pools. When mbufs cross between ports (a TUN's packets sent on the NIC),
+  // close every port before any is destroyed, so no pool is freed while another
+  // port still holds its mbufs.
+  void close();
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;
 

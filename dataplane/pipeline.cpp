@@ -178,6 +178,7 @@ void Pipeline::apply_fwmark() {
 }
 
 Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers) {
+  apply_private_key(*dev_, req, options_.log);
   if (req.listen_port && *req.listen_port != udp_->port()) {
     auto udp = UdpPortGroup::open(*req.listen_port, queue_workers_.size() + 1);
     if (!udp) {
@@ -199,7 +200,7 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
     apply_fwmark();
   }
   // Workers see the new peers at its commit(); removed ones are freed.
-  apply_to_device(*dev_, req, log_peers, options_.log);
+  apply_peers(*dev_, req, log_peers, options_.log);
   flush_outbox();
   return {};
 }

@@ -27,6 +27,11 @@ WORK=$(mktemp -d)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  # Anything left in the namespaces (a daemon stuck in start-up, iperf3) goes.
+  for ns in "$A" "$B"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+  done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   ip netns del "$A" 2>/dev/null || true
   ip netns del "$B" 2>/dev/null || true
@@ -34,6 +39,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 fail() {
   echo "dpdk.sh: FAIL: $*"
   for f in "$WORK"/*.log; do echo "--- $f"; tail -n 20 "$f"; done
@@ -51,20 +57,20 @@ for ns in "$A" "$B"; do
 done
 
 # One lcore each, on different CPUs where there are two: both poll all the time.
-cpus=$(nproc)
+mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
 start() { # NS NAME ADDRESS LCORE
   ip netns exec "$1" "$FARADAYD" standalone "$2" \
     --dpdk-port net_af_packet0,iface=ul0 --dpdk-address "$3" --dpdk-lcores "$4" \
     >"$WORK/$2.log" 2>&1 &
   pids+=($!)
 }
-start "$A" "fd${RUN}a" 10.86.0.1/24 0
-start "$B" "fd${RUN}b" 10.86.0.2/24 $((cpus > 1 ? 1 : 0))
+start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}"
+start "$B" "fd${RUN}b" 10.86.0.2/24 "${cpus[${#cpus[@]} - 1]}"
+# The start-up line comes once the interface, the ports and the UAPI are up.
 for name in "fd${RUN}a" "fd${RUN}b"; do
-  for _ in $(seq 100); do [ -S "/var/run/wireguard/$name.sock" ] && break; sleep 0.1; done
-  [ -S "/var/run/wireguard/$name.sock" ] || fail "$name did not start"
+  for _ in $(seq 100); do grep -q "DPDK underlay net_af_packet0" "$WORK/$name.log" && break; sleep 0.1; done
+  grep -q "DPDK underlay net_af_packet0" "$WORK/$name.log" || fail "$name did not start"
 done
-grep -q "DPDK underlay net_af_packet0" "$WORK/fd${RUN}a.log" || fail "no start-up line"
 
 wg genkey >"$WORK/a.key"
 wg genkey >"$WORK/b.key"
@@ -84,8 +90,9 @@ ip netns exec "$A" wg show "fd${RUN}a" latest-handshakes | awk '{ exit !($2 > 0)
   || fail "wg show: no handshake"
 
 echo "== iperf3 TCP a -> b"
-ip netns exec "$B" iperf3 -s -1 -D -B 10.85.0.2 >/dev/null 2>&1
-sleep 0.5
+ip netns exec "$B" iperf3 -s -1 -B 10.85.0.2 >"$WORK/iperf-server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do ip netns exec "$B" ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
 ip netns exec "$A" iperf3 -c 10.85.0.2 -t 3 -J >"$WORK/iperf.json" 2>"$WORK/iperf.log" || fail "iperf3"
 python3 - "$WORK/iperf.json" <<'PY' || fail "iperf3 moved nothing"
 import json, sys
@@ -99,8 +106,8 @@ echo "== SIGTERM"
 kill -USR1 "${pids[0]}"
 sleep 0.3
 grep "counters:" "$WORK/fd${RUN}a.log" || true; grep -q "learnt=[1-9]" "$WORK/fd${RUN}a.log" || fail "a learnt no neighbour (ARP)"
-for pid in "${pids[@]}"; do kill "$pid"; done
-for pid in "${pids[@]}"; do wait "$pid" || fail "a daemon exited with $?"; done
-pids=()
+for pid in "${pids[@]:0:2}"; do kill "$pid"; done
+for pid in "${pids[@]:0:2}"; do wait "$pid" || fail "a daemon exited with $?"; done
+pids=("${pids[@]:2}")
 grep -q "stopped" "$WORK/fd${RUN}a.log" || fail "a did not log its stop"
 echo "dpdk.sh: OK"
