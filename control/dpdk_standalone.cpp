@@ -140,10 +140,10 @@ void to_log(LogLevel level, std::string_view line) {
     log::info("{}", line);
 }
 
-// What wg(8) may change here: not the UDP port (--listen-port) nor a fwmark.
+// What wg(8) may change here: not the UDP port (--dpdk-listen-port) nor a fwmark.
 Result<void, uapi::Error> check_set(const uapi::SetRequest& r, uint16_t port) {
   if (r.listen_port && *r.listen_port != port)
-    return uapi::Error{EINVAL, "listen-port is fixed on a DPDK port (--listen-port)",
+    return uapi::Error{EINVAL, "listen-port is fixed on a DPDK port (--dpdk-listen-port)",
                        uapi::Reject::kApplyFailed};
   if (r.fwmark && *r.fwmark != 0)
     return uapi::Error{EINVAL, "no fwmark on a DPDK port", uapi::Reject::kApplyFailed};

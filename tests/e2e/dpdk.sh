@@ -83,6 +83,12 @@ ip -n "$B" addr add 10.85.0.2/24 dev "fd${RUN}b"
 ip -n "$A" link set "fd${RUN}a" up
 ip -n "$B" link set "fd${RUN}b" up
 
+# The UDP port is --dpdk-listen-port's: wg(8) may read it, not change it.
+[ "$(ip netns exec "$A" wg show "fd${RUN}a" listen-port)" = 51820 ] || fail "wg show listen-port"
+if ip netns exec "$A" wg set "fd${RUN}a" listen-port 1234 2>/dev/null; then
+  fail "a listen-port change was accepted"
+fi
+
 echo "== ping a -> b and b -> a through the tunnel"
 ip netns exec "$A" ping -c 3 -i 0.2 -W 5 -q 10.85.0.2 >"$WORK/ping-ab.log" 2>&1 || fail "ping a -> b"
 ip netns exec "$B" ping -c 3 -i 0.2 -W 5 -q 10.85.0.1 >"$WORK/ping-ba.log" 2>&1 || fail "ping b -> a"
