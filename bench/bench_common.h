@@ -53,6 +53,30 @@ inline void deliver(Node& from, Node& to) {
   from.dev.clear_outbox();
 }
 
+// Makes a and b each other's only peer, with 10.0.0.1 behind a and 10.0.0.2
+// behind b; a knows b's endpoint, and b knows a's when b_knows_a (otherwise b
+// learns it from a's first message). Returns a's view of b.
+inline Peer* pair_up(Node& a, Node& b, bool b_knows_a = true) {
+  Peer* pb = a.dev.add_peer(b.dev.identity().public_key);
+  Peer* pa = b.dev.add_peer(a.dev.identity().public_key);
+  a.dev.add_allowed_ip(*pb, *Prefix::parse("10.0.0.2/32"));
+  b.dev.add_allowed_ip(*pa, *Prefix::parse("10.0.0.1/32"));
+  a.dev.set_endpoint(*pb, b.endpoint);
+  if (b_knows_a) b.dev.set_endpoint(*pa, a.endpoint);
+  return pb;
+}
+
+// pair_up, then the handshake in memory: a keepalive from a stages and
+// initiates; response; confirmation.
+inline void shake_hands(Node& a, Node& b) {
+  Peer* pb = pair_up(a, b);
+  a.dev.set_persistent_keepalive(*pb, 25);
+  deliver(a, b);
+  deliver(b, a);
+  deliver(a, b);
+  if (!b.dev.find_peer(a.dev.identity().public_key)->current) fail("handshake did not complete");
+}
+
 // Writes an IPv4/UDP packet of `size` bytes from `src` to `dst` (host byte order).
 inline void write_inner(uint8_t* p, size_t size, uint32_t src = 0x0a000001,
                         uint32_t dst = 0x0a000002) {

@@ -143,22 +143,10 @@ void time_libsodium(std::vector<Packet>& pkts, size_t size, Row& row) {
 std::map<size_t, Row> bench_backend(crypto::AeadBackend& aead, double seconds_per_size) {
   FixedClock clock;
   Node a(clock, aead, "10.99.0.1:51820"), b(clock, aead, "10.99.0.2:51820");
-  Peer* pb = a.dev.add_peer(b.dev.identity().public_key);
-  Peer* pa = b.dev.add_peer(a.dev.identity().public_key);
-  a.dev.add_allowed_ip(*pb, *Prefix::parse("10.0.0.2/32"));
-  b.dev.add_allowed_ip(*pa, *Prefix::parse("10.0.0.1/32"));
-  a.dev.set_endpoint(*pb, b.endpoint);
-  b.dev.set_endpoint(*pa, a.endpoint);
+  shake_hands(a, b);
 
   Buffers buffers(kPackets);
   std::vector<Packet>& pkts = buffers.pkts;
-
-  // Handshake: a keepalive from a stages and initiates; response; confirmation.
-  a.dev.set_persistent_keepalive(*pb, 25);
-  deliver(a, b);
-  deliver(b, a);
-  deliver(a, b);
-  if (!b.dev.find_peer(a.dev.identity().public_key)->current) fail("handshake did not complete");
 
   std::printf("in-memory data path, one core, bursts of %zu, AEAD backend %s\n", kBurstSize,
               aead.describe().c_str());

@@ -120,17 +120,7 @@ void run_backend(const std::string& name, crypto::AeadBackend& aead, dpdk::Port&
                  double seconds) {
   FixedClock clock;
   Node a(clock, aead, "10.99.0.1:51820"), b(clock, aead, "10.99.0.2:51820");
-  Peer* pb = a.dev.add_peer(b.dev.identity().public_key);
-  Peer* pa = b.dev.add_peer(a.dev.identity().public_key);
-  a.dev.add_allowed_ip(*pb, *Prefix::parse("10.0.0.2/32"));
-  b.dev.add_allowed_ip(*pa, *Prefix::parse("10.0.0.1/32"));
-  a.dev.set_endpoint(*pb, b.endpoint);
-  b.dev.set_endpoint(*pa, a.endpoint);
-  a.dev.set_persistent_keepalive(*pb, 25);
-  deliver(a, b);
-  deliver(b, a);
-  deliver(a, b);
-  if (!b.dev.find_peer(a.dev.identity().public_key)->current) fail("handshake did not complete");
+  shake_hands(a, b);
 
   UnderlayLink link_a(underlay(port.mac(), a.endpoint));
   UnderlayLink link_b(underlay(*parse_mac("02:00:00:00:00:02"), b.endpoint));

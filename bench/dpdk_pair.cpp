@@ -120,11 +120,7 @@ void bench_pair(const std::string& backend, const crypto::AeadFactory& make, dou
   // Port names end in digits (net_ring_in_a0): dpdk::device_argument's rule.
   Side a("a" + tag, clock, make(), "10.99.0.1:51820", "02:00:00:00:00:0a", ba, ab);
   Side b("b" + tag, clock, make(), "10.99.0.2:51820", "02:00:00:00:00:0b", ab, ba);
-  Peer* pb = a.node.dev.add_peer(b.node.dev.identity().public_key);
-  Peer* pa = b.node.dev.add_peer(a.node.dev.identity().public_key);
-  a.node.dev.add_allowed_ip(*pb, *Prefix::parse("10.0.0.2/32"));
-  b.node.dev.add_allowed_ip(*pa, *Prefix::parse("10.0.0.1/32"));
-  a.node.dev.set_endpoint(*pb, b.node.endpoint);
+  pair_up(a.node, b.node, false);  // b learns a's endpoint from a's initiation
 
   std::printf("\nbackend %s: two data paths, lcore 0 -> lcore 1, over a ring wire\n",
               backend.c_str());

@@ -8,58 +8,30 @@
 // dpdk_port_test's program (one EAL per process).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <net/if.h>
-#include <poll.h>
 #include <rte_dev.h>
 #include <rte_mbuf.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include "dataplane/dpdk_port.h"
+#include "tests/dataplane/kernel_helpers.h"
 
 namespace faraday::dataplane::dpdk {
 namespace {
 
 using Steady = std::chrono::steady_clock;
-
-Nanos now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Steady::now().time_since_epoch())
-      .count();
-}
-
-bool run(const std::string& cmd) {
-  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
-}
-
-// The kernel then puts whole checksums in its frames, as a NIC would.
-void set_tx_checksumming(const char* ifname, bool on) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ethtool_value v{ETHTOOL_STXCSUM, on ? 1u : 0u};
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&v);
-  EXPECT_EQ(::ioctl(fd, SIOCETHTOOL, &ifr), 0) << std::strerror(errno);
-  ::close(fd);
-}
-
-std::string receive_text(int fd, int ms) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, ms) != 1) return "";
-  char buf[256];
-  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
+using testing::now_ns;
+using testing::receive_text;
+using testing::run;
+using testing::set_tx_checksumming;
 
 void talk_with_the_kernel() {
   ASSERT_TRUE(run("ip link add vk type veth peer name vo") && run("ip link set lo up") &&
@@ -109,7 +81,8 @@ void talk_with_the_kernel() {
   pkts[0].length = 4;
   const Verdict pass = Verdict::kPass;
   EXPECT_EQ(tx.send({got, 1}, {pkts, 1}, {&pass, 1}, now_ns()), 1u);
-  EXPECT_EQ(receive_text(sock, 2000), "pong");
+  sockaddr_storage sender{};
+  EXPECT_EQ(receive_text(sock, 2000, sender), "pong");
   EXPECT_EQ(link.counters().requests, 0u);
   ::close(sock);
 }

@@ -28,20 +28,16 @@
 #include <vector>
 
 #include "dataplane/underlay_link.h"
+#include "tests/dataplane/kernel_helpers.h"
 
 namespace faraday::dataplane {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-Nanos now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
-bool run(const std::string& cmd) {
-  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
-}
+using testing::now_ns;
+using testing::receive_text;
+using testing::run;
+using testing::set_tx_checksumming;
 
 // Our end of the veth pair, raw.
 struct RawPort {
@@ -126,25 +122,6 @@ bool deliver(UnderlayLink& link, const RawPort& port, const std::string& text, c
     pump(link, port, 100);  // the answer to our request
   }
   return false;
-}
-
-std::string receive_text(int fd, int ms, sockaddr_storage& from) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, ms) != 1) return "";
-  char buf[256];
-  socklen_t len = sizeof from;
-  ssize_t n = ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
-void set_tx_checksumming(const char* ifname, bool on) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ethtool_value v{ETHTOOL_STXCSUM, on ? 1u : 0u};
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&v);
-  EXPECT_EQ(::ioctl(fd, SIOCETHTOOL, &ifr), 0) << std::strerror(errno);
-  ::close(fd);
 }
 
 MacAddress mac_of(const char* ifname) {
