@@ -1,5 +1,7 @@
 #include "dataplane/counters.h"
 
+#include <fmt/core.h>
+
 #include <array>
 
 namespace faraday::dataplane {
@@ -25,6 +27,16 @@ uint64_t Counters::dropped_total() const {
   uint64_t total = 0;
   for (uint64_t n : drops) total += n;
   return total;
+}
+
+std::string stats_text(const Counters& c) {
+  std::string text =
+      fmt::format("rx_datagrams={} rx_data={} tx_data={} handshakes={} cookies_sent={} dropped={}",
+                  c.rx_datagrams, c.rx_data, c.tx_data, c.handshakes_completed, c.cookies_sent,
+                  c.dropped_total());
+  for (size_t i = 0; i < c.drops.size(); ++i)
+    if (c.drops[i] != 0) text += fmt::format(" {}={}", drop_name(static_cast<Drop>(i)), c.drops[i]);
+  return text;
 }
 
 Counters& Counters::operator+=(const Counters& o) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace faraday::dataplane {
 
@@ -90,5 +91,10 @@ struct Counters {
   // Adds every counter of o into this one (this one's writer only).
   Counters& operator+=(const Counters& o);
 };
+
+// "rx_datagrams=3 rx_data=2 tx_data=2 handshakes=1 cookies_sent=0 dropped=1
+// bad_mac=1": every counter, the drop reasons that are not zero by name; the
+// daemons' "stats:" log line, which scripts read.
+std::string stats_text(const Counters& c);
 
 }  // namespace faraday::dataplane

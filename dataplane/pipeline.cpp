@@ -255,15 +255,7 @@ void Pipeline::log_stats(bool force) {
   bool changed = c.drops != logged_.drops || c.handshakes_completed != logged_.handshakes_completed;
   bool due = force || (changed && now - last_stats_ >= Nanos{options_.stats_interval_s} * kSecond);
   if (due) {
-    std::string drops;
-    for (size_t i = 0; i < c.drops.size(); ++i)
-      if (c.drops[i] != 0)
-        drops += fmt::format(" {}={}", drop_name(static_cast<Drop>(i)), c.drops[i]);
-    log(LogLevel::kInfo,
-        "stats: rx_datagrams={} rx_data={} tx_data={} handshakes={} cookies_sent={} "
-        "dropped={}{}",
-        c.rx_datagrams, c.rx_data, c.tx_data, c.handshakes_completed, c.cookies_sent,
-        c.dropped_total(), drops);
+    log(LogLevel::kInfo, "stats: {}", stats_text(c));
     logged_ = c;
     last_stats_ = now;
   }
