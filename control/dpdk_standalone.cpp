@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <fmt/ranges.h>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -61,54 +62,75 @@ std::optional<std::pair<Prefix, uint8_t> > parse_address(const std::string& text
   return std::pair{*host, net->cidr};
 }
 
-Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress& mac) {
-  auto address = parse_address(d.address);
+// One --dpdk-address into self (an error if its family already has one).
+Status add_address(const std::string& text, UnderlayAddress& self) {
+  auto address = parse_address(text);
   if (!address)
-    return Error{"--dpdk-address \"" + d.address +
+    return Error{"--dpdk-address \"" + text +
                  "\": want ADDRESS/PREFIX with a prefix of 1 or more, e.g. 10.0.0.1/24"};
-  if (address->first.family == AF_INET && address->second < 31) {
+  const bool v4 = address->first.family == AF_INET;
+  if (v4 ? self.v4.has_value() : self.v6.has_value())
+    return Error{"--dpdk-address \"" + text + "\": one address per family (IPv4, IPv6)"};
+  if (v4 && address->second < 31) {
     // The subnet's own address and its broadcast address name no host.
     uint32_t host = 0, mask = ~uint32_t{0} >> address->second;
     for (int i = 0; i < 4; ++i) host = host << 8 | address->first.addr[i];
     if ((host & mask) == 0 || (host & mask) == mask)
-      return Error{"--dpdk-address \"" + d.address +
+      return Error{"--dpdk-address \"" + text +
                    "\": that is the subnet's own or broadcast address, not a host's"};
   }
-  std::optional<Prefix> gateway;
-  if (!d.gateway.empty()) {
-    gateway = Prefix::parse(d.gateway);
-    if (!gateway || gateway->cidr != gateway->max_cidr() ||
-        gateway->family != address->first.family)
-      return Error{"--dpdk-gateway \"" + d.gateway + "\": want an address of the same family"};
+  if (v4) {
+    UnderlayAddress::V4 a;
+    std::memcpy(a.addr.data(), address->first.addr.data(), 4);
+    a.prefix = address->second;
+    self.v4 = a;
+  } else {
+    UnderlayAddress::V6 a;
+    a.addr = address->first.addr;
+    a.prefix = address->second;
+    self.v6 = a;
   }
-  if (gateway && gateway->addr == address->first.addr)
-    return Error{"--dpdk-gateway \"" + d.gateway + "\": that is this node's own address"};
+  return {};
+}
+
+// One --dpdk-gateway into self, whose addresses are set.
+Status add_gateway(const std::string& text, UnderlayAddress& self) {
+  std::optional<Prefix> gateway = Prefix::parse(text);
+  const bool v4 = gateway && gateway->family == AF_INET;
+  if (!gateway || gateway->cidr != gateway->max_cidr() ||
+      !(v4 ? self.v4.has_value() : self.v6.has_value()))
+    return Error{"--dpdk-gateway \"" + text + "\": want an address of a family --dpdk-address has"};
+  const bool taken = v4 ? self.v4->gateway.has_value() : self.v6->gateway.has_value();
+  const bool own = v4 ? std::memcmp(self.v4->addr.data(), gateway->addr.data(), 4) == 0
+                      : self.v6->addr == gateway->addr;
+  if (taken) return Error{"--dpdk-gateway \"" + text + "\": one gateway per family"};
+  if (own) return Error{"--dpdk-gateway \"" + text + "\": that is this node's own address"};
+  if (!on_link(self, gateway->family, gateway->addr))
+    return Error{"--dpdk-gateway \"" + text + "\": not on the link of its --dpdk-address"};
+  if (v4) {
+    std::array<uint8_t, 4> gw;
+    std::memcpy(gw.data(), gateway->addr.data(), 4);
+    self.v4->gateway = gw;
+  } else {
+    self.v6->gateway = gateway->addr;
+  }
+  return {};
+}
+
+Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress& mac) {
   UnderlayAddress self;
   self.mac = mac;
   self.port = d.listen_port;
-  if (address->first.family == AF_INET) {
-    UnderlayAddress::V4 v4;
-    std::memcpy(v4.addr.data(), address->first.addr.data(), 4);
-    v4.prefix = address->second;
-    if (gateway) {
-      std::array<uint8_t, 4> gw;
-      std::memcpy(gw.data(), gateway->addr.data(), 4);
-      v4.gateway = gw;
-    }
-    self.v4 = v4;
-  } else {
-    UnderlayAddress::V6 v6;
-    v6.addr = address->first.addr;
-    v6.prefix = address->second;
-    if (gateway) v6.gateway = gateway->addr;
-    self.v6 = v6;
-  }
-  if (gateway && !on_link(self, gateway->family, gateway->addr))
-    return Error{"--dpdk-gateway \"" + d.gateway + "\": not on the link of --dpdk-address " +
-                 d.address};
-  if (!gateway && address->second == address->first.max_cidr())
-    return Error{"--dpdk-address \"" + d.address +
-                 "\": a host prefix reaches no neighbour without --dpdk-gateway"};
+  if (d.addresses.empty())
+    return Error{"--dpdk-address: this node's address on the port is needed"};
+  for (const std::string& text : d.addresses)
+    if (Status added = add_address(text, self); !added) return Error{added.error()};
+  for (const std::string& text : d.gateways)
+    if (Status added = add_gateway(text, self); !added) return Error{added.error()};
+  if (self.v4 && self.v4->prefix == 32 && !self.v4->gateway)
+    return Error{"--dpdk-address: a /32 reaches no neighbour without an IPv4 --dpdk-gateway"};
+  if (self.v6 && self.v6->prefix == 128 && !self.v6->gateway)
+    return Error{"--dpdk-address: a /128 reaches no neighbour without an IPv6 --dpdk-gateway"};
   return self;
 }
 
@@ -150,15 +172,28 @@ Result<void, uapi::Error> check_set(const uapi::SetRequest& r, uint16_t port) {
   return {};
 }
 
-void log_counters(const Device& dev, const UnderlayLink& link, const dpdk::Lcore& lcore) {
-  const Counters c = dev.counters();
+// The ports' and the link's counters, after the "stats:" line on SIGUSR1 and at exit.
+void log_ports(const UnderlayLink& link, const dpdk::Lcore& lcore, const dpdk::Port& underlay,
+               const dpdk::Port& inner) {
+  const UnderlayLink::Counters& l = link.counters();
+  std::string drops;
+  uint64_t dropped = 0;
+  for (size_t r = 0; r < l.drops.size(); ++r) {
+    dropped += l.drops[r];
+    if (l.drops[r] != 0)
+      drops += fmt::format(" {}={}", frame_drop_name(static_cast<FrameDrop>(r)), l.drops[r]);
+  }
+  const dpdk::Receive::Counters& rx = lcore.receive().counters();
+  const dpdk::Transmit::Counters& tx = lcore.transmit().counters();
   log::info(
-      "counters: rx_data={} tx_data={} handshakes={} drops={}; underlay: datagrams={} answers={} "
-      "requests={} learnt={} unresolved={}; inner: rx={} tx={}; held={} held_lost={}",
-      c.rx_data, c.tx_data, c.handshakes_completed, c.dropped_total(), link.counters().rx_datagrams,
-      link.counters().answers, link.counters().requests, link.counters().learnt,
-      link.counters().tx_unresolved, lcore.counters().inner_rx, lcore.counters().inner_tx,
-      lcore.transmit().counters().held, lcore.transmit().counters().held_lost);
+      "ports: dpdk underlay rx={} datagrams={} rx_chained={} rx_no_mbuf={} answers={} "
+      "requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} tx_not_framed={} "
+      "tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} frames_dropped={}{}; "
+      "inner rx={} tx={} tx_full={}",
+      rx.frames, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests, l.learnt,
+      l.not_learnt, link.neighbors(), tx.frames, tx.no_mbuf, tx.not_framed, l.tx_unresolved,
+      l.tx_no_route, underlay.counters().tx_full, tx.held, tx.held_lost, dropped, drops,
+      lcore.counters().inner_rx, lcore.counters().inner_tx, inner.counters().tx_full);
 }
 
 }  // namespace
@@ -184,6 +219,9 @@ struct Interface {
   std::unique_ptr<dpdk::Lcore> lcore;
   std::unique_ptr<uapi::Server> server;
   std::string ifname;
+  std::vector<pollfd> pollfds;  // the signalfd's and the UAPI server's
+  Counters logged;              // what the last "stats:" line said
+  Nanos last_stats = 0;
 };
 
 // Checks the settings and starts the EAL with both ports' devices: 0, or the
@@ -255,29 +293,58 @@ Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
   return {};
 }
 
-// Poll mode: the ports every round, the signals and the UAPI between rounds.
-void serve(Interface& i, int signal_fd) {
-  std::vector<pollfd> fds;
+// The "stats:" line when forced (SIGUSR1, exit), with the ports' line, or when
+// drops or handshakes changed and the last one is `interval` old.
+void log_stats(Interface& i, bool force, Nanos interval) {
+  const Counters& c = i.dev->counters();
+  const Nanos now = i.clock.monotonic();
+  const bool changed =
+      c.drops != i.logged.drops || c.handshakes_completed != i.logged.handshakes_completed;
+  if (force || (changed && now - i.last_stats >= interval)) {
+    log::info("stats: {}", stats_text(c));
+    i.logged = c;
+    i.last_stats = now;
+  }
+  if (force) log_ports(*i.link, *i.lcore, *i.underlay, *i.inner);
+}
+
+// Signals and UAPI requests that are waiting (none: wait up to `idle` for
+// them); false once a signal says stop.
+bool handle_fds(Interface& i, int signal_fd, const timespec& idle, Nanos stats_interval) {
+  std::vector<pollfd>& fds = i.pollfds;
+  fds.assign(1, pollfd{signal_fd, POLLIN, 0});
+  i.server->append_pollfds(fds);
+  bool running = true;
+  if (::ppoll(fds.data(), fds.size(), &idle, nullptr) > 0) {
+    signalfd_siginfo info;
+    while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+      if (info.ssi_signo == SIGUSR1) {
+        log_stats(i, true, stats_interval);
+        continue;
+      }
+      log::info("signal {} received, shutting down", strsignal(static_cast<int>(info.ssi_signo)));
+      running = false;
+    }
+    i.server->handle(std::span<const pollfd>(fds).subspan(1));
+  }
+  return running;
+}
+
+// Poll mode: the ports every round, the signals and the UAPI between rounds
+// (with idle_sleep_us, waiting for them after rounds that found nothing).
+void serve(Interface& i, int signal_fd, const StandaloneOptions& o, const DpdkOptions& d) {
+  const Nanos stats_interval = Nanos{o.stats_interval_s} * kSecond;
+  const timespec busy{0, 0};
+  const timespec idle{0, static_cast<long>(d.idle_sleep_us) * 1000};
   Nanos next_check = 0;
   for (bool running = true; running;) {
-    for (int round = 0; round < 64; ++round) i.lcore->poll();
-    fds.assign(1, pollfd{signal_fd, POLLIN, 0});
-    i.server->append_pollfds(fds);
-    if (::poll(fds.data(), fds.size(), 0) > 0) {
-      signalfd_siginfo info;
-      while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
-        if (info.ssi_signo == SIGUSR1) {
-          log_counters(*i.dev, *i.link, *i.lcore);
-          continue;
-        }
-        log::info("signal {} received, shutting down", strsignal(static_cast<int>(info.ssi_signo)));
-        running = false;
-      }
-      i.server->handle(std::span<const pollfd>(fds).subspan(1));
-    }
+    size_t moved = 0;
+    for (int round = 0; round < 64; ++round) moved += i.lcore->poll();
+    running = handle_fds(i, signal_fd, moved == 0 ? idle : busy, stats_interval);
     const Nanos now = i.clock.monotonic();
     if (now >= next_check) {
       next_check = now + kSecond;
+      log_stats(i, false, stats_interval);
       if (!i.server->socket_file_present()) {
         log::info("UAPI socket {} was removed, shutting down", i.server->path());
         running = false;
@@ -307,9 +374,11 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
   }
   log::info(
       "interface {} up: DPDK underlay {} ({}, MAC {}), address {}, UDP port {}, lcores {}, "
-      "AEAD {}; UAPI {}",
+      "{}, AEAD {}; UAPI {}",
       o.ifname, i.underlay->name(), i.underlay->driver(), mac_to_string(i.underlay->mac()),
-      d.address, d.listen_port, d.lcores.empty() ? first_cpu() : d.lcores,
+      fmt::join(d.addresses, " "), d.listen_port, d.lcores.empty() ? first_cpu() : d.lcores,
+      d.idle_sleep_us == 0 ? std::string{"polling all the time"}
+                           : fmt::format("waiting up to {} us when idle", d.idle_sleep_us),
       i.aead.backend->describe(), i.server->path());
   log::info("interface {} AEAD backend {}", o.ifname, i.aead.reason);
   const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -317,8 +386,8 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
     log::error("signalfd: {}", std::strerror(errno));
     return 1;
   }
-  serve(i, signal_fd);
-  log_counters(*i.dev, *i.link, *i.lcore);
+  serve(i, signal_fd, o, d);
+  log_stats(i, true, 0);
   close(signal_fd);
   log::info("stopped");
   return 0;

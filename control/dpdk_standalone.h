@@ -4,34 +4,40 @@
 //
 // The EAL starts with the given lcores and memory (no hugepages unless asked);
 // the underlay port is DEVICE (a PCI address, or a vdev such as
-// net_af_packet0,iface=eth1), with this node's address on it (and a gateway for
-// what is not on-link): faradayd answers ARP for that address and resolves its
-// peers itself. The inner side is IFNAME, a kernel TUN interface made by DPDK's
-// net_tun; addresses and routes on it are left to `ip`, as in standalone mode.
-// wg(8) configures it through the UAPI socket as usual (listen-port and fwmark
-// are fixed: the UDP port is --dpdk-listen-port, and a NIC of our own has no
-// fwmark). It stops on SIGTERM/SIGINT, when the UAPI socket file is removed or
-// when IFNAME is deleted.
+// net_af_packet0,iface=eth1), with this node's addresses on it (IPv4, IPv6 or
+// both, and a gateway for what is not on-link): faradayd answers ARP and
+// neighbour solicitations for them and resolves its peers itself. The inner side is IFNAME, a
+// kernel TUN interface made by DPDK's net_tun; addresses and routes on it are left to `ip`, as in
+// standalone mode. wg(8) configures it through the UAPI socket as usual (listen-port and fwmark are
+// fixed: the UDP port is --dpdk-listen-port, and a NIC of our own has no fwmark). It stops on
+// SIGTERM/SIGINT, when the UAPI socket file is removed or when IFNAME is deleted.
 //
 // One thread, the main lcore, polls both ports (dataplane/dpdk_lcore.h) and,
-// between rounds, the UAPI socket and the signals.
+// between rounds, the UAPI socket and the signals. It polls all the time
+// unless idle_sleep_us is set: then a round that found nothing waits that long
+// for the UAPI or a signal (a shared core, a test machine).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "control/standalone.h"
 
 namespace faraday::control {
 
 struct DpdkOptions {
-  std::string port;     // the underlay device
-  std::string address;  // this node on it, "10.0.0.1/24"
-  std::string gateway;  // empty: every peer is on-link
+  std::string port;  // the underlay device
+  // This node on it, "10.0.0.1/24", "fd00::1/64": one per family at most.
+  std::vector<std::string> addresses;
+  std::vector<std::string> gateways;  // one per family at most; none: every peer is on-link
   uint16_t listen_port = 51820;
   std::string lcores;  // empty: the first CPU this process may use
   bool hugepages = false;
   unsigned memory_mb = 256;
+  // After a round of polls that found nothing, wait up to this long for a
+  // packet, a signal or the UAPI instead of polling again; 0: never wait.
+  unsigned idle_sleep_us = 0;
 };
 
 // Whether this build has DPDK.

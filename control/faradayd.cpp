@@ -57,8 +57,11 @@ const char* const kStandaloneFooter =
     "interface is deleted or when the socket is removed. Dropped datagrams are counted by "
     "reason and logged when the counts change; SIGUSR1 logs all counters. With --dpdk-port "
     "the underlay is a NIC (or DPDK virtual device) that faradayd drives itself: it answers "
-    "ARP for --dpdk-address and resolves its peers, IFNAME is a TUN made by DPDK's net_tun, "
-    "one lcore polls both all the time, and wg(8) may not change listen-port or fwmark.";
+    "ARP and neighbour solicitations for --dpdk-address and resolves its peers, IFNAME is a TUN "
+    "made by DPDK's net_tun, "
+    "one lcore polls both (all the time unless --dpdk-idle-sleep), and wg(8) may not change "
+    "listen-port or fwmark. Exit status: 0 after a clean stop, 1 if setup failed, 2 on a bad "
+    "option or setting.";
 
 void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
   const std::string built =
@@ -70,13 +73,20 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
                     "(net_af_packet0,iface=eth1)" +
                         built)
           ->group("DPDK underlay");
-  sa.add_option("--dpdk-address", d->address,
+  sa.add_option("--dpdk-address", d->addresses,
                 "This node's address on that port, ADDRESS/PREFIX; faradayd answers ARP (or "
-                "neighbour solicitations) for it and resolves its peers itself")
+                "neighbour solicitations) for it and resolves its peers itself. Once per "
+                "family: give it twice for IPv4 and IPv6")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->needs(port)
       ->group("DPDK underlay");
   port->needs(sa.get_option("--dpdk-address"));
-  sa.add_option("--dpdk-gateway", d->gateway, "Next hop for peers off that prefix")
+  sa.add_option("--dpdk-gateway", d->gateways,
+                "Next hop for peers off the prefix of the --dpdk-address of its family (once "
+                "per family)")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_option("--dpdk-listen-port", d->listen_port, "UDP port on the DPDK underlay")
@@ -96,6 +106,42 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
       ->default_val(256)
       ->needs(port)
       ->group("DPDK underlay");
+  sa.add_option("--dpdk-idle-sleep", d->idle_sleep_us,
+                "Microseconds to wait after a round of polls that found no packet, leaving the "
+                "core to others (a shared core, a test machine); packets that arrive meanwhile "
+                "wait as long. 0: poll all the time, for the lowest latency on a dedicated core")
+      ->default_val(0)
+      ->check(CLI::Range(0, 100000))
+      ->needs(port)
+      ->group("DPDK underlay");
+}
+
+// `faradayd standalone` and its options.
+CLI::App* add_standalone(CLI::App& app, faraday::control::StandaloneOptions* o,
+                         faraday::control::DpdkOptions* dpdk) {
+  CLI::App* sa = app.add_subcommand(
+      "standalone", "Run one WireGuard interface in the foreground, like `wireguard-go -f IFNAME`");
+  sa->footer(kStandaloneFooter);
+  sa->add_option("IFNAME", o->ifname, "Interface name (at most 15 characters)")->required();
+  sa->add_option("--mtu", o->mtu, "MTU of the interface")
+      ->default_val(1420)
+      ->check(CLI::Range(576, 65535 - 80));
+  sa->add_option("--aead", o->aead_backend,
+                 "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
+                 "known-answer self-test");
+  sa->add_option("--workers", o->workers,
+                 "Data-path threads, each with its own TUN queue and UDP socket, and as many "
+                 "AEAD helpers less one, which take pieces of a busy worker's large bursts while "
+                 "a core is spare (without multi-queue TUN: one queue, its bursts shared the "
+                 "same way); 0: as many as the CPUs this process may run on")
+      ->default_val(0)
+      ->check(CLI::Range(0, 64));
+  sa->add_option("--stats-interval", o->stats_interval_s,
+                 "Log drop counters at most every N seconds, when they change")
+      ->default_val(10);
+
+  add_dpdk_options(*sa, dpdk);
+  return sa;
 }
 
 }  // namespace
@@ -122,31 +168,15 @@ int main(int argc, char** argv) {
   add_cluster_options(*cl, &cli);
 
   StandaloneOptions standalone;
-  CLI::App* sa = app.add_subcommand(
-      "standalone", "Run one WireGuard interface in the foreground, like `wireguard-go -f IFNAME`");
-  sa->footer(kStandaloneFooter);
-  sa->add_option("IFNAME", standalone.ifname, "Interface name (at most 15 characters)")->required();
-  sa->add_option("--mtu", standalone.mtu, "MTU of the interface")
-      ->default_val(1420)
-      ->check(CLI::Range(576, 65535 - 80));
-  sa->add_option("--aead", standalone.aead_backend,
-                 "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
-                 "known-answer self-test");
-  sa->add_option("--workers", standalone.workers,
-                 "Data-path threads, each with its own TUN queue and UDP socket, and as many "
-                 "AEAD helpers less one, which take pieces of a busy worker's large bursts while "
-                 "a core is spare (without multi-queue TUN: one queue, its bursts shared the "
-                 "same way); 0: as many as the CPUs this process may run on")
-      ->default_val(0)
-      ->check(CLI::Range(0, 64));
-  sa->add_option("--stats-interval", standalone.stats_interval_s,
-                 "Log drop counters at most every N seconds, when they change")
-      ->default_val(10);
-
   DpdkOptions dpdk;
-  add_dpdk_options(*sa, &dpdk);
+  CLI::App* sa = add_standalone(app, &standalone, &dpdk);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a bad option is a configuration error.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (verbose) faraday::log::threshold() = faraday::log::Level::kDebug;
   if (sa->parsed() && !dpdk.port.empty()) {
     if (sa->count("--workers") > 0)

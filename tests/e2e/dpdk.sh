@@ -13,7 +13,8 @@
 # UDP are its own). Keys and peers are set with wg(8) through the UAPI. Shows:
 # the daemons start, `wg show` works, ARP resolves each other, the handshake
 # completes and ping crosses both ways, iperf3 TCP runs through the tunnel, and
-# SIGTERM stops both cleanly. Root only (exit 77 otherwise).
+# SIGTERM stops both cleanly; and, first, that bad DPDK settings are refused
+# with the reason before anything starts. Root only (exit 77 otherwise).
 #
 #   tests/e2e/dpdk.sh build/control/faradayd
 set -euo pipefail
@@ -45,6 +46,25 @@ fail() {
   for f in "$WORK"/*.log; do echo "--- $f"; tail -n 20 "$f"; done
   exit 1
 }
+
+echo "== bad settings: refused at start with the reason, exit status 2"
+refused() { # WANT ARGS...: faradayd must exit 2 and say WANT
+  local out rc=0
+  out=$("$FARADAYD" standalone "fd${RUN}x" --dpdk-port net_null0 "${@:2}" 2>&1) || rc=$?
+  [ "$rc" -eq 2 ] || fail "faradayd ${*:2}: exit status $rc, want 2 ($out)"
+  grep -qF -- "$1" <<<"$out" || fail "faradayd ${*:2}: no \"$1\" in: $out"
+}
+refused "one address per family" --dpdk-address 10.86.0.1/24 --dpdk-address 10.86.0.9/24
+refused "a family --dpdk-address has" --dpdk-address 10.86.0.1/24 --dpdk-gateway fd86::1
+refused "one gateway per family" --dpdk-address 10.86.0.1/24 --dpdk-gateway 10.86.0.7 \
+  --dpdk-gateway 10.86.0.8
+refused "not on the link" --dpdk-address 10.86.0.1/24 --dpdk-gateway 10.87.0.1
+refused "own address" --dpdk-address fd86::1/64 --dpdk-gateway fd86::1
+refused "subnet's own or broadcast" --dpdk-address 10.86.0.255/24
+refused "without an IPv6 --dpdk-gateway" --dpdk-address 10.86.0.1/24 --dpdk-address fd86::1/128
+refused "ADDRESS/PREFIX" --dpdk-address 10.86.0.1
+refused "--dpdk-idle-sleep" --dpdk-address 10.86.0.1/24 --dpdk-idle-sleep 200000
+[ ! -e "/var/run/wireguard/fd${RUN}x.sock" ] || fail "a refused start left its UAPI socket"
 
 ip netns add "$A"
 ip netns add "$B"
@@ -111,7 +131,7 @@ PY
 echo "== SIGTERM"
 kill -USR1 "${pids[0]}"
 sleep 0.3
-grep "counters:" "$WORK/fd${RUN}a.log" || true; grep -q "learnt=[1-9]" "$WORK/fd${RUN}a.log" || fail "a learnt no neighbour (ARP)"
+grep "ports: dpdk" "$WORK/fd${RUN}a.log" || true; grep -q "ports: dpdk.* learnt=[1-9]" "$WORK/fd${RUN}a.log" || fail "a learnt no neighbour (ARP)"
 for pid in "${pids[@]:0:2}"; do kill "$pid"; done
 for pid in "${pids[@]:0:2}"; do wait "$pid" || fail "a daemon exited with $?"; done
 pids=("${pids[@]:2}")
