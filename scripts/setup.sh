@@ -11,7 +11,7 @@ PACKAGES=(
   libboost-dev libprotobuf-dev protobuf-compiler libtomlplusplus-dev libmnl-dev nlohmann-json3-dev liburcu-dev
   libipsec-mb-dev libdpdk-dev
   # tests, demo and benchmarks
-  iproute2 iputils-ping iperf3 wireguard-go wireguard-tools python3 procps
+  iproute2 iputils-ping iperf3 wireguard-go wireguard-tools python3 procps ethtool
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -18,16 +18,27 @@
 # the same between the underlay addresses is the bare veth (no tunnel).
 #
 # IMPL_A / IMPL_B pick the implementation on each side: "faradayd" (our
-# daemon, `faradayd standalone IF`) or "wireguard-go" (`wireguard-go -f IF`).
-# Both create the TUN device in the namespace they start in and serve the
-# cross-platform UAPI at /var/run/wireguard/IF.sock, so wg(8) configures
-# either one. That socket path is global across namespaces, hence the
-# per-run interface names below.
+# daemon, `faradayd standalone IF`), "faradayd-dpdk" (the same on a DPDK
+# underlay: net_af_packet on that side's veth, see below) or "wireguard-go"
+# (`wireguard-go -f IF`). All create the TUN device in the namespace they start
+# in and serve the cross-platform UAPI at /var/run/wireguard/IF.sock, so wg(8)
+# configures any of them. That socket path is global across namespaces, hence
+# the per-run interface names below.
+#
+# faradayd-dpdk owns L2/L3 on its veth end (DPDK_IF_x, default the side's
+# veth): the kernel in that namespace has no address there (and IPv6 is off
+# on it), and faradayd answers ARP and neighbour solicitations for the side's
+# underlay addresses itself. It does not answer pings, so the underlay is
+# checked from a kernel side only. The kernel side's veth computes its UDP
+# checksums itself (ethtool tx off), as a NIC puts whole checksums on the
+# wire: a veth hands the offloaded ones on unfinished, and DPDK 22.11's
+# af_packet does not say so, so faradayd-dpdk would drop them as bad UDP.
 #
 # Inputs (environment, or the first script argument for FARADAYD):
 #   IMPL_A, IMPL_B    faradayd | wireguard-go       (default: faradayd, wireguard-go)
 #   FARADAYD          path to faradayd              (default: build/control/faradayd)
 #   FARADAYD_ARGS     more options for `faradayd standalone`, e.g. "--workers 2"
+#                     (faradayd-dpdk: after its --dpdk-port, -address and -listen-port)
 #   WIREGUARD_GO      path to wireguard-go          (default: from PATH)
 #   IPERF_FLOOR_MBIT  minimum acceptable iperf3 rate (default: 10)
 #   KEEP_LOGS=1       keep the run's work directory after exit
@@ -116,12 +127,12 @@ interop_init() {
 	local impl
 	for impl in "$IMPL_A" "$IMPL_B"; do
 		case "$impl" in
-		wireguard-go | faradayd) ;;
-		*) die "unknown implementation '$impl' (want faradayd or wireguard-go)" ;;
+		wireguard-go | faradayd | faradayd-dpdk) ;;
+		*) die "unknown implementation '$impl' (want faradayd, faradayd-dpdk or wireguard-go)" ;;
 		esac
 		if ! impl_usable "$impl"; then
 			# A missing faradayd is a build problem; a missing wireguard-go is the host's.
-			if [ "$impl" = faradayd ]; then die "$WHY_NOT"; else skip "$WHY_NOT"; fi
+			if [ "$impl" = wireguard-go ]; then skip "$WHY_NOT"; else die "$WHY_NOT"; fi
 		fi
 	done
 	work_init
@@ -129,7 +140,11 @@ interop_init() {
 }
 
 # host_check: root, the tools, TUN and namespaces; skip (77) if anything lacks.
-host_check() { needs_netns ip wg ping iperf3 ss timeout realpath; }
+host_check() {
+	local -a more=()
+	if is_dpdk A || is_dpdk B; then more=(ethtool); fi
+	needs_netns ip wg ping iperf3 ss timeout realpath "${more[@]}"
+}
 
 # impl_usable IMPL: true if IMPL can be started; otherwise sets WHY_NOT.
 # Makes FARADAYD absolute (meson passes it relative to the build directory).
@@ -140,13 +155,26 @@ impl_usable() {
 			WHY_NOT="wireguard-go not installed"
 			return 1
 		fi ;;
-	faradayd)
+	faradayd | faradayd-dpdk)
 		if [ ! -x "$FARADAYD" ]; then
 			WHY_NOT="faradayd binary not found at '$FARADAYD' (build it, or pass its path)"
 			return 1
 		fi
-		FARADAYD=$(realpath "$FARADAYD") ;;
+		FARADAYD=$(realpath "$FARADAYD")
+		if [ "$1" = faradayd-dpdk ] && "$FARADAYD" standalone --help | grep -q 'has no DPDK'; then
+			WHY_NOT="$FARADAYD was built without DPDK"
+			return 1
+		fi ;;
 	esac
+}
+
+# is_dpdk SIDE: true if that side runs faradayd on a DPDK underlay.
+is_dpdk() { [ "$(impl_of "$1")" = faradayd-dpdk ]; }
+
+# dpdk_if_of SIDE: the interface a faradayd-dpdk side drives (default: its veth).
+dpdk_if_of() {
+	local v="DPDK_IF_$1" veth="VETH_$1"
+	echo "${!v:-${!veth}}"
 }
 
 # work_init: the run's work directory (keys, logs, pids) and the teardown
@@ -190,13 +218,34 @@ topology_up() {
 		if [ "$side" = A ]; then veth=$VETH_A; else veth=$VETH_B; fi
 		in_ns "$side" sysctl -qw net.ipv6.conf.all.accept_dad=0
 		ip -n "$(ns_of "$side")" link set lo up
+		if is_dpdk "$side"; then
+			dpdk_port_prepare "$side" "$veth"
+			continue
+		fi
+		if is_dpdk "$(other "$side")"; then
+			in_ns "$side" ethtool -K "$veth" tx off >/dev/null
+		fi
 		ip -n "$(ns_of "$side")" addr add "$(ul4_of "$side")/$UL4_PREFIX" dev "$veth"
 		ip -n "$(ns_of "$side")" addr add "$(ul6_of "$side")/$UL6_PREFIX" dev "$veth" nodad
 		ip -n "$(ns_of "$side")" link set "$veth" up
 	done
-	# The underlay must work before anything is blamed on WireGuard.
-	underlay_reachable A "$UL4_B" || die "underlay v4 ping $UL4_A -> $UL4_B failed for 5 s"
-	underlay_reachable A "$UL6_B" || die "underlay v6 ping $UL6_A -> $UL6_B failed for 5 s"
+	# The underlay must work before anything is blamed on WireGuard (between
+	# two kernels: a faradayd-dpdk side answers no ping).
+	if ! is_dpdk A && ! is_dpdk B; then
+		underlay_reachable A "$UL4_B" || die "underlay v4 ping $UL4_A -> $UL4_B failed for 5 s"
+		underlay_reachable A "$UL6_B" || die "underlay v6 ping $UL6_A -> $UL6_B failed for 5 s"
+	fi
+}
+
+# dpdk_port_prepare SIDE IFACE: IFACE up for faradayd-dpdk, with no address
+# and IPv6 off, so that the kernel neither answers for the side's underlay
+# addresses nor sends anything of its own there.
+dpdk_port_prepare() {
+	local ns
+	ns=$(ns_of "$1")
+	ip -n "$ns" addr flush dev "$2"
+	in_ns "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1"
+	ip -n "$ns" link set "$2" up
 }
 
 # --- implementations ---------------------------------------------------------
@@ -218,6 +267,16 @@ impl_start() {
 		local -a extra=()
 		read -ra extra <<<"${FARADAYD_ARGS:-}"
 		ip netns exec "$ns" "$FARADAYD" standalone "${extra[@]}" "$ifname" \
+			>>"$WORK/impl-$side.log" 2>&1 &
+		;;
+	faradayd-dpdk)
+		local -a extra=()
+		read -ra extra <<<"${FARADAYD_ARGS:-}"
+		ip netns exec "$ns" "$FARADAYD" standalone \
+			--dpdk-port "net_af_packet0,iface=$(dpdk_if_of "$side")" \
+			--dpdk-address "$(ul4_of "$side")/$UL4_PREFIX" \
+			--dpdk-address "$(ul6_of "$side")/$UL6_PREFIX" \
+			--dpdk-listen-port "$(port_of "$side")" "${extra[@]}" "$ifname" \
 			>>"$WORK/impl-$side.log" 2>&1 &
 		;;
 	esac
