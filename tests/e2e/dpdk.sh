@@ -13,7 +13,7 @@
 # UDP are its own). Keys and peers are set with wg(8) through the UAPI. Shows:
 # the daemons start, `wg show` works, ARP resolves each other, the handshake
 # completes and ping crosses both ways, iperf3 TCP runs through the tunnel, and
-# SIGTERM stops both cleanly; and, first, that bad DPDK settings are refused
+# SIGTERM stops both cleanly; b runs on hugepages (scripts/hugepages.sh); and, first, that bad DPDK settings are refused
 # with the reason before anything starts. Root only (exit 77 otherwise).
 #
 #   tests/e2e/dpdk.sh build/control/faradayd
@@ -22,7 +22,9 @@ FARADAYD=$(realpath "${1:-build/control/faradayd}")
 [ "$(id -u)" -eq 0 ] || { echo "dpdk.sh: needs root"; exit 77; }
 "$FARADAYD" standalone --help | grep -q -- '--dpdk-port' || { echo "dpdk.sh: no DPDK option"; exit 77; }
 
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
 RUN=$$
+reserved=0
 A="fd${RUN}-a" B="fd${RUN}-b"
 WORK=$(mktemp -d)
 pids=()
@@ -38,6 +40,7 @@ cleanup() {
   ip netns del "$B" 2>/dev/null || true
   rm -f "/var/run/wireguard/fd${RUN}a.sock" "/var/run/wireguard/fd${RUN}b.sock"
   rm -rf "$WORK"
+  if [ "$reserved" -gt 0 ]; then "$REPO/scripts/hugepages.sh" release "$reserved" >/dev/null; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -78,19 +81,28 @@ done
 
 # One lcore each, on different CPUs where there are two: both poll all the time.
 mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
-start() { # NS NAME ADDRESS LCORE
+start() { # NS NAME ADDRESS LCORE [MORE OPTIONS]
   ip netns exec "$1" "$FARADAYD" standalone "$2" \
-    --dpdk-port net_af_packet0,iface=ul0 --dpdk-address "$3" --dpdk-lcores "$4" \
+    --dpdk-port net_af_packet0,iface=ul0 --dpdk-address "$3" --dpdk-lcores "$4" "${@:5}" \
     >"$WORK/$2.log" 2>&1 &
   pids+=($!)
 }
+# b takes its memory from hugepages that scripts/hugepages.sh reserves for it
+# (64 pages of 2 MiB for --dpdk-memory 128) and gives back at exit.
+HUGEPAGES=/sys/kernel/mm/hugepages/hugepages-2048kB
+"$REPO/scripts/hugepages.sh" reserve 64 || fail "cannot reserve 64 hugepages"
+reserved=64
+free_before=$(cat "$HUGEPAGES/free_hugepages")
 start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}"
-start "$B" "fd${RUN}b" 10.86.0.2/24 "${cpus[${#cpus[@]} - 1]}"
+start "$B" "fd${RUN}b" 10.86.0.2/24 "${cpus[${#cpus[@]} - 1]}" --dpdk-hugepages --dpdk-memory 128
 # The start-up line comes once the interface, the ports and the UAPI are up.
 for name in "fd${RUN}a" "fd${RUN}b"; do
   for _ in $(seq 100); do grep -q "DPDK underlay net_af_packet0" "$WORK/$name.log" && break; sleep 0.1; done
   grep -q "DPDK underlay net_af_packet0" "$WORK/$name.log" || fail "$name did not start"
 done
+in_use=$((free_before - $(cat "$HUGEPAGES/free_hugepages")))
+echo "b took $in_use hugepages"
+[ "$in_use" -gt 0 ] || fail "b runs with --dpdk-hugepages but took no hugepage"
 
 wg genkey >"$WORK/a.key"
 wg genkey >"$WORK/b.key"
