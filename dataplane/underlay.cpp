@@ -16,9 +16,6 @@ using inet::store_be32;
 
 namespace {
 
-constexpr uint16_t kEtherIpv4 = 0x0800;
-constexpr uint16_t kEtherArp = 0x0806;
-constexpr uint16_t kEtherIpv6 = 0x86dd;
 constexpr size_t kArpLength = 28;
 constexpr uint16_t kArpRequest = 1;
 constexpr uint16_t kArpReply = 2;

@@ -31,6 +31,9 @@ std::optional<MacAddress> parse_mac(std::string_view text);  // "02:00:00:00:00:
 std::string mac_to_string(const MacAddress& mac);
 
 inline constexpr size_t kEthernetHeader = 14;
+inline constexpr uint16_t kEtherIpv4 = 0x0800;
+inline constexpr uint16_t kEtherArp = 0x0806;
+inline constexpr uint16_t kEtherIpv6 = 0x86dd;
 // Room a datagram needs in front of it to become a frame in place (IPv6, the
 // larger header).
 inline constexpr size_t kUnderlayHeadroom = kEthernetHeader + 40 + 8;

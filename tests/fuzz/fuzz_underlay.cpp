@@ -1,7 +1,10 @@
-// fuzz_underlay: any frame through the classifier of an owned NIC (underlay.h).
-// The first input byte sets what the "NIC" verified (bits 0 and 1) and whether
-// to repair an ICMPv6 checksum first (bit 2), so the fuzzer reaches the
-// neighbour-discovery option parser instead of stopping at a bad checksum. The
+// fuzz_underlay: any frame through the classifier of an owned NIC (underlay.h),
+// or (bit 3 of the first byte) through the L2 side of a TAP faradayd keeps
+// (inner_link.h), which answers ARP and ND for any address with the same
+// parsers. The first input byte also sets what the "NIC" verified (bits 0 and
+// 1) and whether to repair an ICMPv6 checksum first (bit 2), so the fuzzer
+// reaches the neighbour-discovery option parser instead of stopping at a bad
+// checksum. The
 // frame sits at the very end of its own heap buffer, so ASan catches any read
 // past it. A kept frame must point inside itself, and what it asks for must be
 // answerable: an ARP request's reply and an NS's advertisement are built and
@@ -14,6 +17,7 @@
 #include <span>
 
 #include "dataplane/inet.h"
+#include "dataplane/inner_link.h"
 #include "dataplane/underlay.h"
 
 namespace {
@@ -54,6 +58,20 @@ UnderlayAddress asker(const Frame& f) {
   return a;
 }
 
+// The TAP side: an answer comes from our MAC and fits its buffer; a packet is
+// more than its Ethernet header; nothing else writes an answer.
+void fuzz_inner(const uint8_t* frame, size_t n, const MacAddress& ours) {
+  InnerLink link(ours, MacAddress{});
+  std::array<uint8_t, InnerLink::kControlFrameSize> answer{};
+  size_t length = 0;
+  const InnerLink::Rx rx = link.receive({frame, n}, answer, length);
+  if (rx == InnerLink::Rx::kAnswer && (length < kEthernetHeader + 28 || length > answer.size() ||
+                                       std::memcmp(answer.data() + 6, ours.data(), 6) != 0))
+    std::abort();
+  if (rx != InnerLink::Rx::kAnswer && length != 0) std::abort();
+  if (rx == InnerLink::Rx::kPacket && n <= kEthernetHeader) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -65,6 +83,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(frame, data + 1, n);
   if (flags & 4) repair_icmpv6(frame, n);
   static const UnderlayAddress me = self();
+  if (flags & 8) {
+    fuzz_inner(frame, n, me.mac);
+    return 0;
+  }
   auto r = classify_frame({frame, n}, me, {(flags & 1) != 0, (flags & 2) != 0});
   if (!r.ok()) {
     if (r.failure() >= FrameDrop::kCount) std::abort();

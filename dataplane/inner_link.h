@@ -1,0 +1,73 @@
+// inner_link.h: the L2 duties of an inner port that is a TAP (DPDK's net_tap):
+// the host's kernel sees an Ethernet interface on which faradayd is the one
+// neighbour, the next hop for every address the host sends into the mesh.
+//
+//   receive(): a frame from the host. An IPv4 or IPv6 packet to our MAC address
+//   is handed on (it starts after the Ethernet header); an ARP request or IPv6
+//   neighbour solicitation for any address but the host's own is answered with
+//   our MAC address, as a proxy for the whole mesh (not a gratuitous request,
+//   an ARP probe or duplicate address detection: those ask whether the host's
+//   own address is taken); anything else is dropped and counted by reason.
+//   Every frame that is kept tells the host's MAC address.
+//   write_header(): the Ethernet header in front of a packet to the host.
+//
+// Parsing and answers are underlay.h's (fuzzed with it). One thread (the
+// lcore's); the counters may be read from any thread.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "dataplane/counters.h"
+#include "dataplane/underlay.h"
+
+namespace faraday::dataplane {
+
+class InnerLink {
+ public:
+  // ours: the port's MAC address; host: the kernel interface's, until a frame
+  // says otherwise.
+  InnerLink(const MacAddress& ours, const MacAddress& host) : ours_(ours), host_(host) {}
+
+  static constexpr size_t kControlFrameSize = 128;
+
+  enum class Rx : uint8_t {
+    kPacket,   // an IP packet at kEthernetHeader: hand it on
+    kAnswer,   // send answer[0, *answer_length) back to the host
+    kDropped,  // counted
+  };
+  Rx receive(std::span<const uint8_t> frame, std::span<uint8_t, kControlFrameSize> answer,
+             size_t& answer_length);
+
+  // Writes the kEthernetHeader bytes before an IP packet whose first byte is
+  // `first` (the version nibble picks the EtherType); false for neither version.
+  bool write_header(uint8_t* out, uint8_t first) const;
+
+  const MacAddress& host() const { return host_; }
+  struct Counters {
+    std::array<Counter, static_cast<size_t>(FrameDrop::kCount)> drops{};
+    Counter packets;  // IP packets handed on
+    Counter answers;  // ARP replies and neighbour advertisements written
+    Counter ignored;  // gratuitous ARP, ARP probes, replies and advertisements: no answer
+    uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  Rx drop(FrameDrop reason) {
+    ++counters_.drops[static_cast<size_t>(reason)];
+    return Rx::kDropped;
+  }
+  Rx answer_arp(std::span<const uint8_t> frame, std::span<uint8_t, kControlFrameSize> answer,
+                size_t& answer_length);
+  Rx answer_nd(std::span<const uint8_t> frame, std::span<uint8_t, kControlFrameSize> answer,
+               size_t& answer_length);
+
+  MacAddress ours_;
+  MacAddress host_;
+  Counters counters_;
+};
+
+}  // namespace faraday::dataplane
