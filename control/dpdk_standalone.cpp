@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <rte_ethdev.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "crypto/aead_batch.h"
 #include "dataplane/device_config.h"
 #include "dataplane/dpdk_lcore.h"
+#include "dataplane/inner_link.h"
 #endif
 
 namespace faraday::control {
@@ -173,27 +175,48 @@ Result<void, uapi::Error> check_set(const uapi::SetRequest& r, uint16_t port) {
 }
 
 // The ports' and the link's counters, after the "stats:" line on SIGUSR1 and at exit.
-void log_ports(const UnderlayLink& link, const dpdk::Lcore& lcore, const dpdk::Port& underlay,
-               const dpdk::Port& inner) {
-  const UnderlayLink::Counters& l = link.counters();
-  std::string drops;
-  uint64_t dropped = 0;
-  for (size_t r = 0; r < l.drops.size(); ++r) {
-    dropped += l.drops[r];
-    if (l.drops[r] != 0)
-      drops += fmt::format(" {}={}", frame_drop_name(static_cast<FrameDrop>(r)), l.drops[r]);
+// " frame_not_for_us=3 ..." for the reasons that are not zero, each name
+// after `prefix`; their sum in *total.
+std::string drops_text(const std::array<Counter, static_cast<size_t>(FrameDrop::kCount)>& drops,
+                       std::string_view prefix, uint64_t* total) {
+  std::string text;
+  *total = 0;
+  for (size_t r = 0; r < drops.size(); ++r) {
+    *total += drops[r];
+    if (drops[r] != 0)
+      text += fmt::format(" {}{}={}", prefix, frame_drop_name(static_cast<FrameDrop>(r)), drops[r]);
   }
+  return text;
+}
+
+// The ports' and the links' counters, after the "stats:" line on SIGUSR1 and at exit.
+void log_ports(const UnderlayLink& link, const dpdk::Lcore& lcore, const dpdk::Port& underlay,
+               const dpdk::Port& inner, const InnerLink* tap) {
+  const UnderlayLink::Counters& l = link.counters();
+  uint64_t dropped = 0;
+  const std::string drops = drops_text(l.drops, "", &dropped);
   const dpdk::Receive::Counters& rx = lcore.receive().counters();
   const dpdk::Transmit::Counters& tx = lcore.transmit().counters();
+  const dpdk::Lcore::Counters& c = lcore.counters();
+  std::string tap_text;
+  if (tap) {
+    uint64_t tap_dropped = 0;
+    const std::string tap_drops = drops_text(tap->counters().drops, "inner_", &tap_dropped);
+    tap_text = fmt::format(
+        " inner_packets={} inner_answers={} inner_answers_lost={} inner_ignored={} "
+        "inner_chained={} inner_frames_dropped={}{}",
+        tap->counters().packets, tap->counters().answers, c.inner_answers_lost,
+        tap->counters().ignored, c.inner_chained, tap_dropped, tap_drops);
+  }
   log::info(
       "ports: dpdk underlay rx={} datagrams={} rx_chained={} rx_no_mbuf={} answers={} "
       "requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} tx_not_framed={} "
       "tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} frames_dropped={}{}; "
-      "inner rx={} tx={} tx_full={}",
+      "inner rx={} tx={} tx_full={}{}",
       rx.frames, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests, l.learnt,
       l.not_learnt, link.neighbors(), tx.frames, tx.no_mbuf, tx.not_framed, l.tx_unresolved,
-      l.tx_no_route, underlay.counters().tx_full, tx.held, tx.held_lost, dropped, drops,
-      lcore.counters().inner_rx, lcore.counters().inner_tx, inner.counters().tx_full);
+      l.tx_no_route, underlay.counters().tx_full, tx.held, tx.held_lost, dropped, drops, c.inner_rx,
+      c.inner_tx, inner.counters().tx_full, tap_text);
 }
 
 }  // namespace
@@ -216,6 +239,7 @@ struct Interface {
   SystemClock clock;
   std::unique_ptr<Device> dev;
   std::unique_ptr<UnderlayLink> link;
+  std::unique_ptr<InnerLink> inner_link;  // a TAP's L2 side; none on a TUN
   std::unique_ptr<dpdk::Lcore> lcore;
   std::unique_ptr<uapi::Server> server;
   std::string ifname;
@@ -256,6 +280,36 @@ int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::strin
   return 0;
 }
 
+// The kernel interface's MAC address (zero if it cannot be read).
+MacAddress kernel_mac(const std::string& ifname) {
+  MacAddress mac{};
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0)
+    std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, mac.size());
+  if (fd >= 0) close(fd);
+  return mac;
+}
+
+// The TAP's L2 side: faradayd's MAC address on it is the port's, unless that
+// is the kernel interface's own (then one next to it, locally administered);
+// the port takes every frame, whatever its destination.
+void attach_inner_link(const std::string& ifname, Interface& i) {
+  const MacAddress host = kernel_mac(ifname);
+  MacAddress ours = i.inner->mac();
+  if (ours == host) {
+    ours[0] = static_cast<uint8_t>((ours[0] | 0x02) & ~0x01);
+    ours[5] ^= 0x01;
+  }
+  if (int rc = rte_eth_promiscuous_enable(i.inner->id()); rc != 0)
+    log::warn("interface {}: promiscuous mode: {}", ifname, std::strerror(-rc));
+  i.inner_link = std::make_unique<InnerLink>(ours, host);
+  i.lcore->set_inner_link(i.inner_link.get());
+  log::info("interface {}: a TAP; faradayd answers ARP and ND on it as {} (the host is {})", ifname,
+            mac_to_string(ours), mac_to_string(host));
+}
+
 // The ports, the core, the lcore and the UAPI server.
 Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
                         const std::string& inner_device, Interface& i) {
@@ -278,6 +332,7 @@ Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
   i.dev = std::make_unique<Device>(i.clock, *i.aead.backend, DeviceOptions{.mtu = o.mtu});
   i.link = std::make_unique<UnderlayLink>(*underlay_address(d, i.underlay->mac()));
   i.lcore = std::make_unique<dpdk::Lcore>(*i.dev, i.clock, *i.inner, *i.underlay, *i.link);
+  if (d.inner != "tun") attach_inner_link(o.ifname, i);
   Device& dev = *i.dev;
   const uint16_t port = d.listen_port;
   auto server = uapi::Server::listen(
@@ -305,7 +360,7 @@ void log_stats(Interface& i, bool force, Nanos interval) {
     i.logged = c;
     i.last_stats = now;
   }
-  if (force) log_ports(*i.link, *i.lcore, *i.underlay, *i.inner);
+  if (force) log_ports(*i.link, *i.lcore, *i.underlay, *i.inner, i.inner_link.get());
 }
 
 // Signals and UAPI requests that are waiting (none: wait up to `idle` for
@@ -365,7 +420,8 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  const std::string inner_device = "net_tun0,iface=" + o.ifname;
+  const std::string inner_device =
+      (d.inner == "tun" ? "net_tun0,iface=" : "net_tap0,iface=") + o.ifname;
   if (int code = start_eal(o, d, inner_device); code != 0) return code;
   Interface i;
   if (Result<void> opened = open_parts(o, d, inner_device, i); !opened) {

@@ -6,10 +6,14 @@
 // the underlay port is DEVICE (a PCI address, or a vdev such as
 // net_af_packet0,iface=eth1), with this node's addresses on it (IPv4, IPv6 or
 // both, and a gateway for what is not on-link): faradayd answers ARP and
-// neighbour solicitations for them and resolves its peers itself. The inner side is IFNAME, a
-// kernel TUN interface made by DPDK's net_tun; addresses and routes on it are left to `ip`, as in
-// standalone mode. wg(8) configures it through the UAPI socket as usual (listen-port and fwmark are
-// fixed: the UDP port is --dpdk-listen-port, and a NIC of our own has no fwmark). It stops on
+// neighbour solicitations for them and resolves its peers itself. The inner
+// side is IFNAME, a kernel TAP made by DPDK's net_tap (or a TUN, net_tun, with
+// inner = "tun"); addresses and routes on it are left to `ip`, as in
+// standalone mode. On the TAP, faradayd is the host's one neighbour: it
+// answers the host's ARP and neighbour solicitations for any address but the
+// host's own (dataplane/inner_link.h). wg(8) configures it through the UAPI
+// socket as usual (listen-port and fwmark are fixed: the UDP port is
+// --dpdk-listen-port, and a NIC of our own has no fwmark). It stops on
 // SIGTERM/SIGINT, when the UAPI socket file is removed or when IFNAME is deleted.
 //
 // One thread, the main lcore, polls both ports (dataplane/dpdk_lcore.h) and,
@@ -38,6 +42,9 @@ struct DpdkOptions {
   // After a round of polls that found nothing, wait up to this long for a
   // packet, a signal or the UAPI instead of polling again; 0: never wait.
   unsigned idle_sleep_us = 0;
+  // The inner interface: "tap" (net_tap, an Ethernet interface on which
+  // faradayd answers ARP and ND for the mesh) or "tun" (net_tun, IP only).
+  std::string inner = "tap";
 };
 
 // Whether this build has DPDK.

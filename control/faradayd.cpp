@@ -57,8 +57,8 @@ const char* const kStandaloneFooter =
     "interface is deleted or when the socket is removed. Dropped datagrams are counted by "
     "reason and logged when the counts change; SIGUSR1 logs all counters. With --dpdk-port "
     "the underlay is a NIC (or DPDK virtual device) that faradayd drives itself: it answers "
-    "ARP and neighbour solicitations for --dpdk-address and resolves its peers, IFNAME is a TUN "
-    "made by DPDK's net_tun, "
+    "ARP and neighbour solicitations for --dpdk-address and resolves its peers, IFNAME is a TAP "
+    "made by DPDK's net_tap (or a TUN, --dpdk-inner tun), "
     "one lcore polls both (all the time unless --dpdk-idle-sleep), and wg(8) may not change "
     "listen-port or fwmark. Exit status: 0 after a clean stop, 1 if setup failed, 2 on a bad "
     "option or setting.";
@@ -104,6 +104,14 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
       ->group("DPDK underlay");
   sa.add_option("--dpdk-memory", d->memory_mb, "MiB of memory for DPDK")
       ->default_val(256)
+      ->needs(port)
+      ->group("DPDK underlay");
+  sa.add_option("--dpdk-inner", d->inner,
+                "IFNAME's kind: tap (an Ethernet interface, DPDK's net_tap; faradayd answers the "
+                "host's ARP and neighbour solicitations on it for the whole mesh) or tun (IP "
+                "only, DPDK's net_tun)")
+      ->default_val("tap")
+      ->check(CLI::IsMember({"tap", "tun"}))
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_option("--dpdk-idle-sleep", d->idle_sleep_us,

@@ -3,6 +3,8 @@
 
 #include <rte_mbuf.h>
 
+#include <cstring>
+
 namespace faraday::dataplane::dpdk {
 
 size_t Lcore::poll() {
@@ -31,13 +33,70 @@ size_t Lcore::poll() {
 }
 
 size_t Lcore::to_underlay(Nanos now) {
-  const uint16_t n = inner_.rx(queue_, mbufs_.data(), kBurstSize);
+  uint16_t n = inner_.rx(queue_, mbufs_.data(), kBurstSize);
   if (n == 0) return 0;
   counters_.inner_rx += n;
+  const uint16_t taken = n;
+  if (inner_link_) n = strip_frames(n);
   for (uint16_t i = 0; i < n; ++i) pkts_[i] = packet_of(mbufs_[i]);
   dev_.send_burst({pkts_.data(), n}, {verdicts_.data(), n});
   tx_.send({mbufs_.data(), n}, {pkts_.data(), n}, {verdicts_.data(), n}, now);
-  return n;
+  return taken;
+}
+
+// A TAP's frames: IP packets lose their Ethernet header and stay (in order at
+// the front of mbufs_), ARP and NS are answered, the rest freed. Returns how
+// many stay.
+uint16_t Lcore::strip_frames(uint16_t n) {
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = mbufs_[i];
+    std::array<uint8_t, InnerLink::kControlFrameSize> answer;
+    size_t answer_length = 0;
+    if (m->nb_segs != 1) {
+      ++counters_.inner_chained;
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    const InnerLink::Rx rx = inner_link_->receive(
+        {rte_pktmbuf_mtod(m, const uint8_t*), m->data_len}, answer, answer_length);
+    if (rx == InnerLink::Rx::kPacket) {
+      rte_pktmbuf_adj(m, kEthernetHeader);
+      mbufs_[kept++] = m;
+      continue;
+    }
+    if (rx == InnerLink::Rx::kAnswer) {
+      // The request's own mbuf carries the answer back.
+      if (answer_length <= size_t{rte_pktmbuf_tailroom(m)} + m->data_len) {
+        std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), answer.data(), answer_length);
+        m->data_len = static_cast<uint16_t>(answer_length);
+        m->pkt_len = static_cast<uint32_t>(answer_length);
+        // Port::tx frees what the queue had no room for.
+        if (inner_.tx(queue_, &m, 1) == 0) ++counters_.inner_answers_lost;
+        continue;
+      }
+      ++counters_.inner_answers_lost;
+    }
+    rte_pktmbuf_free(m);
+  }
+  return kept;
+}
+
+// Ethernet headers for the host in front of the first n packets of mbufs_;
+// one that has no room or no IP version is freed (and left out).
+uint16_t Lcore::add_frames(uint16_t n) {
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = mbufs_[i];
+    const uint8_t first = *rte_pktmbuf_mtod(m, const uint8_t*);
+    auto* header = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEthernetHeader));
+    if (header && inner_link_->write_header(header, first)) {
+      mbufs_[kept++] = m;
+    } else {
+      rte_pktmbuf_free(m);
+    }
+  }
+  return kept;
 }
 
 size_t Lcore::to_inner(Nanos now) {
@@ -54,6 +113,7 @@ size_t Lcore::to_inner(Nanos now) {
       rte_pktmbuf_free(mbufs_[i]);
     }
   }
+  if (inner_link_) out = add_frames(out);
   counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
   return n;
 }

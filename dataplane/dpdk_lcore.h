@@ -11,6 +11,10 @@
 //   frame came in and every kRetryEvery; neighbours unheard of for long
 //   forgotten (once a second)
 //
+// With an InnerLink (set_inner_link), the inner port is a TAP: frames from the
+// host are classified there (ARP and NS answered on the inner port, IP packets
+// handed on without their Ethernet header), and packets to the host get one.
+//
 // This is the single-lcore form: the Device's handshake context runs here too,
 // as the Pipeline's thread does on the kernel path (pipeline.h). The owner calls
 // poll() in a loop on the lcore and configures the Device between calls.
@@ -25,6 +29,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/device.h"
 #include "dataplane/dpdk_port.h"
+#include "dataplane/inner_link.h"
 #include "dataplane/underlay_link.h"
 
 namespace faraday::dataplane::dpdk {
@@ -43,19 +48,26 @@ class Lcore {
         tx_(underlay, queue, link),
         rx_(underlay, queue, link) {}
 
+  // The inner port is a TAP whose L2 side this link keeps. Before poll().
+  void set_inner_link(InnerLink* link) { inner_link_ = link; }
+
   // One round; returns the packets taken from either port (0: it found none).
   size_t poll();
 
   const Transmit& transmit() const { return tx_; }
   const Receive& receive() const { return rx_; }
   struct Counters {
-    Counter inner_rx;  // packets read from the inner port
-    Counter inner_tx;  // packets the inner port took (Port::tx counts the rest)
+    Counter inner_rx;            // packets read from the inner port
+    Counter inner_tx;            // packets the inner port took (Port::tx counts the rest)
+    Counter inner_chained;       // a TAP's frames in more than one mbuf: dropped
+    Counter inner_answers_lost;  // a TAP's ARP or ND answer the inner port did not take
   };
   const Counters& counters() const { return counters_; }
 
  private:
   size_t to_underlay(Nanos now);
+  uint16_t strip_frames(uint16_t n);
+  uint16_t add_frames(uint16_t n);
   size_t to_inner(Nanos now);
   void flush_outbox(Nanos now);
 
@@ -64,6 +76,7 @@ class Lcore {
   Port& inner_;
   uint16_t queue_;
   UnderlayLink& link_;
+  InnerLink* inner_link_ = nullptr;
   Transmit tx_;
   Receive rx_;
   std::array<rte_mbuf*, kBurstSize> mbufs_{};

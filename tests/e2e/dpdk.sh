@@ -6,7 +6,7 @@
 #   | faradayd standalone fd<run>a   |               | faradayd standalone fd<run>b   |
 #   |   --dpdk-port net_af_packet0,  |    veth       |   --dpdk-port net_af_packet0,  |
 #   |     iface=ul0 (10.86.0.1/24)   |<=============>|     iface=ul0 (10.86.0.2/24)   |
-#   |   TUN (net_tun) 10.85.0.1/24   |               |   TUN (net_tun) 10.85.0.2/24   |
+#   |   TUN (net_tun) 10.85.0.1/24   |               |   TAP (net_tap) 10.85.0.2/24   |
 #   +--------------------------------+               +--------------------------------+
 #
 # The veth ends carry no address: each daemon owns L2/L3 on its end (ARP and
@@ -93,7 +93,7 @@ HUGEPAGES=/sys/kernel/mm/hugepages/hugepages-2048kB
 "$REPO/scripts/hugepages.sh" reserve 64 || fail "cannot reserve 64 hugepages"
 reserved=64
 free_before=$(cat "$HUGEPAGES/free_hugepages")
-start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}"
+start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}" --dpdk-inner tun
 start "$B" "fd${RUN}b" 10.86.0.2/24 "${cpus[${#cpus[@]} - 1]}" --dpdk-hugepages --dpdk-memory 128
 # The start-up line comes once the interface, the ports and the UAPI are up.
 for name in "fd${RUN}a" "fd${RUN}b"; do
