@@ -3,8 +3,10 @@
 // RX ring and back) and, per node, an inner port whose RX ring the test fills
 // as the kernel would write to a TUN device and whose TX ring it reads. Nothing
 // is set up in advance: the first packet resolves b's MAC over the wire, makes
-// the handshake and arrives, all through the lcores' poll(). Part of
-// dpdk_port_test's program (one EAL per process).
+// the handshake and arrives, all through the lcores' poll(). Then the same with
+// a's inner port a TAP (an InnerLink): the host's ARP is answered on it, its
+// frames lose their Ethernet header on the way in and get one on the way out.
+// Part of dpdk_port_test's program (one EAL per process).
 #include "dataplane/dpdk_lcore.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -119,6 +122,69 @@ TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays
   EXPECT_EQ(net.a.dropped(Drop::kNoRoute), 1u);
   EXPECT_EQ(a.lcore.transmit().held(), 0u);
   EXPECT_EQ(free_mbufs(), free_at_start);
+}
+
+// An Ethernet frame from the host (kHost) to `to` carrying `payload`.
+Bytes frame(const MacAddress& to, const MacAddress& from, uint16_t type, const Bytes& payload) {
+  Bytes f(kEthernetHeader + payload.size());
+  std::memcpy(f.data(), to.data(), 6);
+  std::memcpy(f.data() + 6, from.data(), 6);
+  f[12] = static_cast<uint8_t>(type >> 8);
+  f[13] = static_cast<uint8_t>(type);
+  std::copy(payload.begin(), payload.end(), f.begin() + kEthernetHeader);
+  return f;
+}
+
+TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
+  Network net;
+  rte_ring* a_to_b = make_ring("wire-tap-ab");
+  rte_ring* b_to_a = make_ring("wire-tap-ba");
+  Side a("ta", net, net.a, b_to_a, a_to_b, *parse_mac("02:00:00:00:01:0a"));
+  Side b("tb", net, net.b, a_to_b, b_to_a, *parse_mac("02:00:00:00:01:0b"));
+  const MacAddress ours = *parse_mac("02:fa:00:00:00:01");
+  const MacAddress host = *parse_mac("02:11:00:00:00:01");
+  InnerLink tap(ours, host);
+  a.lcore.set_inner_link(&tap);
+  const unsigned a_inner_free = rte_mempool_avail_count(a.inner->pool());
+  auto run = [&] {
+    for (int round = 0; round < 16; ++round) {
+      a.lcore.poll();
+      b.lcore.poll();
+    }
+  };
+
+  // The host asks for b's overlay address: the answer comes back on the TAP.
+  UnderlayAddress asker;
+  asker.mac = host;
+  asker.v4 = UnderlayAddress::V4{{192, 168, 0, 1}, 24, std::nullopt};
+  Bytes arp(128);
+  arp.resize(build_arp_request(arp, asker, {192, 168, 0, 2}));
+  a.write(arp);
+  run();
+  std::vector<Bytes> answers = a.read();
+  ASSERT_EQ(answers.size(), 1u);
+  Result<Frame, FrameDrop> reply = classify_frame(answers[0], asker);
+  ASSERT_TRUE(reply) << frame_drop_name(reply.failure());
+  EXPECT_EQ(reply->kind, Frame::Kind::kArpReply);
+  EXPECT_EQ(reply->neighbor_mac, ours);
+  EXPECT_EQ(tap.counters().answers, 1u);
+
+  // Packets in frames to our MAC reach b as bare IP packets; b's come back to
+  // the host in frames; frames to another MAC go nowhere.
+  const Bytes ab = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 300, 1);
+  const Bytes ba = testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1420, 2);
+  a.write(frame(ours, host, kEtherIpv4, ab));
+  a.write(frame(host, host, kEtherIpv4, ab));
+  run();
+  EXPECT_EQ(b.read(), std::vector<Bytes>{ab});
+  b.write(ba);
+  run();
+  EXPECT_EQ(a.read(), std::vector<Bytes>{frame(host, ours, kEtherIpv4, ba)});
+  EXPECT_EQ(tap.counters().packets, 1u);
+  EXPECT_EQ(tap.counters().dropped(FrameDrop::kNotForUs), 1u);
+  EXPECT_EQ(a.lcore.counters().inner_answers_lost, 0u);
+  EXPECT_EQ(net.a.counters().dropped_total(), 0u);
+  EXPECT_EQ(rte_mempool_avail_count(a.inner->pool()), a_inner_free);
 }
 
 }  // namespace
