@@ -10,6 +10,8 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fmt/ranges.h>
@@ -248,6 +250,44 @@ struct Interface {
   Nanos last_stats = 0;
 };
 
+std::string vhost_path(const StandaloneOptions& o, const DpdkOptions& d) {
+  return d.vhost_socket.empty() ? "/run/faraday/" + o.ifname + "-vhost.sock" : d.vhost_socket;
+}
+
+// The inner port's device string.
+std::string inner_device_of(const StandaloneOptions& o, const DpdkOptions& d) {
+  if (d.inner == "vhost") return "net_vhost0,iface=" + vhost_path(o, d) + ",queues=1";
+  return (d.inner == "tun" ? "net_tun0,iface=" : "net_tap0,iface=") + o.ifname;
+}
+
+// The vhost-user socket's path is usable: absolute, short enough for a unix
+// socket, nothing the device string would split on, its directory made. A
+// socket left by a faradayd that died is removed; one that answers is in use.
+Status prepare_vhost_socket(const std::string& path) {
+  const std::string what = "--dpdk-vhost-socket \"" + path + "\": ";
+  if (path.empty() || path[0] != '/' || path.size() >= sizeof(sockaddr_un{}.sun_path) ||
+      path.find_first_of(",=") != std::string::npos)
+    return Error{what + "want an absolute path under 108 bytes, without ',' or '='"};
+  const std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Error{what + "cannot make " + dir + ": " + std::strerror(errno)};
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return {};
+  if (!S_ISSOCK(st.st_mode)) return Error{what + "exists and is not a socket"};
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const bool answered =
+      fd >= 0 && connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (fd >= 0) close(fd);
+  if (answered) return Error{what + "in use (another faradayd?)"};
+  if (unlink(path.c_str()) != 0)
+    return Error{what + "cannot remove a stale socket: " + std::strerror(errno)};
+  log::info("{}: removed a stale socket", path);
+  return {};
+}
+
 // Checks the settings and starts the EAL with both ports' devices: 0, or the
 // exit code (2: a bad setting, 1: DPDK refused).
 int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::string& inner) {
@@ -262,6 +302,15 @@ int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::strin
   }
   if (Result<UnderlayAddress> checked = underlay_address(d, MacAddress{}); !checked) {
     log::error("{}", checked.error());
+    return 2;
+  }
+  if (d.inner == "vhost") {
+    if (Status ready = prepare_vhost_socket(vhost_path(o, d)); !ready) {
+      log::error("{}", ready.error());
+      return 2;
+    }
+  } else if (!d.vhost_socket.empty()) {
+    log::error("--dpdk-vhost-socket: only with --dpdk-inner vhost");
     return 2;
   }
   dpdk::EalSettings eal;
@@ -292,22 +341,26 @@ MacAddress kernel_mac(const std::string& ifname) {
   return mac;
 }
 
-// The TAP's L2 side: faradayd's MAC address on it is the port's, unless that
-// is the kernel interface's own (then one next to it, locally administered);
-// the port takes every frame, whatever its destination.
-void attach_inner_link(const std::string& ifname, Interface& i) {
-  const MacAddress host = kernel_mac(ifname);
+// The L2 side of a TAP or a vhost-user socket: faradayd's MAC address on it is
+// the port's, unless that is the kernel interface's own (then one next to it,
+// locally administered). A TAP hands over every frame the host sends, whatever
+// its destination, and so does net_vhost. A vhost-user application's MAC is
+// learnt from its first frame.
+void attach_inner_link(const std::string& ifname, const DpdkOptions& d, Interface& i) {
+  const MacAddress host = d.inner == "vhost" ? MacAddress{} : kernel_mac(ifname);
   MacAddress ours = i.inner->mac();
   if (ours == host) {
     ours[0] = static_cast<uint8_t>((ours[0] | 0x02) & ~0x01);
     ours[5] ^= 0x01;
   }
-  if (int rc = rte_eth_promiscuous_enable(i.inner->id()); rc != 0)
-    log::warn("interface {}: promiscuous mode: {}", ifname, std::strerror(-rc));
   i.inner_link = std::make_unique<InnerLink>(ours, host);
   i.lcore->set_inner_link(i.inner_link.get());
-  log::info("interface {}: a TAP; faradayd answers ARP and ND on it as {} (the host is {})", ifname,
-            mac_to_string(ours), mac_to_string(host));
+  if (d.inner == "vhost")
+    log::info("interface {}: a vhost-user socket; faradayd answers ARP and ND on it as {}", ifname,
+              mac_to_string(ours));
+  else
+    log::info("interface {}: a TAP; faradayd answers ARP and ND on it as {} (the host is {})",
+              ifname, mac_to_string(ours), mac_to_string(host));
 }
 
 // The ports, the core, the lcore and the UAPI server.
@@ -319,8 +372,10 @@ Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
   if (!inner) return Error{inner.error()};
   i.underlay = std::move(*underlay);
   i.inner = std::move(*inner);
-  if (int rc = rte_eth_dev_set_mtu(i.inner->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
-    log::warn("interface {}: cannot set MTU {}: {}", o.ifname, o.mtu, std::strerror(-rc));
+  if (d.inner != "vhost") {  // a vhost-user application sets its own
+    if (int rc = rte_eth_dev_set_mtu(i.inner->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
+      log::warn("interface {}: cannot set MTU {}: {}", o.ifname, o.mtu, std::strerror(-rc));
+  }
   uint16_t underlay_mtu = 0;
   if (rte_eth_dev_get_mtu(i.underlay->id(), &underlay_mtu) == 0 &&
       o.mtu + kUnderlayOverhead > underlay_mtu)
@@ -332,7 +387,7 @@ Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
   i.dev = std::make_unique<Device>(i.clock, *i.aead.backend, DeviceOptions{.mtu = o.mtu});
   i.link = std::make_unique<UnderlayLink>(*underlay_address(d, i.underlay->mac()));
   i.lcore = std::make_unique<dpdk::Lcore>(*i.dev, i.clock, *i.inner, *i.underlay, *i.link);
-  if (d.inner != "tun") attach_inner_link(o.ifname, i);
+  if (d.inner != "tun") attach_inner_link(o.ifname, d, i);
   Device& dev = *i.dev;
   const uint16_t port = d.listen_port;
   auto server = uapi::Server::listen(
@@ -403,7 +458,7 @@ void serve(Interface& i, int signal_fd, const StandaloneOptions& o, const DpdkOp
       if (!i.server->socket_file_present()) {
         log::info("UAPI socket {} was removed, shutting down", i.server->path());
         running = false;
-      } else if (if_nametoindex(i.ifname.c_str()) == 0) {
+      } else if (d.inner != "vhost" && if_nametoindex(i.ifname.c_str()) == 0) {
         log::info("interface {} was deleted, shutting down", i.ifname);
         running = false;
       }
@@ -420,8 +475,7 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  const std::string inner_device =
-      (d.inner == "tun" ? "net_tun0,iface=" : "net_tap0,iface=") + o.ifname;
+  const std::string inner_device = inner_device_of(o, d);
   if (int code = start_eal(o, d, inner_device); code != 0) return code;
   Interface i;
   if (Result<void> opened = open_parts(o, d, inner_device, i); !opened) {
@@ -429,9 +483,11 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
     return 1;
   }
   log::info(
-      "interface {} up: DPDK underlay {} ({}, MAC {}), address {}, UDP port {}, lcores {}, "
+      "interface {} up ({}): DPDK underlay {} ({}, MAC {}), address {}, UDP port {}, lcores {}, "
       "{}, AEAD {}; UAPI {}",
-      o.ifname, i.underlay->name(), i.underlay->driver(), mac_to_string(i.underlay->mac()),
+      o.ifname,
+      d.inner == "vhost" ? "vhost-user socket " + vhost_path(o, d) : "a " + d.inner + " interface",
+      i.underlay->name(), i.underlay->driver(), mac_to_string(i.underlay->mac()),
       fmt::join(d.addresses, " "), d.listen_port, d.lcores.empty() ? first_cpu() : d.lcores,
       d.idle_sleep_us == 0 ? std::string{"polling all the time"}
                            : fmt::format("waiting up to {} us when idle", d.idle_sleep_us),

@@ -42,9 +42,12 @@ struct DpdkOptions {
   // After a round of polls that found nothing, wait up to this long for a
   // packet, a signal or the UAPI instead of polling again; 0: never wait.
   unsigned idle_sleep_us = 0;
-  // The inner interface: "tap" (net_tap, an Ethernet interface on which
-  // faradayd answers ARP and ND for the mesh) or "tun" (net_tun, IP only).
+  // The inner side: "tap" (net_tap, an Ethernet interface on which faradayd
+  // answers ARP and ND for the mesh), "tun" (net_tun, IP only) or "vhost" (a
+  // vhost-user socket, net_vhost, for a DPDK application to attach to with
+  // virtio-user; ARP and ND answered as on the TAP; no kernel interface).
   std::string inner = "tap";
+  std::string vhost_socket;  // inner "vhost": empty means /run/faraday/IFNAME-vhost.sock
 };
 
 // Whether this build has DPDK.

@@ -107,11 +107,18 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_option("--dpdk-inner", d->inner,
-                "IFNAME's kind: tap (an Ethernet interface, DPDK's net_tap; faradayd answers the "
-                "host's ARP and neighbour solicitations on it for the whole mesh) or tun (IP "
-                "only, DPDK's net_tun)")
+                "The inner side: tap (IFNAME is an Ethernet interface, DPDK's net_tap; faradayd "
+                "answers the host's ARP and neighbour solicitations on it for the whole mesh), "
+                "tun (IP only, DPDK's net_tun) or vhost (a vhost-user socket, --dpdk-vhost-socket, "
+                "for a DPDK application to attach to with virtio-user; ARP and ND answered as on "
+                "the TAP; no kernel interface, IFNAME names the UAPI socket)")
       ->default_val("tap")
-      ->check(CLI::IsMember({"tap", "tun"}))
+      ->check(CLI::IsMember({"tap", "tun", "vhost"}))
+      ->needs(port)
+      ->group("DPDK underlay");
+  sa.add_option("--dpdk-vhost-socket", d->vhost_socket,
+                "With --dpdk-inner vhost: the socket's path (default "
+                "/run/faraday/IFNAME-vhost.sock; a stale one is removed)")
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_option("--dpdk-idle-sleep", d->idle_sleep_us,

@@ -101,7 +101,9 @@ InnerLink::Rx InnerLink::answer_nd(std::span<const uint8_t> frame,
 bool InnerLink::write_header(uint8_t* out, uint8_t first) const {
   const uint8_t version = first >> 4;
   if (version != 4 && version != 6) return false;
-  std::memcpy(out, host_.data(), 6);
+  static constexpr MacAddress kUnknown{};
+  static constexpr MacAddress kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  std::memcpy(out, (host_ == kUnknown ? kBroadcast : host_).data(), 6);
   std::memcpy(out + 6, ours_.data(), 6);
   inet::store_be16(out + 12, version == 4 ? kEtherIpv4 : kEtherIpv6);
   return true;

@@ -1,6 +1,8 @@
 // inner_link.h: the L2 duties of an inner port that is a TAP (DPDK's net_tap):
 // the host's kernel sees an Ethernet interface on which faradayd is the one
-// neighbour, the next hop for every address the host sends into the mesh.
+// neighbour, the next hop for every address the host sends into the mesh. The
+// same for a vhost-user socket (net_vhost), where the "host" is a DPDK
+// application attached with virtio-user.
 //
 //   receive(): a frame from the host. An IPv4 or IPv6 packet to our MAC address
 //   is handed on (it starts after the Ethernet header); an ARP request or IPv6
@@ -28,7 +30,8 @@ namespace faraday::dataplane {
 class InnerLink {
  public:
   // ours: the port's MAC address; host: the kernel interface's, until a frame
-  // says otherwise.
+  // says otherwise (all zero: not known yet, and packets go to the broadcast
+  // address until the host's first frame tells it; a vhost-user application's).
   InnerLink(const MacAddress& ours, const MacAddress& host) : ours_(ours), host_(host) {}
 
   static constexpr size_t kControlFrameSize = 128;

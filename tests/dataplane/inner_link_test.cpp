@@ -161,5 +161,16 @@ TEST(InnerLink, HeadersToTheHostCarryTheVersionsEtherType) {
   EXPECT_FALSE(link.write_header(h.data(), 0x15));
 }
 
+TEST(InnerLink, AnUnknownHostIsReachedByBroadcastUntilItsFirstFrame) {
+  InnerLink link(kOurs, MacAddress{});  // a vhost-user application, not heard from yet
+  std::array<uint8_t, kEthernetHeader> h{};
+  ASSERT_TRUE(link.write_header(h.data(), 0x45));
+  const MacAddress broadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_EQ(0, std::memcmp(h.data(), broadcast.data(), 6));
+  EXPECT_EQ(receive(link, ip_frame(kOurs, kEtherIpv4, 4)).rx, InnerLink::Rx::kPacket);
+  ASSERT_TRUE(link.write_header(h.data(), 0x45));
+  EXPECT_EQ(0, std::memcmp(h.data(), kHost.data(), 6));
+}
+
 }  // namespace
 }  // namespace faraday::dataplane

@@ -13,7 +13,9 @@
 # UDP are its own). Keys and peers are set with wg(8) through the UAPI. Shows:
 # the daemons start, `wg show` works, ARP resolves each other, the handshake
 # completes and ping crosses both ways, iperf3 TCP runs through the tunnel, and
-# SIGTERM stops both cleanly; b runs on hugepages (scripts/hugepages.sh); and, first, that bad DPDK settings are refused
+# SIGTERM stops both cleanly; b runs on hugepages (scripts/hugepages.sh); a
+# third daemon serves a vhost-user socket (made, refused to a second owner,
+# removed at exit; the traffic through one: dpdk_vhost_test); and, first, that bad DPDK settings are refused
 # with the reason before anything starts. Root only (exit 77 otherwise).
 #
 #   tests/e2e/dpdk.sh build/control/faradayd
@@ -38,7 +40,7 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   ip netns del "$A" 2>/dev/null || true
   ip netns del "$B" 2>/dev/null || true
-  rm -f "/var/run/wireguard/fd${RUN}a.sock" "/var/run/wireguard/fd${RUN}b.sock"
+  rm -f /var/run/wireguard/fd"${RUN}"[abv].sock
   rm -rf "$WORK"
   if [ "$reserved" -gt 0 ]; then "$REPO/scripts/hugepages.sh" release "$reserved" >/dev/null; fi
 }
@@ -67,7 +69,24 @@ refused "subnet's own or broadcast" --dpdk-address 10.86.0.255/24
 refused "without an IPv6 --dpdk-gateway" --dpdk-address 10.86.0.1/24 --dpdk-address fd86::1/128
 refused "ADDRESS/PREFIX" --dpdk-address 10.86.0.1
 refused "--dpdk-idle-sleep" --dpdk-address 10.86.0.1/24 --dpdk-idle-sleep 200000
+refused "only with --dpdk-inner vhost" --dpdk-address 10.86.0.1/24 --dpdk-vhost-socket /tmp/x.sock
+refused "want an absolute path" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost \
+  --dpdk-vhost-socket relative.sock
 [ ! -e "/var/run/wireguard/fd${RUN}x.sock" ] || fail "a refused start left its UAPI socket"
+
+echo "== a vhost-user socket as the inner side: made at start, one owner, gone at exit"
+VHOST="$WORK/vhost/fd${RUN}v.sock"
+"$FARADAYD" standalone "fd${RUN}v" --dpdk-port net_null0,no-rx=1 --dpdk-address 10.86.0.1/24 \
+  --dpdk-inner vhost --dpdk-vhost-socket "$VHOST" --dpdk-idle-sleep 1000 >"$WORK/vhost.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q " up (vhost-user socket" "$WORK/vhost.log" && break; sleep 0.1; done
+grep -q "up (vhost-user socket $VHOST)" "$WORK/vhost.log" || fail "no start-up line for the vhost-user side"
+[ -S "$VHOST" ] || fail "no vhost-user socket at $VHOST"
+refused "in use" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost --dpdk-vhost-socket "$VHOST"
+kill "${pids[-1]}"
+wait "${pids[-1]}" || fail "the vhost-user daemon exited with $?"
+unset 'pids[-1]'
+[ ! -e "$VHOST" ] || fail "the vhost-user socket outlived its daemon"
 
 ip netns add "$A"
 ip netns add "$B"
