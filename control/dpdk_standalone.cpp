@@ -66,6 +66,28 @@ std::optional<std::pair<Prefix, uint8_t> > parse_address(const std::string& text
   return std::pair{*host, net->cidr};
 }
 
+// Whether a could be a host's unicast address: not unspecified, loopback,
+// multicast or (IPv4) the reserved 0/8 and 240/4.
+bool host_address(const Prefix& a) {
+  const uint8_t* p = a.addr.data();
+  if (a.family == AF_INET) return p[0] != 0 && p[0] != 127 && p[0] < 224;
+  static constexpr std::array<uint8_t, 16> kZero{};
+  std::array<uint8_t, 16> loopback{};
+  loopback[15] = 1;
+  return a.addr != kZero && a.addr != loopback && p[0] != 0xff;
+}
+
+// Whether the IPv4 address at ip is neither the network's own address nor its
+// broadcast address on a link of that prefix (on /31 and /32, every address
+// is a host's).
+bool v4_host_in(const uint8_t* ip, uint8_t prefix) {
+  if (prefix >= 31) return true;
+  uint32_t host = 0;
+  const uint32_t mask = ~uint32_t{0} >> prefix;
+  for (int i = 0; i < 4; ++i) host = host << 8 | ip[i];
+  return (host & mask) != 0 && (host & mask) != mask;
+}
+
 // One --dpdk-address into self (an error if its family already has one).
 Status add_address(const std::string& text, UnderlayAddress& self) {
   auto address = parse_address(text);
@@ -73,16 +95,18 @@ Status add_address(const std::string& text, UnderlayAddress& self) {
     return Error{"--dpdk-address \"" + text +
                  "\": want ADDRESS/PREFIX with a prefix of 1 or more, e.g. 10.0.0.1/24"};
   const bool v4 = address->first.family == AF_INET;
+  if (address->second == address->first.max_cidr())
+    return Error{"--dpdk-address \"" + text +
+                 "\": a host prefix has no neighbours; give the link's prefix (e.g. /24, /64) "
+                 "and --dpdk-gateway for what is off it"};
+  if (!host_address(address->first))
+    return Error{"--dpdk-address \"" + text +
+                 "\": not a host's address (unspecified, loopback, multicast or reserved)"};
   if (v4 ? self.v4.has_value() : self.v6.has_value())
     return Error{"--dpdk-address \"" + text + "\": one address per family (IPv4, IPv6)"};
-  if (v4 && address->second < 31) {
-    // The subnet's own address and its broadcast address name no host.
-    uint32_t host = 0, mask = ~uint32_t{0} >> address->second;
-    for (int i = 0; i < 4; ++i) host = host << 8 | address->first.addr[i];
-    if ((host & mask) == 0 || (host & mask) == mask)
-      return Error{"--dpdk-address \"" + text +
-                   "\": that is the subnet's own or broadcast address, not a host's"};
-  }
+  if (v4 && !v4_host_in(address->first.addr.data(), address->second))
+    return Error{"--dpdk-address \"" + text +
+                 "\": that is the subnet's own or broadcast address, not a host's"};
   if (v4) {
     UnderlayAddress::V4 a;
     std::memcpy(a.addr.data(), address->first.addr.data(), 4);
@@ -109,6 +133,8 @@ Status add_gateway(const std::string& text, UnderlayAddress& self) {
                       : self.v6->addr == gateway->addr;
   if (taken) return Error{"--dpdk-gateway \"" + text + "\": one gateway per family"};
   if (own) return Error{"--dpdk-gateway \"" + text + "\": that is this node's own address"};
+  if (!host_address(*gateway) || (v4 && !v4_host_in(gateway->addr.data(), self.v4->prefix)))
+    return Error{"--dpdk-gateway \"" + text + "\": not a host's address on that link"};
   if (!on_link(self, gateway->family, gateway->addr))
     return Error{"--dpdk-gateway \"" + text + "\": not on the link of its --dpdk-address"};
   if (v4) {
@@ -131,10 +157,6 @@ Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress&
     if (Status added = add_address(text, self); !added) return Error{added.error()};
   for (const std::string& text : d.gateways)
     if (Status added = add_gateway(text, self); !added) return Error{added.error()};
-  if (self.v4 && self.v4->prefix == 32 && !self.v4->gateway)
-    return Error{"--dpdk-address: a /32 reaches no neighbour without an IPv4 --dpdk-gateway"};
-  if (self.v6 && self.v6->prefix == 128 && !self.v6->gateway)
-    return Error{"--dpdk-address: a /128 reaches no neighbour without an IPv6 --dpdk-gateway"};
   return self;
 }
 
@@ -210,15 +232,18 @@ void log_ports(const UnderlayLink& link, const dpdk::Lcore& lcore, const dpdk::P
         tap->counters().packets, tap->counters().answers, c.inner_answers_lost,
         tap->counters().ignored, c.inner_chained, tap_dropped, tap_drops);
   }
+  // What the device itself lost: frames its RX ring had no room for.
+  rte_eth_stats device{};
+  rte_eth_stats_get(underlay.id(), &device);
   log::info(
-      "ports: dpdk underlay rx={} datagrams={} rx_chained={} rx_no_mbuf={} answers={} "
-      "requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} tx_not_framed={} "
-      "tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} frames_dropped={}{}; "
-      "inner rx={} tx={} tx_full={}{}",
-      rx.frames, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests, l.learnt,
-      l.not_learnt, link.neighbors(), tx.frames, tx.no_mbuf, tx.not_framed, l.tx_unresolved,
-      l.tx_no_route, underlay.counters().tx_full, tx.held, tx.held_lost, dropped, drops, c.inner_rx,
-      c.inner_tx, inner.counters().tx_full, tap_text);
+      "ports: dpdk underlay rx={} rx_missed={} datagrams={} rx_chained={} rx_no_mbuf={} "
+      "answers={} requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} "
+      "tx_not_framed={} tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} "
+      "frames_dropped={}{} ; inner inner_rx={} inner_tx={} inner_tx_full={}{}",
+      rx.frames, device.imissed, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests,
+      l.learnt, l.not_learnt, link.neighbors(), tx.frames, tx.no_mbuf, tx.not_framed,
+      l.tx_unresolved, l.tx_no_route, underlay.counters().tx_full, tx.held, tx.held_lost, dropped,
+      drops, c.inner_rx, c.inner_tx, inner.counters().tx_full, tap_text);
 }
 
 }  // namespace

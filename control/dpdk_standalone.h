@@ -10,9 +10,10 @@
 // side is IFNAME, a kernel TAP made by DPDK's net_tap (or a TUN, net_tun, with
 // inner = "tun"); addresses and routes on it are left to `ip`, as in
 // standalone mode. On the TAP, faradayd is the host's one neighbour: it
-// answers the host's ARP and neighbour solicitations for any address but the
-// host's own (dataplane/inner_link.h). wg(8) configures it through the UAPI
-// socket as usual (listen-port and fwmark are fixed: the UDP port is
+// answers the host's ARP and neighbour solicitations for any address, except
+// its questions about its own (dataplane/inner_link.h). With inner = "vhost",
+// a vhost-user socket takes the TAP's place, for a DPDK application. wg(8) configures it through
+// the UAPI socket as usual (listen-port and fwmark are fixed: the UDP port is
 // --dpdk-listen-port, and a NIC of our own has no fwmark). It stops on
 // SIGTERM/SIGINT, when the UAPI socket file is removed or when IFNAME is deleted.
 //
@@ -39,8 +40,9 @@ struct DpdkOptions {
   std::string lcores;  // empty: the first CPU this process may use
   bool hugepages = false;
   unsigned memory_mb = 256;
-  // After a round of polls that found nothing, wait up to this long for a
-  // packet, a signal or the UAPI instead of polling again; 0: never wait.
+  // After a round of polls that found nothing, wait this long (less if a
+  // signal or a UAPI request comes; packets do not end the wait) before
+  // polling again; 0: never wait.
   unsigned idle_sleep_us = 0;
   // The inner side: "tap" (net_tap, an Ethernet interface on which faradayd
   // answers ARP and ND for the mesh), "tun" (net_tun, IP only) or "vhost" (a

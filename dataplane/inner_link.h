@@ -6,10 +6,11 @@
 //
 //   receive(): a frame from the host. An IPv4 or IPv6 packet to our MAC address
 //   is handed on (it starts after the Ethernet header); an ARP request or IPv6
-//   neighbour solicitation for any address but the host's own is answered with
-//   our MAC address, as a proxy for the whole mesh (not a gratuitous request,
-//   an ARP probe or duplicate address detection: those ask whether the host's
-//   own address is taken); anything else is dropped and counted by reason.
+//   neighbour solicitation for any address is answered with our MAC address,
+//   as a proxy for the whole mesh, except the host's questions about its own
+//   address (a gratuitous request, an ARP probe, duplicate address detection:
+//   answering them would tell the host its address is taken); ARP replies and
+//   other ICMPv6 to a group are dropped, anything else counted by reason.
 //   Every frame that is kept tells the host's MAC address.
 //   write_header(): the Ethernet header in front of a packet to the host.
 //
@@ -53,7 +54,7 @@ class InnerLink {
     std::array<Counter, static_cast<size_t>(FrameDrop::kCount)> drops{};
     Counter packets;  // IP packets handed on
     Counter answers;  // ARP replies and neighbour advertisements written
-    Counter ignored;  // gratuitous ARP, ARP probes, replies and advertisements: no answer
+    Counter ignored;  // gratuitous ARP, ARP probes, ARP replies and DAD: no answer
     uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
   };
   const Counters& counters() const { return counters_; }

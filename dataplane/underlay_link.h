@@ -70,7 +70,7 @@ class UnderlayLink {
     Counter answers;        // ARP replies and neighbour advertisements sent
     Counter learnt;         // neighbour entries recorded or refreshed
     Counter requests;       // ARP requests and solicitations sent
-    Counter tx_unresolved;  // datagrams not framed while their next hop is unknown
+    Counter tx_unresolved;  // sends that found the next hop unknown (a held datagram's retries too)
     Counter tx_no_route;    // no next hop (no such family, no gateway) or too long
     Counter not_learnt;     // an answer nobody asked for, an off-link asker, or a full table
     uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
