@@ -9,8 +9,9 @@
 #                                    still in use go when their user exits)
 #   scripts/hugepages.sh status      the pool: total and free
 #
-# Reserving adds to the pool and releasing subtracts from it, so several users
-# (two test scripts, a daemon) can each take and give back their own share.
+# Reserving adds to the pool and releasing subtracts from it, under a lock
+# (/run/lock/faraday-hugepages.lock), so several users of this script (two test
+# scripts at once) each take and give back their own share.
 # faradayd with --dpdk-memory M takes M/2 pages (default 256 MiB: 128 pages).
 # Root only.
 set -euo pipefail
@@ -32,6 +33,9 @@ status)
 reserve | release)
   [ $# -eq 2 ] && [[ "$2" =~ ^[0-9]+$ ]] || usage
   [ "$(id -u)" -eq 0 ] || { echo "hugepages.sh: run as root" >&2; exit 1; }
+  mkdir -p /run/lock
+  exec 9>/run/lock/faraday-hugepages.lock
+  flock 9
   before=$(total) free_before=$(free)
   if [ "$1" = release ]; then
     want=$((before > $2 ? before - $2 : 0))

@@ -35,7 +35,8 @@
 # af_packet does not say so, so faradayd-dpdk would drop them as bad UDP.
 #
 # Inputs (environment, or the first script argument for FARADAYD):
-#   IMPL_A, IMPL_B    faradayd | wireguard-go       (default: faradayd, wireguard-go)
+#   IMPL_A, IMPL_B    faradayd | faradayd-dpdk | wireguard-go
+#                     (default: faradayd, wireguard-go)
 #   FARADAYD          path to faradayd              (default: build/control/faradayd)
 #   FARADAYD_ARGS     more options for `faradayd standalone`, e.g. "--workers 2"
 #                     (faradayd-dpdk: after its --dpdk-port, -address and -listen-port)

@@ -3,7 +3,7 @@
 # outside meson. Prints one line per case and a summary; exit 1 if any failed.
 #
 #   tests/interop/run.sh [FARADAYD]                    # IMPL_A/IMPL_B from env
-#   tests/interop/run.sh --all-pairs [FARADAYD]        # the three pairs meson runs
+#   tests/interop/run.sh --all-pairs [FARADAYD]        # the pairs meson runs
 #   IMPL_A=wireguard-go IMPL_B=wireguard-go tests/interop/run.sh
 #
 # The cases are those in tests/interop/cases, the list meson runs too.
@@ -14,10 +14,17 @@ mapfile -t cases < <(awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$dir/cases")
 
 pairs=("${IMPL_A:-faradayd}:${IMPL_B:-wireguard-go}")
 if [ "${1:-}" = --all-pairs ]; then
-	pairs=(faradayd:faradayd faradayd:wireguard-go wireguard-go:wireguard-go)
+	all_pairs=1
 	shift
 fi
 faradayd=${1:-${FARADAYD:-$dir/../../build/control/faradayd}}
+if [ -n "${all_pairs:-}" ]; then
+	pairs=(faradayd:faradayd faradayd:wireguard-go wireguard-go:wireguard-go)
+	# faradayd on a DPDK underlay, when this faradayd was built with DPDK.
+	if ! "$faradayd" standalone --help 2>/dev/null | grep -q 'has no DPDK'; then
+		pairs+=(faradayd-dpdk:wireguard-go)
+	fi
+fi
 
 out=$(mktemp -d /tmp/faraday-interop-run.XXXXXX)
 failed=0
