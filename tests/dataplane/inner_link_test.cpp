@@ -69,7 +69,7 @@ Bytes ip_frame(const MacAddress& to, uint16_t type, uint8_t version, size_t leng
   std::memcpy(f.data(), to.data(), 6);
   std::memcpy(f.data() + 6, kHost.data(), 6);
   inet::store_be16(f.data() + 12, type);
-  f[kEthernetHeader] = static_cast<uint8_t>(version << 4 | 5);
+  if (length > 0) f[kEthernetHeader] = static_cast<uint8_t>(version << 4 | 5);
   return f;
 }
 
