@@ -1,14 +1,16 @@
 // dpdk_helpers.h: what the DPDK tests (dpdk_port_test's program) share: rings,
-// ports made from them, and an IPv4 underlay address.
+// ports made from them, an IPv4 underlay address, and Ethernet frames.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <rte_eth_ring.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/dpdk_port.h"
 #include "dataplane/net.h"
@@ -41,6 +43,18 @@ inline UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
   v4.prefix = 24;
   a.v4 = v4;
   return a;
+}
+
+// An Ethernet frame from `from` to `to` of EtherType `type` carrying `payload`.
+inline std::vector<uint8_t> ethernet_frame(const MacAddress& to, const MacAddress& from,
+                                           uint16_t type, const std::vector<uint8_t>& payload) {
+  std::vector<uint8_t> f(kEthernetHeader + payload.size());
+  std::memcpy(f.data(), to.data(), 6);
+  std::memcpy(f.data() + 6, from.data(), 6);
+  f[12] = static_cast<uint8_t>(type >> 8);
+  f[13] = static_cast<uint8_t>(type);
+  std::copy(payload.begin(), payload.end(), f.begin() + kEthernetHeader);
+  return f;
 }
 
 }  // namespace faraday::dataplane::testing

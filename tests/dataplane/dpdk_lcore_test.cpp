@@ -124,17 +124,6 @@ TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays
   EXPECT_EQ(free_mbufs(), free_at_start);
 }
 
-// An Ethernet frame from the host (kHost) to `to` carrying `payload`.
-Bytes frame(const MacAddress& to, const MacAddress& from, uint16_t type, const Bytes& payload) {
-  Bytes f(kEthernetHeader + payload.size());
-  std::memcpy(f.data(), to.data(), 6);
-  std::memcpy(f.data() + 6, from.data(), 6);
-  f[12] = static_cast<uint8_t>(type >> 8);
-  f[13] = static_cast<uint8_t>(type);
-  std::copy(payload.begin(), payload.end(), f.begin() + kEthernetHeader);
-  return f;
-}
-
 TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
   Network net;
   rte_ring* a_to_b = make_ring("wire-tap-ab");
@@ -173,13 +162,13 @@ TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
   // the host in frames; frames to another MAC go nowhere.
   const Bytes ab = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 300, 1);
   const Bytes ba = testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1420, 2);
-  a.write(frame(ours, host, kEtherIpv4, ab));
-  a.write(frame(host, host, kEtherIpv4, ab));
+  a.write(testing::ethernet_frame(ours, host, kEtherIpv4, ab));
+  a.write(testing::ethernet_frame(host, host, kEtherIpv4, ab));
   run();
   EXPECT_EQ(b.read(), std::vector<Bytes>{ab});
   b.write(ba);
   run();
-  EXPECT_EQ(a.read(), std::vector<Bytes>{frame(host, ours, kEtherIpv4, ba)});
+  EXPECT_EQ(a.read(), std::vector<Bytes>{testing::ethernet_frame(host, ours, kEtherIpv4, ba)});
   EXPECT_EQ(tap.counters().packets, 1u);
   EXPECT_EQ(tap.counters().dropped(FrameDrop::kNotForUs), 1u);
   EXPECT_EQ(a.lcore.counters().inner_answers_lost, 0u);

@@ -51,16 +51,6 @@ struct App {
   }
 };
 
-Bytes frame(const MacAddress& to, const MacAddress& from, uint16_t type, const Bytes& payload) {
-  Bytes f(kEthernetHeader + payload.size());
-  std::memcpy(f.data(), to.data(), 6);
-  std::memcpy(f.data() + 6, from.data(), 6);
-  f[12] = static_cast<uint8_t>(type >> 8);
-  f[13] = static_cast<uint8_t>(type);
-  std::copy(payload.begin(), payload.end(), f.begin() + kEthernetHeader);
-  return f;
-}
-
 TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
   const std::string path = "/tmp/faraday-vhost-test-" + std::to_string(getpid()) + ".sock";
   ASSERT_EQ(rte_dev_probe(("net_vhost3,iface=" + path + ",queues=1").c_str()), 0);
@@ -114,7 +104,7 @@ TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
   // A packet from the application reaches b; b's answer reaches the application.
   const Bytes ab = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 600, 1);
   const Bytes ba = testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1420, 2);
-  app.send(frame(ours, app_mac, kEtherIpv4, ab));
+  app.send(testing::ethernet_frame(ours, app_mac, kEtherIpv4, ab));
   std::vector<Bytes> at_b, at_app;
   for (int round = 0; round < 200 && at_b.empty(); ++round) {
     lcore_a.poll();
@@ -139,7 +129,7 @@ TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
     lcore_a.poll();
     at_app = app.receive();
   }
-  EXPECT_EQ(at_app, std::vector<Bytes>{frame(app_mac, ours, kEtherIpv4, ba)});
+  EXPECT_EQ(at_app, std::vector<Bytes>{testing::ethernet_frame(app_mac, ours, kEtherIpv4, ba)});
   EXPECT_EQ(net.a.counters().dropped_total(), 0u);
 
   virtio->get()->close();
