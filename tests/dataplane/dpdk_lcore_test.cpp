@@ -14,7 +14,6 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>

@@ -11,7 +11,6 @@
 #include <rte_mbuf.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
