@@ -60,7 +60,7 @@ class Lcore {
     Counter inner_rx;            // packets read from the inner port
     Counter inner_tx;            // packets the inner port took (Port::tx counts the rest)
     Counter inner_chained;       // a TAP's frames in more than one mbuf: dropped
-    Counter inner_answers_lost;  // a TAP's ARP or ND answer the inner port did not take
+    Counter inner_answers_lost;  // a TAP's ARP or ND answer longer than its request's mbuf
   };
   const Counters& counters() const { return counters_; }
 
