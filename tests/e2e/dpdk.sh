@@ -15,7 +15,9 @@
 # completes and ping crosses both ways, iperf3 TCP runs through the tunnel, and
 # SIGTERM stops both cleanly; b runs on hugepages (scripts/hugepages.sh); a
 # third daemon serves a vhost-user socket (made, refused to a second owner,
-# removed at exit; the traffic through one: dpdk_vhost_test); and, first, that bad DPDK settings are refused
+# removed at exit); and two more, joined by memif, carry packets from a
+# virtio-user process attached to their vhost-user sockets (bench/dpdk_memif.sh,
+# with build/bench/dpdk_memif_gen, GEN); and, first, that bad DPDK settings are refused
 # with the reason before anything starts. Root only (exit 77 otherwise).
 #
 #   tests/e2e/dpdk.sh build/control/faradayd
@@ -179,4 +181,22 @@ for pid in "${pids[@]:0:2}"; do kill "$pid"; done
 for pid in "${pids[@]:0:2}"; do wait "$pid" || fail "a daemon exited with $?"; done
 pids=("${pids[@]:2}")
 grep -q "stopped" "$WORK/fd${RUN}a.log" || fail "a did not log its stop"
+
+echo "== two daemons over memif, packets from a virtio-user process (bench/dpdk_memif.sh 1 1)"
+GEN=${GEN:-$(dirname "$FARADAYD")/../bench/dpdk_memif_gen}
+[ -x "$GEN" ] || fail "no $GEN (meson builds it with DPDK)"
+FARADAYD="$FARADAYD" GEN="$GEN" "$REPO/bench/dpdk_memif.sh" 1 1 >"$WORK/memif.out" 2>&1 ||
+  fail "dpdk_memif.sh failed: $(grep -v VHOST_CONFIG "$WORK/memif.out" | tail -n 5)"
+grep '^best of' "$WORK/memif.out"
+# Whatever was sent arrived, but for what was still in flight when the
+# generator stopped (at most its window of 512), and a second moved thousands.
+python3 - "$WORK/memif.out" <<'PY' || fail "packets lost or too few through memif and vhost-user"
+import re, sys
+for line in open(sys.argv[1]):
+    if line.startswith("best of"):
+        v = dict(re.findall(r"(\w+)=([0-9.]+)", line))
+        sent, got = int(v["sent"]), int(v["received"]) + int(v["late"])
+        if got < sent - 512 or got < 10000:
+            sys.exit(1)
+PY
 echo "dpdk.sh: OK"
