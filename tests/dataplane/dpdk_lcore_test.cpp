@@ -70,12 +70,31 @@ struct Side {
   Lcore lcore;
 };
 
-TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays) {
+// Two nodes joined by a wire of two rings; `tag` keeps ring and port names apart.
+struct Pair {
+  explicit Pair(const std::string& tag, uint8_t n)
+      : a_to_b(make_ring("wire-" + tag + "ab")),
+        b_to_a(make_ring("wire-" + tag + "ba")),
+        a(tag + "a", net, net.a, b_to_a, a_to_b, MacAddress{0x02, 0, 0, 0, n, 0x0a}),
+        b(tag + "b", net, net.b, a_to_b, b_to_a, MacAddress{0x02, 0, 0, 0, n, 0x0b}) {}
+  // Rounds of both lcores, enough for ARP, a handshake and a burst to cross.
+  void run() {
+    for (int round = 0; round < 16; ++round) {
+      a.lcore.poll();
+      b.lcore.poll();
+    }
+  }
   Network net;
-  rte_ring* a_to_b = make_ring("wire-ab");
-  rte_ring* b_to_a = make_ring("wire-ba");
-  Side a("a", net, net.a, b_to_a, a_to_b, *parse_mac("02:00:00:00:00:0a"));
-  Side b("b", net, net.b, a_to_b, b_to_a, *parse_mac("02:00:00:00:00:0b"));
+  rte_ring* a_to_b;
+  rte_ring* b_to_a;
+  Side a, b;
+};
+
+TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays) {
+  Pair pair("", 0);
+  Network& net = pair.net;
+  Side& a = pair.a;
+  Side& b = pair.b;
   // Every mbuf in flight ends where it started: freed by whoever took it last.
   auto free_mbufs = [&] {
     return std::vector<unsigned>{
@@ -83,12 +102,7 @@ TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays
         rte_mempool_avail_count(b.inner->pool()), rte_mempool_avail_count(b.wire->pool())};
   };
   const std::vector<unsigned> free_at_start = free_mbufs();
-  auto run = [&] {
-    for (int round = 0; round < 16; ++round) {
-      a.lcore.poll();
-      b.lcore.poll();
-    }
-  };
+  auto run = [&] { pair.run(); };
 
   const Bytes first = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 200, 1);
   a.write(first);
@@ -124,22 +138,16 @@ TEST(DpdkLcore, FirstPacketResolvesShakesHandsAndArrivesThenTrafficFlowsBothWays
 }
 
 TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
-  Network net;
-  rte_ring* a_to_b = make_ring("wire-tap-ab");
-  rte_ring* b_to_a = make_ring("wire-tap-ba");
-  Side a("ta", net, net.a, b_to_a, a_to_b, *parse_mac("02:00:00:00:01:0a"));
-  Side b("tb", net, net.b, a_to_b, b_to_a, *parse_mac("02:00:00:00:01:0b"));
+  Pair pair("t", 1);
+  Network& net = pair.net;
+  Side& a = pair.a;
+  Side& b = pair.b;
   const MacAddress ours = *parse_mac("02:fa:00:00:00:01");
   const MacAddress host = *parse_mac("02:11:00:00:00:01");
   InnerLink tap(ours, host);
   a.lcore.set_inner_link(&tap);
   const unsigned a_inner_free = rte_mempool_avail_count(a.inner->pool());
-  auto run = [&] {
-    for (int round = 0; round < 16; ++round) {
-      a.lcore.poll();
-      b.lcore.poll();
-    }
-  };
+  auto run = [&] { pair.run(); };
 
   // The host asks for b's overlay address: the answer comes back on the TAP.
   UnderlayAddress asker;
