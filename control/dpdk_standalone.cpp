@@ -198,7 +198,6 @@ Result<void, uapi::Error> check_set(const uapi::SetRequest& r, uint16_t port) {
   return {};
 }
 
-// The ports' and the link's counters, after the "stats:" line on SIGUSR1 and at exit.
 // " frame_not_for_us=3 ..." for the reasons that are not zero, each name
 // after `prefix`; their sum in *total.
 std::string drops_text(const std::array<Counter, static_cast<size_t>(FrameDrop::kCount)>& drops,

@@ -58,7 +58,8 @@ const char* const kStandaloneFooter =
     "reason and logged when the counts change; SIGUSR1 logs all counters. With --dpdk-port "
     "the underlay is a NIC (or DPDK virtual device) that faradayd drives itself: it answers "
     "ARP and neighbour solicitations for --dpdk-address and resolves its peers, IFNAME is a TAP "
-    "made by DPDK's net_tap (or a TUN, --dpdk-inner tun), "
+    "made by DPDK's net_tap (or a TUN, or a vhost-user socket for a DPDK application: "
+    "--dpdk-inner), "
     "one lcore polls both (all the time unless --dpdk-idle-sleep), and wg(8) may not change "
     "listen-port or fwmark. Exit status: 0 after a clean stop, 1 if setup failed, 2 on a bad "
     "option or setting.";

@@ -44,9 +44,8 @@ size_t Lcore::to_underlay(Nanos now) {
   return taken;
 }
 
-// A TAP's frames: IP packets lose their Ethernet header and stay (in order at
-// the front of mbufs_), ARP and NS are answered, the rest freed. Returns how
-// many stay.
+// A TAP's (or vhost-user socket's) frames: IP packets lose their Ethernet header and stay (in order
+// at the front of mbufs_), ARP and NS are answered, the rest freed. Returns how many stay.
 uint16_t Lcore::strip_frames(uint16_t n) {
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
