@@ -11,9 +11,10 @@
 //   frame came in and every kRetryEvery; neighbours unheard of for long
 //   forgotten (once a second)
 //
-// With an InnerLink (set_inner_link), the inner port is a TAP: frames from the
-// host are classified there (ARP and NS answered on the inner port, IP packets
-// handed on without their Ethernet header), and packets to the host get one.
+// With an InnerLink (set_inner_link), the inner port is a TAP (or a vhost-user
+// socket): frames from the host are classified there (ARP and NS answered on
+// the inner port, IP packets handed on without their Ethernet header), and
+// packets to the host get one.
 //
 // This is the single-lcore form: the Device's handshake context runs here too,
 // as the Pipeline's thread does on the kernel path (pipeline.h). The owner calls
