@@ -18,7 +18,7 @@
 # two CPUs hand the CPU over once per scheduler slice (milliseconds), which
 # holds everything to about 32 k packets a second: the daemons therefore run
 # with --dpdk-idle-sleep IDLE_US (default 20), so a daemon whose queues are
-# empty lets the generator run, and the generator yields when it has 512
+# empty lets the generator run, and the generator yields when it has 256
 # packets in flight and nothing came back.
 #
 #   [IDLE_US=20] [GEN_CPU=N] bench/dpdk_memif.sh [SECONDS [ROUNDS]]
@@ -62,8 +62,8 @@ start() { # SIDE ROLE ADDRESS CPU
   pids+=($!)
 }
 start a server 10.91.0.1/24 "$cpu_a"
-# The memif server's socket first, then the client that connects to it.
-for _ in $(seq 100); do [ -S "$WORK/memif.sock" ] && break; sleep 0.05; done
+# The memif server up first (its socket is abstract), then the client.
+for _ in $(seq 100); do grep -q " up (vhost-user socket" "$WORK/a.log" && break; sleep 0.1; done
 start b client 10.91.0.2/24 "$cpu_b"
 for side in a b; do
   for _ in $(seq 100); do grep -q " up (vhost-user socket" "$WORK/$side.log" && break; sleep 0.1; done
@@ -72,9 +72,11 @@ done
 
 for side in a b; do wg genkey >"$WORK/$side.key"; wg pubkey <"$WORK/$side.key" >"$WORK/$side.pub"; done
 wg set "fm${RUN}a" private-key "$WORK/a.key" listen-port 51820 \
-  peer "$(cat "$WORK/b.pub")" endpoint 10.91.0.2:51820 allowed-ips 192.168.77.2/32
+  peer "$(cat "$WORK/b.pub")" endpoint 10.91.0.2:51820 allowed-ips 192.168.77.2/32 ||
+  fail "wg set on A refused"
 wg set "fm${RUN}b" private-key "$WORK/b.key" listen-port 51820 \
-  peer "$(cat "$WORK/a.pub")" endpoint 10.91.0.1:51820 allowed-ips 192.168.77.1/32
+  peer "$(cat "$WORK/a.pub")" endpoint 10.91.0.1:51820 allowed-ips 192.168.77.1/32 ||
+  fail "wg set on B refused"
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); faradayd A on CPU $cpu_a, B on CPU $cpu_b," \
   "the generator on CPU $GEN_CPU; the daemons wait ${IDLE_US} us when idle"
@@ -97,3 +99,6 @@ for side in a b; do
   echo "faradayd $side: $(grep ' stats: ' "$WORK/$side.log" | tail -n 1 | sed 's/.* stats: //')"
   echo "  $(grep ' ports: ' "$WORK/$side.log" | tail -n 1 | sed 's/.* ports: //')"
 done
+kill "${pids[@]}"
+for pid in "${pids[@]}"; do wait "$pid" || fail "a faradayd exited with status $? at SIGTERM"; done
+pids=()

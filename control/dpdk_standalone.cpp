@@ -4,10 +4,12 @@
 #include "config.h"
 
 #if FARADAY_HAVE_DPDK
+#include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
 #include <rte_ethdev.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -95,10 +97,6 @@ Status add_address(const std::string& text, UnderlayAddress& self) {
     return Error{"--dpdk-address \"" + text +
                  "\": want ADDRESS/PREFIX with a prefix of 1 or more, e.g. 10.0.0.1/24"};
   const bool v4 = address->first.family == AF_INET;
-  if (address->second == address->first.max_cidr())
-    return Error{"--dpdk-address \"" + text +
-                 "\": a host prefix has no neighbours; give the link's prefix (e.g. /24, /64) "
-                 "and --dpdk-gateway for what is off it"};
   if (!host_address(address->first))
     return Error{"--dpdk-address \"" + text +
                  "\": not a host's address (unspecified, loopback, multicast or reserved)"};
@@ -157,6 +155,14 @@ Result<UnderlayAddress> underlay_address(const DpdkOptions& d, const MacAddress&
     if (Status added = add_address(text, self); !added) return Error{added.error()};
   for (const std::string& text : d.gateways)
     if (Status added = add_gateway(text, self); !added) return Error{added.error()};
+  // A host prefix reaches its neighbours only through a gateway it can reach
+  // (for IPv6, a link-local one).
+  if ((self.v4 && self.v4->prefix == 32 && !self.v4->gateway) ||
+      (self.v6 && self.v6->prefix == 128 && !self.v6->gateway))
+    return Error{
+        "--dpdk-address: a host prefix has no neighbours; give the link's prefix (e.g. "
+        "/24, /64), and --dpdk-gateway for what is off it (IPv6: a link-local gateway "
+        "serves a /128)"};
   return self;
 }
 
@@ -284,28 +290,46 @@ std::string inner_device_of(const StandaloneOptions& o, const DpdkOptions& d) {
   return (d.inner == "tun" ? "net_tun0,iface=" : "net_tap0,iface=") + o.ifname;
 }
 
-// The vhost-user socket's path is usable: absolute, short enough for a unix
-// socket, nothing the device string would split on, its directory made. A
-// socket left by a faradayd that died is removed; one that answers is in use.
+// Whether the vhost-user socket's path can be one: absolute, short enough for
+// a unix socket, nothing the device string would split on.
+bool valid_vhost_path(const std::string& path) {
+  return !path.empty() && path[0] == '/' && path.size() < sizeof(sockaddr_un{}.sun_path) &&
+         path.find_first_of(",=") == std::string::npos;
+}
+
+// Makes the socket's directory, and takes the path for this process: a lock
+// on PATH.lock, held until exit, so two daemons never both take it; then a
+// socket left by a faradayd that died (connect() refused) is removed, while
+// one that answers, or anything else at the path, is refused.
 Status prepare_vhost_socket(const std::string& path) {
   const std::string what = "--dpdk-vhost-socket \"" + path + "\": ";
-  if (path.empty() || path[0] != '/' || path.size() >= sizeof(sockaddr_un{}.sun_path) ||
-      path.find_first_of(",=") != std::string::npos)
-    return Error{what + "want an absolute path under 108 bytes, without ',' or '='"};
   const std::string dir = path.substr(0, path.rfind('/'));
-  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return Error{what + "cannot make " + dir + ": " + std::strerror(errno)};
   struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return {};
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 &&
+      (errno != EEXIST || stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+    return Error{what + "cannot make the directory " + dir + ": " + std::strerror(errno)};
+  const int lock = open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0) return Error{what + "cannot make " + path + ".lock: " + std::strerror(errno)};
+  if (flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    close(lock);
+    return Error{what + "in use by another faradayd (" + path + ".lock is held)"};
+  }
+  // The lock stays held (its descriptor open) for as long as this process runs.
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return Error{what + std::strerror(errno)};
+  }
   if (!S_ISSOCK(st.st_mode)) return Error{what + "exists and is not a socket"};
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size());
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  const bool answered =
-      fd >= 0 && connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-  if (fd >= 0) close(fd);
-  if (answered) return Error{what + "in use (another faradayd?)"};
+  if (fd < 0) return Error{what + "socket: " + std::strerror(errno)};
+  const int rc = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int err = errno;
+  close(fd);
+  if (rc == 0) return Error{what + "in use (something answers on it)"};
+  if (err != ECONNREFUSED) return Error{what + "not a stale socket: " + std::strerror(err)};
   if (unlink(path.c_str()) != 0)
     return Error{what + "cannot remove a stale socket: " + std::strerror(errno)};
   log::info("{}: removed a stale socket", path);
@@ -329,9 +353,16 @@ int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::strin
     return 2;
   }
   if (d.inner == "vhost") {
+    if (!valid_vhost_path(vhost_path(o, d))) {
+      log::error(
+          "--dpdk-vhost-socket \"{}\": want an absolute path under 108 bytes, without "
+          "',' or '='",
+          vhost_path(o, d));
+      return 2;
+    }
     if (Status ready = prepare_vhost_socket(vhost_path(o, d)); !ready) {
       log::error("{}", ready.error());
-      return 2;
+      return 1;
     }
   } else if (!d.vhost_socket.empty()) {
     log::error("--dpdk-vhost-socket: only with --dpdk-inner vhost");

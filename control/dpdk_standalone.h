@@ -15,7 +15,10 @@
 // a vhost-user socket takes the TAP's place, for a DPDK application. wg(8) configures it through
 // the UAPI socket as usual (listen-port and fwmark are fixed: the UDP port is
 // --dpdk-listen-port, and a NIC of our own has no fwmark). It stops on
-// SIGTERM/SIGINT, when the UAPI socket file is removed or when IFNAME is deleted.
+// SIGTERM/SIGINT, when the UAPI socket file is removed or when IFNAME (a TAP or
+// TUN) is deleted. A vhost-user socket's path is held with a lock on PATH.lock
+// for the process's life; the application sets its own MTU, at most --mtu
+// (frames over one mbuf, 2048 bytes, are dropped and counted: inner_chained).
 //
 // One thread, the main lcore, polls both ports (dataplane/dpdk_lcore.h) and,
 // between rounds, the UAPI socket and the signals. It polls all the time

@@ -119,7 +119,8 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
       ->group("DPDK underlay");
   sa.add_option("--dpdk-vhost-socket", d->vhost_socket,
                 "With --dpdk-inner vhost: the socket's path (default "
-                "/run/faraday/IFNAME-vhost.sock; a stale one is removed)")
+                "/run/faraday/IFNAME-vhost.sock; a stale one is removed; PATH.lock next to it "
+                "keeps a second faradayd off). The application's MTU must be at most --mtu")
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_option("--dpdk-idle-sleep", d->idle_sleep_us,
