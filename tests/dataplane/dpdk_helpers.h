@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <rte_eth_ring.h>
+#include <rte_mbuf.h>
 #include <rte_ring.h>
 
 #include <algorithm>
@@ -43,6 +44,31 @@ inline UnderlayAddress underlay(const MacAddress& mac, const Endpoint& ep) {
   v4.prefix = 24;
   a.v4 = v4;
   return a;
+}
+
+// An mbuf from `pool` holding `bytes` (nullptr, and a test failure, if the
+// pool is empty).
+inline rte_mbuf* mbuf_with(rte_mempool* pool, const std::vector<uint8_t>& bytes) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  EXPECT_NE(m, nullptr);
+  if (!m) return nullptr;
+  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), bytes.data(), bytes.size());
+  m->data_len = static_cast<uint16_t>(bytes.size());
+  m->pkt_len = static_cast<uint32_t>(bytes.size());
+  return m;
+}
+
+// Every mbuf waiting in `ring`, as bytes; the mbufs are freed.
+inline std::vector<std::vector<uint8_t>> take_all(rte_ring* ring) {
+  std::vector<std::vector<uint8_t>> got;
+  void* m;
+  while (rte_ring_dequeue(ring, &m) == 0) {
+    auto* mbuf = static_cast<rte_mbuf*>(m);
+    const uint8_t* d = rte_pktmbuf_mtod(mbuf, const uint8_t*);
+    got.emplace_back(d, d + rte_pktmbuf_pkt_len(mbuf));
+    rte_pktmbuf_free(mbuf);
+  }
+  return got;
 }
 
 // An Ethernet frame from `from` to `to` of EtherType `type` carrying `payload`.

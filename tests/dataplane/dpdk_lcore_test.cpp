@@ -43,25 +43,12 @@ struct Side {
 
   // Puts an inner packet where the inner port reads (the kernel's write to TUN).
   void write(const Bytes& packet) {
-    rte_mbuf* m = rte_pktmbuf_alloc(inner->pool());
+    rte_mbuf* m = testing::mbuf_with(inner->pool(), packet);
     ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), packet.data(), packet.size());
-    m->data_len = static_cast<uint16_t>(packet.size());
-    m->pkt_len = static_cast<uint32_t>(packet.size());
     ASSERT_EQ(rte_ring_enqueue(to_tunnel, m), 0);
   }
   // What the lcore wrote to the inner port (the kernel's read from TUN).
-  std::vector<Bytes> read() {
-    std::vector<Bytes> got;
-    void* m;
-    while (rte_ring_dequeue(from_tunnel, &m) == 0) {
-      auto* mbuf = static_cast<rte_mbuf*>(m);
-      const uint8_t* d = rte_pktmbuf_mtod(mbuf, const uint8_t*);
-      got.emplace_back(d, d + rte_pktmbuf_pkt_len(mbuf));
-      rte_pktmbuf_free(mbuf);
-    }
-    return got;
-  }
+  std::vector<Bytes> read() { return testing::take_all(from_tunnel); }
 
   rte_ring* to_tunnel;
   rte_ring* from_tunnel;

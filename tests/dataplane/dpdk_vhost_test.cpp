@@ -30,11 +30,8 @@ using testing::Bytes;
 struct App {
   Port& port;
   void send(const Bytes& frame) {
-    rte_mbuf* m = rte_pktmbuf_alloc(port.pool());
+    rte_mbuf* m = testing::mbuf_with(port.pool(), frame);
     ASSERT_NE(m, nullptr);
-    std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), frame.data(), frame.size());
-    m->data_len = static_cast<uint16_t>(frame.size());
-    m->pkt_len = static_cast<uint32_t>(frame.size());
     ASSERT_EQ(port.tx(0, &m, 1), 1);
   }
   std::vector<Bytes> receive() {
@@ -113,20 +110,11 @@ TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
   for (int round = 0; round < 200 && at_b.empty(); ++round) {
     lcore_a.poll();
     lcore_b.poll();
-    void* m;
-    while (rte_ring_dequeue(b_out, &m) == 0) {
-      auto* mbuf = static_cast<rte_mbuf*>(m);
-      const uint8_t* d = rte_pktmbuf_mtod(mbuf, const uint8_t*);
-      at_b.emplace_back(d, d + rte_pktmbuf_pkt_len(mbuf));
-      rte_pktmbuf_free(mbuf);
-    }
+    at_b = testing::take_all(b_out);
   }
   EXPECT_EQ(at_b, std::vector<Bytes>{ab});
-  rte_mbuf* m = rte_pktmbuf_alloc(inner_b->pool());
+  rte_mbuf* m = testing::mbuf_with(inner_b->pool(), ba);
   ASSERT_NE(m, nullptr);
-  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), ba.data(), ba.size());
-  m->data_len = static_cast<uint16_t>(ba.size());
-  m->pkt_len = static_cast<uint32_t>(ba.size());
   ASSERT_EQ(rte_ring_enqueue(b_in, m), 0);
   for (int round = 0; round < 200 && at_app.empty(); ++round) {
     lcore_b.poll();
