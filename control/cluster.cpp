@@ -114,7 +114,7 @@ class Cluster {
   void check_silence();
   void ask_farad(const PeerHealth::Query& query);
   void on_answer(const PeerHealth::Query& query, const FaradClient::Reply& reply);
-  void program(dataplane::Pipeline::Command command);
+  void program(dataplane::DataPath::Command command);
   void flush_backlog();
   void on_status(const CtlRequest& req, CtlServer::Reply reply);
   void on_query(const CtlRequest& req, CtlServer::Reply reply);
@@ -141,7 +141,7 @@ class Cluster {
   std::unique_ptr<CtlServer> ctl_;
   std::map<std::string, Member> members_;
   PeerHealth health_;  // when a member goes; in step with members_
-  std::deque<dataplane::Pipeline::Command> backlog_;
+  std::deque<dataplane::DataPath::Command> backlog_;
   bool farad_was_up_ = false;
   std::string farad_failure_;  // why the last attempt failed, logged once per reason
   uint32_t farad_heartbeat_ms_ = 0;
@@ -307,7 +307,7 @@ bool Cluster::setup_interface() {
   return true;
 }
 
-void Cluster::program(dataplane::Pipeline::Command command) {
+void Cluster::program(dataplane::DataPath::Command command) {
   if (backlog_.empty() && dp_->post(command)) return;
   backlog_.push_back(std::move(command));
   if (!backlog_timer_) {
@@ -426,7 +426,7 @@ void Cluster::program_peer(const std::string& name, const crypto::Key& key,
   bool first = name_ < name;
   if (opt_.keepalive && first) ps.persistent_keepalive = opt_.keepalive;
   req.peers.push_back(ps);
-  program([req, name](dataplane::Pipeline& dp) {
+  program([req, name](dataplane::DataPath& dp) {
     if (auto applied = dp.apply(req, false); !applied)
       log::warn("peer {}: data path refused it: {}", name, applied.error());
   });
@@ -444,7 +444,7 @@ void Cluster::program_peer(const std::string& name, const crypto::Key& key,
       keepalive.persistent_keepalive = opt_.keepalive;
       later.peers.push_back(keepalive);
       // Peers only: cannot fail (only a listen_port change can).
-      program([later](dataplane::Pipeline& dp) { (void)dp.apply(later, false); });
+      program([later](dataplane::DataPath& dp) { (void)dp.apply(later, false); });
     });
   }
 }
@@ -456,7 +456,7 @@ void Cluster::remove_peer(const crypto::Key& key) {
   ps.remove = true;
   req.peers.push_back(ps);
   // Peers only: cannot fail (only a listen_port change can).
-  program([req](dataplane::Pipeline& dp) { (void)dp.apply(req, false); });
+  program([req](dataplane::DataPath& dp) { (void)dp.apply(req, false); });
 }
 
 void Cluster::remove_member(const std::string& name) {
@@ -551,7 +551,7 @@ void Cluster::on_status(const CtlRequest& req, CtlServer::Reply reply) {
   }
   // The WireGuard side (endpoints, handshakes, bytes) comes from the data
   // path's thread; the answer is built back on this one.
-  program([this, reply, alive = std::weak_ptr<int>(alive_)](dataplane::Pipeline& dp) {
+  program([this, reply, alive = std::weak_ptr<int>(alive_)](dataplane::DataPath& dp) {
     uapi::DeviceState state = dp.state();
     boost::asio::post(io_, [this, reply, alive, state = std::move(state)] {
       if (!alive.expired()) reply(status_json(state).dump());
@@ -692,7 +692,7 @@ void Cluster::log_counters() {
         fmt::format(" rejected.{}={}", proto::to_string(static_cast<CtlReject>(i)), k.rejected[i]);
   }
   log::info("control socket: connections={} requests={}{}", k.connections, k.requests, rejected);
-  program([](dataplane::Pipeline& dp) { dp.log_stats(true); });
+  program([](dataplane::DataPath& dp) { dp.log_stats(true); });
 }
 
 int Cluster::run() {
@@ -724,10 +724,10 @@ int Cluster::run() {
     sigemptyset(&mask);
     for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGHUP}) sigaddset(&mask, sig);
     pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-    dataplane::Pipeline::Exit exit = dp_->run();
-    if (exit != dataplane::Pipeline::Exit::kStopped) {
+    dataplane::DataPath::Exit exit = dp_->run();
+    if (exit != dataplane::DataPath::Exit::kStopped) {
       boost::asio::post(io_, [this, exit] {
-        if (exit == dataplane::Pipeline::Exit::kError) exit_code_ = 1;
+        if (exit == dataplane::DataPath::Exit::kError) exit_code_ = 1;
         shutdown("the data path stopped");
       });
     }

@@ -5,18 +5,15 @@
 
 #if FARADAY_HAVE_DPDK
 #include <fcntl.h>
-#include <net/if.h>
-#include <poll.h>
-#include <rte_ethdev.h>
 #include <sched.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <fmt/ranges.h>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -25,11 +22,9 @@
 #include <vector>
 
 #include "common/log.h"
-#include "control/uapi.h"
-#include "crypto/aead_batch.h"
-#include "dataplane/device_config.h"
-#include "dataplane/dpdk_lcore.h"
-#include "dataplane/inner_link.h"
+#include "control/interface.h"
+#include "dataplane/dpdk_data_path.h"
+#include "dataplane/dpdk_port.h"
 #endif
 
 namespace faraday::control {
@@ -40,9 +35,22 @@ bool dpdk_built() {
   return false;
 }
 
-int run_standalone_dpdk(const StandaloneOptions&, const DpdkOptions&) {
-  log::error("this faradayd was built without DPDK (install libdpdk-dev and rebuild)");
-  return 2;
+Status check_dpdk_settings(const std::string&, uint32_t, const DpdkOptions&) {
+  return Error{"this faradayd was built without DPDK (install libdpdk-dev and rebuild)"};
+}
+
+std::unique_ptr<dataplane::DataPath> open_dpdk_interface(const StandaloneOptions&,
+                                                         const DpdkOptions& d, bool,
+                                                         int* exit_code) {
+  log::error("{}", check_dpdk_settings("", 0, d).error());
+  *exit_code = 2;
+  return nullptr;
+}
+
+int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
+  int code = 0;
+  (void)open_dpdk_interface(o, d, false, &code);
+  return code;
 }
 
 #else
@@ -50,13 +58,6 @@ int run_standalone_dpdk(const StandaloneOptions&, const DpdkOptions&) {
 namespace {
 
 using namespace faraday::dataplane;
-
-// An inner packet, the transport header, tag and padding (48), and the frame's
-// headers (IPv6: 62) in the 2048 data bytes of an mbuf, rounded down.
-constexpr uint32_t kMaxMtu = 1920;
-// What a datagram adds to an inner packet on the wire, IP and UDP headers
-// included (IPv6), as wireguard-go and Linux count it.
-constexpr uint32_t kUnderlayOverhead = 80;
 
 // "10.0.0.1/24" or "fd00::1/64": the address itself and its on-link prefix.
 std::optional<std::pair<Prefix, uint8_t> > parse_address(const std::string& text) {
@@ -185,72 +186,6 @@ bool valid_ifname(const std::string& name) {
   return true;
 }
 
-void to_log(LogLevel level, std::string_view line) {
-  if (level == LogLevel::kError)
-    log::error("{}", line);
-  else if (level == LogLevel::kWarn)
-    log::warn("{}", line);
-  else
-    log::info("{}", line);
-}
-
-// What wg(8) may change here: not the UDP port (--dpdk-listen-port) nor a fwmark.
-Result<void, uapi::Error> check_set(const uapi::SetRequest& r, uint16_t port) {
-  if (r.listen_port && *r.listen_port != port)
-    return uapi::Error{EINVAL, "listen-port is fixed on a DPDK port (--dpdk-listen-port)",
-                       uapi::Reject::kApplyFailed};
-  if (r.fwmark && *r.fwmark != 0)
-    return uapi::Error{EINVAL, "no fwmark on a DPDK port", uapi::Reject::kApplyFailed};
-  return {};
-}
-
-// " frame_not_for_us=3 ..." for the reasons that are not zero, each name
-// after `prefix`; their sum in *total.
-std::string drops_text(const std::array<Counter, static_cast<size_t>(FrameDrop::kCount)>& drops,
-                       std::string_view prefix, uint64_t* total) {
-  std::string text;
-  *total = 0;
-  for (size_t r = 0; r < drops.size(); ++r) {
-    *total += drops[r];
-    if (drops[r] != 0)
-      text += fmt::format(" {}{}={}", prefix, frame_drop_name(static_cast<FrameDrop>(r)), drops[r]);
-  }
-  return text;
-}
-
-// The ports' and the links' counters, after the "stats:" line on SIGUSR1 and at exit.
-void log_ports(const UnderlayLink& link, const dpdk::Lcore& lcore, const dpdk::Port& underlay,
-               const dpdk::Port& inner, const InnerLink* tap) {
-  const UnderlayLink::Counters& l = link.counters();
-  uint64_t dropped = 0;
-  const std::string drops = drops_text(l.drops, "", &dropped);
-  const dpdk::Receive::Counters& rx = lcore.receive().counters();
-  const dpdk::Transmit::Counters& tx = lcore.transmit().counters();
-  const dpdk::Lcore::Counters& c = lcore.counters();
-  std::string tap_text;
-  if (tap) {
-    uint64_t tap_dropped = 0;
-    const std::string tap_drops = drops_text(tap->counters().drops, "inner_", &tap_dropped);
-    tap_text = fmt::format(
-        " inner_packets={} inner_answers={} inner_answers_lost={} inner_ignored={} "
-        "inner_chained={} inner_frames_dropped={}{}",
-        tap->counters().packets, tap->counters().answers, c.inner_answers_lost,
-        tap->counters().ignored, c.inner_chained, tap_dropped, tap_drops);
-  }
-  // What the device itself lost: frames its RX ring had no room for.
-  rte_eth_stats device{};
-  rte_eth_stats_get(underlay.id(), &device);
-  log::info(
-      "ports: dpdk underlay rx={} rx_missed={} datagrams={} rx_chained={} rx_no_mbuf={} "
-      "answers={} requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} "
-      "tx_not_framed={} tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} "
-      "frames_dropped={}{} ; inner inner_rx={} inner_tx={} inner_tx_full={}{}",
-      rx.frames, device.imissed, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests,
-      l.learnt, l.not_learnt, link.neighbors(), tx.frames, tx.no_mbuf, tx.not_framed,
-      l.tx_unresolved, l.tx_no_route, underlay.counters().tx_full, tx.held, tx.held_lost, dropped,
-      drops, c.inner_rx, c.inner_tx, inner.counters().tx_full, tap_text);
-}
-
 }  // namespace
 
 bool dpdk_built() {
@@ -259,34 +194,13 @@ bool dpdk_built() {
 
 namespace {
 
-// Everything the interface is made of, in the order it is torn down backwards.
-struct Interface {
-  // Both ports stop before either pool is freed: each holds the other's mbufs.
-  ~Interface() {
-    if (underlay) underlay->close();
-    if (inner) inner->close();
-  }
-  std::unique_ptr<dpdk::Port> underlay, inner;
-  crypto::AeadChoice aead;
-  SystemClock clock;
-  std::unique_ptr<Device> dev;
-  std::unique_ptr<UnderlayLink> link;
-  std::unique_ptr<InnerLink> inner_link;  // a TAP's L2 side; none on a TUN
-  std::unique_ptr<dpdk::Lcore> lcore;
-  std::unique_ptr<uapi::Server> server;
-  std::string ifname;
-  std::vector<pollfd> pollfds;  // the signalfd's and the UAPI server's
-  Counters logged;              // what the last "stats:" line said
-  Nanos last_stats = 0;
-};
-
-std::string vhost_path(const StandaloneOptions& o, const DpdkOptions& d) {
-  return d.vhost_socket.empty() ? "/run/faraday/" + o.ifname + "-vhost.sock" : d.vhost_socket;
+std::string vhost_path(const std::string& ifname, const DpdkOptions& d) {
+  return d.vhost_socket.empty() ? "/run/faraday/" + ifname + "-vhost.sock" : d.vhost_socket;
 }
 
 // The inner port's device string.
 std::string inner_device_of(const StandaloneOptions& o, const DpdkOptions& d) {
-  if (d.inner == "vhost") return "net_vhost0,iface=" + vhost_path(o, d) + ",queues=1";
+  if (d.inner == "vhost") return "net_vhost0,iface=" + vhost_path(o.ifname, d) + ",queues=1";
   return (d.inner == "tun" ? "net_tun0,iface=" : "net_tap0,iface=") + o.ifname;
 }
 
@@ -336,38 +250,17 @@ Status prepare_vhost_socket(const std::string& path) {
   return {};
 }
 
-// Checks the settings and starts the EAL with both ports' devices: 0, or the
-// exit code (2: a bad setting, 1: DPDK refused).
-int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::string& inner) {
-  if (!valid_ifname(o.ifname)) {
-    log::error("interface name \"{}\": letters, digits, '-', '_' and '.', at most 15", o.ifname);
-    return 2;
-  }
-  if (o.mtu > kMaxMtu) {
-    log::error("--mtu {}: at most {} on a DPDK port (a packet and its headers fit one mbuf)", o.mtu,
-               kMaxMtu);
-    return 2;
-  }
-  if (Result<UnderlayAddress> checked = underlay_address(d, MacAddress{}); !checked) {
-    log::error("{}", checked.error());
-    return 2;
-  }
-  if (d.inner == "vhost") {
-    if (!valid_vhost_path(vhost_path(o, d))) {
-      log::error(
-          "--dpdk-vhost-socket \"{}\": want an absolute path under 108 bytes, without "
-          "',' or '='",
-          vhost_path(o, d));
-      return 2;
-    }
-    if (Status ready = prepare_vhost_socket(vhost_path(o, d)); !ready) {
+// Starts the EAL with both ports' devices, after taking a vhost-user socket's
+// path: 0, or the exit code (2: a bad setting, 1: DPDK or the system refused).
+// own_thread: the data path will run on a thread of the caller's, so this one
+// gets back the CPUs the EAL took from it (it stays the control thread).
+int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::string& inner,
+              bool own_thread) {
+  if (d.inner == "vhost")
+    if (Status ready = prepare_vhost_socket(vhost_path(o.ifname, d)); !ready) {
       log::error("{}", ready.error());
       return 1;
     }
-  } else if (!d.vhost_socket.empty()) {
-    log::error("--dpdk-vhost-socket: only with --dpdk-inner vhost");
-    return 2;
-  }
   dpdk::EalSettings eal;
   eal.lcores = d.lcores.empty() ? first_cpu() : d.lcores;
   eal.hugepages = d.hugepages;
@@ -377,151 +270,81 @@ int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::strin
     log::error("{}", args.error());
     return 2;
   }
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const bool had_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
   if (Result<void> started = dpdk::init_eal(eal); !started) {
     log::error("{}", started.error());
     return 1;
   }
+  if (own_thread && had_cpus) sched_setaffinity(0, sizeof(cpus), &cpus);
   return 0;
 }
 
-// The kernel interface's MAC address (zero if it cannot be read).
-MacAddress kernel_mac(const std::string& ifname) {
-  MacAddress mac{};
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0)
-    std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, mac.size());
-  if (fd >= 0) close(fd);
-  return mac;
-}
+}  // namespace
 
-// The L2 side of a TAP or a vhost-user socket: faradayd's MAC address on it is
-// the port's, unless that is the kernel interface's own (then one next to it,
-// locally administered). A TAP hands over every frame the host sends, whatever
-// its destination, and so does net_vhost. A vhost-user application's MAC is
-// learnt from its first frame.
-void attach_inner_link(const std::string& ifname, const DpdkOptions& d, Interface& i) {
-  const MacAddress host = d.inner == "vhost" ? MacAddress{} : kernel_mac(ifname);
-  MacAddress ours = i.inner->mac();
-  if (ours == host) {
-    ours[0] = static_cast<uint8_t>((ours[0] | 0x02) & ~0x01);
-    ours[5] ^= 0x01;
-  }
-  i.inner_link = std::make_unique<InnerLink>(ours, host);
-  i.lcore->set_inner_link(i.inner_link.get());
-  if (d.inner == "vhost")
-    log::info("interface {}: a vhost-user socket; faradayd answers ARP and ND on it as {}", ifname,
-              mac_to_string(ours));
-  else
-    log::info("interface {}: a TAP; faradayd answers ARP and ND on it as {} (the host is {})",
-              ifname, mac_to_string(ours), mac_to_string(host));
-}
-
-// The ports, the core, the lcore and the UAPI server.
-Result<void> open_parts(const StandaloneOptions& o, const DpdkOptions& d,
-                        const std::string& inner_device, Interface& i) {
-  auto underlay = dpdk::Port::open({.device = d.port});
-  if (!underlay) return Error{underlay.error()};
-  auto inner = dpdk::Port::open({.device = inner_device});
-  if (!inner) return Error{inner.error()};
-  i.underlay = std::move(*underlay);
-  i.inner = std::move(*inner);
-  if (d.inner != "vhost") {  // a vhost-user application sets its own
-    if (int rc = rte_eth_dev_set_mtu(i.inner->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
-      log::warn("interface {}: cannot set MTU {}: {}", o.ifname, o.mtu, std::strerror(-rc));
-  }
-  uint16_t underlay_mtu = 0;
-  if (rte_eth_dev_get_mtu(i.underlay->id(), &underlay_mtu) == 0 &&
-      o.mtu + kUnderlayOverhead > underlay_mtu)
-    log::warn("--mtu {} needs an underlay MTU of {}; {} has {}: larger packets will not arrive",
-              o.mtu, o.mtu + kUnderlayOverhead, i.underlay->name(), underlay_mtu);
-  auto aead = crypto::select_aead_backend(o.aead_backend);
-  if (!aead) return Error{"AEAD: " + aead.error()};
-  i.aead = std::move(*aead);
-  i.dev = std::make_unique<Device>(i.clock, *i.aead.backend, DeviceOptions{.mtu = o.mtu});
-  i.link = std::make_unique<UnderlayLink>(*underlay_address(d, i.underlay->mac()));
-  i.lcore = std::make_unique<dpdk::Lcore>(*i.dev, i.clock, *i.inner, *i.underlay, *i.link);
-  if (d.inner != "tun") attach_inner_link(o.ifname, d, i);
-  Device& dev = *i.dev;
-  const uint16_t port = d.listen_port;
-  auto server = uapi::Server::listen(
-      o.ifname, [&dev, port] { return device_state(dev, port, 0); },
-      [&dev, port](const uapi::SetRequest& r) -> Result<void, uapi::Error> {
-        if (auto ok = check_set(r, port); !ok) return ok;
-        apply_to_device(dev, r, true, to_log);
-        return {};
-      });
-  if (!server) return Error{"cannot serve the UAPI for " + o.ifname + ": " + server.error()};
-  i.server = std::move(*server);
-  i.ifname = o.ifname;
+Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOptions& d) {
+  if (!valid_ifname(ifname))
+    return Error{"interface name \"" + ifname +
+                 "\": letters, digits, '-', '_' and '.', at most 15"};
+  if (mtu > dpdk::kMaxMtu)
+    return Error{
+        fmt::format("--mtu {}: at most {} on a DPDK port (a packet and its headers fit one mbuf)",
+                    mtu, dpdk::kMaxMtu)};
+  if (d.port.empty()) return Error{"--dpdk-port: the underlay device is needed"};
+  if (Result<UnderlayAddress> checked = underlay_address(d, MacAddress{}); !checked)
+    return Error{checked.error()};
+  if (d.inner != "tap" && d.inner != "tun" && d.inner != "vhost")
+    return Error{"--dpdk-inner \"" + d.inner + "\": want tap, tun or vhost"};
+  if (d.inner != "vhost" && !d.vhost_socket.empty())
+    return Error{"--dpdk-vhost-socket: only with --dpdk-inner vhost"};
+  if (d.inner == "vhost" && !valid_vhost_path(vhost_path(ifname, d)))
+    return Error{"--dpdk-vhost-socket \"" + vhost_path(ifname, d) +
+                 "\": want an absolute path under 108 bytes, without ',' or '='"};
+  if (d.idle_sleep_us > kMaxIdleSleepUs)
+    return Error{
+        fmt::format("--dpdk-idle-sleep {}: at most {} us", d.idle_sleep_us, kMaxIdleSleepUs)};
   return {};
 }
 
-// The "stats:" line when forced (SIGUSR1, exit), with the ports' line, or when
-// drops or handshakes changed and the last one is `interval` old.
-void log_stats(Interface& i, bool force, Nanos interval) {
-  const Counters& c = i.dev->counters();
-  const Nanos now = i.clock.monotonic();
-  const bool changed =
-      c.drops != i.logged.drops || c.handshakes_completed != i.logged.handshakes_completed;
-  if (force || (changed && now - i.last_stats >= interval)) {
-    log::info("stats: {}", stats_text(c));
-    i.logged = c;
-    i.last_stats = now;
+std::unique_ptr<DataPath> open_dpdk_interface(const StandaloneOptions& o, const DpdkOptions& d,
+                                              bool own_thread, int* exit_code) {
+  if (Status checked = check_dpdk_settings(o.ifname, o.mtu, d); !checked) {
+    log::error("{}", checked.error());
+    *exit_code = 2;
+    return nullptr;
   }
-  if (force) log_ports(*i.link, *i.lcore, *i.underlay, *i.inner, i.inner_link.get());
-}
-
-// Signals and UAPI requests that are waiting (none: wait up to `idle` for
-// them); false once a signal says stop.
-bool handle_fds(Interface& i, int signal_fd, const timespec& idle, Nanos stats_interval) {
-  std::vector<pollfd>& fds = i.pollfds;
-  fds.assign(1, pollfd{signal_fd, POLLIN, 0});
-  i.server->append_pollfds(fds);
-  bool running = true;
-  if (::ppoll(fds.data(), fds.size(), &idle, nullptr) > 0) {
-    signalfd_siginfo info;
-    while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
-      if (info.ssi_signo == SIGUSR1) {
-        log_stats(i, true, stats_interval);
-        continue;
-      }
-      log::info("signal {} received, shutting down", strsignal(static_cast<int>(info.ssi_signo)));
-      running = false;
-    }
-    i.server->handle(std::span<const pollfd>(fds).subspan(1));
+  const std::string inner_device = inner_device_of(o, d);
+  if (int code = start_eal(o, d, inner_device, own_thread); code != 0) {
+    *exit_code = code;
+    return nullptr;
   }
-  return running;
-}
-
-// Poll mode: the ports every round, the signals and the UAPI between rounds
-// (with idle_sleep_us, waiting for them after rounds that found nothing).
-void serve(Interface& i, int signal_fd, const StandaloneOptions& o, const DpdkOptions& d) {
-  const Nanos stats_interval = Nanos{o.stats_interval_s} * kSecond;
-  const timespec busy{0, 0};
-  const timespec idle{0, static_cast<long>(d.idle_sleep_us) * 1000};
-  Nanos next_check = 0;
-  for (bool running = true; running;) {
-    size_t moved = 0;
-    for (int round = 0; round < 64; ++round) moved += i.lcore->poll();
-    running = handle_fds(i, signal_fd, moved == 0 ? idle : busy, stats_interval);
-    const Nanos now = i.clock.monotonic();
-    if (now >= next_check) {
-      next_check = now + kSecond;
-      log_stats(i, false, stats_interval);
-      if (!i.server->socket_file_present()) {
-        log::info("UAPI socket {} was removed, shutting down", i.server->path());
-        running = false;
-      } else if (d.inner != "vhost" && if_nametoindex(i.ifname.c_str()) == 0) {
-        log::info("interface {} was deleted, shutting down", i.ifname);
-        running = false;
-      }
-    }
+  dpdk::DataPathOptions options;
+  options.ifname = o.ifname;
+  options.inner = d.inner == "vhost" ? dpdk::InnerKind::kVhost
+                  : d.inner == "tun" ? dpdk::InnerKind::kTun
+                                     : dpdk::InnerKind::kTap;
+  options.underlay_device = d.port;
+  options.inner_device = inner_device;
+  options.self = *underlay_address(d, MacAddress{});
+  options.mtu = o.mtu;
+  options.aead_backend = o.aead_backend;
+  options.idle_sleep_us = d.idle_sleep_us;
+  options.stats_interval_s = o.stats_interval_s;
+  options.log = log_sink();
+  auto opened = dpdk::DpdkDataPath::open(std::move(options));
+  Status served = opened ? serve_uapi(**opened) : Status{opened.failure()};
+  if (!served) {
+    log::error("{}", served.error());
+    *exit_code = 1;
+    return nullptr;
   }
+  log::info("interface {} up ({}) on DPDK: underlay address {}, lcores {}", o.ifname,
+            d.inner == "vhost" ? "vhost-user socket " + vhost_path(o.ifname, d)
+                               : "a " + d.inner + " interface",
+            fmt::join(d.addresses, " "), d.lcores.empty() ? first_cpu() : d.lcores);
+  return std::move(*opened);
 }
-
-}  // namespace
 
 int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
   // Blocked before the EAL starts its threads, which inherit the mask: the
@@ -530,36 +353,14 @@ int run_standalone_dpdk(const StandaloneOptions& o, const DpdkOptions& d) {
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  const std::string inner_device = inner_device_of(o, d);
-  if (int code = start_eal(o, d, inner_device); code != 0) return code;
-  Interface i;
-  if (Result<void> opened = open_parts(o, d, inner_device, i); !opened) {
-    log::error("{}", opened.error());
-    return 1;
-  }
-  log::info(
-      "interface {} up ({}): DPDK underlay {} ({}, MAC {}), address {}, UDP port {}, lcores {}, "
-      "{}, AEAD {}; UAPI {}",
-      o.ifname,
-      d.inner == "vhost" ? "vhost-user socket " + vhost_path(o, d) : "a " + d.inner + " interface",
-      i.underlay->name(), i.underlay->driver(), mac_to_string(i.underlay->mac()),
-      fmt::join(d.addresses, " "), d.listen_port, d.lcores.empty() ? first_cpu() : d.lcores,
-      d.idle_sleep_us == 0 ? std::string{"polling all the time"}
-                           : fmt::format("waiting up to {} us when idle", d.idle_sleep_us),
-      i.aead.backend->describe(), i.server->path());
-  log::info("interface {} AEAD backend {}", o.ifname, i.aead.reason);
-  const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    log::error("signalfd: {}", std::strerror(errno));
-    return 1;
-  }
-  serve(i, signal_fd, o, d);
-  log_stats(i, true, 0);
-  close(signal_fd);
+  int code = 0;
+  std::unique_ptr<DataPath> dp = open_dpdk_interface(o, d, false, &code);
+  if (!dp) return code;
+  code = run_until_signalled(*dp);
+  dp.reset();
   log::info("stopped");
-  return 0;
+  return code;
 }
-
 #endif
 
 }  // namespace faraday::control

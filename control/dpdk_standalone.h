@@ -31,6 +31,8 @@
 #include <vector>
 
 #include "control/standalone.h"
+#include "dataplane/data_path.h"
+#include "result.h"
 
 namespace faraday::control {
 
@@ -55,8 +57,22 @@ struct DpdkOptions {
   std::string vhost_socket;  // inner "vhost": empty means /run/faraday/IFNAME-vhost.sock
 };
 
+// The longest idle_sleep_us: a tenth of a second.
+constexpr unsigned kMaxIdleSleepUs = 100000;
+
 // Whether this build has DPDK.
 bool dpdk_built();
+// Whether the settings can work, before anything starts: the interface's name
+// and MTU, the port, this node's addresses and gateways, the inner side.
+Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOptions& dpdk);
+// Checks the settings, starts the EAL and opens the data path
+// (dataplane/dpdk_data_path.h) with its UAPI served (interface.h). Otherwise
+// logs why and sets *exit_code (2: a bad setting; 1: DPDK or the system
+// refused). own_thread: run() will be called on another thread than this one
+// (cluster mode), and this thread keeps the CPUs it had before the EAL.
+std::unique_ptr<dataplane::DataPath> open_dpdk_interface(const StandaloneOptions& options,
+                                                         const DpdkOptions& dpdk, bool own_thread,
+                                                         int* exit_code);
 // Returns the process exit code (2: a bad DPDK setting).
 int run_standalone_dpdk(const StandaloneOptions& options, const DpdkOptions& dpdk);
 

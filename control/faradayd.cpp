@@ -128,7 +128,7 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
                 "core to others (a shared core, a test machine); packets that arrive meanwhile "
                 "wait as long. 0: poll all the time, for the lowest latency on a dedicated core")
       ->default_val(0)
-      ->check(CLI::Range(0, 100000))
+      ->check(CLI::Range(0u, faraday::control::kMaxIdleSleepUs))
       ->needs(port)
       ->group("DPDK underlay");
 }

@@ -3,6 +3,12 @@
 
 #include <fmt/format.h>
 
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <string>
 
 #include "common/log.h"
@@ -69,14 +75,14 @@ class UapiService : public dataplane::PollService {
 
 }  // namespace
 
-Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineOptions options) {
-  options.log = to_log;
-  auto opened = dataplane::Pipeline::open(options);
-  if (!opened) return Error{opened.error()};
-  std::unique_ptr<dataplane::Pipeline> dp = std::move(*opened);
-  dataplane::Pipeline* p = dp.get();
+dataplane::LogSink log_sink() {
+  return to_log;
+}
+
+Status serve_uapi(dataplane::DataPath& dp) {
+  dataplane::DataPath* p = &dp;
   auto server = uapi::Server::listen(
-      dp->ifname(), [p] { return p->state(); },
+      dp.ifname(), [p] { return p->state(); },
       [p](const uapi::SetRequest& r) -> Result<void, uapi::Error> {
         auto applied = p->apply(r);
         if (applied) return {};
@@ -84,12 +90,46 @@ Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineO
         return uapi::Error{e.errno_value, e.message, uapi::Reject::kApplyFailed};
       });
   if (!server)
-    return Error{fmt::format("cannot serve the UAPI for {}: {}", dp->ifname(), server.error())};
-  auto& s = *server;
-  log::info("interface {} up: {}, UAPI {}", dp->ifname(), dp->summary(), s->path());
-  log::info("interface {} AEAD backend {}", dp->ifname(), dp->aead_choice());
-  dp->attach(std::make_unique<UapiService>(std::move(s)));
-  return dp;
+    return Error{fmt::format("cannot serve the UAPI for {}: {}", dp.ifname(), server.error())};
+  log::info("interface {} up: {}, UAPI {}", dp.ifname(), dp.summary(), (*server)->path());
+  log::info("interface {} AEAD backend {}", dp.ifname(), dp.aead_choice());
+  dp.attach(std::make_unique<UapiService>(std::move(*server)));
+  return {};
+}
+
+Result<std::unique_ptr<dataplane::Pipeline>> open_interface(dataplane::PipelineOptions options) {
+  options.log = to_log;
+  auto opened = dataplane::Pipeline::open(options);
+  if (!opened) return Error{opened.error()};
+  if (Status served = serve_uapi(**opened); !served) return served.failure();
+  return std::move(*opened);
+}
+
+int run_until_signalled(dataplane::DataPath& dp) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  const int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    log::error("signalfd: {}", std::strerror(errno));
+    return 1;
+  }
+  dp.watch(signal_fd, [&] {
+    signalfd_siginfo info;
+    while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+      if (info.ssi_signo == SIGUSR1) {
+        dp.log_stats(true);
+        continue;
+      }
+      log::info("signal {} received, shutting down", strsignal(static_cast<int>(info.ssi_signo)));
+      return false;
+    }
+    return true;
+  });
+  const dataplane::DataPath::Exit exit = dp.run();
+  close(signal_fd);
+  return exit == dataplane::DataPath::Exit::kError ? 1 : 0;
 }
 
 }  // namespace faraday::control

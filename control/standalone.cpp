@@ -3,13 +3,6 @@
 // signalfd the loop watches.
 #include "control/standalone.h"
 
-#include <sys/signalfd.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <csignal>
-#include <cstring>
-
 #include "common/log.h"
 #include "control/interface.h"
 
@@ -27,34 +20,10 @@ int run_standalone(const StandaloneOptions& options) {
     log::error("{}", opened.error());
     return 1;
   }
-  dataplane::Pipeline& dp = **opened;
-
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  int signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (signal_fd < 0) {
-    log::error("signalfd: {}", std::strerror(errno));
-    return 1;
-  }
-  dp.watch(signal_fd, [&] {
-    signalfd_siginfo info;
-    while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
-      if (info.ssi_signo == SIGUSR1) {
-        dp.log_stats(true);
-        continue;
-      }
-      log::info("signal {} received, shutting down", strsignal(static_cast<int>(info.ssi_signo)));
-      return false;
-    }
-    return true;
-  });
-  dataplane::Pipeline::Exit exit = dp.run();
+  const int code = run_until_signalled(**opened);
   opened->reset();
-  close(signal_fd);
   log::info("stopped");
-  return exit == dataplane::Pipeline::Exit::kError ? 1 : 0;
+  return code;
 }
 
 }  // namespace faraday::control

@@ -1,7 +1,5 @@
-// pipeline.h: one WireGuard interface's packet pipeline on kernel sockets: the
-// TUN device, a UDP socket and the WireGuard core (device.h) between them.
-// `faradayd standalone` runs it on its main thread; `faradayd cluster` runs it
-// on a thread of its own and programs it from the control thread. The UAPI
+// pipeline.h: the data path (data_path.h) on kernel sockets: the TUN device, a
+// UDP socket and the WireGuard core (device.h) between them. The UAPI
 // socket is not served here: faradayd attaches it as a PollService
 // (control/interface.h).
 //
@@ -22,12 +20,7 @@
 // callback says so, when the interface is deleted, or when a service says it
 // is gone (the UAPI socket file was removed, as wireguard-go does).
 //
-// Threads: run() and every other method run on the pipeline's thread, except
-// post() and stop(), which one other thread (the control thread) may call.
-// post() hands a closure to the pipeline through a single-producer,
-// single-consumer lock-free ring and wakes the loop with an eventfd; the loop
-// runs queued closures between bursts, so the peer table changes while no
-// packet is in flight and the fast path never takes a lock.
+// Threads: as data_path.h says; post() wakes the loop with an eventfd.
 //
 // Logging goes through the sink in the options (faradayd's log), so nothing
 // here depends on the daemon.
@@ -53,6 +46,7 @@
 #include "crypto/aead_batch.h"
 #include "crypto/aead_parallel.h"
 #include "dataplane/config.h"
+#include "dataplane/data_path.h"
 #include "dataplane/device.h"
 #include "dataplane/device_config.h"
 #include "dataplane/queue_worker.h"
@@ -77,63 +71,33 @@ struct PipelineOptions {
   LogSink log;                     // empty: no log lines
 };
 
-// Something else the loop serves on its thread between bursts (faradayd's UAPI
-// server). All calls come from the pipeline's thread.
-class PollService {
+class Pipeline : public DataPath {
  public:
-  virtual ~PollService() = default;
-  virtual void append_pollfds(std::vector<pollfd>& fds) const = 0;
-  // fds: exactly the entries append_pollfds() added, with poll's revents.
-  virtual void handle(std::span<const pollfd> fds) = 0;
-  // Asked about once a second; false shuts the loop down (Exit::kSocketGone).
-  virtual bool still_present() = 0;
-  // With the pipeline's own counters (log_stats): force = SIGUSR1 or exit.
-  virtual void log_stats(bool force) = 0;
-};
-
-class Pipeline {
- public:
-  enum class Exit { kStopped, kInterfaceGone, kSocketGone, kError };
-  using Command = std::function<void(Pipeline&)>;
-
   // Creates the TUN interface and the UDP socket; an error message naming
   // what failed otherwise.
   static Result<std::unique_ptr<Pipeline>> open(const PipelineOptions& options);
-  ~Pipeline();
+  ~Pipeline() override;
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Calls on_ready() on the loop's thread when fd is readable; on_ready returns
-  // false to stop the loop. Before run().
-  void watch(int fd, std::function<bool()> on_ready);
-  // Serves service from the loop until the pipeline is destroyed. Before run().
-  void attach(std::unique_ptr<PollService> service);
-  Exit run();
-
-  // From the producer thread: run `command` on the pipeline's thread soon.
-  // False when the ring is full (the caller keeps it and tries again).
-  bool post(Command command);
-  // From any thread: make run() return kStopped.
-  void stop();
-
-  // On the pipeline's thread (services and posted closures use them).
-  // Applies a configuration change. `log_peers` says whether peer changes are
-  // logged here (requests through the UAPI) or by the caller, which knows the
-  // peers' names (the control thread).
-  Result<void, ApplyError> apply(const ConfigUpdate& req, bool log_peers = true);
-  DeviceState state() const;
-  void log_stats(bool force);
+  void watch(int fd, std::function<bool()> on_ready) override;
+  void attach(std::unique_ptr<PollService> service) override;
+  Exit run() override;
+  bool post(Command command) override;
+  void stop() override;
+  Result<void, ApplyError> apply(const ConfigUpdate& req, bool log_peers = true) override;
+  DeviceState state() const override;
+  void log_stats(bool force) override;
   // "mtu 1420, UDP port 51820 (IPv4+IPv6), UDP GSO+GRO, TUN offloads TSO4/6+USO,
   // checksum offload, AEAD sodium, 2 workers (a TUN queue and a UDP socket each; AEAD
-  // helpers take pieces of a busy worker's bursts while a core is spare)",
-  // for the start-up line.
-  std::string summary() const;
-  // Why this AEAD backend, for the start-up log: "ipsec-mb (avx512): 21.3 Gbit/s vs
-  // sodium 4.9 Gbit/s in a 5 ms start-up measurement each; self-tests passed".
-  const std::string& aead_choice() const { return aead_choice_; }
-  const std::string& ifname() const { return tun_->name(); }
+  // helpers take pieces of a busy worker's bursts while a core is spare)".
+  std::string summary() const override;
+  // "ipsec-mb (avx512): 21.3 Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up
+  // measurement each; self-tests passed".
+  const std::string& aead_choice() const override { return aead_choice_; }
+  const std::string& ifname() const override { return tun_->name(); }
   uint16_t listen_port() const { return udp_->port(); }
-  const Device& device() const { return *dev_; }
+  const Device& device() const override { return *dev_; }
   // The cores the data path runs on (options.workers, with 0 resolved): queue
   // workers, or AEAD lanes when the TUN has one queue.
   unsigned workers() const {

@@ -104,11 +104,11 @@ class DataPathTest : public ::testing::Test {
   }
 
   void start() {
-    exited_ = std::promise<dataplane::Pipeline::Exit>();
+    exited_ = std::promise<dataplane::DataPath::Exit>();
     runner_ = std::thread([this] { exited_.set_value(dp_->run()); });
   }
   // stop() from this thread; run() must return within a deadline.
-  std::optional<dataplane::Pipeline::Exit> stop_and_join() {
+  std::optional<dataplane::DataPath::Exit> stop_and_join() {
     auto exit = exited_.get_future();
     dp_->stop();
     if (exit.wait_for(5s) != std::future_status::ready) {
@@ -128,7 +128,7 @@ class DataPathTest : public ::testing::Test {
   std::string ifname_;
   std::unique_ptr<dataplane::Pipeline> dp_;
   std::thread runner_;
-  std::promise<dataplane::Pipeline::Exit> exited_;
+  std::promise<dataplane::DataPath::Exit> exited_;
 };
 
 // workers = 0 (the default): one worker per CPU this process may use; a number
@@ -174,8 +174,8 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   std::promise<Report> report;
   auto reported = report.get_future();
 
-  auto closure = [&side](uint32_t i) -> dataplane::Pipeline::Command {
-    return [&side, i](dataplane::Pipeline& d) {
+  auto closure = [&side](uint32_t i) -> dataplane::DataPath::Command {
+    return [&side, i](dataplane::DataPath& d) {
       if (side.thread == std::thread::id{}) side.thread = std::this_thread::get_id();
       side.other_thread |= side.thread != std::this_thread::get_id();
       side.seen.push_back(i);
@@ -205,7 +205,7 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   std::promise<void> gate;
   std::shared_future<void> opened = gate.get_future().share();
   std::atomic<bool> holding{false};
-  ASSERT_TRUE(dp_->post([opened, &holding](dataplane::Pipeline&) {
+  ASSERT_TRUE(dp_->post([opened, &holding](dataplane::DataPath&) {
     holding.store(true);
     opened.wait();
   }));
@@ -221,14 +221,14 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
 
   auto deadline = std::chrono::steady_clock::now() + 20s;
   for (; next < kPosts; ++next) {
-    dataplane::Pipeline::Command c = closure(next);
+    dataplane::DataPath::Command c = closure(next);
     while (!dp_->post(c)) {
       ++refused;
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "ring stayed full";
       std::this_thread::yield();
     }
   }
-  dataplane::Pipeline::Command finish = [&side, &report](dataplane::Pipeline& d) {
+  dataplane::DataPath::Command finish = [&side, &report](dataplane::DataPath& d) {
     report.set_value(Report{std::move(side.seen), d.device().peers().size(), side.apply_errors,
                             side.other_thread});
   };
@@ -251,23 +251,23 @@ TEST_F(DataPathTest, PostedClosuresRunInOrderOnTheDataPathThread) {
   EXPECT_EQ(count_prefix(lines, "public_key=" + crypto::to_hex(peer_key(0))), 1u);
   EXPECT_EQ(count_prefix(lines, "public_key=" + crypto::to_hex(peer_key(1))), 0u);
 
-  EXPECT_EQ(stop_and_join(), dataplane::Pipeline::Exit::kStopped);
+  EXPECT_EQ(stop_and_join(), dataplane::DataPath::Exit::kStopped);
 }
 
 TEST_F(DataPathTest, StopFromAnotherThreadEndsRun) {
   start();
   // Let run() reach its poll: a posted closure has run.
   std::promise<void> ran;
-  ASSERT_TRUE(dp_->post([&ran](dataplane::Pipeline&) { ran.set_value(); }));
+  ASSERT_TRUE(dp_->post([&ran](dataplane::DataPath&) { ran.set_value(); }));
   ASSERT_EQ(ran.get_future().wait_for(5s), std::future_status::ready);
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(stop_and_join(), dataplane::Pipeline::Exit::kStopped);
+  EXPECT_EQ(stop_and_join(), dataplane::DataPath::Exit::kStopped);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);  // woken, not the 1 s poll timeout
 }
 
 TEST_F(DataPathTest, StopBeforeRunReturnsAtOnce) {
   dp_->stop();
-  EXPECT_EQ(dp_->run(), dataplane::Pipeline::Exit::kStopped);
+  EXPECT_EQ(dp_->run(), dataplane::DataPath::Exit::kStopped);
 }
 
 TEST_F(DataPathTest, InterfaceAndSocketGoWithTheDataPath) {
@@ -277,7 +277,7 @@ TEST_F(DataPathTest, InterfaceAndSocketGoWithTheDataPath) {
   EXPECT_EQ(name, ifname_);
   // Closures still queued when the pipeline goes are freed, not run.
   bool ran = false;
-  ASSERT_TRUE(dp_->post([&ran](dataplane::Pipeline&) { ran = true; }));
+  ASSERT_TRUE(dp_->post([&ran](dataplane::DataPath&) { ran = true; }));
   dp_.reset();
   EXPECT_FALSE(ran);
   EXPECT_EQ(if_nametoindex(name.c_str()), 0u);

@@ -1,0 +1,82 @@
+// data_path.h: what the daemon sees of one WireGuard interface's data path,
+// whichever ports move its packets: kernel sockets and a TUN device
+// (pipeline.h), or DPDK ports that faradayd drives itself (dpdk_data_path.h).
+// `faradayd standalone` runs one on its main thread; `faradayd cluster` runs
+// one on a thread of its own and programs it from the control thread.
+//
+// Threads: run() and every other method run on the data path's thread, except
+// post() and stop(), which one other thread (the control thread) may call.
+// post() hands a closure to the data path through a single-producer,
+// single-consumer lock-free ring and wakes its loop; the loop runs queued
+// closures between bursts, so the peer table changes while no packet is in
+// flight and the fast path never takes a lock.
+#pragma once
+
+#include <poll.h>
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dataplane/device.h"
+#include "dataplane/device_config.h"
+#include "result.h"
+
+namespace faraday::dataplane {
+
+// Something else the loop serves on its thread between bursts (faradayd's UAPI
+// server). All calls come from the data path's thread.
+class PollService {
+ public:
+  virtual ~PollService() = default;
+  virtual void append_pollfds(std::vector<pollfd>& fds) const = 0;
+  // fds: exactly the entries append_pollfds() added, with poll's revents.
+  virtual void handle(std::span<const pollfd> fds) = 0;
+  // Asked about once a second; false shuts the loop down (Exit::kSocketGone).
+  virtual bool still_present() = 0;
+  // With the data path's own counters (log_stats): force = SIGUSR1 or exit.
+  virtual void log_stats(bool force) = 0;
+};
+
+class DataPath {
+ public:
+  enum class Exit { kStopped, kInterfaceGone, kSocketGone, kError };
+  using Command = std::function<void(DataPath&)>;
+
+  virtual ~DataPath() = default;
+
+  // Calls on_ready() on the loop's thread when fd is readable; on_ready returns
+  // false to stop the loop. Before run().
+  virtual void watch(int fd, std::function<bool()> on_ready) = 0;
+  // Serves service from the loop until the data path is destroyed. Before run().
+  virtual void attach(std::unique_ptr<PollService> service) = 0;
+  // Moves packets until stop(), a watched fd's callback or a service says so,
+  // or the interface is deleted.
+  virtual Exit run() = 0;
+
+  // From the producer thread: run `command` on the data path's thread soon.
+  // False when the ring is full (the caller keeps it and tries again).
+  virtual bool post(Command command) = 0;
+  // From any thread: make run() return kStopped.
+  virtual void stop() = 0;
+
+  // On the data path's thread (services and posted closures use them).
+  // Applies a configuration change. `log_peers` says whether peer changes are
+  // logged here (requests through the UAPI) or by the caller, which knows the
+  // peers' names (the control thread).
+  virtual Result<void, ApplyError> apply(const ConfigUpdate& req, bool log_peers = true) = 0;
+  virtual DeviceState state() const = 0;
+  // The "stats:" line when forced (SIGUSR1, exit) or when drops changed, at
+  // most every stats interval; forced, the ports' counters and the services' too.
+  virtual void log_stats(bool force) = 0;
+  // What the interface is made of, for the start-up line.
+  virtual std::string summary() const = 0;
+  // Why this AEAD backend, for the start-up log.
+  virtual const std::string& aead_choice() const = 0;
+  virtual const std::string& ifname() const = 0;
+  virtual const Device& device() const = 0;
+};
+
+}  // namespace faraday::dataplane

@@ -1,0 +1,308 @@
+// dpdk_data_path.cpp: see dpdk_data_path.h.
+#include "dataplane/dpdk_data_path.h"
+
+#include <fmt/format.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace faraday::dataplane::dpdk {
+
+namespace {
+
+// " frame_not_for_us=3 ..." for the reasons that are not zero, each name
+// after `prefix`; their sum in *total.
+std::string drops_text(const std::array<Counter, static_cast<size_t>(FrameDrop::kCount)>& drops,
+                       std::string_view prefix, uint64_t* total) {
+  std::string text;
+  *total = 0;
+  for (size_t r = 0; r < drops.size(); ++r) {
+    *total += drops[r];
+    if (drops[r] != 0)
+      text += fmt::format(" {}{}={}", prefix, frame_drop_name(static_cast<FrameDrop>(r)), drops[r]);
+  }
+  return text;
+}
+
+// The kernel interface's MAC address (zero if it cannot be read).
+MacAddress kernel_mac(const std::string& ifname) {
+  MacAddress mac{};
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0)
+    std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, mac.size());
+  if (fd >= 0) close(fd);
+  return mac;
+}
+
+const char* inner_name(InnerKind kind) {
+  switch (kind) {
+    case InnerKind::kTap:
+      return "tap";
+    case InnerKind::kTun:
+      return "tun";
+    case InnerKind::kVhost:
+      return "vhost-user";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DpdkDataPath>> DpdkDataPath::open(DataPathOptions options) {
+  std::unique_ptr<DpdkDataPath> dp(new DpdkDataPath(std::move(options)));
+  dp->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (dp->wake_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  if (Result<void> opened = dp->open_parts(); !opened) return opened.failure();
+  return dp;
+}
+
+DpdkDataPath::~DpdkDataPath() {
+  Command* c = nullptr;
+  while (commands_.pop(c)) delete c;
+  services_.clear();
+  if (underlay_) underlay_->close();
+  if (inner_) inner_->close();
+  lcore_.reset();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+// The ports, the core and the lcore.
+Result<void> DpdkDataPath::open_parts() {
+  const DataPathOptions& o = options_;
+  auto underlay = Port::open({.device = o.underlay_device});
+  if (!underlay) return Error{underlay.error()};
+  underlay_ = std::move(*underlay);
+  auto inner = Port::open({.device = o.inner_device});
+  if (!inner) return Error{inner.error()};
+  inner_ = std::move(*inner);
+  if (o.inner != InnerKind::kVhost) {  // a vhost-user application sets its own
+    if (int rc = rte_eth_dev_set_mtu(inner_->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
+      log(LogLevel::kWarn, "interface {}: cannot set MTU {}: {}", o.ifname, o.mtu,
+          std::strerror(-rc));
+  }
+  uint16_t underlay_mtu = 0;
+  if (rte_eth_dev_get_mtu(underlay_->id(), &underlay_mtu) == 0 &&
+      o.mtu + kUnderlayOverhead > underlay_mtu)
+    log(LogLevel::kWarn,
+        "mtu {} needs an underlay MTU of {}; {} has {}: larger packets will not arrive", o.mtu,
+        o.mtu + kUnderlayOverhead, underlay_->name(), underlay_mtu);
+  auto aead = crypto::select_aead_backend(o.aead_backend);
+  if (!aead) return Error{"AEAD: " + aead.error()};
+  aead_ = std::move(*aead);
+  dev_ = std::make_unique<Device>(clock_, *aead_.backend, DeviceOptions{.mtu = o.mtu});
+  UnderlayAddress self = o.self;
+  self.mac = underlay_->mac();
+  link_ = std::make_unique<UnderlayLink>(self);
+  lcore_ = std::make_unique<Lcore>(*dev_, clock_, *inner_, *underlay_, *link_);
+  if (o.inner != InnerKind::kTun) attach_inner_link();
+  return {};
+}
+
+// The L2 side of a TAP or a vhost-user socket: faradayd's MAC address on it is
+// the port's, unless that is the kernel interface's own (then one next to it,
+// locally administered). A TAP hands over every frame the host sends, whatever
+// its destination, and so does net_vhost. A vhost-user application's MAC is
+// learnt from its first frame.
+void DpdkDataPath::attach_inner_link() {
+  const bool vhost = options_.inner == InnerKind::kVhost;
+  const MacAddress host = vhost ? MacAddress{} : kernel_mac(options_.ifname);
+  MacAddress ours = inner_->mac();
+  if (ours == host) {
+    ours[0] = static_cast<uint8_t>((ours[0] | 0x02) & ~0x01);
+    ours[5] ^= 0x01;
+  }
+  inner_link_ = std::make_unique<InnerLink>(ours, host);
+  lcore_->set_inner_link(inner_link_.get());
+  if (vhost)
+    log(LogLevel::kInfo,
+        "interface {}: a vhost-user socket; faradayd answers ARP and ND on it as {}",
+        options_.ifname, mac_to_string(ours));
+  else
+    log(LogLevel::kInfo,
+        "interface {}: a TAP; faradayd answers ARP and ND on it as {} (the host is {})",
+        options_.ifname, mac_to_string(ours), mac_to_string(host));
+}
+
+std::string DpdkDataPath::summary() const {
+  return fmt::format(
+      "mtu {}, DPDK underlay {} ({}, MAC {}), UDP port {}, a {} inner side, AEAD {}, {}",
+      options_.mtu, underlay_->name(), underlay_->driver(), mac_to_string(underlay_->mac()),
+      options_.self.port, inner_name(options_.inner), aead_.backend->describe(),
+      options_.idle_sleep_us == 0
+          ? std::string{"polling all the time"}
+          : fmt::format("waiting up to {} us when idle", options_.idle_sleep_us));
+}
+
+void DpdkDataPath::watch(int fd, std::function<bool()> on_ready) {
+  watched_.emplace_back(fd, std::move(on_ready));
+}
+
+void DpdkDataPath::attach(std::unique_ptr<PollService> service) {
+  services_.push_back(std::move(service));
+}
+
+bool DpdkDataPath::post(Command command) {
+  auto* c = new Command(std::move(command));
+  if (!commands_.push(c)) {
+    delete c;
+    return false;
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+  return true;
+}
+
+void DpdkDataPath::stop() {
+  stop_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void DpdkDataPath::run_commands() {
+  uint64_t n;
+  (void)!read(wake_fd_, &n, sizeof(n));
+  Command* c = nullptr;
+  while (commands_.pop(c)) {
+    std::unique_ptr<Command> owned(c);
+    (*owned)(*this);
+  }
+}
+
+Result<void, ApplyError> DpdkDataPath::apply(const ConfigUpdate& req, bool log_peers) {
+  if (req.listen_port && *req.listen_port != options_.self.port)
+    return ApplyError{EINVAL,
+                      fmt::format("listen-port is fixed at {} on a DPDK port", options_.self.port)};
+  if (req.fwmark && *req.fwmark != 0) return ApplyError{EINVAL, "no fwmark on a DPDK port"};
+  apply_to_device(*dev_, req, log_peers, options_.log);
+  return {};
+}
+
+DeviceState DpdkDataPath::state() const {
+  return device_state(*dev_, options_.self.port, 0);
+}
+
+void DpdkDataPath::log_stats(bool force) {
+  const Counters& c = dev_->counters();
+  const Nanos now = clock_.monotonic();
+  const bool changed =
+      c.drops != logged_.drops || c.handshakes_completed != logged_.handshakes_completed;
+  if (force || (changed && now - last_stats_ >= Nanos{options_.stats_interval_s} * kSecond)) {
+    log(LogLevel::kInfo, "stats: {}", stats_text(c));
+    logged_ = c;
+    last_stats_ = now;
+  }
+  if (!force) return;
+  log_ports();
+  for (auto& s : services_) s->log_stats(true);
+}
+
+// The ports' and the links' counters, after the "stats:" line on SIGUSR1 and at exit.
+void DpdkDataPath::log_ports() const {
+  const UnderlayLink::Counters& l = link_->counters();
+  uint64_t dropped = 0;
+  const std::string drops = drops_text(l.drops, "", &dropped);
+  const Receive::Counters& rx = lcore_->receive().counters();
+  const Transmit::Counters& tx = lcore_->transmit().counters();
+  const Lcore::Counters& c = lcore_->counters();
+  std::string tap_text;
+  if (const InnerLink* tap = inner_link_.get()) {
+    uint64_t tap_dropped = 0;
+    const std::string tap_drops = drops_text(tap->counters().drops, "inner_", &tap_dropped);
+    tap_text = fmt::format(
+        " inner_packets={} inner_answers={} inner_answers_lost={} inner_ignored={} "
+        "inner_chained={} inner_frames_dropped={}{}",
+        tap->counters().packets, tap->counters().answers, c.inner_answers_lost,
+        tap->counters().ignored, c.inner_chained, tap_dropped, tap_drops);
+  }
+  // What the device itself lost: frames its RX ring had no room for.
+  rte_eth_stats device{};
+  rte_eth_stats_get(underlay_->id(), &device);
+  log(LogLevel::kInfo,
+      "ports: dpdk underlay rx={} rx_missed={} datagrams={} rx_chained={} rx_no_mbuf={} "
+      "answers={} requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} "
+      "tx_not_framed={} tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} "
+      "frames_dropped={}{} ; inner inner_rx={} inner_tx={} inner_tx_full={}{}",
+      rx.frames, device.imissed, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests,
+      l.learnt, l.not_learnt, link_->neighbors(), tx.frames, tx.no_mbuf, tx.not_framed,
+      l.tx_unresolved, l.tx_no_route, underlay_->counters().tx_full, tx.held, tx.held_lost, dropped,
+      drops, c.inner_rx, c.inner_tx, inner_->counters().tx_full, tap_text);
+}
+
+bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
+  fds_.assign(1, pollfd{wake_fd_, POLLIN, 0});
+  for (const auto& w : watched_) fds_.push_back({w.first, POLLIN, 0});
+  std::vector<size_t> service_at;
+  for (const auto& s : services_) {
+    service_at.push_back(fds_.size());
+    s->append_pollfds(fds_);
+  }
+  if (::ppoll(fds_.data(), fds_.size(), &timeout, nullptr) <= 0) return true;
+  if (fds_[0].revents & POLLIN) run_commands();
+  for (size_t i = 0; i < watched_.size(); ++i)
+    if ((fds_[1 + i].revents & POLLIN) && !watched_[i].second()) {
+      exit = Exit::kStopped;
+      return false;
+    }
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const size_t end = i + 1 < services_.size() ? service_at[i + 1] : fds_.size();
+    services_[i]->handle(std::span<const pollfd>(fds_).subspan(service_at[i], end - service_at[i]));
+  }
+  return true;
+}
+
+bool DpdkDataPath::check_alive(Exit& exit) {
+  for (auto& s : services_)
+    if (!s->still_present()) {
+      exit = Exit::kSocketGone;
+      return false;
+    }
+  if (options_.inner != InnerKind::kVhost && if_nametoindex(options_.ifname.c_str()) == 0) {
+    log(LogLevel::kInfo, "interface {} was deleted, shutting down", options_.ifname);
+    exit = Exit::kInterfaceGone;
+    return false;
+  }
+  log_stats(false);
+  return true;
+}
+
+DpdkDataPath::Exit DpdkDataPath::run() {
+  // A thread of the caller's: on the main lcore's CPUs, with an lcore id of
+  // its own for the mempool caches.
+  const bool registered = rte_lcore_id() == LCORE_ID_ANY;
+  if (registered) {
+    rte_cpuset_t cpus = rte_lcore_cpuset(rte_get_main_lcore());
+    pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+    if (rte_thread_register() != 0)
+      log(LogLevel::kWarn, "cannot register the data path's thread with DPDK: {}",
+          rte_strerror(rte_errno));
+  }
+  const timespec busy{0, 0};
+  const timespec idle{0, static_cast<long>(options_.idle_sleep_us) * 1000};
+  Exit exit = Exit::kStopped;
+  Nanos next_check = 0;
+  while (!stop_.load(std::memory_order_acquire)) {
+    size_t moved = 0;
+    for (int round = 0; round < 64; ++round) moved += lcore_->poll();
+    if (!poll_fds(moved == 0 ? idle : busy, exit)) break;
+    const Nanos now = clock_.monotonic();
+    if (now >= next_check) {
+      next_check = now + kSecond;
+      if (!check_alive(exit)) break;
+    }
+  }
+  log_stats(true);
+  if (registered) rte_thread_unregister();
+  return exit;
+}
+
+}  // namespace faraday::dataplane::dpdk

@@ -1,0 +1,123 @@
+// dpdk_data_path.h: the data path (data_path.h) on DPDK ports that faradayd
+// drives itself: the underlay, a NIC (or a DPDK virtual device) on which
+// faradayd owns L2 and L3 (underlay_link.h), and the inner side, a kernel TAP
+// (net_tap, faradayd the host's one neighbour on it: inner_link.h), a TUN
+// (net_tun) or a vhost-user socket (net_vhost) for a DPDK application.
+//
+// The EAL must be running with both devices (dpdk_port.h: init_eal). One
+// thread polls both ports (dpdk_lcore.h) and, between rounds of 64 polls, the
+// wake-up eventfd (posted commands, stop()), the watched fds and the services'
+// fds (the UAPI socket). It polls all the time unless idle_sleep_us is set:
+// then a round that found nothing waits that long for those fds (a shared
+// core, a test machine). run() may be called on the EAL's main lcore or on a
+// thread of the caller's (cluster mode): such a thread is pinned to the main
+// lcore's CPUs and registered with DPDK for run()'s duration, so the mempool
+// caches serve it.
+//
+// What wg(8) may not change here: the UDP port (fixed on the port) and the
+// fwmark (a NIC of our own has none); apply() refuses both with the reason.
+#pragma once
+
+#include <fmt/core.h>
+
+#include <atomic>
+#include <boost/lockfree/spsc_queue.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crypto/aead_batch.h"
+#include "dataplane/clock.h"
+#include "dataplane/data_path.h"
+#include "dataplane/dpdk_lcore.h"
+#include "dataplane/inner_link.h"
+#include "dataplane/underlay_link.h"
+
+namespace faraday::dataplane::dpdk {
+
+// An inner packet, the transport header, tag and padding (48), and the frame's
+// headers (IPv6: 62) in the 2048 data bytes of an mbuf, rounded down.
+constexpr uint32_t kMaxMtu = 1920;
+// What a datagram adds to an inner packet on the wire, IP and UDP headers
+// included (IPv6), as wireguard-go and Linux count it.
+constexpr uint32_t kUnderlayOverhead = 80;
+
+enum class InnerKind { kTap, kTun, kVhost };
+
+struct DataPathOptions {
+  // The TAP's or TUN's name; with a vhost-user socket, the interface's name
+  // for the UAPI and the log (no kernel interface has it).
+  std::string ifname;
+  InnerKind inner = InnerKind::kTap;
+  std::string underlay_device;  // the devices the EAL was started with
+  std::string inner_device;
+  UnderlayAddress self;  // this node on the underlay; the MAC is the port's
+  uint32_t mtu = 1420;
+  std::string aead_backend;  // empty: the fastest that passes its self-test
+  unsigned idle_sleep_us = 0;
+  uint32_t stats_interval_s = 10;
+  LogSink log;
+};
+
+class DpdkDataPath : public DataPath {
+ public:
+  // Opens both ports, the WireGuard core and the lcore's loop; an error
+  // naming what failed otherwise.
+  static Result<std::unique_ptr<DpdkDataPath>> open(DataPathOptions options);
+  ~DpdkDataPath() override;
+  DpdkDataPath(const DpdkDataPath&) = delete;
+  DpdkDataPath& operator=(const DpdkDataPath&) = delete;
+
+  void watch(int fd, std::function<bool()> on_ready) override;
+  void attach(std::unique_ptr<PollService> service) override;
+  Exit run() override;
+  bool post(Command command) override;
+  void stop() override;
+  Result<void, ApplyError> apply(const ConfigUpdate& req, bool log_peers = true) override;
+  DeviceState state() const override;
+  void log_stats(bool force) override;
+  // "DPDK underlay net_af_packet0 (net_af_packet, MAC ..), UDP port 51820, a tap
+  // interface, AEAD sodium, polling all the time".
+  std::string summary() const override;
+  const std::string& aead_choice() const override { return aead_.reason; }
+  const std::string& ifname() const override { return options_.ifname; }
+  const Device& device() const override { return *dev_; }
+
+ private:
+  explicit DpdkDataPath(DataPathOptions options) : options_(std::move(options)) {}
+  Result<void> open_parts();
+  void attach_inner_link();
+  void log_ports() const;
+  // The fds that are ready, waiting up to `timeout` for one; false ends run().
+  bool poll_fds(const timespec& timeout, Exit& exit);
+  // About once a second: is the interface (and every service) still there?
+  bool check_alive(Exit& exit);
+  void run_commands();
+  template <typename... Args>
+  void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
+    if (options_.log) options_.log(level, fmt::format(format, std::forward<Args>(args)...));
+  }
+
+  DataPathOptions options_;
+  // Both ports stop before either pool is freed: each holds the other's mbufs.
+  std::unique_ptr<Port> underlay_, inner_;
+  crypto::AeadChoice aead_;
+  SystemClock clock_;
+  std::unique_ptr<Device> dev_;
+  std::unique_ptr<UnderlayLink> link_;
+  std::unique_ptr<InnerLink> inner_link_;  // a TAP's or vhost socket's L2 side; none on a TUN
+  std::unique_ptr<Lcore> lcore_;
+  std::vector<std::unique_ptr<PollService>> services_;
+  std::vector<std::pair<int, std::function<bool()>>> watched_;
+  std::vector<pollfd> fds_;
+  int wake_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  boost::lockfree::spsc_queue<Command*, boost::lockfree::capacity<1024>> commands_;
+  Counters logged_;  // what the last "stats:" line said
+  Nanos last_stats_ = 0;
+};
+
+}  // namespace faraday::dataplane::dpdk
