@@ -63,6 +63,15 @@ Result<std::string> certificate_file_name(const std::string& path) {
 Result<proto::NodeInfo> build_announcement(const ClusterOptions& opt,
                                            const crypto::Key& public_key) {
   std::vector<dataplane::Endpoint> announce = opt.announce;
+  // On a DPDK port, WireGuard is at its addresses; the links at the host's.
+  if (announce.empty() && opt.dpdk) {
+    for (const std::string& a : opt.dpdk->addresses) {
+      const std::string host = a.substr(0, a.find('/'));
+      announce.push_back(*dataplane::Endpoint::parse(
+          host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, opt.listen_port)
+                                              : fmt::format("{}:{}", host, opt.listen_port)));
+    }
+  }
   if (announce.empty()) {
     auto addr = local_address_towards(opt.farad_host, opt.farad_port);
     if (!addr) {
@@ -82,7 +91,14 @@ Result<proto::NodeInfo> build_announcement(const ClusterOptions& opt,
     *self.add_allowed_ips() = *proto::parse_prefix(opt.container_prefix->to_string());
   auto control_ip = opt.control_listen.address();
   std::string control_host = control_ip.to_string();
-  if (control_ip.is_unspecified()) {
+  if (control_ip.is_unspecified() && opt.dpdk) {
+    auto addr = local_address_towards(opt.farad_host, opt.farad_port);
+    if (!addr)
+      return Error{
+          fmt::format("cannot pick the links' address to announce ({}); set control-listen to one",
+                      addr.error())};
+    control_host = addr->is_v6() ? "[" + addr->to_string() + "]" : addr->to_string();
+  } else if (control_ip.is_unspecified()) {
     std::string first = announce.front().to_string();
     control_host = first.substr(0, first.rfind(':'));
   } else if (control_ip.is_v6()) {

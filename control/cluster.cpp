@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "control/announcement.h"
 #include "control/ctl_server.h"
+#include "control/dpdk_standalone.h"
 #include "control/farad_client.h"
 #include "control/interface.h"
 #include "control/keyfile.h"
@@ -97,6 +98,7 @@ class Cluster {
 
   bool setup();
   bool load_key();
+  bool open_data_path();
   bool setup_interface();
   bool setup_ctl();
   void make_farad_client(const proto::SslCtxPtr& client_ctx);
@@ -133,7 +135,7 @@ class Cluster {
   crypto::Key private_key_{};
   crypto::Key public_key_{};
   proto::NodeInfo self_;
-  std::unique_ptr<dataplane::Pipeline> dp_;
+  std::unique_ptr<dataplane::DataPath> dp_;
   std::thread dp_thread_;
   std::optional<netlink::Socket> nl_;
   std::unique_ptr<FaradClient> farad_;
@@ -267,7 +269,14 @@ void Cluster::on_farad_lost(const std::string& reason) {
   farad_failure_ = reason;
 }
 
-bool Cluster::setup_interface() {
+// The data path: kernel sockets and a TUN device, or a DPDK port and a TAP.
+bool Cluster::open_data_path() {
+  if (opt_.dpdk) {
+    StandaloneOptions o{.ifname = opt_.ifname, .mtu = opt_.mtu, .aead_backend = opt_.aead};
+    int code = 0;
+    dp_ = open_dpdk_interface(o, *opt_.dpdk, true, &code);
+    return dp_ != nullptr;
+  }
   dataplane::PipelineOptions dp_options;
   dp_options.ifname = opt_.ifname;
   dp_options.mtu = opt_.mtu;
@@ -280,6 +289,11 @@ bool Cluster::setup_interface() {
     return false;
   }
   dp_ = std::move(*opened);
+  return true;
+}
+
+bool Cluster::setup_interface() {
+  if (!open_data_path()) return false;
   uapi::SetRequest key;
   key.private_key = private_key_;
   // Before the data path's thread starts: no race. Only a listen_port change can fail.

@@ -1,8 +1,10 @@
 // cluster.h: `faradayd cluster`, a member of a Faraday cluster (DESIGN.md,
 // "faradayd control thread" and "Failure model").
 //
-// Two threads. The data path (interface.h: dataplane/pipeline.h) moves packets between the TUN
-// interface and the UDP socket on its own thread. The control thread runs an
+// Two threads. The data path (interface.h: dataplane/data_path.h) moves packets between the TUN
+// interface and the UDP socket on its own thread, or, with dataplane = "dpdk",
+// between a TAP and a NIC it drives itself (dpdk_standalone.h); farad and the
+// links use the host's network either way. The control thread runs an
 // io_context with everything else:
 // - the connection to farad (farad_client.h): join with this node's NodeInfo,
 //   heartbeat when idle, reconnect with backoff and jitter, resync after a

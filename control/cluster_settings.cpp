@@ -40,7 +40,8 @@ const settings::Table<C>& table() {
       {"mtu", "MTU of the interface (the underlay's MTU minus 80 for IPv6, 60 for IPv4)", &C::mtu},
       {"announce",
        "Underlay endpoint(s) other nodes send WireGuard to, ADDR or ADDR:PORT (port: "
-       "listen-port); repeatable [default: the local address that routes to farad]",
+       "listen-port); repeatable [default: the local address that routes to farad; with "
+       "dataplane dpdk, the dpdk-address(es)]",
        &C::announce},
       {"overlay",
        "This node's overlay address (required): put on the interface and announced as its "
@@ -51,7 +52,8 @@ const settings::Table<C>& table() {
       {"control-listen",
        "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT or "
        "[IPv6]:PORT; [::] takes IPv4 too (0.0.0.0 when the host has no IPv6). With an "
-       "unspecified ADDR the first announced address is announced",
+       "unspecified ADDR the first announced address is announced (with dataplane dpdk, "
+       "the local address that routes to farad: the links stay on the host's network)",
        &C::control_listen},
       {"control-socket",
        "Local control socket (status for faradayctl, the CNI plugin) [default: "
@@ -83,6 +85,35 @@ const settings::Table<C>& table() {
        "spare (without multi-queue TUN: one queue, its bursts shared the same way); 0: as many "
        "as the CPUs this process may run on",
        &C::workers},
+      {"dataplane",
+       "kernel (kernel UDP sockets and a TUN device) or dpdk (faradayd drives the underlay "
+       "NIC itself, dpdk-port, one lcore; the farad connection and the links stay on the "
+       "host's network)",
+       &C::dataplane},
+      {"dpdk-port",
+       "dataplane dpdk: the underlay device, a PCI address (0000:03:00.0) or a DPDK vdev "
+       "(net_af_packet0,iface=eth1)",
+       &C::dpdk_port},
+      {"dpdk-address",
+       "dataplane dpdk: this node's address on the port with its prefix, one per family "
+       "(10.0.0.1/24, fd00::1/64); announced unless announce is set",
+       &C::dpdk_address},
+      {"dpdk-gateway", "dataplane dpdk: next hop for peers off the port's prefix, one per family",
+       &C::dpdk_gateway},
+      {"dpdk-lcores", "dataplane dpdk: the EAL's lcore list [default: the first CPU we may use]",
+       &C::dpdk_lcores},
+      {"dpdk-hugepages",
+       "dataplane dpdk: 1 takes DPDK's memory from hugepages, 0 from ordinary memory",
+       &C::dpdk_hugepages},
+      {"dpdk-memory", "dataplane dpdk: MiB of memory for DPDK", &C::dpdk_memory},
+      {"dpdk-idle-sleep",
+       "dataplane dpdk: microseconds to wait after a round of polls found nothing (0..100000; "
+       "0: poll all the time)",
+       &C::dpdk_idle_sleep},
+      {"dpdk-inner",
+       "dataplane dpdk: the interface, tap (DPDK's net_tap; faradayd answers ARP and ND on "
+       "it) or tun (net_tun)",
+       &C::dpdk_inner},
       {"log-level", "debug, info, warn or error", &C::log_level},
   };
   return list;
@@ -222,6 +253,49 @@ Status parse_links(const ClusterConfig& c, ClusterOptions* out) {
   return {};
 }
 
+// dataplane, and the dpdk-* settings that go with "dpdk" (checked as they are
+// at start-up, so a bad one is refused before anything starts).
+Status parse_dataplane(const ClusterConfig& c, ClusterOptions* out) {
+  out->dpdk.reset();
+  const bool dpdk_set = !c.dpdk_port.empty() || !c.dpdk_address.empty() ||
+                        !c.dpdk_gateway.empty() || !c.dpdk_lcores.empty();
+  if (c.dataplane == "kernel") {
+    if (dpdk_set)
+      return Error{
+          "dataplane \"kernel\" with dpdk-port, dpdk-address, dpdk-gateway or dpdk-lcores "
+          "set: set dataplane = \"dpdk\" to use them"};
+    return {};
+  }
+  if (c.dataplane != "dpdk")
+    return Error{fmt::format("dataplane {:?}: want kernel or dpdk", c.dataplane)};
+  if (c.dpdk_inner != "tap" && c.dpdk_inner != "tun")
+    return Error{
+        fmt::format("dpdk-inner {:?}: want tap or tun (the overlay address and the routes to the "
+                    "members go on a kernel interface)",
+                    c.dpdk_inner)};
+  if (c.dpdk_hugepages > 1)
+    return Error{fmt::format("dpdk-hugepages {}: want 0 or 1", c.dpdk_hugepages)};
+  if (c.dpdk_memory < 64 || c.dpdk_memory > 1u << 20)
+    return Error{fmt::format("dpdk-memory {}: want 64..1048576 MiB", c.dpdk_memory)};
+  if (c.dpdk_idle_sleep > kMaxIdleSleepUs)
+    return Error{
+        fmt::format("dpdk-idle-sleep {}: want 0..{} us", c.dpdk_idle_sleep, kMaxIdleSleepUs)};
+  DpdkOptions d;
+  d.port = c.dpdk_port;
+  d.addresses = c.dpdk_address;
+  d.gateways = c.dpdk_gateway;
+  d.listen_port = out->listen_port;
+  d.lcores = c.dpdk_lcores;
+  d.hugepages = c.dpdk_hugepages == 1;
+  d.memory_mb = static_cast<unsigned>(c.dpdk_memory);
+  d.idle_sleep_us = static_cast<unsigned>(c.dpdk_idle_sleep);
+  d.inner = c.dpdk_inner;
+  if (Status ok = check_dpdk_settings(out->ifname, out->mtu, d); !ok)
+    return Error{"dataplane \"dpdk\": " + ok.error()};
+  out->dpdk = std::move(d);
+  return {};
+}
+
 }  // namespace
 
 Result<ClusterOptions> to_cluster_options(const ClusterConfig& c) {
@@ -269,6 +343,7 @@ Result<ClusterOptions> to_cluster_options(const ClusterConfig& c) {
                              c.workers, crypto::kMaxLanes)};
   }
   out.workers = static_cast<unsigned>(c.workers);
+  if (Status s = parse_dataplane(c, &out); !s) return s.failure();
   if (!log::parse_level(c.log_level)) {
     return Error{fmt::format("log-level {:?}: want debug, info, warn or error", c.log_level)};
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "control/dpdk_standalone.h"
 #include "dataplane/net.h"
 #include "proto/node_info.h"
 #include "proto/tls.h"
@@ -43,6 +44,15 @@ struct ClusterConfig {
   uint64_t keepalive = 25;
   std::string aead;
   uint64_t workers = 0;
+  std::string dataplane = "kernel";
+  std::string dpdk_port;
+  std::vector<std::string> dpdk_address;
+  std::vector<std::string> dpdk_gateway;
+  std::string dpdk_lcores;
+  uint64_t dpdk_hugepages = 0;
+  uint64_t dpdk_memory = 256;
+  uint64_t dpdk_idle_sleep = 0;
+  std::string dpdk_inner = "tap";
   std::string log_level = "info";
 };
 
@@ -68,6 +78,9 @@ struct ClusterOptions {
   uint16_t keepalive = 25;  // WireGuard persistent keepalive, seconds; 0: off
   std::string aead;
   unsigned workers = 0;  // cores sharing each burst's AEAD; 0: every CPU we may use
+  // dataplane = "dpdk": the interface's underlay is a DPDK port
+  // (dpdk_standalone.h), its UDP port listen_port; none: kernel sockets.
+  std::optional<DpdkOptions> dpdk;
   std::string log_level;
 };
 

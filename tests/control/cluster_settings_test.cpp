@@ -4,6 +4,8 @@
 // and key, and the TOML text the daemon writes loading back unchanged.
 #include "control/cluster_settings.h"
 
+#include "control/announcement.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -271,6 +273,68 @@ TEST(ClusterSettings, EveryRefusalNamesTheSetting) {
   c.workers = 64;
   auto accepted = to_cluster_options(c);
   EXPECT_TRUE(accepted.ok()) << accepted.error();
+}
+
+// dataplane = "dpdk": every dpdk-* setting checked before anything starts, and
+// the node announces its DPDK address for WireGuard and the host's for its links.
+TEST(ClusterSettings, DpdkDataplane) {
+  auto dpdk = [] {
+    ClusterConfig c = minimal();
+    c.dataplane = "dpdk";
+    c.dpdk_port = "net_af_packet0,iface=ud0";
+    c.dpdk_address = {"10.87.0.103/24"};
+    c.listen_port = 51821;
+    c.control_listen = "192.0.2.5:7451";
+    return c;
+  };
+  const struct {
+    const char* what;
+    void (*edit)(ClusterConfig&);
+    const char* setting;
+  } cases[] = {
+      {"kernel with a port", [](ClusterConfig& c) { c.dataplane = "kernel"; }, "dataplane"},
+      {"unknown dataplane", [](ClusterConfig& c) { c.dataplane = "xdp"; }, "dataplane"},
+      {"no port", [](ClusterConfig& c) { c.dpdk_port.clear(); }, "dataplane"},
+      {"no address", [](ClusterConfig& c) { c.dpdk_address.clear(); }, "dataplane"},
+      {"a subnet's own address", [](ClusterConfig& c) { c.dpdk_address = {"10.87.0.0/24"}; },
+       "dataplane"},
+      {"a gateway off the link", [](ClusterConfig& c) { c.dpdk_gateway = {"10.1.0.1"}; },
+       "dataplane"},
+      {"mtu over one mbuf", [](ClusterConfig& c) { c.mtu = 4000; }, "dataplane"},
+      {"vhost inner", [](ClusterConfig& c) { c.dpdk_inner = "vhost"; }, "dpdk-inner"},
+      {"hugepages 2", [](ClusterConfig& c) { c.dpdk_hugepages = 2; }, "dpdk-hugepages"},
+      {"memory 16", [](ClusterConfig& c) { c.dpdk_memory = 16; }, "dpdk-memory"},
+      {"idle sleep too long", [](ClusterConfig& c) { c.dpdk_idle_sleep = 100001; },
+       "dpdk-idle-sleep"},
+  };
+  for (const auto& k : cases) {
+    ClusterConfig c = dpdk();
+    k.edit(c);
+    auto refused = to_cluster_options(c);
+    ASSERT_FALSE(refused.ok()) << k.what;
+    EXPECT_EQ(refused.error().rfind(std::string(k.setting) + " ", 0), 0u)
+        << k.what << ": error " << refused.error() << " does not start with " << k.setting;
+  }
+  EXPECT_FALSE(to_cluster_options(minimal())->dpdk.has_value());  // the kernel path by default
+
+  auto checked = to_cluster_options(dpdk());
+  if (!dpdk_built()) {
+    ASSERT_FALSE(checked.ok());
+    EXPECT_NE(checked.error().find("without DPDK"), std::string::npos) << checked.error();
+    return;
+  }
+  ASSERT_TRUE(checked.ok()) << checked.error();
+  ASSERT_TRUE(checked->dpdk.has_value());
+  EXPECT_EQ(checked->dpdk->port, "net_af_packet0,iface=ud0");
+  EXPECT_EQ(checked->dpdk->listen_port, 51821);
+  EXPECT_EQ(checked->dpdk->inner, "tap");
+  crypto::Key key{};
+  key[0] = 1;
+  auto self = build_announcement(*checked, key);
+  ASSERT_TRUE(self.ok()) << self.error();
+  ASSERT_EQ(self->underlay_size(), 1);
+  EXPECT_EQ(proto::endpoint_text(self->underlay(0)), "10.87.0.103:51821");
+  EXPECT_EQ(proto::endpoint_text(self->control()), "192.0.2.5:7451");
 }
 
 TEST(ClusterSettings, MissingFieldSaysHowToGiveIt) {

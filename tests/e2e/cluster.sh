@@ -18,6 +18,11 @@
 #      to it resumes
 #   9. n5, removed in item 5, starts again: every node adds it back and reaches it
 #
+# With DPDK_NODE=n3 (meson's e2e-cluster-dpdk), n3 runs `dataplane = "dpdk"`
+# on a veth of its own (lib.sh), and item 1 also checks that it does: its
+# start-up line, its DPDK address as the endpoint the others send to, and a
+# port that lost nothing (SIGUSR1's "ports: dpdk" line).
+#
 # Each item prints PASS or FAIL with its duration; a failed item does not stop
 # the later ones (they may fail in its wake: read the first failure first).
 # Timings are short (lib.sh): farad --expiry 3 (heartbeat 1 s), nodes
@@ -54,7 +59,30 @@ farad_start
 
 # --- 1. the mesh forms -----------------------------------------------------------
 
-item_1() { mesh_up 20 "${FIRST[@]}"; }
+item_1() {
+	mesh_up 20 "${FIRST[@]}"
+	if [ -n "$DPDK_NODE" ]; then dpdk_node_check "$DPDK_NODE" n1; fi
+}
+
+# dpdk_node_check NAME OTHER: NAME runs on its DPDK port, OTHER sends
+# WireGuard to that port's address, and the port lost nothing so far.
+dpdk_node_check() {
+	local name=$1 other=$2 address mark line
+	address="$UL_NET.$((100 + $(idx_of "$name")))"
+	step "$name is on DPDK at $address; $other's endpoint for it is there; its port lost nothing"
+	log_grep "$name" 0 "DPDK underlay net_af_packet0" >/dev/null ||
+		die "$name: no 'DPDK underlay net_af_packet0' in its start-up lines"
+	wg_show "$other" endpoints | grep -qF "$address:51820" ||
+		die "$other's endpoint for $name is not $address:51820: $(wg_show "$other" endpoints | tr '\n' ' ')"
+	mark=$(log_mark "$name")
+	kill -USR1 "$(pid_of "$name")"
+	wait_until 5 log_grep "$name" "$mark" "ports: dpdk" >/dev/null || die "$name: no 'ports: dpdk' line after SIGUSR1"
+	line=$(log_grep "$name" "$mark" "ports: dpdk" | tail -n 1)
+	echo "    ${line#*info }" | cut -c1-200
+	for counter in rx_missed rx_no_mbuf held_lost tx_full; do
+		echo "$line" | grep -q " $counter=0 " || die "$name: $counter is not 0: $line"
+	done
+}
 
 # --- 2. farad down: traffic keeps flowing, nothing removed ----------------------------
 

@@ -80,6 +80,13 @@ RECONNECT_MAX=1
 # written afterwards as `crl` (faradayd re-reads it on SIGHUP).
 DAEMON_DEFAULTS=0
 NODE_CRL=""
+# DPDK_NODE=NAME (environment): that node runs `dataplane = "dpdk"`. Its
+# WireGuard goes through a second veth into the bridge, ud0, with no kernel
+# address, which faradayd drives with DPDK (net_af_packet) as $UL_NET.(100+K);
+# its links and farad connection stay on ul0. Every node's ul0 then computes
+# whole UDP checksums (`ethtool -K ul0 tx off`): a veth passes offloaded ones
+# on unfinished, and DPDK's af_packet port would drop them as bad.
+DPDK_NODE=${DPDK_NODE:-}
 
 FARADAYD=${FARADAYD:-$REPO_ROOT/build/control/faradayd}
 FARADAYCTL=${FARADAYCTL:-$REPO_ROOT/build/faradayctl/faradayctl}
@@ -94,6 +101,9 @@ e2e_init() {
 	if [ $# -ge 2 ] && [ -n "$2" ]; then FARADAYCTL=$2; fi
 	if [ $# -ge 3 ] && [ -n "$3" ]; then FARAD=$3; fi
 	needs_netns ip wg ping timeout awk realpath
+	if [ -n "$DPDK_NODE" ] && ! command -v ethtool >/dev/null; then
+		die "DPDK_NODE=$DPDK_NODE needs ethtool (scripts/setup.sh installs it)"
+	fi
 	# A missing binary is a build problem, not the host's: fail.
 	local v
 	for v in FARADAYD FARADAYCTL FARAD; do
@@ -167,6 +177,12 @@ attach() {
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add "$UL_NET.$idx/24" dev ul0
 	ip -n "$ns" link set ul0 up
+	if [ -n "$DPDK_NODE" ]; then ip netns exec "$ns" ethtool -K ul0 tx off >/dev/null; fi
+	if [ "$name" = "$DPDK_NODE" ]; then
+		ip link add ud0 netns "$ns" type veth peer name "d-$name" netns "$UL_NS"
+		ip -n "$UL_NS" link set "d-$name" master br0 up
+		ip -n "$ns" link set ud0 up
+	fi
 }
 
 # underlay_cut NAME, underlay_restore NAME: take NAME's veth out of the bridge
@@ -305,6 +321,14 @@ $timings
 reconnect-max = $RECONNECT_MAX
 log-level = "info"
 EOF
+	if [ "$name" = "$DPDK_NODE" ]; then
+		cat >>"$d/config.toml" <<EOF
+dataplane = "dpdk"
+dpdk-port = "net_af_packet0,iface=ud0"
+dpdk-address = ["$UL_NET.$((100 + $(idx_of "$name")))/24"]
+dpdk-idle-sleep = 200
+EOF
+	fi
 }
 
 # node_start NAME [--no-wait]: start `faradayd cluster -c config.toml` in NAME's
