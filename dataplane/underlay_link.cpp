@@ -16,6 +16,18 @@ void UnderlayLink::learn(const Frame& f, Nanos now) {
     ++counters_.learnt;
   else
     ++counters_.not_learnt;
+  if (!sharing_) return;
+  if (news_count_ == news_.size()) {
+    ++counters_.news_lost;
+    return;
+  }
+  news_[news_count_++] =
+      News{f.neighbor_family, f.neighbor_ip, f.neighbor_mac, create, f.neighbor_override};
+}
+
+void UnderlayLink::hear(const News& n, Nanos now) {
+  last_.reset();
+  if (neighbors_.learn(n.family, n.ip, n.mac, now, n.create, n.override)) ++counters_.heard;
 }
 
 UnderlayLink::Rx UnderlayLink::receive(std::span<const uint8_t> bytes, Nanos now, Frame& frame,

@@ -13,7 +13,9 @@
 //   written, at most one a second per address, as a kernel's neighbour table
 //   would hold back.
 //
-// One thread (the port's); the counters may be read from any thread.
+// One thread (the port's); the counters may be read from any thread. With
+// several lcores on one port each has its own link, and the neighbour frames
+// one of them receives reach the others as News (share_news, hear).
 #pragma once
 
 #include <array>
@@ -58,6 +60,25 @@ class UnderlayLink {
           std::span<uint8_t, kControlFrameSize> request, bool ip_offload = false,
           bool l4_offload = false);
 
+  // --- Several lcores, each with a link of its own on one port: an ARP or ND
+  // frame arrives on one queue, but every lcore's table must hear it.
+  // What a neighbour frame said, for the other lcores' links.
+  struct News {
+    sa_family_t family = AF_UNSPEC;
+    std::array<uint8_t, 16> ip{};
+    MacAddress mac{};
+    bool create = false;  // an on-link asker: it may get an entry
+    bool override = true;
+  };
+  static constexpr size_t kMaxNews = 16;
+  // From now on every neighbour frame received is kept as News (up to
+  // kMaxNews until clear_news(); more are counted in news_lost).
+  void share_news() { sharing_ = true; }
+  std::span<const News> news() const { return {news_.data(), news_count_}; }
+  void clear_news() { news_count_ = 0; }
+  // Another lcore's news, recorded as if its frame had arrived here.
+  void hear(const News& n, Nanos now);
+
   // Forgets neighbours not heard from for NeighborTable::kForget.
   void expire(Nanos now) {
     last_.reset();
@@ -72,7 +93,9 @@ class UnderlayLink {
     Counter requests;       // ARP requests and solicitations sent
     Counter tx_unresolved;  // sends that found the next hop unknown (a held datagram's retries too)
     Counter tx_no_route;    // no next hop (no such family, no gateway) or too long
-    Counter not_learnt;     // an answer nobody asked for, an off-link asker, or a full table
+    Counter not_learnt;     // an answer nobody asked for (here), an off-link asker, or a full table
+    Counter heard;          // entries recorded or refreshed from another lcore's news
+    Counter news_lost;      // neighbour frames other lcores did not hear of (kMaxNews)
     uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
   };
   const Counters& counters() const { return counters_; }
@@ -90,6 +113,9 @@ class UnderlayLink {
     std::optional<MacAddress> mac;
   };
   std::optional<Last> last_;
+  bool sharing_ = false;
+  std::array<News, kMaxNews> news_{};
+  size_t news_count_ = 0;
   Counters counters_;
 };
 

@@ -500,6 +500,66 @@ TEST(Underlay, LinkSendsABurstWithOneRequestAndUsesAnAnswerAtOnce) {
   EXPECT_EQ(again.request_length, 60u);
 }
 
+// Two lcores on one port, a link each: lcore 1 asks for b, b's answer lands on
+// lcore 0's queue, and lcore 1 learns it from lcore 0's news. An answer nobody
+// asked for is news too, but no table takes it.
+TEST(Underlay, LinksOfSeveralLcoresShareWhatTheyHear) {
+  UnderlayLink lcore0(kA), lcore1(kA), b(kB);
+  lcore0.share_news();
+  lcore1.share_news();
+  const Endpoint to = endpoint_of(kB, false);
+  std::array<uint8_t, UnderlayLink::kControlFrameSize> request, answer;
+  Bytes buf(kUnderlayHeadroom + 32);
+  const UnderlayLink::Tx asked = lcore1.send(buf.data() + kUnderlayHeadroom, 32, to, 5, request);
+  ASSERT_EQ(asked.frame, nullptr);
+  ASSERT_EQ(asked.request_length, 60u);
+  Frame f;
+  size_t n = 0;
+  ASSERT_EQ(b.receive({request.data(), 60}, 5, f, answer, n), UnderlayLink::Rx::kAnswer);
+  ASSERT_EQ(lcore0.receive({answer.data(), n}, 5, f, request, n), UnderlayLink::Rx::kLearnt);
+  EXPECT_EQ(lcore0.counters().not_learnt, 1u);  // lcore 0 did not ask
+  ASSERT_EQ(lcore0.news().size(), 1u);
+  EXPECT_TRUE(lcore1.news().empty());
+  lcore1.hear(lcore0.news()[0], 6);
+  lcore0.clear_news();
+  EXPECT_EQ(lcore1.counters().heard, 1u);
+  const UnderlayLink::Tx sent = lcore1.send(buf.data() + kUnderlayHeadroom, 32, to, 6, request);
+  ASSERT_NE(sent.frame, nullptr);
+  EXPECT_EQ(0, std::memcmp(sent.frame, kB.mac.data(), 6));
+
+  // b's ARP request for us: any lcore answers it, and the others may take
+  // the asker (on-link) too.
+  UnderlayLink lcore2(kA);
+  ASSERT_EQ(build_arp_request(request, kB, kA.v4->addr), 60u);
+  ASSERT_EQ(lcore0.receive({request.data(), 60}, 7, f, answer, n), UnderlayLink::Rx::kAnswer);
+  ASSERT_EQ(lcore0.news().size(), 1u);
+  EXPECT_TRUE(lcore0.news()[0].create);
+  lcore2.hear(lcore0.news()[0], 7);
+  EXPECT_EQ(lcore2.neighbors(), 1u);
+  lcore0.clear_news();
+
+  // An unasked answer (from a node nobody asked for) reaches no table.
+  UnderlayLink c(node(3));
+  ASSERT_EQ(build_arp_request(request, kA, node(3).v4->addr), 60u);
+  ASSERT_EQ(c.receive({request.data(), 60}, 8, f, answer, n), UnderlayLink::Rx::kAnswer);
+  const size_t length = n;
+  UnderlayLink lcore3(kA);
+  lcore3.share_news();
+  ASSERT_EQ(lcore3.receive({answer.data(), length}, 8, f, request, n),
+            UnderlayLink::Rx::kLearnt);
+  ASSERT_EQ(lcore3.news().size(), 1u);
+  const uint64_t heard = lcore1.counters().heard;
+  lcore1.hear(lcore3.news()[0], 8);
+  EXPECT_EQ(lcore1.counters().heard, heard);
+  EXPECT_EQ(lcore1.neighbors(), 1u);  // b only
+
+  // More than kMaxNews between two clear_news(): counted, not kept.
+  for (size_t i = 0; i <= UnderlayLink::kMaxNews; ++i)
+    (void)lcore3.receive({answer.data(), length}, 9, f, request, n);
+  EXPECT_EQ(lcore3.news().size(), UnderlayLink::kMaxNews);
+  EXPECT_EQ(lcore3.counters().news_lost, 2u);
+}
+
 // A UDP length shorter than the IP payload: the checksum covers the UDP
 // length (its pseudo-header says so) and the rest is not payload.
 TEST(Underlay, UdpShorterThanItsIpPayload) {
