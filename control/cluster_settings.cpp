@@ -14,71 +14,9 @@ namespace {
 
 using C = ClusterConfig;
 
-// The one list of settings: TOML keys, command-line options and --help text.
-const settings::Table<C>& table() {
-  static const settings::Table<C> list = {
-      {"farad", "farad's address, HOST:PORT or [IPv6]:PORT (required; port 7450 if omitted)",
-       &C::farad},
-      {"farad-name", "The name farad's certificate must carry", &C::farad_name},
-      {"ca", "PEM bundle of the cluster CA: farad and every node must chain to it (required)",
-       &C::ca},
-      {"cert",
-       "PEM certificate of this node (required); its subject CN is the node's name in the "
-       "cluster",
-       &C::cert},
-      {"key", "PEM private key of --cert (required)", &C::key},
-      {"crl",
-       "Optional PEM CRL; links from nodes it revokes are refused. Re-read with --ca, --cert "
-       "and --key on SIGHUP, which also closes links whose certificate no longer verifies",
-       &C::crl},
-      {"private-key",
-       "WireGuard private key file, created (mode 0600, atomically) when missing and kept "
-       "across restarts [default: /var/lib/faraday/INTERFACE.key]",
-       &C::private_key},
-      {"interface", "Name of the WireGuard interface faradayd creates and manages", &C::interface},
-      {"listen-port", "WireGuard UDP port", &C::listen_port},
-      {"mtu", "MTU of the interface (the underlay's MTU minus 80 for IPv6, 60 for IPv4)", &C::mtu},
-      {"announce",
-       "Underlay endpoint(s) other nodes send WireGuard to, ADDR or ADDR:PORT (port: "
-       "listen-port); repeatable [default: the local address that routes to farad; with "
-       "dataplane dpdk, the dpdk-address(es)]",
-       &C::announce},
-      {"overlay",
-       "This node's overlay address (required): put on the interface and announced as its "
-       "/32 or /128",
-       &C::overlay},
-      {"container-prefix", "Optional prefix for this node's containers, announced with the overlay",
-       &C::container_prefix},
-      {"control-listen",
-       "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT or "
-       "[IPv6]:PORT; [::] takes IPv4 too (0.0.0.0 when the host has no IPv6). With an "
-       "unspecified ADDR the first announced address is announced (with dataplane dpdk, "
-       "the local address that routes to farad: the links stay on the host's network)",
-       &C::control_listen},
-      {"control-socket",
-       "Local control socket (status for faradayctl, the CNI plugin) [default: "
-       "/run/faraday/INTERFACE.sock]",
-       &C::control_socket},
-      {"ping-interval", "Seconds between pings on each link", &C::ping_interval},
-      {"silence",
-       "Seconds without hearing a peer on its link before asking farad whether it is gone; "
-       "it is removed only if farad answers ABSENT",
-       &C::silence},
-      {"heartbeat", "Seconds between heartbeats to farad when idle; 0: what farad suggests",
-       &C::heartbeat},
-      {"reconnect-max",
-       "Ceiling in seconds of the backoff between attempts to reach farad (jittered); keep it "
-       "at or below the heartbeat so a restarted farad hears from every node quickly",
-       &C::reconnect_max},
-      {"keepalive",
-       "WireGuard persistent keepalive to every peer, in seconds (0: off); it also starts the "
-       "handshake as soon as a peer is added",
-       &C::keepalive},
-      {"aead",
-       "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
-       "known-answer "
-       "self-test",
-       &C::aead},
+// The data path's settings, for table(): the kernel's or a DPDK port's.
+settings::Table<C> dataplane_settings() {
+  return {
       {"workers",
        "Data-path threads, 0..64, each with its own TUN queue and UDP socket, and as many AEAD "
        "helpers less one, which take pieces of a busy worker's large bursts while a core is "
@@ -87,8 +25,8 @@ const settings::Table<C>& table() {
        &C::workers},
       {"dataplane",
        "kernel (kernel UDP sockets and a TUN device) or dpdk (faradayd drives the underlay "
-       "NIC itself, dpdk-port, one lcore; the farad connection and the links stay on the "
-       "host's network)",
+       "NIC itself, dpdk-port, a queue pair per dpdk-lcores; the farad connection and the "
+       "links stay on the host's network)",
        &C::dataplane},
       {"dpdk-port",
        "dataplane dpdk: the underlay device, a PCI address (0000:03:00.0) or a DPDK vdev "
@@ -100,7 +38,9 @@ const settings::Table<C>& table() {
        &C::dpdk_address},
       {"dpdk-gateway", "dataplane dpdk: next hop for peers off the port's prefix, one per family",
        &C::dpdk_gateway},
-      {"dpdk-lcores", "dataplane dpdk: the EAL's lcore list [default: the first CPU we may use]",
+      {"dpdk-lcores",
+       "dataplane dpdk: the CPUs of the lcores, a queue pair of each port per lcore (with "
+       "net_af_packet, qpairs=N in dpdk-port) [default: the first CPU we may use]",
        &C::dpdk_lcores},
       {"dpdk-hugepages",
        "dataplane dpdk: 1 takes DPDK's memory from hugepages, 0 from ordinary memory",
@@ -114,8 +54,83 @@ const settings::Table<C>& table() {
        "dataplane dpdk: the interface, tap (DPDK's net_tap; faradayd answers ARP and ND on "
        "it) or tun (net_tun)",
        &C::dpdk_inner},
-      {"log-level", "debug, info, warn or error", &C::log_level},
   };
+}
+
+// The one list of settings: TOML keys, command-line options and --help text.
+const settings::Table<C>& table() {
+  static const settings::Table<C> list = [] {
+    settings::Table<C> l = {
+        {"farad", "farad's address, HOST:PORT or [IPv6]:PORT (required; port 7450 if omitted)",
+         &C::farad},
+        {"farad-name", "The name farad's certificate must carry", &C::farad_name},
+        {"ca", "PEM bundle of the cluster CA: farad and every node must chain to it (required)",
+         &C::ca},
+        {"cert",
+         "PEM certificate of this node (required); its subject CN is the node's name in the "
+         "cluster",
+         &C::cert},
+        {"key", "PEM private key of --cert (required)", &C::key},
+        {"crl",
+         "Optional PEM CRL; links from nodes it revokes are refused. Re-read with --ca, --cert "
+         "and --key on SIGHUP, which also closes links whose certificate no longer verifies",
+         &C::crl},
+        {"private-key",
+         "WireGuard private key file, created (mode 0600, atomically) when missing and kept "
+         "across restarts [default: /var/lib/faraday/INTERFACE.key]",
+         &C::private_key},
+        {"interface", "Name of the WireGuard interface faradayd creates and manages",
+         &C::interface},
+        {"listen-port", "WireGuard UDP port", &C::listen_port},
+        {"mtu", "MTU of the interface (the underlay's MTU minus 80 for IPv6, 60 for IPv4)",
+         &C::mtu},
+        {"announce",
+         "Underlay endpoint(s) other nodes send WireGuard to, ADDR or ADDR:PORT (port: "
+         "listen-port); repeatable [default: the local address that routes to farad; with "
+         "dataplane dpdk, the dpdk-address(es)]",
+         &C::announce},
+        {"overlay",
+         "This node's overlay address (required): put on the interface and announced as its "
+         "/32 or /128",
+         &C::overlay},
+        {"container-prefix",
+         "Optional prefix for this node's containers, announced with the overlay",
+         &C::container_prefix},
+        {"control-listen",
+         "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT or "
+         "[IPv6]:PORT; [::] takes IPv4 too (0.0.0.0 when the host has no IPv6). With an "
+         "unspecified ADDR the first announced address is announced (with dataplane dpdk, "
+         "the local address that routes to farad: the links stay on the host's network)",
+         &C::control_listen},
+        {"control-socket",
+         "Local control socket (status for faradayctl, the CNI plugin) [default: "
+         "/run/faraday/INTERFACE.sock]",
+         &C::control_socket},
+        {"ping-interval", "Seconds between pings on each link", &C::ping_interval},
+        {"silence",
+         "Seconds without hearing a peer on its link before asking farad whether it is gone; "
+         "it is removed only if farad answers ABSENT",
+         &C::silence},
+        {"heartbeat", "Seconds between heartbeats to farad when idle; 0: what farad suggests",
+         &C::heartbeat},
+        {"reconnect-max",
+         "Ceiling in seconds of the backoff between attempts to reach farad (jittered); keep it "
+         "at or below the heartbeat so a restarted farad hears from every node quickly",
+         &C::reconnect_max},
+        {"keepalive",
+         "WireGuard persistent keepalive to every peer, in seconds (0: off); it also starts the "
+         "handshake as soon as a peer is added",
+         &C::keepalive},
+        {"aead",
+         "Force an AEAD backend (sodium, ipsec-mb); default: the fastest that passes its "
+         "known-answer "
+         "self-test",
+         &C::aead},
+    };
+    for (auto& setting : dataplane_settings()) l.push_back(setting);
+    l.push_back({"log-level", "debug, info, warn or error", &C::log_level});
+    return l;
+  }();
   return list;
 }
 

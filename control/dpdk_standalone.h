@@ -20,10 +20,11 @@
 // for the process's life; the application sets its own MTU, at most --mtu
 // (frames over one mbuf, 2048 bytes, are dropped and counted: inner_chained).
 //
-// One thread, the main lcore, polls both ports (dataplane/dpdk_lcore.h) and,
-// between rounds, the UAPI socket and the signals. It polls all the time
-// unless idle_sleep_us is set: then a round that found nothing waits that long
-// for the UAPI or a signal (a shared core, a test machine).
+// The data path is dataplane/dpdk_data_path.h: each lcore polls a queue pair
+// of both ports; the first also, between rounds, the UAPI socket and the
+// signals (in cluster mode, the control thread's commands instead of the
+// signals). They poll all the time unless idle_sleep_us is set: then a round
+// that found nothing waits that long (a shared core, a test machine).
 #pragma once
 
 #include <cstdint>

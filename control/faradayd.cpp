@@ -60,7 +60,8 @@ const char* const kStandaloneFooter =
     "ARP and neighbour solicitations for --dpdk-address and resolves its peers, IFNAME is a TAP "
     "made by DPDK's net_tap (or a TUN, or a vhost-user socket for a DPDK application: "
     "--dpdk-inner), "
-    "one lcore polls both (all the time unless --dpdk-idle-sleep), and wg(8) may not change "
+    "each lcore polls a queue pair of both (all the time unless --dpdk-idle-sleep), and wg(8) "
+    "may not change "
     "listen-port or fwmark. Exit status: 0 after a clean stop, 1 if setup failed, 2 on a bad "
     "option or setting.";
 
@@ -95,7 +96,9 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_option("--dpdk-lcores", d->lcores,
-                "CPUs the lcores run on; the first polls both ports (default: the first CPU "
+                "CPUs the lcores run on, e.g. 2 or 2,3: one queue pair of each port per lcore "
+                "(a NIC's RSS queues, the TAP's queues; net_af_packet needs qpairs=N in "
+                "--dpdk-port); the first is also the handshake context (default: the first CPU "
                 "this process may use)")
       ->needs(port)
       ->group("DPDK underlay");
@@ -197,7 +200,7 @@ int main(int argc, char** argv) {
   if (verbose) faraday::log::threshold() = faraday::log::Level::kDebug;
   if (sa->parsed() && !dpdk.port.empty()) {
     if (sa->count("--workers") > 0)
-      faraday::log::warn("--workers: ignored on a DPDK port, where one lcore runs the data path");
+      faraday::log::warn("--workers: ignored on a DPDK port, where --dpdk-lcores sets the lcores");
     return run_standalone_dpdk(standalone, dpdk);
   }
   if (sa->parsed()) return run_standalone(standalone);

@@ -11,8 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dataplane/rcu.h"
+
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 namespace faraday::dataplane::dpdk {
 
@@ -72,17 +75,25 @@ DpdkDataPath::~DpdkDataPath() {
   services_.clear();
   if (underlay_) underlay_->close();
   if (inner_) inner_->close();
-  lcore_.reset();
+  lcores_.clear();
+  dev_.reset();  // its workers' AEAD backends go after it
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-// The ports, the core and the lcore.
+// The ports (a queue pair per lcore), the core and the lcores.
 Result<void> DpdkDataPath::open_parts() {
   const DataPathOptions& o = options_;
-  auto underlay = Port::open({.device = o.underlay_device});
+  unsigned id = 0;
+  RTE_LCORE_FOREACH_WORKER(id) {
+    worker_ids_.push_back(id);
+  }
+  const auto lcores = static_cast<uint16_t>(worker_ids_.size() + 1);
+  if (lcores > 1 && o.inner == InnerKind::kVhost)
+    return Error{"a vhost-user socket is served by one lcore; give one"};
+  auto underlay = Port::open({.device = o.underlay_device, .queues = lcores});
   if (!underlay) return Error{underlay.error()};
   underlay_ = std::move(*underlay);
-  auto inner = Port::open({.device = o.inner_device});
+  auto inner = Port::open({.device = o.inner_device, .queues = lcores});
   if (!inner) return Error{inner.error()};
   inner_ = std::move(*inner);
   if (o.inner != InnerKind::kVhost) {  // a vhost-user application sets its own
@@ -102,9 +113,29 @@ Result<void> DpdkDataPath::open_parts() {
   dev_ = std::make_unique<Device>(clock_, *aead_.backend, DeviceOptions{.mtu = o.mtu});
   UnderlayAddress self = o.self;
   self.mac = underlay_->mac();
-  link_ = std::make_unique<UnderlayLink>(self);
-  lcore_ = std::make_unique<Lcore>(*dev_, clock_, *inner_, *underlay_, *link_);
-  if (o.inner != InnerKind::kTun) attach_inner_link();
+  if (lcores > 1) board_ = std::make_unique<NewsBoard>(lcores);
+  for (uint16_t q = 0; q < lcores; ++q) {
+    Worker* worker = nullptr;
+    if (q > 0) {
+      worker_aeads_.push_back(aead_.make());
+      worker = &dev_->add_worker(*worker_aeads_.back());
+    }
+    links_.push_back(std::make_unique<UnderlayLink>(self));
+    lcores_.push_back(
+        std::make_unique<Lcore>(*dev_, clock_, *inner_, *underlay_, *links_.back(), q, worker));
+    if (board_) lcores_.back()->set_news(board_.get(), q);
+  }
+  if (lcores > 1) {
+    lcores_[0]->serve_workers();
+    // What a worker hands over wakes the first lcore from an idle wait.
+    dev_->set_wake(
+        [](void* fd) {
+          uint64_t one = 1;
+          (void)!write(*static_cast<int*>(fd), &one, sizeof(one));
+        },
+        &wake_fd_);
+  }
+  if (o.inner != InnerKind::kTun) attach_inner_links();
   return {};
 }
 
@@ -113,7 +144,7 @@ Result<void> DpdkDataPath::open_parts() {
 // locally administered). A TAP hands over every frame the host sends, whatever
 // its destination, and so does net_vhost. A vhost-user application's MAC is
 // learnt from its first frame.
-void DpdkDataPath::attach_inner_link() {
+void DpdkDataPath::attach_inner_links() {
   const bool vhost = options_.inner == InnerKind::kVhost;
   const MacAddress host = vhost ? MacAddress{} : kernel_mac(options_.ifname);
   MacAddress ours = inner_->mac();
@@ -121,8 +152,10 @@ void DpdkDataPath::attach_inner_link() {
     ours[0] = static_cast<uint8_t>((ours[0] | 0x02) & ~0x01);
     ours[5] ^= 0x01;
   }
-  inner_link_ = std::make_unique<InnerLink>(ours, host);
-  lcore_->set_inner_link(inner_link_.get());
+  for (auto& lcore : lcores_) {
+    inner_links_.push_back(std::make_unique<InnerLink>(ours, host));
+    lcore->set_inner_link(inner_links_.back().get());
+  }
   if (vhost)
     log(LogLevel::kInfo,
         "interface {}: a vhost-user socket; faradayd answers ARP and ND on it as {}",
@@ -134,10 +167,13 @@ void DpdkDataPath::attach_inner_link() {
 }
 
 std::string DpdkDataPath::summary() const {
+  const size_t n = lcores_.size();
   return fmt::format(
-      "mtu {}, DPDK underlay {} ({}, MAC {}), UDP port {}, a {} inner side, AEAD {}, {}",
+      "mtu {}, DPDK underlay {} ({}, MAC {}), UDP port {}, a {} inner side, AEAD {}, {} lcore{} "
+      "(a queue pair each), {}",
       options_.mtu, underlay_->name(), underlay_->driver(), mac_to_string(underlay_->mac()),
-      options_.self.port, inner_name(options_.inner), aead_.backend->describe(),
+      options_.self.port, inner_name(options_.inner), aead_.backend->describe(), n,
+      n == 1 ? "" : "s",
       options_.idle_sleep_us == 0
           ? std::string{"polling all the time"}
           : fmt::format("waiting up to {} us when idle", options_.idle_sleep_us));
@@ -202,40 +238,51 @@ void DpdkDataPath::log_stats(bool force) {
     last_stats_ = now;
   }
   if (!force) return;
-  log_ports();
+  for (size_t i = 0; i < lcores_.size(); ++i) log_ports(i);
   for (auto& s : services_) s->log_stats(true);
 }
 
-// The ports' and the links' counters, after the "stats:" line on SIGUSR1 and at exit.
-void DpdkDataPath::log_ports() const {
-  const UnderlayLink::Counters& l = link_->counters();
+// An lcore's share of the ports' and the links' counters, after the "stats:"
+// line on SIGUSR1 and at exit: the first lcore's line has the device's own
+// (frames its RX ring had no room for) and its table's neighbours; the
+// others' say "lcore N".
+void DpdkDataPath::log_ports(size_t i) const {
+  const Lcore& lcore = *lcores_[i];
+  const UnderlayLink::Counters& l = links_[i]->counters();
   uint64_t dropped = 0;
   const std::string drops = drops_text(l.drops, "", &dropped);
-  const Receive::Counters& rx = lcore_->receive().counters();
-  const Transmit::Counters& tx = lcore_->transmit().counters();
-  const Lcore::Counters& c = lcore_->counters();
+  const Receive::Counters& rx = lcore.receive().counters();
+  const Transmit::Counters& tx = lcore.transmit().counters();
+  const Lcore::Counters& c = lcore.counters();
   std::string tap_text;
-  if (const InnerLink* tap = inner_link_.get()) {
+  if (!inner_links_.empty()) {
+    const InnerLink& tap = *inner_links_[i];
     uint64_t tap_dropped = 0;
-    const std::string tap_drops = drops_text(tap->counters().drops, "inner_", &tap_dropped);
+    const std::string tap_drops = drops_text(tap.counters().drops, "inner_", &tap_dropped);
     tap_text = fmt::format(
         " inner_packets={} inner_answers={} inner_answers_lost={} inner_ignored={} "
         "inner_chained={} inner_frames_dropped={}{}",
-        tap->counters().packets, tap->counters().answers, c.inner_answers_lost,
-        tap->counters().ignored, c.inner_chained, tap_dropped, tap_drops);
+        tap.counters().packets, tap.counters().answers, c.inner_answers_lost,
+        tap.counters().ignored, c.inner_chained, tap_dropped, tap_drops);
   }
-  // What the device itself lost: frames its RX ring had no room for.
-  rte_eth_stats device{};
-  rte_eth_stats_get(underlay_->id(), &device);
+  std::string head;
+  if (i == 0) {
+    rte_eth_stats device{};
+    rte_eth_stats_get(underlay_->id(), &device);
+    head = fmt::format("rx_missed={} ", device.imissed);
+  }
+  const std::string shared =
+      board_ ? fmt::format("heard={} news_lost={} ", l.heard, l.news_lost + board_->lost()) : "";
   log(LogLevel::kInfo,
-      "ports: dpdk underlay rx={} rx_missed={} datagrams={} rx_chained={} rx_no_mbuf={} "
-      "answers={} requests={} learnt={} not_learnt={} neighbours={} tx={} tx_no_mbuf={} "
+      "ports: dpdk {}underlay rx={} {}datagrams={} rx_chained={} rx_no_mbuf={} "
+      "answers={} requests={} learnt={} not_learnt={} {}{}tx={} tx_no_mbuf={} "
       "tx_not_framed={} tx_unresolved={} tx_no_route={} tx_full={} held={} held_lost={} "
       "frames_dropped={}{} ; inner inner_rx={} inner_tx={} inner_tx_full={}{}",
-      rx.frames, device.imissed, rx.datagrams, rx.chained, rx.no_mbuf, l.answers, l.requests,
-      l.learnt, l.not_learnt, link_->neighbors(), tx.frames, tx.no_mbuf, tx.not_framed,
-      l.tx_unresolved, l.tx_no_route, underlay_->counters().tx_full, tx.held, tx.held_lost, dropped,
-      drops, c.inner_rx, c.inner_tx, inner_->counters().tx_full, tap_text);
+      i == 0 ? "" : fmt::format("lcore {} ", i), rx.frames, head, rx.datagrams, rx.chained,
+      rx.no_mbuf, l.answers, l.requests, l.learnt, l.not_learnt, shared,
+      i == 0 ? fmt::format("neighbours={} ", links_[0]->neighbors()) : "", tx.frames, tx.no_mbuf,
+      tx.not_framed, l.tx_unresolved, l.tx_no_route, underlay_->counters().tx_full, tx.held,
+      tx.held_lost, dropped, drops, c.inner_rx, c.inner_tx, inner_->counters().tx_full, tap_text);
 }
 
 bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
@@ -289,10 +336,16 @@ DpdkDataPath::Exit DpdkDataPath::run() {
   const timespec busy{0, 0};
   const timespec idle{0, static_cast<long>(options_.idle_sleep_us) * 1000};
   Exit exit = Exit::kStopped;
+  if (Result<void> launched = launch_workers(); !launched) {
+    log(LogLevel::kError, "{}", launched.error());
+    stop_.store(true);
+    exit = Exit::kError;
+  }
   Nanos next_check = 0;
+  Lcore& lcore = *lcores_[0];
   while (!stop_.load(std::memory_order_acquire)) {
     size_t moved = 0;
-    for (int round = 0; round < 64; ++round) moved += lcore_->poll();
+    for (int round = 0; round < 64; ++round) moved += lcore.poll();
     if (!poll_fds(moved == 0 ? idle : busy, exit)) break;
     const Nanos now = clock_.monotonic();
     if (now >= next_check) {
@@ -300,9 +353,51 @@ DpdkDataPath::Exit DpdkDataPath::run() {
       if (!check_alive(exit)) break;
     }
   }
+  stop_workers();
   log_stats(true);
   if (registered) rte_thread_unregister();
   return exit;
+}
+
+Result<void> DpdkDataPath::launch_workers() {
+  workers_stop_.store(false);
+  launched_.clear();
+  for (size_t i = 0; i < worker_ids_.size(); ++i) launched_.emplace_back(this, i + 1);
+  for (size_t i = 0; i < worker_ids_.size(); ++i)
+    if (int rc = rte_eal_remote_launch(worker_main, &launched_[i], worker_ids_[i]); rc != 0) {
+      stop_workers();
+      return Error{fmt::format("cannot launch lcore {}: {}", worker_ids_[i], std::strerror(-rc))};
+    }
+  return {};
+}
+
+void DpdkDataPath::stop_workers() {
+  workers_stop_.store(true, std::memory_order_release);
+  for (unsigned id : worker_ids_) rte_eal_wait_lcore(id);
+}
+
+int DpdkDataPath::worker_main(void* arg) {
+  auto* launched = static_cast<std::pair<DpdkDataPath*, size_t>*>(arg);
+  launched->first->run_worker(launched->second);
+  return 0;
+}
+
+// A worker lcore: its queues, a quiescent state after every round (the peer
+// table's old versions wait for it), offline while it sleeps.
+void DpdkDataPath::run_worker(size_t index) {
+  RcuReader rcu;
+  Lcore& lcore = *lcores_[index];
+  const timespec idle{0, static_cast<long>(options_.idle_sleep_us) * 1000};
+  while (!workers_stop_.load(std::memory_order_acquire)) {
+    size_t moved = 0;
+    for (int round = 0; round < 64; ++round) moved += lcore.poll();
+    rcu.quiescent();
+    if (moved == 0 && options_.idle_sleep_us != 0) {
+      rcu.offline();
+      nanosleep(&idle, nullptr);
+      rcu.online();
+    }
+  }
 }
 
 }  // namespace faraday::dataplane::dpdk

@@ -4,15 +4,20 @@
 // (net_tap, faradayd the host's one neighbour on it: inner_link.h), a TUN
 // (net_tun) or a vhost-user socket (net_vhost) for a DPDK application.
 //
-// The EAL must be running with both devices (dpdk_port.h: init_eal). One
-// thread polls both ports (dpdk_lcore.h) and, between rounds of 64 polls, the
-// wake-up eventfd (posted commands, stop()), the watched fds and the services'
-// fds (the UAPI socket). It polls all the time unless idle_sleep_us is set:
-// then a round that found nothing waits that long for those fds (a shared
-// core, a test machine). run() may be called on the EAL's main lcore or on a
-// thread of the caller's (cluster mode): such a thread is pinned to the main
-// lcore's CPUs and registered with DPDK for run()'s duration, so the mempool
-// caches serve it.
+// The EAL must be running with both devices (dpdk_port.h: init_eal). Each
+// of its lcores polls a queue pair of both ports (dpdk_lcore.h); the port
+// spreads flows over the queues (RSS, a TAP's queues, af_packet's fanout).
+// The thread that calls run() is the first lcore, the Device's handshake
+// context; run() launches the others on the EAL's worker lcores and waits for
+// them before it returns. Between rounds of 64 polls the first lcore polls
+// the wake-up eventfd (posted commands, stop(), the workers' hand-overs), the
+// watched fds and the services' fds (the UAPI socket). Every lcore polls all
+// the time unless idle_sleep_us is set: then a round that found nothing waits
+// that long (for those fds, on the first lcore: a shared core, a test
+// machine). run() may be called on the EAL's main lcore or on a thread of the
+// caller's (cluster mode): such a thread is pinned to the main lcore's CPUs
+// and registered with DPDK for run()'s duration, so the mempool caches serve
+// it.
 //
 // What wg(8) may not change here: the UDP port (fixed on the port) and the
 // fwmark (a NIC of our own has none); apply() refuses both with the reason.
@@ -89,8 +94,13 @@ class DpdkDataPath : public DataPath {
  private:
   explicit DpdkDataPath(DataPathOptions options) : options_(std::move(options)) {}
   Result<void> open_parts();
-  void attach_inner_link();
-  void log_ports() const;
+  void attach_inner_links();
+  void log_ports(size_t lcore) const;
+  // A worker lcore's loop, until run() ends (rte_eal_remote_launch).
+  static int worker_main(void* lcore);
+  void run_worker(size_t index);
+  Result<void> launch_workers();
+  void stop_workers();
   // The fds that are ready, waiting up to `timeout` for one; false ends run().
   bool poll_fds(const timespec& timeout, Exit& exit);
   // About once a second: is the interface (and every service) still there?
@@ -107,9 +117,15 @@ class DpdkDataPath : public DataPath {
   crypto::AeadChoice aead_;
   SystemClock clock_;
   std::unique_ptr<Device> dev_;
-  std::unique_ptr<UnderlayLink> link_;
-  std::unique_ptr<InnerLink> inner_link_;  // a TAP's or vhost socket's L2 side; none on a TUN
-  std::unique_ptr<Lcore> lcore_;
+  // One of each per lcore, the first the handshake context's.
+  std::vector<std::unique_ptr<crypto::AeadBackend>> worker_aeads_;  // the others'
+  std::vector<std::unique_ptr<UnderlayLink>> links_;
+  std::vector<std::unique_ptr<InnerLink>> inner_links_;  // a TAP's or vhost socket's L2 side
+  std::vector<std::unique_ptr<Lcore>> lcores_;
+  std::unique_ptr<NewsBoard> board_;  // with more than one lcore
+  std::vector<unsigned> worker_ids_;  // the EAL's worker lcores, lcores_[1...]
+  std::vector<std::pair<DpdkDataPath*, size_t>> launched_;
+  std::atomic<bool> workers_stop_{false};
   std::vector<std::unique_ptr<PollService>> services_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;
   std::vector<pollfd> fds_;

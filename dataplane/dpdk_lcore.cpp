@@ -7,28 +7,56 @@
 
 namespace faraday::dataplane::dpdk {
 
+NewsBoard::NewsBoard(unsigned lcores) : lcores_(lcores) {
+  for (unsigned i = 0; i < lcores * lcores; ++i) rings_.push_back(std::make_unique<Ring>());
+}
+
+void NewsBoard::publish(unsigned from, UnderlayLink& link) {
+  for (const UnderlayLink::News& n : link.news())
+    for (unsigned to = 0; to < lcores_; ++to)
+      if (to != from && !rings_[from * lcores_ + to]->push(n)) ++lost_;
+  link.clear_news();
+}
+
+void NewsBoard::deliver(unsigned to, UnderlayLink& link, Nanos now) {
+  for (unsigned from = 0; from < lcores_; ++from)
+    if (from != to)
+      rings_[from * lcores_ + to]->consume_all(
+          [&](const UnderlayLink::News& n) { link.hear(n, now); });
+}
+
 size_t Lcore::poll() {
   const Nanos now = clock_.monotonic();
   const uint64_t frames = rx_.counters().frames;
+  const uint64_t heard = link_.counters().heard;
+  if (board_) board_->deliver(index_, link_, now);
   size_t moved = to_inner(now);
-  // Held datagrams go as soon as a frame (an answer, perhaps) came in, before
-  // newer packets of theirs; and every kRetryEvery, so late ones are freed.
-  if (tx_.held() && (rx_.counters().frames != frames || now >= next_retry_)) {
+  // Held datagrams go as soon as a frame (an answer, perhaps) came in, or
+  // another lcore's news, before newer packets of theirs; and every
+  // kRetryEvery, so late ones are freed.
+  if (tx_.held() &&
+      (rx_.counters().frames != frames || link_.counters().heard != heard || now >= next_retry_)) {
     tx_.retry(now);
     next_retry_ = now + kRetryEvery;
   }
-  // Handshake answers first: they may carry what the data waits for.
-  flush_outbox(now);
-  moved += to_underlay(now);
-  flush_outbox(now);
-  if (dev_.next_deadline() <= now) {
-    dev_.tick();
+  if (!worker_) {
+    if (serve_workers_) dev_.service();  // what the other lcores handed over
+    // Handshake answers first: they may carry what the data waits for.
     flush_outbox(now);
+  }
+  moved += to_underlay(now);
+  if (!worker_) {
+    flush_outbox(now);
+    if (dev_.next_deadline() <= now) {
+      dev_.tick();
+      flush_outbox(now);
+    }
   }
   if (now >= next_expire_) {
     link_.expire(now);
     next_expire_ = now + kSecond;
   }
+  if (board_) board_->publish(index_, link_);
   return moved;
 }
 
@@ -39,7 +67,10 @@ size_t Lcore::to_underlay(Nanos now) {
   const uint16_t taken = n;
   if (inner_link_) n = strip_frames(n);
   for (uint16_t i = 0; i < n; ++i) pkts_[i] = packet_of(mbufs_[i]);
-  dev_.send_burst({pkts_.data(), n}, {verdicts_.data(), n});
+  if (worker_)
+    dev_.send_burst(*worker_, {pkts_.data(), n}, {verdicts_.data(), n});
+  else
+    dev_.send_burst({pkts_.data(), n}, {verdicts_.data(), n});
   tx_.send({mbufs_.data(), n}, {pkts_.data(), n}, {verdicts_.data(), n}, now);
   return taken;
 }
@@ -101,7 +132,10 @@ uint16_t Lcore::add_frames(uint16_t n) {
 size_t Lcore::to_inner(Nanos now) {
   const size_t n = rx_.poll(mbufs_, pkts_, now);
   if (n == 0) return 0;
-  dev_.receive_burst({pkts_.data(), n}, {verdicts_.data(), n});
+  if (worker_)
+    dev_.receive_burst(*worker_, {pkts_.data(), n}, {verdicts_.data(), n});
+  else
+    dev_.receive_burst({pkts_.data(), n}, {verdicts_.data(), n});
   uint16_t out = 0;
   for (size_t i = 0; i < n; ++i) {
     if (verdicts_[i] == Verdict::kPass) {

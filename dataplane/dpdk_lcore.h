@@ -16,15 +16,26 @@
 // the inner port, IP packets handed on without their Ethernet header), and
 // packets to the host get one.
 //
-// This is the single-lcore form: the Device's handshake context runs here too,
-// as the Pipeline's thread does on the kernel path (pipeline.h). The owner calls
-// poll() in a loop on the lcore and configures the Device between calls.
+// Several lcores share a Device and its ports, a queue pair each, as the kernel
+// path's workers do (pipeline.h). The first lcore (no Worker) is the Device's
+// handshake context: it also runs the timers, service() (what the others hand
+// over: handshake messages, packets waiting for a session) and the outbox. The
+// others run the Device's data path with a Worker of their own and an
+// RcuReader (rcu.h) on their thread. Each lcore has its own UnderlayLink (and
+// InnerLink): the neighbour frames one hears reach the others' through a
+// NewsBoard, whichever queue the port put them on.
 //
-// Threads: one, the lcore's.
+// The owner calls poll() in a loop on the lcore and configures the Device
+// between the first lcore's calls.
+//
+// Threads: each Lcore is used by one thread, its lcore's.
 #pragma once
 
 #include <array>
+#include <boost/lockfree/spsc_queue.hpp>
 #include <cstddef>
+#include <memory>
+#include <vector>
 
 #include "dataplane/clock.h"
 #include "dataplane/counters.h"
@@ -32,25 +43,56 @@
 #include "dataplane/dpdk_port.h"
 #include "dataplane/inner_link.h"
 #include "dataplane/underlay_link.h"
+#include "dataplane/worker.h"
 
 namespace faraday::dataplane::dpdk {
+
+// The neighbour news (UnderlayLink::News) of several lcores on one port: a
+// lock-free ring from each lcore to each other, one producer and one consumer.
+class NewsBoard {
+ public:
+  explicit NewsBoard(unsigned lcores);
+  // Lcore `from`'s link's news to every other lcore; the link's list is
+  // cleared. News a full ring has no room for is counted (lost()).
+  void publish(unsigned from, UnderlayLink& link);
+  // What the others published for lcore `to`, heard by its link.
+  void deliver(unsigned to, UnderlayLink& link, Nanos now);
+  uint64_t lost() const { return lost_; }
+
+ private:
+  using Ring = boost::lockfree::spsc_queue<UnderlayLink::News, boost::lockfree::capacity<64>>;
+  unsigned lcores_;
+  std::vector<std::unique_ptr<Ring>> rings_;  // [from * lcores + to]
+  Counter lost_;
+};
 
 class Lcore {
  public:
   static constexpr Nanos kRetryEvery = 100 * kMillisecond;
 
+  // worker: this lcore is one of the Device's workers (Device::add_worker), on
+  // queue `queue`; none: the handshake context.
   Lcore(Device& dev, const Clock& clock, Port& inner, Port& underlay, UnderlayLink& link,
-        uint16_t queue = 0)
+        uint16_t queue = 0, Worker* worker = nullptr)
       : dev_(dev),
         clock_(clock),
         inner_(inner),
         queue_(queue),
+        worker_(worker),
         link_(link),
         tx_(underlay, queue, link),
         rx_(underlay, queue, link) {}
 
   // The inner port is a TAP whose L2 side this link keeps. Before poll().
   void set_inner_link(InnerLink* link) { inner_link_ = link; }
+  // Several lcores: this one is `index` on board. Before poll().
+  void set_news(NewsBoard* board, unsigned index) {
+    board_ = board;
+    index_ = index;
+    link_.share_news();
+  }
+  // The handshake context of a Device with workers: service() every round.
+  void serve_workers() { serve_workers_ = true; }
 
   // One round; returns the packets taken from either port (0: it found none).
   size_t poll();
@@ -76,8 +118,12 @@ class Lcore {
   const Clock& clock_;
   Port& inner_;
   uint16_t queue_;
+  Worker* worker_;
   UnderlayLink& link_;
   InnerLink* inner_link_ = nullptr;
+  NewsBoard* board_ = nullptr;
+  unsigned index_ = 0;
+  bool serve_workers_ = false;
   Transmit tx_;
   Receive rx_;
   std::array<rte_mbuf*, kBurstSize> mbufs_{};

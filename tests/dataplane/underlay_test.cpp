@@ -545,8 +545,7 @@ TEST(Underlay, LinksOfSeveralLcoresShareWhatTheyHear) {
   const size_t length = n;
   UnderlayLink lcore3(kA);
   lcore3.share_news();
-  ASSERT_EQ(lcore3.receive({answer.data(), length}, 8, f, request, n),
-            UnderlayLink::Rx::kLearnt);
+  ASSERT_EQ(lcore3.receive({answer.data(), length}, 8, f, request, n), UnderlayLink::Rx::kLearnt);
   ASSERT_EQ(lcore3.news().size(), 1u);
   const uint64_t heard = lcore1.counters().heard;
   lcore1.hear(lcore3.news()[0], 8);

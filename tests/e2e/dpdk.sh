@@ -110,9 +110,9 @@ done
 
 # One lcore each, on different CPUs where there are two: both poll all the time.
 mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
-start() { # NS NAME ADDRESS LCORE [MORE OPTIONS]
+start() { # NS NAME ADDRESS LCORES [MORE OPTIONS]; PORT: the device (net_af_packet0,iface=ul0)
   ip netns exec "$1" "$FARADAYD" standalone "$2" \
-    --dpdk-port net_af_packet0,iface=ul0 --dpdk-address "$3" --dpdk-lcores "$4" "${@:5}" \
+    --dpdk-port "${PORT:-net_af_packet0,iface=ul0}" --dpdk-address "$3" --dpdk-lcores "$4" "${@:5}" \
     >"$WORK/$2.log" 2>&1 &
   pids+=($!)
 }
@@ -130,8 +130,15 @@ else
   reserved=64
   free_before=$(cat "$HUGEPAGES/free_hugepages")
 fi
+# b runs two lcores where there are two CPUs: a queue pair each on both ports
+# (af_packet's qpairs, the TAP's queues).
+b_lcores=${cpus[${#cpus[@]} - 1]} b_port=net_af_packet0,iface=ul0
+if [ "${#cpus[@]}" -ge 2 ]; then
+  b_lcores="${cpus[0]},${cpus[1]}"
+  b_port=net_af_packet0,iface=ul0,qpairs=2
+fi
 start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}" --dpdk-inner tun
-start "$B" "fd${RUN}b" 10.86.0.2/24 "${cpus[${#cpus[@]} - 1]}" "${b_memory[@]}"
+PORT=$b_port start "$B" "fd${RUN}b" 10.86.0.2/24 "$b_lcores" "${b_memory[@]}"
 # The start-up line comes once the interface, the ports and the UAPI are up.
 for name in "fd${RUN}a" "fd${RUN}b"; do
   for _ in $(seq 100); do grep -q "DPDK underlay net_af_packet0" "$WORK/$name.log" && break; sleep 0.1; done
@@ -175,9 +182,30 @@ python3 - "$WORK/iperf.json" <<'PY' || fail "iperf3 moved nothing"
 import json, sys
 r = json.load(open(sys.argv[1]))
 bps = r["end"]["sum_received"]["bits_per_second"]
-print(f"iperf3 through faradayd on DPDK (af_packet, one lcore each): {bps / 1e9:.2f} Gbit/s")
+print(f"iperf3 through faradayd on DPDK (af_packet; a: one lcore, b: one per CPU up to two): {bps / 1e9:.2f} Gbit/s")
 sys.exit(0 if bps > 0 else 1)
 PY
+
+if [ "${#cpus[@]}" -ge 2 ]; then
+  echo "== b's two lcores: 32 UDP flows from b to a spread over the TAP's queues"
+  ip netns exec "$B" python3 - <<'PY'
+import socket
+for port in range(40000, 40032):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("10.85.0.2", port))
+    s.sendto(b"spread", ("10.85.0.1", 9))
+    s.close()
+PY
+  sleep 0.5
+  kill -USR1 "${pids[1]}"
+  sleep 0.3
+  grep "ports: dpdk" "$WORK/fd${RUN}b.log" | tail -n 2 | cut -c1-240
+  for lcore in "underlay" "lcore 1 underlay"; do
+    grep "ports: dpdk $lcore " "$WORK/fd${RUN}b.log" | tail -n 1 | grep -q " inner_rx=[1-9]" ||
+      fail "b's $lcore line: no packet from the TAP on that lcore"
+  done
+  ! grep "ports: dpdk" "$WORK/fd${RUN}b.log" | grep -q "news_lost=[1-9]" || fail "b lost neighbour news"
+fi
 
 echo "== SIGTERM"
 kill -USR1 "${pids[0]}"
