@@ -130,7 +130,7 @@ void bench_pair(const std::string& backend, const crypto::AeadFactory& make, dou
     // Warm-up: ARP, the handshake, the rings filled.
     run_a(a, size, Steady::now() + std::chrono::milliseconds(300));
     const uint64_t start = sink.packets.load();
-    const uint64_t lost_before = a.wire->counters().tx_full + b.inner->counters().tx_full;
+    const uint64_t lost_before = a.wire->tx_full() + b.inner->tx_full();
     const auto t0 = Steady::now();
     run_a(a, size, t0 + std::chrono::duration_cast<Steady::duration>(Seconds(seconds)));
     const double elapsed = Seconds(Steady::now() - t0).count();
@@ -138,7 +138,7 @@ void bench_pair(const std::string& backend, const crypto::AeadFactory& make, dou
     sink.stop = true;
     rte_eal_wait_lcore(1);
     const double mpps = delivered / elapsed / 1e6;
-    const uint64_t lost = a.wire->counters().tx_full + b.inner->counters().tx_full - lost_before;
+    const uint64_t lost = a.wire->tx_full() + b.inner->tx_full() - lost_before;
     std::printf("%5zu B  delivered %7.3f Mpps  %6.2f Gbit/s   (rings full: %lu dropped)\n", size,
                 mpps, mpps * size * 8 / 1e3, static_cast<unsigned long>(lost));
     if (delivered == 0) fail("nothing delivered: the handshake or ARP did not complete");

@@ -272,6 +272,10 @@ void Cluster::on_farad_lost(const std::string& reason) {
 // The data path: kernel sockets and a TUN device, or a DPDK port and a TAP.
 bool Cluster::open_data_path() {
   if (opt_.dpdk) {
+    if (opt_.workers != 0)
+      log::warn(
+          "workers = {}: ignored with dataplane = \"dpdk\", where dpdk-lcores sets the lcores",
+          opt_.workers);
     StandaloneOptions o{.ifname = opt_.ifname, .mtu = opt_.mtu, .aead_backend = opt_.aead};
     int code = 0;
     dp_ = open_dpdk_interface(o, *opt_.dpdk, true, &code);

@@ -272,13 +272,16 @@ Status parse_links(const ClusterConfig& c, ClusterOptions* out) {
 // at start-up, so a bad one is refused before anything starts).
 Status parse_dataplane(const ClusterConfig& c, ClusterOptions* out) {
   out->dpdk.reset();
-  const bool dpdk_set = !c.dpdk_port.empty() || !c.dpdk_address.empty() ||
-                        !c.dpdk_gateway.empty() || !c.dpdk_lcores.empty();
+  const ClusterConfig defaults;
+  const bool dpdk_set =
+      !c.dpdk_port.empty() || !c.dpdk_address.empty() || !c.dpdk_gateway.empty() ||
+      !c.dpdk_lcores.empty() || c.dpdk_hugepages != defaults.dpdk_hugepages ||
+      c.dpdk_memory != defaults.dpdk_memory || c.dpdk_idle_sleep != defaults.dpdk_idle_sleep ||
+      c.dpdk_inner != defaults.dpdk_inner;
   if (c.dataplane == "kernel") {
     if (dpdk_set)
       return Error{
-          "dataplane \"kernel\" with dpdk-port, dpdk-address, dpdk-gateway or dpdk-lcores "
-          "set: set dataplane = \"dpdk\" to use them"};
+          "dataplane \"kernel\" with dpdk-* settings: set dataplane = \"dpdk\" to use them"};
     return {};
   }
   if (c.dataplane != "dpdk")

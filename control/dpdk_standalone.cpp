@@ -5,6 +5,7 @@
 
 #if FARADAY_HAVE_DPDK
 #include <fcntl.h>
+#include <rte_lcore.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -177,6 +179,25 @@ std::string first_cpu() {
   return "0";
 }
 
+// How many CPUs a list such as "0-3,5" names (eal_arguments checked its form).
+unsigned cpu_count(const std::string& list) {
+  unsigned n = 0;
+  size_t at = 0;
+  while (at < list.size()) {
+    size_t end = list.find(',', at);
+    if (end == std::string::npos) end = list.size();
+    const std::string item = list.substr(at, end - at);
+    const size_t dash = item.find('-');
+    n +=
+        dash == std::string::npos
+            ? 1
+            : static_cast<unsigned>(
+                  std::abs(std::stoi(item.substr(dash + 1)) - std::stoi(item.substr(0, dash))) + 1);
+    at = end + 1;
+  }
+  return n;
+}
+
 bool valid_ifname(const std::string& name) {
   if (name == "." || name == "..") return false;
   if (name.empty() || name.size() > 15) return false;
@@ -277,7 +298,18 @@ int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::strin
     log::error("{}", started.error());
     return 1;
   }
-  if (own_thread && had_cpus) sched_setaffinity(0, sizeof(cpus), &cpus);
+  // The control thread keeps off the lcores' CPUs, where they may poll all
+  // the time, unless that would leave it none.
+  if (own_thread && had_cpus) {
+    cpu_set_t rest = cpus;
+    unsigned id = 0;
+    RTE_LCORE_FOREACH(id) {
+      rte_cpuset_t lcore = rte_lcore_cpuset(id);
+      for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &lcore)) CPU_CLR(cpu, &rest);
+    }
+    sched_setaffinity(0, sizeof(cpu_set_t), CPU_COUNT(&rest) > 0 ? &rest : &cpus);
+  }
   return 0;
 }
 
@@ -304,6 +336,17 @@ Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOp
   if (d.idle_sleep_us > kMaxIdleSleepUs)
     return Error{
         fmt::format("--dpdk-idle-sleep {}: at most {} us", d.idle_sleep_us, kMaxIdleSleepUs)};
+  // The lcore list, the port's device string and the memory, as the EAL will get them.
+  dpdk::EalSettings eal;
+  eal.lcores = d.lcores.empty() ? first_cpu() : d.lcores;
+  eal.hugepages = d.hugepages;
+  eal.memory_mb = d.memory_mb;
+  eal.devices = {d.port};
+  if (Result<std::vector<std::string> > args = dpdk::eal_arguments(eal); !args)
+    return Error{"--dpdk-lcores, --dpdk-port or --dpdk-memory: " + args.error()};
+  if (d.inner == "vhost" && cpu_count(eal.lcores) > 1)
+    return Error{"--dpdk-lcores \"" + d.lcores +
+                 "\": a vhost-user socket is served by one lcore; give one CPU"};
   return {};
 }
 

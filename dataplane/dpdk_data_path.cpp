@@ -13,9 +13,11 @@
 
 #include "dataplane/rcu.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <system_error>
 
 namespace faraday::dataplane::dpdk {
 
@@ -89,12 +91,14 @@ Result<void> DpdkDataPath::open_parts() {
   }
   const auto lcores = static_cast<uint16_t>(worker_ids_.size() + 1);
   if (lcores > 1 && o.inner == InnerKind::kVhost)
-    return Error{"a vhost-user socket is served by one lcore; give one"};
+    return Error{"--dpdk-lcores: a vhost-user socket is served by one lcore; give one CPU"};
+  const std::string hint =
+      lcores > 1 ? " (a queue pair per --dpdk-lcores CPU; net_af_packet takes qpairs=N)" : "";
   auto underlay = Port::open({.device = o.underlay_device, .queues = lcores});
-  if (!underlay) return Error{underlay.error()};
+  if (!underlay) return Error{underlay.error() + hint};
   underlay_ = std::move(*underlay);
   auto inner = Port::open({.device = o.inner_device, .queues = lcores});
-  if (!inner) return Error{inner.error()};
+  if (!inner) return Error{inner.error() + hint};
   inner_ = std::move(*inner);
   if (o.inner != InnerKind::kVhost) {  // a vhost-user application sets its own
     if (int rc = rte_eth_dev_set_mtu(inner_->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
@@ -118,6 +122,9 @@ Result<void> DpdkDataPath::open_parts() {
     Worker* worker = nullptr;
     if (q > 0) {
       worker_aeads_.push_back(aead_.make());
+      if (!worker_aeads_.back())
+        return Error{fmt::format("AEAD: cannot make a {} backend for lcore {}",
+                                 aead_.backend->name(), worker_ids_[q - 1])};
       worker = &dev_->add_worker(*worker_aeads_.back());
     }
     links_.push_back(std::make_unique<UnderlayLink>(self));
@@ -125,8 +132,8 @@ Result<void> DpdkDataPath::open_parts() {
         std::make_unique<Lcore>(*dev_, clock_, *inner_, *underlay_, *links_.back(), q, worker));
     if (board_) lcores_.back()->set_news(board_.get(), q);
   }
-  if (lcores > 1) {
-    lcores_[0]->serve_workers();
+  if (lcores > 1) lcores_[0]->serve_workers();
+  if (lcores > 1 && o.idle_sleep_us != 0) {
     // What a worker hands over wakes the first lcore from an idle wait.
     dev_->set_wake(
         [](void* fd) {
@@ -272,7 +279,7 @@ void DpdkDataPath::log_ports(size_t i) const {
     head = fmt::format("rx_missed={} ", device.imissed);
   }
   const std::string shared =
-      board_ ? fmt::format("heard={} news_lost={} ", l.heard, l.news_lost + board_->lost()) : "";
+      board_ ? fmt::format("heard={} news_lost={} ", l.heard, l.news_lost + board_->lost(i)) : "";
   log(LogLevel::kInfo,
       "ports: dpdk {}underlay rx={} {}datagrams={} rx_chained={} rx_no_mbuf={} "
       "answers={} requests={} learnt={} not_learnt={} {}{}tx={} tx_no_mbuf={} "
@@ -281,8 +288,9 @@ void DpdkDataPath::log_ports(size_t i) const {
       i == 0 ? "" : fmt::format("lcore {} ", i), rx.frames, head, rx.datagrams, rx.chained,
       rx.no_mbuf, l.answers, l.requests, l.learnt, l.not_learnt, shared,
       i == 0 ? fmt::format("neighbours={} ", links_[0]->neighbors()) : "", tx.frames, tx.no_mbuf,
-      tx.not_framed, l.tx_unresolved, l.tx_no_route, underlay_->counters().tx_full, tx.held,
-      tx.held_lost, dropped, drops, c.inner_rx, c.inner_tx, inner_->counters().tx_full, tap_text);
+      tx.not_framed, l.tx_unresolved, l.tx_no_route, underlay_->tx_full(static_cast<uint16_t>(i)),
+      tx.held, tx.held_lost, dropped, drops, c.inner_rx, c.inner_tx,
+      inner_->tx_full(static_cast<uint16_t>(i)), tap_text);
 }
 
 bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
@@ -334,7 +342,11 @@ DpdkDataPath::Exit DpdkDataPath::run() {
           rte_strerror(rte_errno));
   }
   const timespec busy{0, 0};
-  const timespec idle{0, static_cast<long>(options_.idle_sleep_us) * 1000};
+  // With workers, the handshake context comes back within kNoteWakeInterval
+  // on its own: a worker's notes wake it at most that often (worker.h).
+  Nanos idle_ns = Nanos{options_.idle_sleep_us} * 1000;
+  if (lcores_.size() > 1) idle_ns = std::min(idle_ns, kNoteWakeInterval);
+  const timespec idle{0, static_cast<long>(idle_ns)};
   Exit exit = Exit::kStopped;
   if (Result<void> launched = launch_workers(); !launched) {
     log(LogLevel::kError, "{}", launched.error());
@@ -361,30 +373,33 @@ DpdkDataPath::Exit DpdkDataPath::run() {
 
 Result<void> DpdkDataPath::launch_workers() {
   workers_stop_.store(false);
-  launched_.clear();
-  for (size_t i = 0; i < worker_ids_.size(); ++i) launched_.emplace_back(this, i + 1);
-  for (size_t i = 0; i < worker_ids_.size(); ++i)
-    if (int rc = rte_eal_remote_launch(worker_main, &launched_[i], worker_ids_[i]); rc != 0) {
+  for (size_t i = 1; i < lcores_.size(); ++i) {
+    try {
+      worker_threads_.emplace_back([this, i] { run_worker(i); });
+    } catch (const std::system_error& e) {
       stop_workers();
-      return Error{fmt::format("cannot launch lcore {}: {}", worker_ids_[i], std::strerror(-rc))};
+      return Error{
+          fmt::format("cannot start the thread of lcore {}: {}", worker_ids_[i - 1], e.what())};
     }
+  }
   return {};
 }
 
 void DpdkDataPath::stop_workers() {
   workers_stop_.store(true, std::memory_order_release);
-  for (unsigned id : worker_ids_) rte_eal_wait_lcore(id);
-}
-
-int DpdkDataPath::worker_main(void* arg) {
-  auto* launched = static_cast<std::pair<DpdkDataPath*, size_t>*>(arg);
-  launched->first->run_worker(launched->second);
-  return 0;
+  for (std::thread& t : worker_threads_) t.join();
+  worker_threads_.clear();
 }
 
 // A worker lcore: its queues, a quiescent state after every round (the peer
 // table's old versions wait for it), offline while it sleeps.
 void DpdkDataPath::run_worker(size_t index) {
+  const unsigned lcore_id = worker_ids_[index - 1];
+  rte_cpuset_t cpus = rte_lcore_cpuset(lcore_id);
+  pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+  if (rte_thread_register() != 0)
+    log(LogLevel::kWarn, "cannot register lcore {}'s thread with DPDK: {}", lcore_id,
+        rte_strerror(rte_errno));
   RcuReader rcu;
   Lcore& lcore = *lcores_[index];
   const timespec idle{0, static_cast<long>(options_.idle_sleep_us) * 1000};
@@ -398,6 +413,7 @@ void DpdkDataPath::run_worker(size_t index) {
       rcu.online();
     }
   }
+  rte_thread_unregister();
 }
 
 }  // namespace faraday::dataplane::dpdk

@@ -8,16 +8,20 @@
 // of its lcores polls a queue pair of both ports (dpdk_lcore.h); the port
 // spreads flows over the queues (RSS, a TAP's queues, af_packet's fanout).
 // The thread that calls run() is the first lcore, the Device's handshake
-// context; run() launches the others on the EAL's worker lcores and waits for
-// them before it returns. Between rounds of 64 polls the first lcore polls
-// the wake-up eventfd (posted commands, stop(), the workers' hand-overs), the
-// watched fds and the services' fds (the UAPI socket). Every lcore polls all
-// the time unless idle_sleep_us is set: then a round that found nothing waits
-// that long (for those fds, on the first lcore: a shared core, a test
-// machine). run() may be called on the EAL's main lcore or on a thread of the
-// caller's (cluster mode): such a thread is pinned to the main lcore's CPUs
-// and registered with DPDK for run()'s duration, so the mempool caches serve
-// it.
+// context; run() starts a thread for each of the others, pinned to that EAL
+// worker lcore's CPUs and registered with DPDK (rte_thread_register: the
+// EAL's launch calls are for the main lcore, which in cluster mode is the
+// control thread), and joins them before it returns. Between rounds of 64 polls the first lcore
+// polls the wake-up eventfd (posted commands, stop(), the workers' hand-overs), the watched fds and
+// the services' fds (the UAPI socket). Every lcore polls all the time unless idle_sleep_us is set:
+// then a round that found nothing waits that long (for those fds, on the first lcore: a shared
+// core, a test machine). run() may be called on the EAL's main lcore or on a thread of the caller's
+// (cluster mode): such a thread is pinned to the main lcore's CPUs and registered with DPDK for
+// run()'s duration, so the mempool caches serve it.
+//
+// Each lcore keeps its own UnderlayLink and InnerLink: neighbour answers reach
+// the others (NewsBoard), but the host's MAC on a TAP is learnt by each lcore
+// from the frames on its own queue (on a TAP it is known from the start).
 //
 // What wg(8) may not change here: the UDP port (fixed on the port) and the
 // fwmark (a NIC of our own has none); apply() refuses both with the reason.
@@ -31,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -69,7 +74,7 @@ struct DataPathOptions {
 
 class DpdkDataPath : public DataPath {
  public:
-  // Opens both ports, the WireGuard core and the lcore's loop; an error
+  // Opens both ports, the WireGuard core and the lcores; an error
   // naming what failed otherwise.
   static Result<std::unique_ptr<DpdkDataPath>> open(DataPathOptions options);
   ~DpdkDataPath() override;
@@ -84,8 +89,9 @@ class DpdkDataPath : public DataPath {
   Result<void, ApplyError> apply(const ConfigUpdate& req, bool log_peers = true) override;
   DeviceState state() const override;
   void log_stats(bool force) override;
-  // "DPDK underlay net_af_packet0 (net_af_packet, MAC ..), UDP port 51820, a tap
-  // interface, AEAD sodium, polling all the time".
+  // "mtu 1420, DPDK underlay net_af_packet0 (net_af_packet, MAC ..), UDP port
+  // 51820, a tap inner side, AEAD sodium, 2 lcores (a queue pair each), polling
+  // all the time".
   std::string summary() const override;
   const std::string& aead_choice() const override { return aead_.reason; }
   const std::string& ifname() const override { return options_.ifname; }
@@ -96,8 +102,8 @@ class DpdkDataPath : public DataPath {
   Result<void> open_parts();
   void attach_inner_links();
   void log_ports(size_t lcore) const;
-  // A worker lcore's loop, until run() ends (rte_eal_remote_launch).
-  static int worker_main(void* lcore);
+  // A worker lcore's loop, on a thread of its own pinned to that lcore's
+  // CPUs and registered with DPDK, until run() ends.
   void run_worker(size_t index);
   Result<void> launch_workers();
   void stop_workers();
@@ -124,7 +130,7 @@ class DpdkDataPath : public DataPath {
   std::vector<std::unique_ptr<Lcore>> lcores_;
   std::unique_ptr<NewsBoard> board_;  // with more than one lcore
   std::vector<unsigned> worker_ids_;  // the EAL's worker lcores, lcores_[1...]
-  std::vector<std::pair<DpdkDataPath*, size_t>> launched_;
+  std::vector<std::thread> worker_threads_;
   std::atomic<bool> workers_stop_{false};
   std::vector<std::unique_ptr<PollService>> services_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;

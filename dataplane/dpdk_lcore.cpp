@@ -7,24 +7,6 @@
 
 namespace faraday::dataplane::dpdk {
 
-NewsBoard::NewsBoard(unsigned lcores) : lcores_(lcores) {
-  for (unsigned i = 0; i < lcores * lcores; ++i) rings_.push_back(std::make_unique<Ring>());
-}
-
-void NewsBoard::publish(unsigned from, UnderlayLink& link) {
-  for (const UnderlayLink::News& n : link.news())
-    for (unsigned to = 0; to < lcores_; ++to)
-      if (to != from && !rings_[from * lcores_ + to]->push(n)) ++lost_;
-  link.clear_news();
-}
-
-void NewsBoard::deliver(unsigned to, UnderlayLink& link, Nanos now) {
-  for (unsigned from = 0; from < lcores_; ++from)
-    if (from != to)
-      rings_[from * lcores_ + to]->consume_all(
-          [&](const UnderlayLink::News& n) { link.hear(n, now); });
-}
-
 size_t Lcore::poll() {
   const Nanos now = clock_.monotonic();
   const uint64_t frames = rx_.counters().frames;

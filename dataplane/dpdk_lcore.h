@@ -32,7 +32,6 @@
 #pragma once
 
 #include <array>
-#include <boost/lockfree/spsc_queue.hpp>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -46,25 +45,6 @@
 #include "dataplane/worker.h"
 
 namespace faraday::dataplane::dpdk {
-
-// The neighbour news (UnderlayLink::News) of several lcores on one port: a
-// lock-free ring from each lcore to each other, one producer and one consumer.
-class NewsBoard {
- public:
-  explicit NewsBoard(unsigned lcores);
-  // Lcore `from`'s link's news to every other lcore; the link's list is
-  // cleared. News a full ring has no room for is counted (lost()).
-  void publish(unsigned from, UnderlayLink& link);
-  // What the others published for lcore `to`, heard by its link.
-  void deliver(unsigned to, UnderlayLink& link, Nanos now);
-  uint64_t lost() const { return lost_; }
-
- private:
-  using Ring = boost::lockfree::spsc_queue<UnderlayLink::News, boost::lockfree::capacity<64>>;
-  unsigned lcores_;
-  std::vector<std::unique_ptr<Ring>> rings_;  // [from * lcores + to]
-  Counter lost_;
-};
 
 class Lcore {
  public:

@@ -136,6 +136,7 @@ Result<std::unique_ptr<Port>> Port::open(const PortSettings& s) {
     return Error{"DPDK port " + port->name_ + ": " + std::to_string(s.mbufs) +
                  " mbufs: want at least 1024"};
   port->queues_ = s.queues;
+  port->tx_full_ = std::vector<Counter>(s.queues);
 
   rte_eth_conf conf{};
   if (s.queues > 1 && info.flow_type_rss_offloads != 0) {
@@ -227,7 +228,7 @@ uint16_t Port::rx(uint16_t queue, rte_mbuf** mbufs, uint16_t n) {
 uint16_t Port::tx(uint16_t queue, rte_mbuf** mbufs, uint16_t n) {
   const uint16_t sent = rte_eth_tx_burst(id_, queue, mbufs, n);
   if (sent < n) {
-    counters_.tx_full += n - sent;
+    tx_full_[queue] += n - sent;
     free_all(mbufs + sent, static_cast<uint16_t>(n - sent));
   }
   return sent;

@@ -108,10 +108,14 @@ class Port {
   // Sends what the queue takes; the rest is freed and counted (tx_full).
   uint16_t tx(uint16_t queue, rte_mbuf** mbufs, uint16_t n);
 
-  struct Counters {
-    Counter tx_full;  // frames the TX ring had no room for
-  };
-  const Counters& counters() const { return counters_; }
+  // Frames a TX queue had no room for: one queue's (written by its lcore
+  // alone), or every queue's.
+  uint64_t tx_full(uint16_t queue) const { return tx_full_[queue]; }
+  uint64_t tx_full() const {
+    uint64_t sum = 0;
+    for (const Counter& c : tx_full_) sum += c;
+    return sum;
+  }
 
  private:
   Port() = default;
@@ -125,7 +129,7 @@ class Port {
   bool started_ = false;
   bool tx_ip_checksum_ = false, tx_udp_checksum_ = false;
   bool rx_ip_checksum_ = false, rx_udp_checksum_ = false;
-  Counters counters_;
+  std::vector<Counter> tx_full_;  // per queue
 };
 
 // An mbuf's data as a Packet: the data path works on it in place.

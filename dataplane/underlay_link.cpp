@@ -102,4 +102,22 @@ UnderlayLink::Tx UnderlayLink::send(uint8_t* payload, size_t length, const Endpo
   return tx;
 }
 
+NewsBoard::NewsBoard(unsigned lcores) : lcores_(lcores), lost_(lcores) {
+  for (unsigned i = 0; i < lcores * lcores; ++i) rings_.push_back(std::make_unique<Ring>());
+}
+
+void NewsBoard::publish(unsigned from, UnderlayLink& link) {
+  for (const UnderlayLink::News& n : link.news())
+    for (unsigned to = 0; to < lcores_; ++to)
+      if (to != from && !rings_[from * lcores_ + to]->push(n)) ++lost_[from];
+  link.clear_news();
+}
+
+void NewsBoard::deliver(unsigned to, UnderlayLink& link, Nanos now) {
+  for (unsigned from = 0; from < lcores_; ++from)
+    if (from != to)
+      rings_[from * lcores_ + to]->consume_all(
+          [&](const UnderlayLink::News& n) { link.hear(n, now); });
+}
+
 }  // namespace faraday::dataplane

@@ -19,10 +19,13 @@
 #pragma once
 
 #include <array>
+#include <boost/lockfree/spsc_queue.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "dataplane/counters.h"
 #include "dataplane/underlay.h"
@@ -117,6 +120,31 @@ class UnderlayLink {
   std::array<News, kMaxNews> news_{};
   size_t news_count_ = 0;
   Counters counters_;
+};
+
+// The neighbour news (UnderlayLink::News) of several lcores on one port: a
+// lock-free ring from each lcore to each other, one producer and one consumer.
+class NewsBoard {
+ public:
+  explicit NewsBoard(unsigned lcores);
+  // Lcore `from`'s link's news to every other lcore; the link's list is
+  // cleared. News a full ring has no room for is counted (lost()).
+  void publish(unsigned from, UnderlayLink& link);
+  // What the others published for lcore `to`, heard by its link.
+  void deliver(unsigned to, UnderlayLink& link, Nanos now);
+  // News lcore `from` had no room for, or every lcore's.
+  uint64_t lost(unsigned from) const { return lost_[from]; }
+  uint64_t lost() const {
+    uint64_t sum = 0;
+    for (const Counter& c : lost_) sum += c;
+    return sum;
+  }
+
+ private:
+  using Ring = boost::lockfree::spsc_queue<UnderlayLink::News, boost::lockfree::capacity<64>>;
+  unsigned lcores_;
+  std::vector<std::unique_ptr<Ring>> rings_;  // [from * lcores + to]
+  std::vector<Counter> lost_;                 // per publishing lcore: each is written by one thread
 };
 
 }  // namespace faraday::dataplane

@@ -40,13 +40,13 @@ echo "== unit suites under ASan+UBSan"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite dataplane --suite dpdk --suite control --suite faradayctl --suite farad
 
-echo "== cluster threads, AEAD lanes and data-path workers under TSan"
+echo "== cluster threads, AEAD lanes, data-path workers and lcores' neighbour news under TSan"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/control/control_threads_test --gtest_filter='DataPath*:Links*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/crypto/crypto_threads_test --gtest_filter='ParallelAead*:AeadHelpers*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*'
+  build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*:NewsBoardConcurrent*'
 
 echo "== fuzz targets (clang, libFuzzer)"
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz

@@ -287,33 +287,50 @@ TEST(ClusterSettings, DpdkDataplane) {
     c.control_listen = "192.0.2.5:7451";
     return c;
   };
+  // The refusal starts with the setting; those checked as at start-up (only
+  // where DPDK is built) also name the option at fault.
   const struct {
     const char* what;
     void (*edit)(ClusterConfig&);
     const char* setting;
+    const char* names = "";
   } cases[] = {
       {"kernel with a port", [](ClusterConfig& c) { c.dataplane = "kernel"; }, "dataplane"},
+      {"kernel with idle sleep",
+       [](ClusterConfig& c) {
+         c = minimal();
+         c.dpdk_idle_sleep = 100;
+       },
+       "dataplane"},
       {"unknown dataplane", [](ClusterConfig& c) { c.dataplane = "xdp"; }, "dataplane"},
-      {"no port", [](ClusterConfig& c) { c.dpdk_port.clear(); }, "dataplane"},
-      {"no address", [](ClusterConfig& c) { c.dpdk_address.clear(); }, "dataplane"},
-      {"a subnet's own address", [](ClusterConfig& c) { c.dpdk_address = {"10.87.0.0/24"}; },
-       "dataplane"},
-      {"a gateway off the link", [](ClusterConfig& c) { c.dpdk_gateway = {"10.1.0.1"}; },
-       "dataplane"},
-      {"mtu over one mbuf", [](ClusterConfig& c) { c.mtu = 4000; }, "dataplane"},
       {"vhost inner", [](ClusterConfig& c) { c.dpdk_inner = "vhost"; }, "dpdk-inner"},
       {"hugepages 2", [](ClusterConfig& c) { c.dpdk_hugepages = 2; }, "dpdk-hugepages"},
       {"memory 16", [](ClusterConfig& c) { c.dpdk_memory = 16; }, "dpdk-memory"},
       {"idle sleep too long", [](ClusterConfig& c) { c.dpdk_idle_sleep = 100001; },
        "dpdk-idle-sleep"},
+      {"no port", [](ClusterConfig& c) { c.dpdk_port.clear(); }, "dataplane", "--dpdk-port"},
+      {"a port no EAL takes", [](ClusterConfig& c) { c.dpdk_port = "eth0"; }, "dataplane",
+       "--dpdk-port"},
+      {"lcores not a CPU list", [](ClusterConfig& c) { c.dpdk_lcores = "all"; }, "dataplane",
+       "--dpdk-lcores"},
+      {"no address", [](ClusterConfig& c) { c.dpdk_address.clear(); }, "dataplane",
+       "--dpdk-address"},
+      {"a subnet's own address", [](ClusterConfig& c) { c.dpdk_address = {"10.87.0.0/24"}; },
+       "dataplane", "--dpdk-address"},
+      {"a gateway off the link", [](ClusterConfig& c) { c.dpdk_gateway = {"10.1.0.1"}; },
+       "dataplane", "--dpdk-gateway"},
+      {"mtu over one mbuf", [](ClusterConfig& c) { c.mtu = 4000; }, "dataplane", "--mtu"},
   };
   for (const auto& k : cases) {
+    if (*k.names && !dpdk_built()) continue;
     ClusterConfig c = dpdk();
     k.edit(c);
     auto refused = to_cluster_options(c);
     ASSERT_FALSE(refused.ok()) << k.what;
     EXPECT_EQ(refused.error().rfind(std::string(k.setting) + " ", 0), 0u)
         << k.what << ": error " << refused.error() << " does not start with " << k.setting;
+    EXPECT_NE(refused.error().find(k.names), std::string::npos)
+        << k.what << ": error " << refused.error() << " does not name " << k.names;
   }
   EXPECT_FALSE(to_cluster_options(minimal())->dpdk.has_value());  // the kernel path by default
 

@@ -76,12 +76,21 @@ dpdk_node_check() {
 		die "$other's endpoint for $name is not $address:51820: $(wg_show "$other" endpoints | tr '\n' ' ')"
 	mark=$(log_mark "$name")
 	kill -USR1 "$(pid_of "$name")"
-	wait_until 5 log_grep "$name" "$mark" "ports: dpdk" >/dev/null || die "$name: no 'ports: dpdk' line after SIGUSR1"
-	line=$(log_grep "$name" "$mark" "ports: dpdk" | tail -n 1)
+	wait_until 5 log_grep "$name" "$mark" "ports: dpdk underlay" >/dev/null ||
+		die "$name: no 'ports: dpdk underlay' line after SIGUSR1"
+	sleep 0.2 # the other lcores' lines follow it
+	line=$(log_grep "$name" "$mark" "ports: dpdk underlay" | tail -n 1)
 	echo "    ${line#*info }" | cut -c1-200
-	for counter in rx_missed rx_no_mbuf held_lost tx_full; do
-		echo "$line" | grep -q " $counter=0 " || die "$name: $counter is not 0: $line"
-	done
+	echo "$line" | grep -q " rx_missed=0 " || die "$name: rx_missed is not 0: $line"
+	# Every lcore's line (one per lcore, "ports: dpdk lcore N" after the first).
+	local lines
+	lines=$(log_grep "$name" "$mark" "ports: dpdk")
+	while read -r line; do
+		for counter in rx_no_mbuf held_lost tx_full news_lost; do
+			if echo "$line" | grep -q " $counter=[1-9]"; then die "$name: $counter is not 0: $line"; fi
+		done
+	done <<<"$lines"
+	echo "    $(echo "$lines" | wc -l) lcore(s) reported"
 }
 
 # --- 2. farad down: traffic keeps flowing, nothing removed ----------------------------

@@ -108,7 +108,8 @@ for ns in "$A" "$B"; do
   ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/ul0/disable_ipv6'
 done
 
-# One lcore each, on different CPUs where there are two: both poll all the time.
+# a on one lcore, b on two where there are two CPUs (the last two where there
+# are more, so a's is its own); all poll all the time.
 mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
 start() { # NS NAME ADDRESS LCORES [MORE OPTIONS]; PORT: the device (net_af_packet0,iface=ul0)
   ip netns exec "$1" "$FARADAYD" standalone "$2" \
@@ -134,7 +135,7 @@ fi
 # (af_packet's qpairs, the TAP's queues).
 b_lcores=${cpus[${#cpus[@]} - 1]} b_port=net_af_packet0,iface=ul0
 if [ "${#cpus[@]}" -ge 2 ]; then
-  b_lcores="${cpus[0]},${cpus[1]}"
+  b_lcores="${cpus[${#cpus[@]} - 2]},${cpus[${#cpus[@]} - 1]}"
   b_port=net_af_packet0,iface=ul0,qpairs=2
 fi
 start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}" --dpdk-inner tun
@@ -188,6 +189,13 @@ PY
 
 if [ "${#cpus[@]}" -ge 2 ]; then
   echo "== b's two lcores: 32 UDP flows from b to a spread over the TAP's queues"
+  # inner_packets: IP packets from the TAP that lcore took (its ports: line).
+  packets() { # WHICH: "underlay" (lcore 0) or "lcore 1 underlay"
+    grep "ports: dpdk $1 " "$WORK/fd${RUN}b.log" | tail -n 1 | sed -n 's/.* inner_packets=\([0-9]*\) .*/\1/p'
+  }
+  kill -USR1 "${pids[1]}"
+  sleep 0.3
+  before=("$(packets underlay)" "$(packets "lcore 1 underlay")")
   ip netns exec "$B" python3 - <<'PY'
 import socket
 for port in range(40000, 40032):
@@ -199,11 +207,12 @@ PY
   sleep 0.5
   kill -USR1 "${pids[1]}"
   sleep 0.3
-  grep "ports: dpdk" "$WORK/fd${RUN}b.log" | tail -n 2 | cut -c1-240
-  for lcore in "underlay" "lcore 1 underlay"; do
-    grep "ports: dpdk $lcore " "$WORK/fd${RUN}b.log" | tail -n 1 | grep -q " inner_rx=[1-9]" ||
-      fail "b's $lcore line: no packet from the TAP on that lcore"
-  done
+  after=("$(packets underlay)" "$(packets "lcore 1 underlay")")
+  echo "b's IP packets from the TAP, lcore 0 and lcore 1: ${before[*]} before, ${after[*]} after"
+  [ "$((after[0] - before[0] + after[1] - before[1]))" -ge 32 ] ||
+    fail "b's lcores took fewer than the 32 packets from the TAP"
+  [ "$((after[0] - before[0]))" -gt 0 ] && [ "$((after[1] - before[1]))" -gt 0 ] ||
+    fail "the 32 flows did not spread over b's two lcores"
   ! grep "ports: dpdk" "$WORK/fd${RUN}b.log" | grep -q "news_lost=[1-9]" || fail "b lost neighbour news"
 fi
 

@@ -82,7 +82,8 @@ DAEMON_DEFAULTS=0
 NODE_CRL=""
 # DPDK_NODE=NAME (environment): that node runs `dataplane = "dpdk"`. Its
 # WireGuard goes through a second veth into the bridge, ud0, with no kernel
-# address, which faradayd drives with DPDK (net_af_packet) as $UL_NET.(100+K);
+# address, which faradayd drives with DPDK (net_af_packet, two lcores where
+# there are two CPUs) as $UL_NET.(100+K);
 # its links and farad connection stay on ul0. Every node's ul0 then computes
 # whole UDP checksums (`ethtool -K ul0 tx off`): a veth passes offloaded ones
 # on unfinished, and DPDK's af_packet port would drop them as bad.
@@ -322,10 +323,16 @@ reconnect-max = $RECONNECT_MAX
 log-level = "info"
 EOF
 	if [ "$name" = "$DPDK_NODE" ]; then
+		# Two lcores (a queue pair each) where there are two CPUs.
+		local cpus lcores qpairs=1
+		mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
+		lcores=${cpus[0]}
+		if [ "${#cpus[@]}" -ge 2 ]; then lcores="${cpus[0]},${cpus[1]}" qpairs=2; fi
 		cat >>"$d/config.toml" <<EOF
 dataplane = "dpdk"
-dpdk-port = "net_af_packet0,iface=ud0"
+dpdk-port = "net_af_packet0,iface=ud0,qpairs=$qpairs"
 dpdk-address = ["$UL_NET.$((100 + $(idx_of "$name")))/24"]
+dpdk-lcores = "$lcores"
 dpdk-idle-sleep = 200
 EOF
 	fi
