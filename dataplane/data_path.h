@@ -14,6 +14,8 @@
 
 #include <poll.h>
 
+#include <atomic>
+#include <boost/lockfree/spsc_queue.hpp>
 #include <functional>
 #include <memory>
 #include <span>
@@ -77,6 +79,34 @@ class DataPath {
   virtual const std::string& aead_choice() const = 0;
   virtual const std::string& ifname() const = 0;
   virtual const Device& device() const = 0;
+};
+
+// What a data path's loop is woken for: the commands posted to it (one
+// producer, the control thread; one consumer, the data path's thread), stop(),
+// and wake() from any thread (the Device's workers handing something over).
+// Its eventfd is among the fds the loop polls.
+class CommandInbox {
+ public:
+  CommandInbox();   // fd() < 0 if the eventfd could not be made (errno says why)
+  ~CommandInbox();  // commands never run are dropped
+  CommandInbox(const CommandInbox&) = delete;
+  CommandInbox& operator=(const CommandInbox&) = delete;
+
+  int fd() const { return fd_; }
+  // Producer: false when the ring is full (the caller keeps the command).
+  bool post(DataPath::Command command);
+  void stop();
+  bool stopping() const { return stop_.load(std::memory_order_acquire); }
+  void wake();
+  // For Device::set_wake: wake(inbox).
+  static void wake(void* inbox) { static_cast<CommandInbox*>(inbox)->wake(); }
+  // Consumer, when fd() was readable: clears it and runs every queued command on dp.
+  void run(DataPath& dp);
+
+ private:
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  boost::lockfree::spsc_queue<DataPath::Command*, boost::lockfree::capacity<1024>> commands_;
 };
 
 }  // namespace faraday::dataplane

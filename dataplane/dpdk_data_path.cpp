@@ -65,21 +65,17 @@ const char* inner_name(InnerKind kind) {
 
 Result<std::unique_ptr<DpdkDataPath>> DpdkDataPath::open(DataPathOptions options) {
   std::unique_ptr<DpdkDataPath> dp(new DpdkDataPath(std::move(options)));
-  dp->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (dp->wake_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  if (dp->inbox_.fd() < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
   if (Result<void> opened = dp->open_parts(); !opened) return opened.failure();
   return dp;
 }
 
 DpdkDataPath::~DpdkDataPath() {
-  Command* c = nullptr;
-  while (commands_.pop(c)) delete c;
   services_.clear();
   if (underlay_) underlay_->close();
   if (inner_) inner_->close();
   lcores_.clear();
   dev_.reset();  // its workers' AEAD backends go after it
-  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 // The ports (a queue pair per lcore), the core and the lcores.
@@ -135,12 +131,7 @@ Result<void> DpdkDataPath::open_parts() {
   if (lcores > 1) lcores_[0]->serve_workers();
   if (lcores > 1 && o.idle_sleep_us != 0) {
     // What a worker hands over wakes the first lcore from an idle wait.
-    dev_->set_wake(
-        [](void* fd) {
-          uint64_t one = 1;
-          (void)!write(*static_cast<int*>(fd), &one, sizeof(one));
-        },
-        &wake_fd_);
+    dev_->set_wake(CommandInbox::wake, &inbox_);
   }
   if (o.inner != InnerKind::kTun) attach_inner_links();
   return {};
@@ -195,30 +186,11 @@ void DpdkDataPath::attach(std::unique_ptr<PollService> service) {
 }
 
 bool DpdkDataPath::post(Command command) {
-  auto* c = new Command(std::move(command));
-  if (!commands_.push(c)) {
-    delete c;
-    return false;
-  }
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-  return true;
+  return inbox_.post(std::move(command));
 }
 
 void DpdkDataPath::stop() {
-  stop_.store(true, std::memory_order_release);
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-}
-
-void DpdkDataPath::run_commands() {
-  uint64_t n;
-  (void)!read(wake_fd_, &n, sizeof(n));
-  Command* c = nullptr;
-  while (commands_.pop(c)) {
-    std::unique_ptr<Command> owned(c);
-    (*owned)(*this);
-  }
+  inbox_.stop();
 }
 
 Result<void, ApplyError> DpdkDataPath::apply(const ConfigUpdate& req, bool log_peers) {
@@ -294,7 +266,7 @@ void DpdkDataPath::log_ports(size_t i) const {
 }
 
 bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
-  fds_.assign(1, pollfd{wake_fd_, POLLIN, 0});
+  fds_.assign(1, pollfd{inbox_.fd(), POLLIN, 0});
   for (const auto& w : watched_) fds_.push_back({w.first, POLLIN, 0});
   std::vector<size_t> service_at;
   for (const auto& s : services_) {
@@ -302,7 +274,7 @@ bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
     s->append_pollfds(fds_);
   }
   if (::ppoll(fds_.data(), fds_.size(), &timeout, nullptr) <= 0) return true;
-  if (fds_[0].revents & POLLIN) run_commands();
+  if (fds_[0].revents & POLLIN) inbox_.run(*this);
   for (size_t i = 0; i < watched_.size(); ++i)
     if ((fds_[1 + i].revents & POLLIN) && !watched_[i].second()) {
       exit = Exit::kStopped;
@@ -350,12 +322,12 @@ DpdkDataPath::Exit DpdkDataPath::run() {
   Exit exit = Exit::kStopped;
   if (Result<void> launched = launch_workers(); !launched) {
     log(LogLevel::kError, "{}", launched.error());
-    stop_.store(true);
+    inbox_.stop();
     exit = Exit::kError;
   }
   Nanos next_check = 0;
   Lcore& lcore = *lcores_[0];
-  while (!stop_.load(std::memory_order_acquire)) {
+  while (!inbox_.stopping()) {
     size_t moved = 0;
     for (int round = 0; round < 64; ++round) moved += lcore.poll();
     if (!poll_fds(moved == 0 ? idle : busy, exit)) break;

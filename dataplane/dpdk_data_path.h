@@ -30,7 +30,6 @@
 #include <fmt/core.h>
 
 #include <atomic>
-#include <boost/lockfree/spsc_queue.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -111,7 +110,6 @@ class DpdkDataPath : public DataPath {
   bool poll_fds(const timespec& timeout, Exit& exit);
   // About once a second: is the interface (and every service) still there?
   bool check_alive(Exit& exit);
-  void run_commands();
   template <typename... Args>
   void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) const {
     if (options_.log) options_.log(level, fmt::format(format, std::forward<Args>(args)...));
@@ -135,9 +133,7 @@ class DpdkDataPath : public DataPath {
   std::vector<std::unique_ptr<PollService>> services_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;
   std::vector<pollfd> fds_;
-  int wake_fd_ = -1;
-  std::atomic<bool> stop_{false};
-  boost::lockfree::spsc_queue<Command*, boost::lockfree::capacity<1024>> commands_;
+  CommandInbox inbox_;
   Counters logged_;  // what the last "stats:" line said
   Nanos last_stats_ = 0;
 };

@@ -33,11 +33,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(const PipelineOptions& options)
 
 Pipeline::~Pipeline() {
   queue_workers_.clear();  // joined before the Device they run goes
-  Command* c = nullptr;
-  while (commands_.pop(c)) delete c;
   services_.clear();
   dev_.reset();
-  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 Status Pipeline::setup() {
@@ -46,16 +43,10 @@ Status Pipeline::setup() {
   const unsigned workers = resolve_workers(options_.workers);
   if (workers > crypto::kMaxLanes)
     return Error{fmt::format("workers {}: want 0..{}", workers, crypto::kMaxLanes)};
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  if (inbox_.fd() < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
   if (Status s = open_ports(workers, *aead); !s) return s;
   aead_choice_ = std::move(aead->reason);
-  dev_->set_wake(
-      [](void* fd) {
-        uint64_t one = 1;
-        (void)!write(*static_cast<int*>(fd), &one, sizeof(one));
-      },
-      &wake_fd_);
+  dev_->set_wake(CommandInbox::wake, &inbox_);
   return {};
 }
 
@@ -136,30 +127,15 @@ void Pipeline::attach(std::unique_ptr<PollService> service) {
 }
 
 bool Pipeline::post(Command command) {
-  auto* c = new Command(std::move(command));
-  if (!commands_.push(c)) {
-    delete c;
-    return false;
-  }
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-  return true;
+  return inbox_.post(std::move(command));
 }
 
 void Pipeline::stop() {
-  stop_.store(true, std::memory_order_release);
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
+  inbox_.stop();
 }
 
 void Pipeline::on_wake() {
-  uint64_t n;
-  (void)!read(wake_fd_, &n, sizeof(n));
-  Command* c = nullptr;
-  while (commands_.pop(c)) {
-    std::unique_ptr<Command> owned(c);
-    (*owned)(*this);
-  }
+  inbox_.run(*this);
   flush_outbox();
 }
 
@@ -307,7 +283,7 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   fds.clear();
   fds.push_back({tun_->fd(), POLLIN, 0});
   fds.push_back({udp_->fd(), POLLIN, 0});
-  fds.push_back({wake_fd_, POLLIN, 0});
+  fds.push_back({inbox_.fd(), POLLIN, 0});
   for (const auto& w : watched_) fds.push_back({w.first, POLLIN, 0});
   std::vector<size_t> service_at;
   for (const auto& s : services_) {
@@ -371,7 +347,7 @@ Pipeline::Exit Pipeline::run() {
   last_check_ = clock_.monotonic();
   Exit exit = Exit::kStopped;
   start_workers();
-  while (!stop_.load(std::memory_order_acquire))
+  while (!inbox_.stopping())
     if (!poll_once(fds, exit)) break;
   stop_workers();
   log_stats(true);

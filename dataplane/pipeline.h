@@ -137,9 +137,7 @@ class Pipeline : public DataPath {
   bool workers_running_ = false;
   Nanos last_report_ = 0;  // when Device::service() last found something
   uint32_t fwmark_ = 0;
-  int wake_fd_ = -1;
-  std::atomic<bool> stop_{false};
-  boost::lockfree::spsc_queue<Command*, boost::lockfree::capacity<1024>> commands_;
+  CommandInbox inbox_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;
   PacketArena tun_rx_{kBurstSize, slot_size(options_.mtu)};
   // Full-size slots: any datagram a peer may send (a peer's MTU may be larger
