@@ -179,23 +179,10 @@ std::string first_cpu() {
   return "0";
 }
 
-// How many CPUs a list such as "0-3,5" names (eal_arguments checked its form).
-unsigned cpu_count(const std::string& list) {
-  unsigned n = 0;
-  size_t at = 0;
-  while (at < list.size()) {
-    size_t end = list.find(',', at);
-    if (end == std::string::npos) end = list.size();
-    const std::string item = list.substr(at, end - at);
-    const size_t dash = item.find('-');
-    n +=
-        dash == std::string::npos
-            ? 1
-            : static_cast<unsigned>(
-                  std::abs(std::stoi(item.substr(dash + 1)) - std::stoi(item.substr(0, dash))) + 1);
-    at = end + 1;
-  }
-  return n;
+// The lcores the EAL gets: --dpdk-lcores, or the first CPU we may use. Worked
+// out before the EAL starts, which moves this thread.
+std::string lcore_list(const DpdkOptions& d) {
+  return d.lcores.empty() ? first_cpu() : d.lcores;
 }
 
 bool valid_ifname(const std::string& name) {
@@ -274,16 +261,16 @@ Status prepare_vhost_socket(const std::string& path) {
 // Starts the EAL with both ports' devices, after taking a vhost-user socket's
 // path: 0, or the exit code (2: a bad setting, 1: DPDK or the system refused).
 // own_thread: the data path will run on a thread of the caller's, so this one
-// gets back the CPUs the EAL took from it (it stays the control thread).
-int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::string& inner,
-              bool own_thread) {
+// (the control thread) gets back the CPUs it had, less the lcores'.
+int start_eal(const StandaloneOptions& o, const DpdkOptions& d, const std::string& lcores,
+              const std::string& inner, bool own_thread) {
   if (d.inner == "vhost")
     if (Status ready = prepare_vhost_socket(vhost_path(o.ifname, d)); !ready) {
       log::error("{}", ready.error());
       return 1;
     }
   dpdk::EalSettings eal;
-  eal.lcores = d.lcores.empty() ? first_cpu() : d.lcores;
+  eal.lcores = lcores;
   eal.hugepages = d.hugepages;
   eal.memory_mb = d.memory_mb;
   eal.devices = {d.port, inner};
@@ -337,16 +324,20 @@ Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOp
     return Error{
         fmt::format("--dpdk-idle-sleep {}: at most {} us", d.idle_sleep_us, kMaxIdleSleepUs)};
   // The lcore list, the port's device string and the memory, as the EAL will get them.
+  Result<unsigned> lcores = dpdk::cpu_list_count(lcore_list(d));
+  if (!lcores) return Error{"--dpdk-lcores: " + lcores.error()};
+  if (d.inner == "vhost" && *lcores > 1)
+    return Error{"--dpdk-lcores \"" + d.lcores +
+                 "\": a vhost-user socket is served by one lcore; give one CPU"};
+  if (Result<dpdk::DeviceName> port = dpdk::device_argument(d.port); !port)
+    return Error{"--dpdk-port: " + port.error()};
   dpdk::EalSettings eal;
-  eal.lcores = d.lcores.empty() ? first_cpu() : d.lcores;
+  eal.lcores = lcore_list(d);
   eal.hugepages = d.hugepages;
   eal.memory_mb = d.memory_mb;
   eal.devices = {d.port};
   if (Result<std::vector<std::string> > args = dpdk::eal_arguments(eal); !args)
-    return Error{"--dpdk-lcores, --dpdk-port or --dpdk-memory: " + args.error()};
-  if (d.inner == "vhost" && cpu_count(eal.lcores) > 1)
-    return Error{"--dpdk-lcores \"" + d.lcores +
-                 "\": a vhost-user socket is served by one lcore; give one CPU"};
+    return Error{"--dpdk-memory: " + args.error()};
   return {};
 }
 
@@ -358,7 +349,8 @@ std::unique_ptr<DataPath> open_dpdk_interface(const StandaloneOptions& o, const 
     return nullptr;
   }
   const std::string inner_device = inner_device_of(o, d);
-  if (int code = start_eal(o, d, inner_device, own_thread); code != 0) {
+  const std::string lcores = lcore_list(d);
+  if (int code = start_eal(o, d, lcores, inner_device, own_thread); code != 0) {
     *exit_code = code;
     return nullptr;
   }
@@ -385,7 +377,7 @@ std::unique_ptr<DataPath> open_dpdk_interface(const StandaloneOptions& o, const 
   log::info("interface {} up ({}) on DPDK: underlay address {}, lcores {}", o.ifname,
             d.inner == "vhost" ? "vhost-user socket " + vhost_path(o.ifname, d)
                                : "a " + d.inner + " interface",
-            fmt::join(d.addresses, " "), d.lcores.empty() ? first_cpu() : d.lcores);
+            fmt::join(d.addresses, " "), lcores);
   return std::move(*opened);
 }
 

@@ -64,13 +64,16 @@ constexpr unsigned kMaxIdleSleepUs = 100000;
 // Whether this build has DPDK.
 bool dpdk_built();
 // Whether the settings can work, before anything starts: the interface's name
-// and MTU, the port, this node's addresses and gateways, the inner side.
+// and MTU, the port's device string, this node's addresses and gateways, the
+// inner side, the lcore list (one lcore for a vhost-user socket), the memory
+// and the idle sleep. The error names the option at fault.
 Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOptions& dpdk);
 // Checks the settings, starts the EAL and opens the data path
 // (dataplane/dpdk_data_path.h) with its UAPI served (interface.h). Otherwise
 // logs why and sets *exit_code (2: a bad setting; 1: DPDK or the system
 // refused). own_thread: run() will be called on another thread than this one
-// (cluster mode), and this thread keeps the CPUs it had before the EAL.
+// (cluster mode), and this thread gets back the CPUs it had before the EAL,
+// less the lcores' (unless that leaves none).
 std::unique_ptr<dataplane::DataPath> open_dpdk_interface(const StandaloneOptions& options,
                                                          const DpdkOptions& dpdk, bool own_thread,
                                                          int* exit_code);

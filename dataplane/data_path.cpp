@@ -4,9 +4,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace faraday::dataplane {
 
-CommandInbox::CommandInbox() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+CommandInbox::CommandInbox() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) error_ = errno;
+}
 
 CommandInbox::~CommandInbox() {
   DataPath::Command* c = nullptr;

@@ -87,12 +87,13 @@ class DataPath {
 // Its eventfd is among the fds the loop polls.
 class CommandInbox {
  public:
-  CommandInbox();   // fd() < 0 if the eventfd could not be made (errno says why)
+  CommandInbox();   // fd() < 0 if the eventfd could not be made (error() says why)
   ~CommandInbox();  // commands never run are dropped
   CommandInbox(const CommandInbox&) = delete;
   CommandInbox& operator=(const CommandInbox&) = delete;
 
   int fd() const { return fd_; }
+  int error() const { return error_; }  // eventfd's errno when fd() < 0
   // Producer: false when the ring is full (the caller keeps the command).
   bool post(DataPath::Command command);
   void stop();
@@ -105,6 +106,7 @@ class CommandInbox {
 
  private:
   int fd_ = -1;
+  int error_ = 0;
   std::atomic<bool> stop_{false};
   boost::lockfree::spsc_queue<DataPath::Command*, boost::lockfree::capacity<1024>> commands_;
 };

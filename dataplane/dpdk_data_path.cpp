@@ -65,7 +65,8 @@ const char* inner_name(InnerKind kind) {
 
 Result<std::unique_ptr<DpdkDataPath>> DpdkDataPath::open(DataPathOptions options) {
   std::unique_ptr<DpdkDataPath> dp(new DpdkDataPath(std::move(options)));
-  if (dp->inbox_.fd() < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  if (dp->inbox_.fd() < 0)
+    return Error{fmt::format("eventfd: {}", std::strerror(dp->inbox_.error()))};
   if (Result<void> opened = dp->open_parts(); !opened) return opened.failure();
   return dp;
 }
@@ -308,7 +309,8 @@ DpdkDataPath::Exit DpdkDataPath::run() {
   const bool registered = rte_lcore_id() == LCORE_ID_ANY;
   if (registered) {
     rte_cpuset_t cpus = rte_lcore_cpuset(rte_get_main_lcore());
-    pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+    if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); rc != 0)
+      log(LogLevel::kWarn, "the data path's thread stays unpinned: {}", std::strerror(rc));
     if (rte_thread_register() != 0)
       log(LogLevel::kWarn, "cannot register the data path's thread with DPDK: {}",
           rte_strerror(rte_errno));
@@ -368,7 +370,8 @@ void DpdkDataPath::stop_workers() {
 void DpdkDataPath::run_worker(size_t index) {
   const unsigned lcore_id = worker_ids_[index - 1];
   rte_cpuset_t cpus = rte_lcore_cpuset(lcore_id);
-  pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
+  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); rc != 0)
+    log(LogLevel::kWarn, "lcore {}'s thread stays unpinned: {}", lcore_id, std::strerror(rc));
   if (rte_thread_register() != 0)
     log(LogLevel::kWarn, "cannot register lcore {}'s thread with DPDK: {}", lcore_id,
         rte_strerror(rte_errno));

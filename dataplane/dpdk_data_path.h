@@ -20,8 +20,8 @@
 // run()'s duration, so the mempool caches serve it.
 //
 // Each lcore keeps its own UnderlayLink and InnerLink: neighbour answers reach
-// the others (NewsBoard), but the host's MAC on a TAP is learnt by each lcore
-// from the frames on its own queue (on a TAP it is known from the start).
+// the others (NewsBoard). On a TAP the host's MAC is known from the start; a
+// vhost-user application's (served by one lcore) is learnt from its frames.
 //
 // What wg(8) may not change here: the UDP port (fixed on the port) and the
 // fwmark (a NIC of our own has none); apply() refuses both with the reason.

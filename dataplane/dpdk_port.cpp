@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bitset>
 #include <cctype>
 #include <cstring>
+#include <optional>
 #include <regex>
 
 #include "dataplane/messages.h"
@@ -50,6 +52,7 @@ void free_all(rte_mbuf** mbufs, uint16_t n) {
 
 Result<DeviceName> device_argument(const std::string& device) {
   if (device.empty()) return Error{"DPDK device: empty (want a PCI address or net_<driver><n>)"};
+  if (device.size() > 1024) return Error{"DPDK device: longer than 1024 characters"};
   for (char c : device)
     if (std::isspace(static_cast<unsigned char>(c)) || !std::isprint(static_cast<unsigned char>(c)))
       return Error{"DPDK device \"" + device + "\": blanks or control characters"};
@@ -69,10 +72,36 @@ Result<DeviceName> device_argument(const std::string& device) {
   return DeviceName{"--vdev=" + device, name};
 }
 
+Result<unsigned> cpu_list_count(const std::string& list) {
+  const Error bad{"DPDK lcores \"" + list.substr(0, 64) + (list.size() > 64 ? "..." : "") +
+                  "\": want a CPU list such as 0, 0-3 or 2,4, CPUs below " +
+                  std::to_string(kMaxCpus)};
+  if (list.empty() || list.size() > 256) return bad;
+  std::bitset<kMaxCpus> cpus;
+  // One number below kMaxCpus at `at`, which moves past it.
+  auto number = [&](size_t& at) -> std::optional<unsigned> {
+    unsigned n = 0;
+    const size_t start = at;
+    while (at < list.size() && at - start < 5 && std::isdigit(static_cast<unsigned char>(list[at])))
+      n = n * 10 + static_cast<unsigned>(list[at++] - '0');
+    if (at == start || n >= kMaxCpus) return std::nullopt;
+    return n;
+  };
+  for (size_t at = 0;;) {
+    std::optional<unsigned> first = number(at);
+    std::optional<unsigned> last = first;
+    if (first && at < list.size() && list[at] == '-') last = number(++at);
+    if (!first || !last || *last < *first) return bad;
+    for (unsigned cpu = *first; cpu <= *last; ++cpu) cpus.set(cpu);
+    if (at == list.size()) break;
+    if (list[at++] != ',') return bad;
+  }
+  return static_cast<unsigned>(cpus.count());
+}
+
 Result<std::vector<std::string>> eal_arguments(const EalSettings& settings) {
-  static const std::regex lcores(R"(^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$)");
-  if (!std::regex_match(settings.lcores, lcores))
-    return Error{"DPDK lcores \"" + settings.lcores + "\": want a CPU list such as 0, 0-3 or 2,4"};
+  if (Result<unsigned> counted = cpu_list_count(settings.lcores); !counted)
+    return counted.failure();
   if (settings.memory_mb < 64)
     return Error{"DPDK memory " + std::to_string(settings.memory_mb) + " MiB: want at least 64"};
   std::vector<std::string> args = {"faradayd", "-l", settings.lcores, "-m",

@@ -53,6 +53,10 @@ struct EalSettings {
 
 // The EAL's command line for `settings` (argv[0] included), or why it is wrong.
 Result<std::vector<std::string>> eal_arguments(const EalSettings& settings);
+// How many distinct CPUs a list such as "0", "0-3" or "2,4" names (each below
+// kMaxCpus, the list at most 256 characters), or why it is not one.
+inline constexpr unsigned kMaxCpus = 1024;
+Result<unsigned> cpu_list_count(const std::string& list);
 // Starts the EAL. Once per process: a second call is an error, as is any
 // failure of rte_eal_init (its reason from rte_errno, and the EAL's own lines
 // on stderr).

@@ -43,7 +43,7 @@ Status Pipeline::setup() {
   const unsigned workers = resolve_workers(options_.workers);
   if (workers > crypto::kMaxLanes)
     return Error{fmt::format("workers {}: want 0..{}", workers, crypto::kMaxLanes)};
-  if (inbox_.fd() < 0) return Error{fmt::format("eventfd: {}", std::strerror(errno))};
+  if (inbox_.fd() < 0) return Error{fmt::format("eventfd: {}", std::strerror(inbox_.error()))};
   if (Status s = open_ports(workers, *aead); !s) return s;
   aead_choice_ = std::move(aead->reason);
   dev_->set_wake(CommandInbox::wake, &inbox_);

@@ -75,6 +75,44 @@ TEST(DpdkSettings, BadSettingsAreRefusedWithTheReason) {
   }
 }
 
+// The lcore list: how many distinct CPUs it names, every malformed or
+// out-of-range form refused (numbers of any length, lists of any length).
+TEST(DpdkSettings, CpuLists) {
+  EXPECT_EQ(*cpu_list_count("0"), 1u);
+  EXPECT_EQ(*cpu_list_count("0-3"), 4u);
+  EXPECT_EQ(*cpu_list_count("2,4"), 2u);
+  EXPECT_EQ(*cpu_list_count("0-3,2,7"), 5u);  // 2 counted once
+  EXPECT_EQ(*cpu_list_count("1023"), 1u);
+  const std::vector<std::string> bad_lists = {"",
+                                              "-",
+                                              "0-",
+                                              "-3",
+                                              "3-1",
+                                              "0,",
+                                              ",0",
+                                              "0,,1",
+                                              "a",
+                                              "0-1-2",
+                                              "1024",
+                                              "0-1024",
+                                              "99999999999",
+                                              "0-99999999999",
+                                              "0 ",
+                                              std::string(300, '1'),
+                                              "0" + std::string(400, ',')};
+  for (const std::string& bad : bad_lists) {
+    Result<unsigned> refused = cpu_list_count(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().find("want a CPU list"), std::string::npos) << bad;
+  }
+  std::string long_list = "0";
+  for (int i = 1; i < 60; ++i) long_list += "," + std::to_string(i);
+  EXPECT_EQ(*cpu_list_count(long_list), 60u);
+  EalSettings s;
+  s.devices = {"net_null0," + std::string(2000, 'x')};
+  EXPECT_FALSE(eal_arguments(s));
+}
+
 TEST(DpdkSettings, DeviceNames) {
   EXPECT_EQ(device_argument("net_af_xdp0,iface=eth1,start_queue=0")->port, "net_af_xdp0");
   EXPECT_EQ(device_argument("net_af_xdp0,iface=eth1")->argument, "--vdev=net_af_xdp0,iface=eth1");

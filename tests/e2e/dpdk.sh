@@ -77,6 +77,8 @@ refused "--dpdk-idle-sleep" --dpdk-address 10.86.0.1/24 --dpdk-idle-sleep 200000
 refused "only with --dpdk-inner vhost" --dpdk-address 10.86.0.1/24 --dpdk-vhost-socket /tmp/x.sock
 refused "want an absolute path" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost \
   --dpdk-vhost-socket relative.sock
+refused "served by one lcore" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost --dpdk-lcores 0-1
+refused "--dpdk-lcores: DPDK lcores" --dpdk-address 10.86.0.1/24 --dpdk-lcores 0-99999999999
 [ ! -e "/var/run/wireguard/fd${RUN}x.sock" ] || fail "a refused start left its UAPI socket"
 
 echo "== a vhost-user socket as the inner side: made at start, one owner, gone at exit"
@@ -109,7 +111,8 @@ for ns in "$A" "$B"; do
 done
 
 # a on one lcore, b on two where there are two CPUs (the last two where there
-# are more, so a's is its own); all poll all the time.
+# are more, so a's is its own); all poll all the time, except a with exactly
+# two CPUs.
 mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
 start() { # NS NAME ADDRESS LCORES [MORE OPTIONS]; PORT: the device (net_af_packet0,iface=ul0)
   ip netns exec "$1" "$FARADAYD" standalone "$2" \
@@ -138,7 +141,10 @@ if [ "${#cpus[@]}" -ge 2 ]; then
   b_lcores="${cpus[${#cpus[@]} - 2]},${cpus[${#cpus[@]} - 1]}"
   b_port=net_af_packet0,iface=ul0,qpairs=2
 fi
-start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}" --dpdk-inner tun
+# With two CPUs, a's lcore shares b's first: a waits when idle, so both run.
+a_idle=()
+if [ "${#cpus[@]}" -eq 2 ]; then a_idle=(--dpdk-idle-sleep 100); fi
+start "$A" "fd${RUN}a" 10.86.0.1/24 "${cpus[0]}" --dpdk-inner tun "${a_idle[@]}"
 PORT=$b_port start "$B" "fd${RUN}b" 10.86.0.2/24 "$b_lcores" "${b_memory[@]}"
 # The start-up line comes once the interface, the ports and the UAPI are up.
 for name in "fd${RUN}a" "fd${RUN}b"; do
@@ -191,10 +197,21 @@ if [ "${#cpus[@]}" -ge 2 ]; then
   echo "== b's two lcores: 32 UDP flows from b to a spread over the TAP's queues"
   # inner_packets: IP packets from the TAP that lcore took (its ports: line).
   packets() { # WHICH: "underlay" (lcore 0) or "lcore 1 underlay"
-    grep "ports: dpdk $1 " "$WORK/fd${RUN}b.log" | tail -n 1 | sed -n 's/.* inner_packets=\([0-9]*\) .*/\1/p'
+    { grep "ports: dpdk $1 " "$WORK/fd${RUN}b.log" || true; } | tail -n 1 |
+      sed -n 's/.* inner_packets=\([0-9]*\) .*/\1/p'
   }
-  kill -USR1 "${pids[1]}"
-  sleep 0.3
+  # SIGUSR1 to b, and wait until its lcore 1 line is written (the last one).
+  dump() {
+    local lines
+    lines=$(grep -c "ports: dpdk lcore 1 " "$WORK/fd${RUN}b.log" || true)
+    kill -USR1 "${pids[1]}"
+    for _ in $(seq 50); do
+      [ "$(grep -c "ports: dpdk lcore 1 " "$WORK/fd${RUN}b.log" || true)" -gt "$lines" ] && return 0
+      sleep 0.1
+    done
+    fail "b wrote no 'ports: dpdk lcore 1' line within 5 s of SIGUSR1"
+  }
+  dump
   before=("$(packets underlay)" "$(packets "lcore 1 underlay")")
   ip netns exec "$B" python3 - <<'PY'
 import socket
@@ -205,8 +222,7 @@ for port in range(40000, 40032):
     s.close()
 PY
   sleep 0.5
-  kill -USR1 "${pids[1]}"
-  sleep 0.3
+  dump
   after=("$(packets underlay)" "$(packets "lcore 1 underlay")")
   echo "b's IP packets from the TAP, lcore 0 and lcore 1: ${before[*]} before, ${after[*]} after"
   [ "$((after[0] - before[0] + after[1] - before[1]))" -ge 32 ] ||

@@ -182,6 +182,9 @@ attach() {
 	if [ "$name" = "$DPDK_NODE" ]; then
 		ip link add ud0 netns "$ns" type veth peer name "d-$name" netns "$UL_NS"
 		ip -n "$UL_NS" link set "d-$name" master br0 up
+		# The kernel keeps off ud0: no IPv6 on it, no ARP answers for ul0's address.
+		ip netns exec "$ns" sh -c 'echo 1 >/proc/sys/net/ipv6/conf/ud0/disable_ipv6;
+			echo 1 >/proc/sys/net/ipv4/conf/ud0/arp_ignore'
 		ip -n "$ns" link set ud0 up
 	fi
 }
