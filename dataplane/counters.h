@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace faraday::dataplane {
 
@@ -76,6 +77,13 @@ class Counter {
  private:
   std::atomic<uint64_t> v_{0};
 };
+
+// The sum of counters each written by its own thread (one per queue, lcore...).
+inline uint64_t total(const std::vector<Counter>& counters) {
+  uint64_t sum = 0;
+  for (const Counter& c : counters) sum += c;
+  return sum;
+}
 
 struct Counters {
   std::array<Counter, static_cast<size_t>(Drop::kCount)> drops{};

@@ -115,11 +115,7 @@ class Port {
   // Frames a TX queue had no room for: one queue's (written by its lcore
   // alone), or every queue's.
   uint64_t tx_full(uint16_t queue) const { return tx_full_[queue]; }
-  uint64_t tx_full() const {
-    uint64_t sum = 0;
-    for (const Counter& c : tx_full_) sum += c;
-    return sum;
-  }
+  uint64_t tx_full() const { return total(tx_full_); }
 
  private:
   Port() = default;

@@ -134,11 +134,7 @@ class NewsBoard {
   void deliver(unsigned to, UnderlayLink& link, Nanos now);
   // News lcore `from` had no room for, or every lcore's.
   uint64_t lost(unsigned from) const { return lost_[from]; }
-  uint64_t lost() const {
-    uint64_t sum = 0;
-    for (const Counter& c : lost_) sum += c;
-    return sum;
-  }
+  uint64_t lost() const { return total(lost_); }
 
  private:
   using Ring = boost::lockfree::spsc_queue<UnderlayLink::News, boost::lockfree::capacity<64>>;
