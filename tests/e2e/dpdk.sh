@@ -24,7 +24,10 @@
 set -euo pipefail
 FARADAYD=$(realpath "${1:-build/control/faradayd}")
 [ "$(id -u)" -eq 0 ] || { echo "dpdk.sh: needs root"; exit 77; }
-"$FARADAYD" standalone --help | grep -q -- '--dpdk-port' || { echo "dpdk.sh: no DPDK option"; exit 77; }
+# The help in a variable: grep -q stops reading at the match, and with pipefail
+# the writer's SIGPIPE would read as "no DPDK".
+help=$("$FARADAYD" standalone --help)
+grep -q -- '--dpdk-port' <<<"$help" || { echo "dpdk.sh: no DPDK option"; exit 77; }
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 RUN=$$

@@ -162,7 +162,7 @@ impl_usable() {
 			return 1
 		fi
 		FARADAYD=$(realpath "$FARADAYD")
-		if [ "$1" = faradayd-dpdk ] && "$FARADAYD" standalone --help | grep -q 'has no DPDK'; then
+		if [ "$1" = faradayd-dpdk ] && grep -q 'has no DPDK' <<<"$("$FARADAYD" standalone --help)"; then
 			WHY_NOT="$FARADAYD was built without DPDK"
 			return 1
 		fi ;;

@@ -21,7 +21,7 @@ faradayd=${1:-${FARADAYD:-$dir/../../build/control/faradayd}}
 if [ -n "${all_pairs:-}" ]; then
 	pairs=(faradayd:faradayd faradayd:wireguard-go wireguard-go:wireguard-go)
 	# faradayd on a DPDK underlay, when this faradayd was built with DPDK.
-	if ! "$faradayd" standalone --help 2>/dev/null | grep -q 'has no DPDK'; then
+	if ! grep -q 'has no DPDK' <<<"$("$faradayd" standalone --help 2>/dev/null)"; then
 		pairs+=(faradayd-dpdk:wireguard-go)
 	fi
 fi
