@@ -29,6 +29,13 @@
 // The caller takes pieces too, so a helper slow to wake (its core busy with
 // something else) costs only the pieces it did not take.
 //
+// Polled helpers (AeadHelpers::Polled): no threads of their own. The callers are
+// threads that poll all the time (DPDK lcores), and each lends its idle rounds to
+// the others: between polls that found nothing it calls help_others(), which
+// takes pieces of another caller's burst with its own backend. Such callers own
+// their cores, which the kernel therefore always counts as runnable: nothing is
+// asked of the machine, only of the callers (set_idle).
+//
 // No lock and no allocation per burst: the caller publishes the burst (its pieces'
 // bounds, then one 64-bit claim word: burst number, piece count, next piece) and
 // bumps the helpers' post number; helpers look at every attached caller and claim
@@ -129,11 +136,17 @@ class AeadHelpers {
   // One thread per backend (none is allowed: then every burst runs inline).
   explicit AeadHelpers(std::vector<std::unique_ptr<AeadBackend>> backends,
                        SharingOptions options = SharingOptions());
+  // No threads: `threads` of the callers' own help (ParallelAead::help_others);
+  // as many as may be idle while one is at work (callers - 1).
+  struct Polled {
+    size_t threads = 0;
+  };
+  explicit AeadHelpers(Polled polled, SharingOptions options = {.watch_machine = false});
   ~AeadHelpers();
   AeadHelpers(const AeadHelpers&) = delete;
   AeadHelpers& operator=(const AeadHelpers&) = delete;
 
-  size_t count() const { return backends_.size(); }
+  size_t count() const { return backends_.size() + polled_; }
   // Callers now attached and not idle.
   uint32_t busy() const { return busy_.load(std::memory_order_relaxed); }
 
@@ -160,8 +173,11 @@ class AeadHelpers {
   // A burst is up for claims: wakes up to `helpers` sleeping helpers.
   void post(uint32_t helpers);
   void helper(AeadBackend& backend);
+  // A polled helper's turn: pieces of any caller's burst but `self`'s; how many.
+  uint32_t help(AeadBackend& backend, const ParallelAead* self);
 
   std::vector<std::unique_ptr<AeadBackend>> backends_;
+  size_t polled_ = 0;
   std::vector<std::thread> threads_;
   std::array<std::atomic<ParallelAead*>, kMaxCallers> callers_{};
   alignas(64) FutexWord posted_;                   // bumped per shared burst; helpers wait on it
@@ -203,6 +219,12 @@ class ParallelAead final : public AeadBackend {
   uint64_t backoffs() const { return backoffs_; }
   // Bursts handed to the helpers.
   uint64_t shared_bursts() const { return shared_; }
+  // Polled helpers (AeadHelpers::Polled) only, on the caller's thread while it
+  // is idle: takes pieces of the other callers' bursts with its own backend.
+  // Returns whether it ran any; quick when no burst was posted since last time.
+  bool help_others();
+  // Pieces of other callers' bursts that help_others() ran.
+  uint64_t helped_pieces() const { return helped_; }
 
  private:
   friend class AeadHelpers;
@@ -225,6 +247,8 @@ class ParallelAead final : public AeadBackend {
   std::chrono::steady_clock::time_point last_verdict_{};
   uint64_t backoffs_ = 0;
   uint64_t shared_ = 0;
+  uint64_t helped_ = 0;
+  uint32_t seen_post_ = 0;  // help_others: the helpers' post number it last looked at
   // The burst in hand, written by the caller before it publishes claim_ and read by
   // a lane only after it claimed a piece; unchanged until every piece is finished.
   AeadJob* jobs_ = nullptr;

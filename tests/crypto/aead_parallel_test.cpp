@@ -2,17 +2,20 @@
 // backend would make it, in order, with an ok flag per job; it hands chunks to its
 // helper threads and takes them back many times in a row; it stops cleanly while idle.
 // AeadHelpers shared by several callers: a burst is shared only while a core is
-// spare, and callers on several threads at once still get every byte right.
+// spare, and callers on several threads at once still get every byte right;
+// polled helpers, which are the callers' own idle rounds, likewise.
 // Part of the ASan and TSan passes (scripts/test.sh).
 #include "crypto/aead_parallel.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -282,6 +285,22 @@ int helper_stamps(const std::vector<Bytes>& buffers, size_t piece, uint8_t own) 
   return n;
 }
 
+// A random burst through `mine` matches `single` byte for byte, and opens again.
+void seal_and_open(ParallelAead& mine, AeadBackend& single, std::mt19937& rng,
+                   const std::vector<Key>& keys, unsigned seed) {
+  Burst burst(rng, keys, 1 + rng() % 64);
+  Burst reference(burst);
+  mine.seal_burst(burst.jobs);
+  single.seal_burst(reference.jobs);
+  for (size_t i = 0; i < burst.jobs.size(); ++i) {
+    ASSERT_TRUE(burst.jobs[i].ok);
+    ASSERT_TRUE(burst.buffers[i] == reference.buffers[i]) << "seed " << seed << " job " << i;
+  }
+  for (AeadJob& job : burst.jobs) job.length += kTagSize;
+  mine.open_burst(burst.jobs);
+  for (const AeadJob& job : burst.jobs) ASSERT_TRUE(job.ok);
+}
+
 // Two queue workers over one helper: while both are at work there is no spare
 // core and each runs its own bursts; once one sleeps, the other's bursts are shared.
 TEST(AeadHelpers, ABurstIsSharedOnlyWhileACoreIsSpare) {
@@ -359,17 +378,7 @@ TEST(AeadHelpers, CallersOnSeveralThreadsAtOnceMatchOneBackend) {
       std::unique_ptr<AeadBackend> single = make();
       ParallelAead mine(make(), helpers);
       for (int round = 0; round < 150; ++round) {
-        Burst burst(rng, keys, 1 + rng() % 64);
-        Burst reference(burst);
-        mine.seal_burst(burst.jobs);
-        single->seal_burst(reference.jobs);
-        for (size_t i = 0; i < burst.jobs.size(); ++i) {
-          ASSERT_TRUE(burst.jobs[i].ok);
-          ASSERT_TRUE(burst.buffers[i] == reference.buffers[i]) << "seed " << seed << " job " << i;
-        }
-        for (AeadJob& job : burst.jobs) job.length += kTagSize;
-        mine.open_burst(burst.jobs);
-        for (const AeadJob& job : burst.jobs) ASSERT_TRUE(job.ok);
+        ASSERT_NO_FATAL_FAILURE(seal_and_open(mine, *single, rng, keys, seed));
       }
       EXPECT_GT(mine.shared_bursts(), 0u);  // the helpers' path was taken
     };
@@ -422,6 +431,92 @@ TEST(AeadHelpers, AHelperThatHoldsTheCallerUpIsLeftOutForAWhile) {
   // did not pay.
   EXPECT_GE(parallel.backoffs(), 4u);
   EXPECT_LT(shared_bursts, kBursts / 5);
+}
+
+// --- Polled helpers: the callers lend each other their idle rounds (DPDK lcores) ---
+
+// A busy caller's bursts are cut only while another caller is idle, and only its
+// help_others() calls run the pieces: there is no helper thread.
+TEST(AeadHelpers, PolledHelpersAreTheOtherCallersIdleRounds) {
+  auto helpers = std::make_shared<AeadHelpers>(AeadHelpers::Polled{1});
+  EXPECT_EQ(helpers->count(), 1u);
+  ParallelAead a(std::make_unique<StampBackend>(1), helpers);
+  ParallelAead b(std::make_unique<StampBackend>(2), helpers);
+  EXPECT_EQ(a.lanes(), 2u);
+  FullBurst full;
+  const size_t piece = full.jobs.size() / (2 * kPiecesPerLane);
+
+  // b at work: a runs its bursts alone, and b finds nothing to take.
+  for (int round = 0; round < 20; ++round) {
+    a.seal_burst(full.jobs);
+    EXPECT_EQ(helper_stamps(full.buffers, piece, 1), 0);
+    EXPECT_FALSE(b.help_others());
+  }
+  EXPECT_EQ(a.shared_bursts(), 0u);
+
+  // b idle, on a thread of its own that polls: it takes pieces of a's bursts.
+  b.set_idle(true);
+  std::atomic<bool> stop{false};
+  std::thread poller([&] {
+    while (!stop.load(std::memory_order_relaxed)) b.help_others();
+  });
+  int stamped = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int round = 0; round < 200 || (stamped == 0 && std::chrono::steady_clock::now() < deadline);
+       ++round) {
+    a.seal_burst(full.jobs);
+    for (const AeadJob& job : full.jobs) ASSERT_TRUE(job.ok);
+    stamped += helper_stamps(full.buffers, piece, 1);
+    for (size_t i = 0; i < full.buffers.size(); ++i)
+      ASSERT_TRUE(full.buffers[i][0] == 1 || full.buffers[i][0] == 2) << i;
+  }
+  stop = true;
+  poller.join();
+  EXPECT_GT(stamped, 0) << "the idle caller never took a piece";
+  EXPECT_GT(a.shared_bursts(), 0u);
+  EXPECT_EQ(b.helped_pieces(), static_cast<uint64_t>(stamped));
+  // Its own bursts are no one else's to help with.
+  EXPECT_EQ(a.helped_pieces(), 0u);
+
+  // Helpers with threads of their own are not polled.
+  std::vector<std::unique_ptr<AeadBackend>> one;
+  one.push_back(std::make_unique<StampBackend>(9));
+  ParallelAead threaded(std::make_unique<StampBackend>(3),
+                        std::make_shared<AeadHelpers>(std::move(one)));
+  EXPECT_FALSE(threaded.help_others());
+}
+
+// Two callers on their own threads, each a burst at a time and idle in between,
+// helping the other while idle (as two lcores with one tunnel each): every byte as
+// one backend makes it (part of the TSan and ASan passes).
+TEST(AeadHelpers, PolledCallersHelpingEachOtherMatchOneBackend) {
+  for (const AeadFactory& make : factories()) {
+    auto helpers = std::make_shared<AeadHelpers>(AeadHelpers::Polled{1});
+    std::atomic<int> running{2};
+    auto rounds = [&](unsigned seed, ParallelAead& mine) {
+      std::mt19937 rng(seed);
+      const std::vector<Key> keys = some_keys(rng);
+      std::unique_ptr<AeadBackend> single = make();
+      for (int round = 0; round < 150; ++round) {
+        mine.set_idle(false);
+        ASSERT_NO_FATAL_FAILURE(seal_and_open(mine, *single, rng, keys, seed));
+        mine.set_idle(true);
+        for (int i = 0; i < 50; ++i) mine.help_others();
+      }
+    };
+    auto caller = [&](unsigned seed, ParallelAead& mine) {
+      rounds(seed, mine);  // a failed assertion returns here
+      // Until the other is done too: its last bursts may still want a helper.
+      mine.set_idle(true);
+      running.fetch_sub(1);
+      while (running.load() != 0) mine.help_others();
+    };
+    ParallelAead first(make(), helpers), second(make(), helpers);
+    std::thread other(caller, 31u, std::ref(second));
+    caller(30u, first);
+    other.join();
+    EXPECT_GT(first.shared_bursts() + second.shared_bursts(), 0u);
+  }
 }
 
 }  // namespace
