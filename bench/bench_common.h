@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "crypto/aead_batch.h"
@@ -34,6 +35,16 @@ inline constexpr size_t kSizes[] = {64, 512, 1420};
   std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, what);
   std::exit(1);
 }
+
+// A Device's AEAD, switched between others between rounds, so one set of
+// devices (and one handshake) serves several ways of running it.
+class SwitchAead final : public crypto::AeadBackend {
+ public:
+  crypto::AeadBackend* inner = nullptr;
+  const char* name() const override { return inner->name(); }
+  void seal_burst(std::span<crypto::AeadJob> jobs) override { inner->seal_burst(jobs); }
+  void open_burst(std::span<crypto::AeadJob> jobs) override { inner->open_burst(jobs); }
+};
 
 struct Node {
   Node(const Clock& clock, crypto::AeadBackend& aead, const char* ep)

@@ -26,16 +26,6 @@ constexpr size_t kManyPeers = 16;
 constexpr size_t kBursts = 64;
 constexpr size_t kPackets = kBursts * kBurstSize;
 
-// The hub's AEAD, switched between the 1-lane and the 2-lane ParallelAead between
-// rounds, so one set of devices (and one handshake) serves both.
-class SwitchAead final : public crypto::AeadBackend {
- public:
-  crypto::AeadBackend* inner = nullptr;
-  const char* name() const override { return inner->name(); }
-  void seal_burst(std::span<crypto::AeadJob> jobs) override { inner->seal_burst(jobs); }
-  void open_burst(std::span<crypto::AeadJob> jobs) override { inner->open_burst(jobs); }
-};
-
 uint32_t hub_addr() {
   return 0x0a000001;  // 10.0.0.1
 }

@@ -39,6 +39,10 @@ size_t Lcore::poll() {
     next_expire_ = now + kSecond;
   }
   if (board_) board_->publish(index_, link_);
+  if (shared_aead_) {
+    shared_aead_->set_idle(moved == 0);
+    if (moved == 0) shared_aead_->help_others();
+  }
   return moved;
 }
 

@@ -25,6 +25,14 @@
 // InnerLink): the neighbour frames one hears reach the others' through a
 // NewsBoard, whichever queue the port put them on.
 //
+// One tunnel over several lcores: the port keeps one peer's datagrams (and
+// the inner port one flow's packets) on one queue, so with set_shared_aead
+// each lcore's AEAD is a ParallelAead over polled helpers
+// (crypto/aead_parallel.h) that the lcores are themselves. A round that found
+// nothing marks the lcore idle and takes pieces of the others' large bursts;
+// a busy lcore's bursts are cut into pieces while another is idle, and it
+// waits for every piece before its packets go on, in order.
+//
 // The owner calls poll() in a loop on the lcore and configures the Device
 // between the first lcore's calls.
 //
@@ -36,6 +44,7 @@
 #include <memory>
 #include <vector>
 
+#include "crypto/aead_parallel.h"
 #include "dataplane/clock.h"
 #include "dataplane/counters.h"
 #include "dataplane/device.h"
@@ -73,6 +82,9 @@ class Lcore {
   }
   // The handshake context of a Device with workers: service() every round.
   void serve_workers() { serve_workers_ = true; }
+  // This lcore's AEAD (its Worker's, or the Device's for the first lcore)
+  // when its helpers are the other lcores. Before poll().
+  void set_shared_aead(crypto::ParallelAead* aead) { shared_aead_ = aead; }
 
   // One round; returns the packets taken from either port (0: it found none).
   size_t poll();
@@ -104,6 +116,7 @@ class Lcore {
   NewsBoard* board_ = nullptr;
   unsigned index_ = 0;
   bool serve_workers_ = false;
+  crypto::ParallelAead* shared_aead_ = nullptr;
   Transmit tx_;
   Receive rx_;
   std::array<rte_mbuf*, kBurstSize> mbufs_{};

@@ -7,18 +7,23 @@
 // a's inner port a TAP (an InnerLink): the host's ARP is answered on it, its
 // frames lose their Ethernet header on the way in and get one on the way out.
 // Then a on two lcores (the second a Device worker on a thread of its own),
-// with ARP answers landing on the queue of the lcore that did not ask.
+// with ARP answers landing on the queue of the lcore that did not ask; and
+// one tunnel on the second lcore's queues, the first, idle, taking pieces of
+// its bursts.
 // Part of dpdk_port_test's program (one EAL per process).
 #include "dataplane/dpdk_lcore.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <rte_eth_ring.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <sys/sysinfo.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -183,90 +188,153 @@ TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
 // carries b's frames to a: datagrams to queue 1, ARP answers to each queue in
 // turn starting with 1, so each lcore's answer lands on the other's queue and
 // arrives as news (NewsBoard). The tunnel's packets all go through lcore 1.
-TEST(DpdkLcore, TwoLcoresShareOneDeviceAndEachHearsTheOthersArpAnswers) {
-  Network net;
-  rte_ring* in[2] = {make_ring("2in0"), make_ring("2in1")};
-  rte_ring* out[2] = {make_ring("2out0"), make_ring("2out1")};
-  rte_ring* to_a[2] = {make_ring("2ba0"), make_ring("2ba1")};
-  // Both of a's lcores send on the wire: a ring with two producers.
-  rte_ring* a_to_b = rte_ring_create("2ab", 1024, SOCKET_ID_ANY, 0);
-  ASSERT_NE(a_to_b, nullptr);
-  rte_ring* from_b = make_ring("2bout");
-  auto two_queues = [](const std::string& name, rte_ring** rx, rte_ring** tx, unsigned ntx) {
-    EXPECT_GE(rte_eth_from_rings(name.c_str(), rx, 2, tx, ntx, SOCKET_ID_ANY), 0) << name;
+// Node a on two lcores over two-queue ring ports (the second lcore a Device
+// worker on a thread of its own), b on one; `tag` keeps ring and port names
+// apart. What comes back from b lands on a's queue 1, but for every other ARP
+// answer (answer_on_0): on queue 0, the lcore that did not ask.
+struct TwoLcores {
+  TwoLcores(const std::string& tag, uint8_t n, std::unique_ptr<crypto::AeadBackend> worker_aead)
+      : a_mac{0x02, 0, 0, 0, n, 0x0a},
+        b_mac{0x02, 0, 0, 0, n, 0x0b},
+        link0(underlay(a_mac, net.a.source)),
+        link1(underlay(a_mac, net.a.source)),
+        b_link(underlay(b_mac, net.b.source)),
+        aead(std::move(worker_aead)),
+        worker(net.a.device.add_worker(*aead)) {
+    for (int q = 0; q < 2; ++q) {
+      const std::string i = std::to_string(q);
+      in[q] = make_ring(tag + "in" + i);
+      out[q] = make_ring(tag + "out" + i);
+      to_a[q] = make_ring(tag + "ba" + i);
+    }
+    // Both of a's lcores send on the wire: a ring with two producers.
+    a_to_b = rte_ring_create((tag + "ab").c_str(), 1024, SOCKET_ID_ANY, 0);
+    EXPECT_NE(a_to_b, nullptr);
+    from_b = make_ring(tag + "bout");
+    rte_ring* wire_tx[2] = {a_to_b, a_to_b};
+    a_inner = two_queues(tag + "ai0", in, out);
+    a_wire = two_queues(tag + "aw0", to_a, wire_tx);
+    b_in = make_ring(tag + "bin");
+    b_out = make_ring(tag + "bto");
+    b_inner = ring_port(tag + "bi0", b_in, b_out);
+    b_wire = ring_port(tag + "bw0", a_to_b, from_b);
+    first = std::make_unique<Lcore>(net.a.device, net.clock, *a_inner, *a_wire, link0, 0);
+    second = std::make_unique<Lcore>(net.a.device, net.clock, *a_inner, *a_wire, link1, 1, &worker);
+    b = std::make_unique<Lcore>(net.b.device, net.clock, *b_inner, *b_wire, b_link);
+    first->set_news(&board, 0);
+    second->set_news(&board, 1);
+    first->serve_workers();
+  }
+  ~TwoLcores() {
+    stop_threads();
+    for (Port* port : {a_inner.get(), a_wire.get(), b_inner.get(), b_wire.get()})
+      if (port) port->close();
+  }
+  static std::unique_ptr<Port> two_queues(const std::string& name, rte_ring** rx, rte_ring** tx) {
+    EXPECT_GE(rte_eth_from_rings(name.c_str(), rx, 2, tx, 2, SOCKET_ID_ANY), 0) << name;
     Result<std::unique_ptr<Port>> port = Port::open({.device = "net_ring_" + name, .queues = 2});
     EXPECT_TRUE(port) << port.error();
     return port ? std::move(*port) : nullptr;
-  };
-  rte_ring* wire_tx[2] = {a_to_b, a_to_b};
-  std::unique_ptr<Port> a_inner = two_queues("twoai0", in, out, 2);
-  std::unique_ptr<Port> a_wire = two_queues("twoaw0", to_a, wire_tx, 2);
-  ASSERT_TRUE(a_inner && a_wire);
-  rte_ring* b_in = make_ring("2bin");
-  rte_ring* b_out = make_ring("2bto");
-  std::unique_ptr<Port> b_inner = ring_port("twobi0", b_in, b_out);
-  std::unique_ptr<Port> b_wire = ring_port("twobw0", a_to_b, from_b);
-
-  const MacAddress a_mac{0x02, 0, 0, 0, 2, 0x0a}, b_mac{0x02, 0, 0, 0, 2, 0x0b};
-  UnderlayLink link0(underlay(a_mac, net.a.source)), link1(underlay(a_mac, net.a.source));
-  UnderlayLink b_link(underlay(b_mac, net.b.source));
-  std::unique_ptr<crypto::AeadBackend> aead = crypto::make_sodium_backend();
-  Worker& worker = net.a.device.add_worker(*aead);
-  Lcore first(net.a.device, net.clock, *a_inner, *a_wire, link0, 0);
-  Lcore second(net.a.device, net.clock, *a_inner, *a_wire, link1, 1, &worker);
-  Lcore b(net.b.device, net.clock, *b_inner, *b_wire, b_link);
-  NewsBoard board(2);
-  first.set_news(&board, 0);
-  second.set_news(&board, 1);
-  first.serve_workers();
-
-  std::atomic<bool> stop{false};
-  std::thread lcore1([&] {
-    RcuReader rcu;
-    while (!stop.load()) {
-      second.poll();
-      rcu.quiescent();
-    }
-  });
-  unsigned arp_answers = 0;
-  auto carry_b_to_a = [&] {
-    void* m;
-    while (rte_ring_dequeue(from_b, &m) == 0) {
-      auto* mbuf = static_cast<rte_mbuf*>(m);
-      const uint8_t* d = rte_pktmbuf_mtod(mbuf, const uint8_t*);
+  }
+  // Lcore 1 (and with both, lcore 0) polls on a thread of its own until
+  // stop_threads(). With both, the threads may run on every CPU: the EAL
+  // pinned this one (and so whatever it starts) to its main lcore's.
+  void start_threads(bool both = false) {
+    lcore1 = std::thread([this, both] {
+      if (both) run_anywhere();
+      RcuReader rcu;
+      while (!stop.load()) {
+        second->poll();
+        rcu.quiescent();
+      }
+    });
+    if (both)
+      lcore0 = std::thread([this] {
+        run_anywhere();
+        while (!stop.load()) first->poll();
+      });
+  }
+  static void run_anywhere() {
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu = 0; cpu < get_nprocs(); ++cpu) CPU_SET(cpu, &all);
+    EXPECT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(all), &all), 0);
+  }
+  void stop_threads() {
+    stop = true;
+    for (std::thread* t : {&lcore0, &lcore1})
+      if (t->joinable()) t->join();
+  }
+  // What b sent, in one go per queue, as a NIC's RX ring fills.
+  void carry_b_to_a() {
+    void* m[1024];
+    const unsigned n = rte_ring_dequeue_burst(from_b, m, 1024, nullptr);
+    std::vector<void*> queued[2];
+    for (unsigned i = 0; i < n; ++i) {
+      const uint8_t* d = rte_pktmbuf_mtod(static_cast<rte_mbuf*>(m[i]), const uint8_t*);
       const bool arp = (d[12] << 8 | d[13]) == kEtherArp;
-      rte_ring* queue = arp && arp_answers++ % 2 == 1 ? to_a[0] : to_a[1];
-      ASSERT_EQ(rte_ring_enqueue(queue, mbuf), 0);
+      queued[arp && answer_on_0 && arp_answers++ % 2 == 1 ? 0 : 1].push_back(m[i]);
     }
-  };
-  std::vector<Bytes> at_b, at_a;
-  // Polls until `done` or 5 s, collecting what each side's tunnel delivered.
-  auto run_until = [&](auto done) {
+    for (int q = 0; q < 2; ++q)
+      ASSERT_EQ(rte_ring_enqueue_bulk(to_a[q], queued[q].data(), queued[q].size(), nullptr),
+                queued[q].size());
+  }
+  // Polls b (and lcore 0 unless it has a thread) until `done` or 5 s, collecting what each side's
+  // tunnel delivered.
+  template <typename Done>
+  void run_until(Done done) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!done() && std::chrono::steady_clock::now() < deadline) {
-      first.poll();
-      b.poll();
+      if (!lcore0.joinable()) first->poll();
+      b->poll();
       carry_b_to_a();
       for (Bytes& p : testing::take_all(b_out)) at_b.push_back(std::move(p));
       for (Bytes& p : testing::take_all(out[1])) at_a.push_back(std::move(p));
       std::this_thread::yield();
     }
-  };
-  auto write = [](rte_ring* ring, rte_mempool* pool, const Bytes& packet) {
-    rte_mbuf* m = testing::mbuf_with(pool, packet);
-    ASSERT_NE(m, nullptr);
-    ASSERT_EQ(rte_ring_enqueue(ring, m), 0);
-  };
+  }
+  // Packets where an inner port reads, in one go (a queue's poller takes
+  // them as one burst).
+  static void write(rte_ring* ring, rte_mempool* pool, const std::vector<Bytes>& packets) {
+    std::vector<void*> mbufs;
+    for (const Bytes& packet : packets) {
+      mbufs.push_back(testing::mbuf_with(pool, packet));
+      ASSERT_NE(mbufs.back(), nullptr);
+    }
+    ASSERT_EQ(rte_ring_enqueue_bulk(ring, mbufs.data(), mbufs.size(), nullptr), mbufs.size());
+  }
+
+  Network net;
+  MacAddress a_mac, b_mac;
+  rte_ring *in[2] = {}, *out[2] = {}, *to_a[2] = {};
+  rte_ring *a_to_b = nullptr, *from_b = nullptr, *b_in = nullptr, *b_out = nullptr;
+  std::unique_ptr<Port> a_inner, a_wire, b_inner, b_wire;
+  UnderlayLink link0, link1, b_link;
+  std::unique_ptr<crypto::AeadBackend> aead;
+  Worker& worker;
+  NewsBoard board{2};
+  std::unique_ptr<Lcore> first, second, b;
+  std::atomic<bool> stop{false};
+  std::thread lcore0, lcore1;
+  bool answer_on_0 = true;
+  unsigned arp_answers = 0;
+  std::vector<Bytes> at_b, at_a;
+};
+
+TEST(DpdkLcore, TwoLcoresShareOneDeviceAndEachHearsTheOthersArpAnswers) {
+  TwoLcores t("two", 2, crypto::make_sodium_backend());
+  ASSERT_TRUE(t.a_inner && t.a_wire);
+  t.start_threads();
 
   // The first packet, on lcore 1: staged with the handshake context, whose
   // initiation waits for b's MAC, whose answer lands on lcore 1's queue.
   const Bytes hello = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 200, 1);
-  write(in[1], a_inner->pool(), hello);
-  run_until([&] { return !at_b.empty(); });
-  EXPECT_EQ(at_b, std::vector<Bytes>{hello});
-  EXPECT_EQ(net.b.counters().handshakes_completed, 1u);
-  EXPECT_EQ(link0.counters().requests, 1u);
-  EXPECT_EQ(link0.counters().heard, 1u);  // the answer to its request came on queue 1
+  t.write(t.in[1], t.a_inner->pool(), {hello});
+  t.run_until([&] { return !t.at_b.empty(); });
+  EXPECT_EQ(t.at_b, std::vector<Bytes>{hello});
+  EXPECT_EQ(t.net.b.counters().handshakes_completed, 1u);
+  EXPECT_EQ(t.link0.counters().requests, 1u);
+  EXPECT_EQ(t.link0.counters().heard, 1u);  // the answer to its request came on queue 1
 
   // A burst each way through lcore 1: it asks for b's MAC itself, and hears
   // the answer, which lands on queue 0.
@@ -275,23 +343,75 @@ TEST(DpdkLcore, TwoLcoresShareOneDeviceAndEachHearsTheOthersArpAnswers) {
     ab.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 20 + i * 35, i));
     ba.push_back(testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1420 - i * 30, i));
   }
-  at_b.clear();
-  for (const Bytes& p : ab) write(in[1], a_inner->pool(), p);
-  for (const Bytes& p : ba) write(b_in, b_inner->pool(), p);
-  run_until([&] { return at_b.size() >= ab.size() && at_a.size() >= ba.size(); });
-  stop = true;
-  lcore1.join();
-  EXPECT_EQ(at_b, ab);
-  EXPECT_EQ(at_a, ba);
-  EXPECT_EQ(link1.counters().requests, 1u);
-  EXPECT_EQ(link1.counters().heard, 1u);
-  EXPECT_EQ(second.counters().inner_rx, 1u + ab.size());
-  EXPECT_EQ(second.counters().inner_tx, ba.size());
-  EXPECT_EQ(first.counters().inner_rx, 0u);
-  EXPECT_EQ(board.lost(), 0u);
-  EXPECT_EQ(net.a.counters().dropped_total(), 0u);
-  EXPECT_EQ(net.b.counters().dropped_total(), 0u);
-  for (Port* port : {a_inner.get(), a_wire.get(), b_inner.get(), b_wire.get()}) port->close();
+  t.at_b.clear();
+  t.write(t.in[1], t.a_inner->pool(), ab);
+  t.write(t.b_in, t.b_inner->pool(), ba);
+  t.run_until([&] { return t.at_b.size() >= ab.size() && t.at_a.size() >= ba.size(); });
+  t.stop_threads();
+  EXPECT_EQ(t.at_b, ab);
+  EXPECT_EQ(t.at_a, ba);
+  EXPECT_EQ(t.link1.counters().requests, 1u);
+  EXPECT_EQ(t.link1.counters().heard, 1u);
+  EXPECT_EQ(t.second->counters().inner_rx, 1u + ab.size());
+  EXPECT_EQ(t.second->counters().inner_tx, ba.size());
+  EXPECT_EQ(t.first->counters().inner_rx, 0u);
+  EXPECT_EQ(t.board.lost(), 0u);
+  EXPECT_EQ(t.net.a.counters().dropped_total(), 0u);
+  EXPECT_EQ(t.net.b.counters().dropped_total(), 0u);
+}
+
+// One tunnel, all its traffic on lcore 1's queues (as RSS keeps one peer's
+// datagrams on one queue): lcore 0, idle, takes pieces of lcore 1's bursts
+// both ways, and every packet still arrives whole and in order.
+TEST(DpdkLcore, AnIdleLcoreTakesPiecesOfABusyOnesTunnelBursts) {
+  if (get_nprocs() < 2) GTEST_SKIP() << "one CPU: two lcores cannot work at once";
+  auto helpers = std::make_shared<crypto::AeadHelpers>(crypto::AeadHelpers::Polled{1});
+  auto own = std::make_unique<crypto::ParallelAead>(crypto::make_sodium_backend(), helpers);
+  crypto::ParallelAead* lcore1_aead = own.get();
+  TwoLcores t("tun", 3, std::move(own));
+  ASSERT_TRUE(t.a_inner && t.a_wire);
+  // Lcore 0's own AEAD is the Device's (sodium, in this harness); this one
+  // is what it lends to lcore 1 while idle.
+  crypto::ParallelAead lcore0_aead(crypto::make_sodium_backend(), helpers);
+  t.first->set_shared_aead(&lcore0_aead);
+  t.second->set_shared_aead(lcore1_aead);
+  t.answer_on_0 = false;
+  t.start_threads(true);
+
+  const Bytes hello = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 200, 1);
+  t.write(t.in[1], t.a_inner->pool(), {hello});
+  t.run_until([&] { return !t.at_b.empty(); });
+  ASSERT_EQ(t.at_b, std::vector<Bytes>{hello});
+  t.at_b.clear();
+
+  // Bursts of 48 full-size packets each way until lcore 0 has taken pieces
+  // (20 s at most: lcore 0 needs a CPU while lcore 1 is at work).
+  std::vector<Bytes> ab, ba;
+  uint16_t id = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    std::vector<Bytes> ab_burst, ba_burst;
+    for (int i = 0; i < 48; ++i, ++id) {
+      ab_burst.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 1400, id));
+      ba_burst.push_back(testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1400, id));
+    }
+    t.write(t.in[1], t.a_inner->pool(), ab_burst);
+    t.write(t.b_in, t.b_inner->pool(), ba_burst);
+    ab.insert(ab.end(), ab_burst.begin(), ab_burst.end());
+    ba.insert(ba.end(), ba_burst.begin(), ba_burst.end());
+    t.run_until([&] { return t.at_b.size() >= ab.size() && t.at_a.size() >= ba.size(); });
+    ASSERT_EQ(t.at_b.size(), ab.size());
+    ASSERT_EQ(t.at_a.size(), ba.size());
+  } while (lcore0_aead.helped_pieces() < 2 && std::chrono::steady_clock::now() < deadline);
+  t.stop_threads();
+  EXPECT_GE(lcore0_aead.helped_pieces(), 2u) << "lcore 0 never helped";
+  EXPECT_GT(lcore1_aead->shared_bursts(), 0u);
+  EXPECT_EQ(lcore1_aead->helped_pieces(), 0u);  // lcore 0 had nothing to share
+  EXPECT_TRUE(t.at_b == ab) << "a packet from a to b changed or moved";
+  EXPECT_TRUE(t.at_a == ba) << "a packet from b to a changed or moved";
+  EXPECT_EQ(t.first->counters().inner_rx, 0u);
+  EXPECT_EQ(t.net.a.counters().dropped_total(), 0u);
+  EXPECT_EQ(t.net.b.counters().dropped_total(), 0u);
 }
 
 }  // namespace
