@@ -473,8 +473,10 @@ TEST_F(LinksTest, ReloadWithACrlClosesRevokedLinksAndRefusesThemAfter) {
       10s));
   EXPECT_TRUE(b_stayed_up);
   EXPECT_GT(a->counters().refused_tls, refused);
-  EXPECT_EQ(state(a, "node-0"), State::kDown);
-  EXPECT_EQ(state(a, "node-r"), State::kDown);
+  // Not up; a may be in the middle of its next (refused) redial of node-r,
+  // connecting, as it was once under ASan.
+  EXPECT_FALSE(up(a, "node-0"));
+  EXPECT_FALSE(up(a, "node-r"));
   EXPECT_FALSE(up(z, kA));
   EXPECT_FALSE(up(r, kA));
 }
