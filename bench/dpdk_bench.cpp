@@ -63,7 +63,8 @@ struct Row {
 // on a thread pinned to `cpu`, polling for pieces (help_others) while that
 // figure is timed, asleep otherwise so the other figures are one lcore's alone.
 // (With it polling for nothing during the "dpdk" figure, as an lcore with empty
-// queues would, ipsec-mb's 2 lcores / 1 was 0.85-0.90 instead of 0.81-0.87.)
+// queues would, ipsec-mb's 2 lcores / 1 at 1420 B was 0.85-0.90, against
+// 0.86-0.87 with it asleep, bench/README.md.)
 class IdleLcore {
  public:
   IdleLcore(const crypto::AeadFactory& make, int cpu)

@@ -246,7 +246,7 @@ bool ParallelAead::help_others() {
   if (posted == seen_post_) return false;
   seen_post_ = posted;
   const uint32_t done = helpers_->help(*own_, this);
-  helped_ += done;
+  count(helped_, done);
   return done != 0;
 }
 
@@ -314,7 +314,7 @@ void ParallelAead::run(std::span<AeadJob> jobs, bool seal) {
       finished_.value.load(std::memory_order_relaxed) + static_cast<uint32_t>(pieces);
   claim_.store(claim_word(burst, static_cast<uint32_t>(pieces), 0), std::memory_order_release);
   helpers_->post(static_cast<uint32_t>(helpers));
-  ++shared_;
+  count(shared_, 1);
 
   // The caller works too, so a helper that is slow to wake (its core busy elsewhere)
   // costs nothing but the pieces it did not take; then it waits for the ones taken.
@@ -343,15 +343,16 @@ void ParallelAead::judge(uint32_t own, uint32_t pieces, std::chrono::nanoseconds
   const std::chrono::nanoseconds per_piece = own == 0 ? waiting : working / own;
   const bool helped = own < pieces;
   const bool held_up = waiting > 2 * per_piece + kWaitSlack;
-  // A polled helper always comes (it never sleeps), so coming says little:
-  // the burst must also have taken clearly less than the caller's own pace
-  // would have taken for all of it.
+  // A polled helper comes whenever its lcore is between rounds, so coming
+  // says little: the burst must also have taken clearly less than the
+  // caller's own pace says all of it would have. (What the burst costs
+  // later, its bytes coming back to this core, is not seen here.)
   const bool saved = helpers_->polled_ == 0 || (working + waiting) * 10 < per_piece * pieces * 9;
   if (helped && !held_up && saved) {
     backoff_ = 0;
     return;
   }
-  ++backoffs_;
+  count(backoffs_, 1);
   backoff_ = std::min<uint32_t>(backoff_ == 0 ? 1 : 2 * backoff_, kMaxBackoffBursts);
   skip_ = backoff_;
 }

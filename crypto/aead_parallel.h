@@ -87,7 +87,9 @@ constexpr size_t kPiecesPerLane = 4;
 constexpr size_t kMinPieceBytes = 2 * 1024;
 constexpr size_t kMaxPieces = 256;
 // A shared burst pays when a helper took a piece and the caller, its own pieces
-// done, waited no longer than two of them took it (plus kWaitSlack). When it does
+// done, waited no longer than two of them took it (plus kWaitSlack); with
+// polled helpers, also only when the burst took under 90 % of what the
+// caller's own pace says it would have taken alone. When it does
 // not pay (no helper came, or one came late, or was preempted mid-piece while the
 // caller waited), the next bursts run alone: 1, then 2, 4... up to
 // kMaxBackoffBursts after each such burst in a row (counting only the large
@@ -215,16 +217,17 @@ class ParallelAead final : public AeadBackend {
   // The caller's thread: true before it sleeps (its core is spare), false when it
   // wakes. A new ParallelAead counts as busy.
   void set_idle(bool idle);
+  // The counters below may be read on any thread.
   // Shared bursts that did not pay (counted, and followed by a pause).
-  uint64_t backoffs() const { return backoffs_; }
+  uint64_t backoffs() const { return backoffs_.load(std::memory_order_relaxed); }
   // Bursts handed to the helpers.
-  uint64_t shared_bursts() const { return shared_; }
+  uint64_t shared_bursts() const { return shared_.load(std::memory_order_relaxed); }
   // Polled helpers (AeadHelpers::Polled) only, on the caller's thread while it
   // is idle: takes pieces of the other callers' bursts with its own backend.
   // Returns whether it ran any; quick when no burst was posted since last time.
   bool help_others();
   // Pieces of other callers' bursts that help_others() ran.
-  uint64_t helped_pieces() const { return helped_; }
+  uint64_t helped_pieces() const { return helped_.load(std::memory_order_relaxed); }
 
  private:
   friend class AeadHelpers;
@@ -245,9 +248,13 @@ class ParallelAead final : public AeadBackend {
   uint32_t backoff_ = 0;  // the last pause, in bursts; 0 while sharing pays
   bool probe_ = false;    // the next shared burst ends a pause
   std::chrono::steady_clock::time_point last_verdict_{};
-  uint64_t backoffs_ = 0;
-  uint64_t shared_ = 0;
-  uint64_t helped_ = 0;
+  // Written by the caller's thread alone (count()), read by any (a log line).
+  static void count(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> backoffs_{0};
+  std::atomic<uint64_t> shared_{0};
+  std::atomic<uint64_t> helped_{0};
   uint32_t seen_post_ = 0;  // help_others: the helpers' post number it last looked at
   // The burst in hand, written by the caller before it publishes claim_ and read by
   // a lane only after it claimed a piece; unchanged until every piece is finished.

@@ -114,13 +114,15 @@ Result<void> DpdkDataPath::open_parts() {
   aead_ = std::move(*aead);
   // Lcores that poll all the time lend their idle rounds to each other's
   // bursts (one tunnel over several lcores); ones that sleep when idle do not.
-  // Only where it pays: with sodium one tunnel's encryption on 2 lcores ran
-  // 1.31-1.56x as fast as on one; with ipsec-mb (avx512), whose pieces finish
-  // so soon that moving their bytes between cores costs more than it saves,
-  // 0.85-0.90x (dpdk_bench, 1420 B, bench/README.md).
+  // Only where it paid here (dpdk_bench, 1420 B, bench/README.md): an lcore
+  // sending one tunnel's packets onto net_null ran 1.29-1.56x as fast with a
+  // second lcore helping as alone with sodium, but 0.86-0.87x (once 1.38x)
+  // with ipsec-mb (avx512): its pieces finish so soon that the bytes' way
+  // back to the busy lcore's cache (for the UDP checksum, net_null has no
+  // offload) costs more than the help saves. At most kMaxLanes lcores share.
   const bool pays = std::string_view(aead_.backend->name()) == "sodium";
   std::shared_ptr<crypto::AeadHelpers> helpers;
-  if (lcores > 1 && o.idle_sleep_us == 0 && pays)
+  if (lcores > 1 && lcores <= crypto::kMaxLanes && o.idle_sleep_us == 0 && pays)
     helpers = std::make_shared<crypto::AeadHelpers>(crypto::AeadHelpers::Polled{lcores - 1u});
   for (uint16_t q = 0; q < lcores; ++q) {
     std::unique_ptr<crypto::AeadBackend> own = aead_.make();
@@ -238,7 +240,9 @@ void DpdkDataPath::log_stats(bool force) {
 // An lcore's share of the ports' and the links' counters, after the "stats:"
 // line on SIGUSR1 and at exit: the first lcore's line has the device's own
 // (frames its RX ring had no room for) and its table's neighbours; the
-// others' say "lcore N".
+// others' say "lcore N". Lcores that share bursts say how many of theirs
+// were shared, how many of those did not pay, and how many pieces of the
+// others' they ran.
 void DpdkDataPath::log_ports(size_t i) const {
   const Lcore& lcore = *lcores_[i];
   const UnderlayLink::Counters& l = links_[i]->counters();
@@ -264,8 +268,11 @@ void DpdkDataPath::log_ports(size_t i) const {
     rte_eth_stats_get(underlay_->id(), &device);
     head = fmt::format("rx_missed={} ", device.imissed);
   }
-  const std::string shared =
+  std::string shared =
       board_ ? fmt::format("heard={} news_lost={} ", l.heard, l.news_lost + board_->lost(i)) : "";
+  if (const crypto::ParallelAead& aead = *lcore_aeads_[i]; aead.helpers())
+    shared += fmt::format("aead_shared={} aead_backoffs={} aead_helped={} ", aead.shared_bursts(),
+                          aead.backoffs(), aead.helped_pieces());
   log(LogLevel::kInfo,
       "ports: dpdk {}underlay rx={} {}datagrams={} rx_chained={} rx_no_mbuf={} "
       "answers={} requests={} learnt={} not_learnt={} {}{}tx={} tx_no_mbuf={} "

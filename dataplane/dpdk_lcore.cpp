@@ -39,9 +39,11 @@ size_t Lcore::poll() {
     next_expire_ = now + kSecond;
   }
   if (board_) board_->publish(index_, link_);
-  if (shared_aead_) {
-    shared_aead_->set_idle(moved == 0);
-    if (moved == 0) shared_aead_->help_others();
+  // Nothing came: idle (busy again as soon as a port gives packets, in
+  // to_inner and to_underlay), so the others may cut bursts for this lcore.
+  if (shared_aead_ && moved == 0) {
+    shared_aead_->set_idle(true);
+    shared_aead_->help_others();
   }
   return moved;
 }
@@ -49,6 +51,7 @@ size_t Lcore::poll() {
 size_t Lcore::to_underlay(Nanos now) {
   uint16_t n = inner_.rx(queue_, mbufs_.data(), kBurstSize);
   if (n == 0) return 0;
+  if (shared_aead_) shared_aead_->set_idle(false);
   counters_.inner_rx += n;
   const uint16_t taken = n;
   if (inner_link_) n = strip_frames(n);
@@ -118,6 +121,7 @@ uint16_t Lcore::add_frames(uint16_t n) {
 size_t Lcore::to_inner(Nanos now) {
   const size_t n = rx_.poll(mbufs_, pkts_, now);
   if (n == 0) return 0;
+  if (shared_aead_) shared_aead_->set_idle(false);
   if (worker_)
     dev_.receive_burst(*worker_, {pkts_.data(), n}, {verdicts_.data(), n});
   else
