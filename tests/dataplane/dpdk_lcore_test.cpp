@@ -182,12 +182,6 @@ TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
   EXPECT_EQ(rte_mempool_avail_count(a.inner->pool()), a_inner_free);
 }
 
-// a runs two lcores, a queue pair each on its inner port and its wire; the
-// second is one of the Device's workers, polled on a thread of its own (with
-// an RcuReader) while the test thread polls the first lcore and b. The test
-// carries b's frames to a: datagrams to queue 1, ARP answers to each queue in
-// turn starting with 1, so each lcore's answer lands on the other's queue and
-// arrives as news (NewsBoard). The tunnel's packets all go through lcore 1.
 // Node a on two lcores over two-queue ring ports (the second lcore a Device
 // worker on a thread of its own), b on one; `tag` keeps ring and port names
 // apart. What comes back from b lands on a's queue 1, but for every other ARP
@@ -328,6 +322,12 @@ struct TwoLcores {
   std::vector<Bytes> at_b, at_a;
 };
 
+// a runs two lcores, a queue pair each on its inner port and its wire; the
+// second is one of the Device's workers, polled on a thread of its own (with
+// an RcuReader) while the test thread polls the first lcore and b. The test
+// carries b's frames to a: datagrams to queue 1, ARP answers to each queue in
+// turn starting with 1, so each lcore's answer lands on the other's queue and
+// arrives as news (NewsBoard). The tunnel's packets all go through lcore 1.
 TEST(DpdkLcore, TwoLcoresShareOneDeviceAndEachHearsTheOthersArpAnswers) {
   TwoLcores t("two", 2, crypto::make_sodium_backend());
   ASSERT_TRUE(t.a_inner && t.a_wire);
