@@ -234,9 +234,8 @@ struct TwoLcores {
   // stop_threads(). With both, the threads may run on every CPU: the EAL
   // pinned this one (and so whatever it starts) to its main lcore's.
   void start_threads(bool both = false) {
-    // An lcore with nothing to do yields: on a loaded 2-CPU machine (a CI
-    // run compiles meanwhile) two threads that never did starved the one
-    // that plays b for 5 s.
+    // An lcore with nothing to do yields, so the thread that plays b gets
+    // its turn on a loaded 2-CPU machine (a CI run compiles meanwhile).
     lcore1 = std::thread([this, both] {
       if (both) run_anywhere();
       RcuReader rcu;
@@ -245,15 +244,12 @@ struct TwoLcores {
         rcu.quiescent();
       }
     });
-    if (both) start_first();
-  }
-  // Lcore 0 on a thread of its own from now on (run_until no longer polls it).
-  void start_first() {
-    lcore0 = std::thread([this] {
-      run_anywhere();
-      while (!stop.load())
-        if (first->poll() == 0) std::this_thread::yield();
-    });
+    if (both)
+      lcore0 = std::thread([this] {
+        run_anywhere();
+        while (!stop.load())
+          if (first->poll() == 0) std::this_thread::yield();
+      });
   }
   static void run_anywhere() {
     cpu_set_t all;
@@ -384,15 +380,14 @@ TEST(DpdkLcore, AnIdleLcoreTakesPiecesOfABusyOnesTunnelBursts) {
   t.first->set_shared_aead(&lcore0_aead);
   t.second->set_shared_aead(lcore1_aead);
   t.answer_on_0 = false;
-  // The handshake with lcore 0 polled in step with b, as in the test above;
-  // then lcore 0 on a thread of its own, so it is idle while lcore 1 works.
-  t.start_threads();
+  // Both of a's lcores on threads of their own, as in faradayd: lcore 0 is
+  // idle while lcore 1 works.
+  t.start_threads(true);
   const Bytes hello = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 200, 1);
   t.write(t.in[1], t.a_inner->pool(), {hello});
   t.run_until([&] { return !t.at_b.empty(); });
   ASSERT_EQ(t.at_b, std::vector<Bytes>{hello});
   t.at_b.clear();
-  t.start_first();
 
   // Bursts of 48 full-size packets each way until lcore 0 has taken pieces
   // (20 s at most: lcore 0 needs a CPU while lcore 1 is at work).

@@ -206,6 +206,10 @@ class Network {
       : a("a", clock, a_options, "10.0.0.1:1001"), b("b", clock, b_options, "10.0.0.2:1002") {
     connect(a, b, kTunB4, kTunB6);
     connect(b, a, kTunA4, kTunA6);
+    // Published now, as a configuration change is: worker threads started
+    // next must not depend on a handshake context's first commit() to route.
+    a.device.commit();
+    b.device.commit();
   }
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
