@@ -6,6 +6,7 @@
 #include <rte_eth_ring.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,6 +19,15 @@
 #include "dataplane/underlay.h"
 
 namespace faraday::dataplane::testing {
+
+// The CPUs this program was given (by taskset, or CI) before the EAL pinned
+// its main thread, and so every thread it starts, to the main lcore's CPU;
+// recorded by the EAL environment's SetUp. Threads that stand for lcores of
+// their own go back to these.
+inline cpu_set_t& cpus_given() {
+  static cpu_set_t set;
+  return set;
+}
 
 inline rte_ring* make_ring(const std::string& name) {
   rte_ring* r = rte_ring_create(name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);

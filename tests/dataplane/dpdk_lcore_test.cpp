@@ -18,7 +18,6 @@
 #include <rte_eth_ring.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
-#include <sys/sysinfo.h>
 
 #include <atomic>
 #include <chrono>
@@ -37,6 +36,7 @@ namespace faraday::dataplane::dpdk {
 namespace {
 
 using testing::Bytes;
+using testing::cpus_given;
 using testing::make_ring;
 using testing::Network;
 using testing::ring_port;
@@ -231,8 +231,8 @@ struct TwoLcores {
     return port ? std::move(*port) : nullptr;
   }
   // Lcore 1 (and with both, lcore 0) polls on a thread of its own until
-  // stop_threads(). With both, the threads may run on every CPU: the EAL
-  // pinned this one (and so whatever it starts) to its main lcore's.
+  // stop_threads(). With both, the threads may run on every CPU the program
+  // was given (cpus_given).
   void start_threads(bool both = false) {
     // An lcore with nothing to do yields, so the thread that plays b gets
     // its turn on a loaded 2-CPU machine (a CI run compiles meanwhile).
@@ -252,10 +252,7 @@ struct TwoLcores {
       });
   }
   static void run_anywhere() {
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int cpu = 0; cpu < get_nprocs(); ++cpu) CPU_SET(cpu, &all);
-    EXPECT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(all), &all), 0);
+    EXPECT_EQ(pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), &cpus_given()), 0);
   }
   void stop_threads() {
     stop = true;
@@ -367,7 +364,7 @@ TEST(DpdkLcore, TwoLcoresShareOneDeviceAndEachHearsTheOthersArpAnswers) {
 // datagrams on one queue): lcore 0, idle, takes pieces of lcore 1's bursts
 // both ways, and every packet still arrives whole and in order.
 TEST(DpdkLcore, AnIdleLcoreTakesPiecesOfABusyOnesTunnelBursts) {
-  if (get_nprocs() < 2) GTEST_SKIP() << "one CPU: two lcores cannot work at once";
+  if (CPU_COUNT(&cpus_given()) < 2) GTEST_SKIP() << "one CPU: two lcores cannot work at once";
   auto helpers = std::make_shared<crypto::AeadHelpers>(crypto::AeadHelpers::Polled{1});
   // Lcore 0's own AEAD is the Device's (sodium, in this harness); this one is
   // what it lends to lcore 1 while idle. Declared first: it outlives the

@@ -28,6 +28,7 @@ using testing::Network;
 class Eal : public ::testing::Environment {
  public:
   void SetUp() override {
+    ASSERT_EQ(sched_getaffinity(0, sizeof(cpu_set_t), &testing::cpus_given()), 0);
     EalSettings s;
     s.devices = {"net_ring0", "net_null0"};
     Result<void> r = init_eal(s);
