@@ -27,6 +27,7 @@
 #include "control/interface.h"
 #include "dataplane/dpdk_data_path.h"
 #include "dataplane/dpdk_port.h"
+#include "dataplane/dpdk_vhost.h"
 #endif
 
 namespace faraday::control {
@@ -208,7 +209,12 @@ std::string vhost_path(const std::string& ifname, const DpdkOptions& d) {
 
 // The inner port's device string.
 std::string inner_device_of(const StandaloneOptions& o, const DpdkOptions& d) {
-  if (d.inner == "vhost") return "net_vhost0,iface=" + vhost_path(o.ifname, d) + ",queues=1";
+  if (d.inner == "vhost") {
+    // A queue pair per lcore (the list was checked).
+    const Result<unsigned> lcores = dpdk::cpu_list_count(lcore_list(d));
+    return "net_vhost0,iface=" + vhost_path(o.ifname, d) +
+           ",queues=" + std::to_string(lcores ? *lcores : 1);
+  }
   return (d.inner == "tun" ? "net_tun0,iface=" : "net_tap0,iface=") + o.ifname;
 }
 
@@ -326,9 +332,10 @@ Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOp
   // The lcore list, the port's device string and the memory, as the EAL will get them.
   Result<unsigned> lcores = dpdk::cpu_list_count(lcore_list(d));
   if (!lcores) return Error{"--dpdk-lcores: " + lcores.error()};
-  if (d.inner == "vhost" && *lcores > 1)
-    return Error{"--dpdk-lcores \"" + d.lcores +
-                 "\": a vhost-user socket is served by one lcore; give one CPU"};
+  if (d.inner == "vhost" && *lcores > dpdk::VhostQueues::kMaxQueues)
+    return Error{fmt::format(
+        "--dpdk-lcores \"{}\": a vhost-user socket has a queue pair per lcore, at most {}",
+        d.lcores, dpdk::VhostQueues::kMaxQueues)};
   if (Result<dpdk::DeviceName> port = dpdk::device_argument(d.port); !port)
     return Error{"--dpdk-port: " + port.error()};
   dpdk::EalSettings eal;

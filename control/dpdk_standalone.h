@@ -65,7 +65,8 @@ constexpr unsigned kMaxIdleSleepUs = 100000;
 bool dpdk_built();
 // Whether the settings can work, before anything starts: the interface's name
 // and MTU, the port's device string, this node's addresses and gateways, the
-// inner side, the lcore list (one lcore for a vhost-user socket), the memory
+// inner side, the lcore list (at most VhostQueues::kMaxQueues for a vhost-user
+// socket, a queue pair each), the memory
 // and the idle sleep. The error names the option at fault.
 Status check_dpdk_settings(const std::string& ifname, uint32_t mtu, const DpdkOptions& dpdk);
 // Checks the settings, starts the EAL and opens the data path

@@ -74,6 +74,7 @@ Result<std::unique_ptr<DpdkDataPath>> DpdkDataPath::open(DataPathOptions options
 
 DpdkDataPath::~DpdkDataPath() {
   services_.clear();
+  vhost_queues_.reset();  // its rings' mbufs go back while their pools are there
   if (underlay_) underlay_->close();
   if (inner_) inner_->close();
   lcores_.clear();
@@ -88,8 +89,6 @@ Result<void> DpdkDataPath::open_parts() {
     worker_ids_.push_back(id);
   }
   const auto lcores = static_cast<uint16_t>(worker_ids_.size() + 1);
-  if (lcores > 1 && o.inner == InnerKind::kVhost)
-    return Error{"--dpdk-lcores: a vhost-user socket is served by one lcore; give one CPU"};
   const std::string hint =
       lcores > 1 ? " (a queue pair per --dpdk-lcores CPU; net_af_packet takes qpairs=N)" : "";
   auto underlay = Port::open({.device = o.underlay_device, .queues = lcores});
@@ -98,6 +97,11 @@ Result<void> DpdkDataPath::open_parts() {
   auto inner = Port::open({.device = o.inner_device, .queues = lcores});
   if (!inner) return Error{inner.error() + hint};
   inner_ = std::move(*inner);
+  if (o.inner == InnerKind::kVhost && lcores > 1) {
+    auto queues = VhostQueues::watch(inner_->id(), lcores, "vhost_handed");
+    if (!queues) return queues.failure();
+    vhost_queues_ = std::move(*queues);
+  }
   if (o.inner != InnerKind::kVhost) {  // a vhost-user application sets its own
     if (int rc = rte_eth_dev_set_mtu(inner_->id(), static_cast<uint16_t>(o.mtu)); rc != 0)
       log(LogLevel::kWarn, "interface {}: cannot set MTU {}: {}", o.ifname, o.mtu,
@@ -146,6 +150,7 @@ Result<void> DpdkDataPath::open_parts() {
         std::make_unique<Lcore>(*dev_, clock_, *inner_, *underlay_, *links_.back(), q, worker));
     if (board_) lcores_.back()->set_news(board_.get(), q);
     if (helpers) lcores_.back()->set_shared_aead(lcore_aeads_[q].get());
+    if (vhost_queues_) lcores_.back()->set_vhost_queues(vhost_queues_.get());
   }
   if (lcores > 1) lcores_[0]->serve_workers();
   if (lcores > 1 && o.idle_sleep_us != 0) {
@@ -175,8 +180,12 @@ void DpdkDataPath::attach_inner_links() {
   }
   if (vhost)
     log(LogLevel::kInfo,
-        "interface {}: a vhost-user socket; faradayd answers ARP and ND on it as {}",
-        options_.ifname, mac_to_string(ours));
+        "interface {}: a vhost-user socket with {} queue pair{}; faradayd answers ARP and ND on "
+        "it as {}{}",
+        options_.ifname, lcores_.size(), lcores_.size() == 1 ? "" : "s", mac_to_string(ours),
+        vhost_queues_ ? "; an application that enables fewer gets the other lcores' packets "
+                        "through the ones it receives on"
+                      : "");
   else
     log(LogLevel::kInfo,
         "interface {}: a TAP; faradayd answers ARP and ND on it as {} (the host is {})",
@@ -266,6 +275,9 @@ void DpdkDataPath::log_ports(size_t i) const {
         tap.counters().packets, tap.counters().answers, c.inner_answers_lost,
         tap.counters().ignored, c.inner_chained, tap_dropped, tap_drops);
   }
+  if (vhost_queues_)
+    tap_text += fmt::format(" inner_handed={} inner_handed_lost={} inner_receiving={:#x}",
+                            c.inner_handed, c.inner_handed_lost, vhost_queues_->receiving());
   std::string head;
   if (i == 0) {
     rte_eth_stats device{};

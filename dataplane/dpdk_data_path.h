@@ -25,7 +25,9 @@
 //
 // Each lcore keeps its own UnderlayLink and InnerLink: neighbour answers reach
 // the others (NewsBoard). On a TAP the host's MAC is known from the start; a
-// vhost-user application's (served by one lcore) is learnt from its frames.
+// vhost-user application's is learnt from its frames. A vhost-user socket has
+// a queue pair per lcore; an application that enables fewer still gets every
+// lcore's packets (dpdk_vhost.h).
 //
 // What wg(8) may not change here: the UDP port (fixed on the port) and the
 // fwmark (a NIC of our own has none); apply() refuses both with the reason.
@@ -123,6 +125,7 @@ class DpdkDataPath : public DataPath {
   DataPathOptions options_;
   // Both ports stop before either pool is freed: each holds the other's mbufs.
   std::unique_ptr<Port> underlay_, inner_;
+  std::unique_ptr<VhostQueues> vhost_queues_;  // a vhost-user socket on several lcores
   crypto::AeadChoice aead_;
   SystemClock clock_;
   // One of each per lcore, the first the handshake context's (the Device's

@@ -2,6 +2,7 @@
 #include "dataplane/dpdk_lcore.h"
 
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include <cstring>
 
@@ -12,7 +13,8 @@ size_t Lcore::poll() {
   const uint64_t frames = rx_.counters().frames;
   const uint64_t heard = link_.counters().heard;
   if (board_) board_->deliver(index_, link_, now);
-  size_t moved = to_inner(now);
+  size_t moved = vhost_ ? take_handed() : 0;
+  moved += to_inner(now);
   // Held datagrams go as soon as a frame (an answer, perhaps) came in, or
   // another lcore's news, before newer packets of theirs; and every
   // kRetryEvery, so late ones are freed.
@@ -136,6 +138,31 @@ size_t Lcore::to_inner(Nanos now) {
       rte_pktmbuf_free(mbufs_[i]);
     }
   }
+  if (out > 0 && vhost_ && hand_over(out)) return n;
+  if (inner_link_) out = add_frames(out);
+  counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
+  return n;
+}
+
+// Unframed: the lcore that sends them frames them with its own InnerLink.
+bool Lcore::hand_over(uint16_t n) {
+  // While the application has no queue at all, net_vhost counts the drop.
+  const uint64_t receiving = vhost_->receiving();
+  if (receiving == 0 || (receiving >> queue_ & 1) != 0) return false;
+  rte_ring* ring = vhost_->ring(VhostQueues::pick(receiving, queue_));
+  const unsigned handed =
+      rte_ring_enqueue_burst(ring, reinterpret_cast<void* const*>(mbufs_.data()), n, nullptr);
+  counters_.inner_handed += handed;
+  counters_.inner_handed_lost += n - handed;
+  for (unsigned i = handed; i < n; ++i) rte_pktmbuf_free(mbufs_[i]);
+  return true;
+}
+
+size_t Lcore::take_handed() {
+  const unsigned n = rte_ring_dequeue_burst(
+      vhost_->ring(queue_), reinterpret_cast<void**>(mbufs_.data()), kBurstSize, nullptr);
+  if (n == 0) return 0;
+  uint16_t out = static_cast<uint16_t>(n);
   if (inner_link_) out = add_frames(out);
   counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
   return n;

@@ -33,6 +33,11 @@
 // a busy lcore's bursts are cut into pieces while another is idle, and it
 // waits for every piece before its packets go on, in order.
 //
+// A vhost-user socket with a queue pair per lcore (set_vhost_queues): an
+// lcore whose queue the application does not receive on hands its packets
+// for it to an lcore whose queue it does (dpdk_vhost.h), which sends them in
+// its next round.
+//
 // The owner calls poll() in a loop on the lcore and configures the Device
 // between the first lcore's calls.
 //
@@ -49,6 +54,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/device.h"
 #include "dataplane/dpdk_port.h"
+#include "dataplane/dpdk_vhost.h"
 #include "dataplane/inner_link.h"
 #include "dataplane/underlay_link.h"
 #include "dataplane/worker.h"
@@ -82,6 +88,8 @@ class Lcore {
   }
   // The handshake context of a Device with workers: service() every round.
   void serve_workers() { serve_workers_ = true; }
+  // The inner port is a vhost-user socket whose queues these are. Before poll().
+  void set_vhost_queues(VhostQueues* queues) { vhost_ = queues; }
   // This lcore's AEAD (its Worker's, or the Device's for the first lcore)
   // when its helpers are the other lcores. Before poll().
   void set_shared_aead(crypto::ParallelAead* aead) { shared_aead_ = aead; }
@@ -96,6 +104,8 @@ class Lcore {
     Counter inner_tx;            // packets the inner port took (Port::tx counts the rest)
     Counter inner_chained;       // a TAP's frames in more than one mbuf: dropped
     Counter inner_answers_lost;  // a TAP's ARP or ND answer longer than its request's mbuf
+    Counter inner_handed;        // packets for a vhost-user application sent by another lcore
+    Counter inner_handed_lost;   // ... that found that lcore's ring full: dropped
   };
   const Counters& counters() const { return counters_; }
 
@@ -104,6 +114,11 @@ class Lcore {
   uint16_t strip_frames(uint16_t n);
   uint16_t add_frames(uint16_t n);
   size_t to_inner(Nanos now);
+  // The first n of mbufs_ (decrypted packets) to another lcore's ring, when
+  // the vhost-user application does not receive on this queue; false: not.
+  bool hand_over(uint16_t n);
+  // Another lcore's packets for the vhost-user application, onto this queue.
+  size_t take_handed();
   void flush_outbox(Nanos now);
 
   Device& dev_;
@@ -117,6 +132,7 @@ class Lcore {
   unsigned index_ = 0;
   bool serve_workers_ = false;
   crypto::ParallelAead* shared_aead_ = nullptr;
+  VhostQueues* vhost_ = nullptr;
   Transmit tx_;
   Receive rx_;
   std::array<rte_mbuf*, kBurstSize> mbufs_{};

@@ -7,17 +7,20 @@
 // a's inner port a TAP (an InnerLink): the host's ARP is answered on it, its
 // frames lose their Ethernet header on the way in and get one on the way out.
 // Then a on two lcores (the second a Device worker on a thread of its own),
-// with ARP answers landing on the queue of the lcore that did not ask; and
-// one tunnel on the second lcore's queues, the first, idle, taking pieces of
-// its bursts.
+// with ARP answers landing on the queue of the lcore that did not ask; one
+// tunnel on the second lcore's queues, the first, idle, taking pieces of its
+// bursts; and a vhost-user application that enabled one of a's two queue
+// pairs, getting what the second lcore decrypted through the first.
 // Part of dpdk_port_test's program (one EAL per process).
 #include "dataplane/dpdk_lcore.h"
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <rte_dev.h>
 #include <rte_eth_ring.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -27,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "dataplane/dpdk_vhost.h"
 #include "dataplane/rcu.h"
 
 #include "tests/dataplane/dpdk_helpers.h"
@@ -185,9 +189,11 @@ TEST(DpdkLcore, OnATapTheHostsArpIsAnsweredAndPacketsCrossInFrames) {
 // Node a on two lcores over two-queue ring ports (the second lcore a Device
 // worker on a thread of its own), b on one; `tag` keeps ring and port names
 // apart. What comes back from b lands on a's queue 1, but for every other ARP
-// answer (answer_on_0): on queue 0, the lcore that did not ask.
+// answer (answer_on_0): on queue 0, the lcore that did not ask. `inner`, when
+// given, is a's inner port (two queue pairs) instead of rings.
 struct TwoLcores {
-  TwoLcores(const std::string& tag, uint8_t n, std::unique_ptr<crypto::AeadBackend> worker_aead)
+  TwoLcores(const std::string& tag, uint8_t n, std::unique_ptr<crypto::AeadBackend> worker_aead,
+            Port* inner = nullptr)
       : a_mac{0x02, 0, 0, 0, n, 0x0a},
         b_mac{0x02, 0, 0, 0, n, 0x0b},
         link0(underlay(a_mac, net.a.source)),
@@ -206,14 +212,17 @@ struct TwoLcores {
     EXPECT_NE(a_to_b, nullptr);
     from_b = make_ring(tag + "bout");
     rte_ring* wire_tx[2] = {a_to_b, a_to_b};
-    a_inner = two_queues(tag + "ai0", in, out);
+    if (!inner) {
+      a_inner = two_queues(tag + "ai0", in, out);
+      inner = a_inner.get();
+    }
     a_wire = two_queues(tag + "aw0", to_a, wire_tx);
     b_in = make_ring(tag + "bin");
     b_out = make_ring(tag + "bto");
     b_inner = ring_port(tag + "bi0", b_in, b_out);
     b_wire = ring_port(tag + "bw0", a_to_b, from_b);
-    first = std::make_unique<Lcore>(net.a.device, net.clock, *a_inner, *a_wire, link0, 0);
-    second = std::make_unique<Lcore>(net.a.device, net.clock, *a_inner, *a_wire, link1, 1, &worker);
+    first = std::make_unique<Lcore>(net.a.device, net.clock, *inner, *a_wire, link0, 0);
+    second = std::make_unique<Lcore>(net.a.device, net.clock, *inner, *a_wire, link1, 1, &worker);
     b = std::make_unique<Lcore>(net.b.device, net.clock, *b_inner, *b_wire, b_link);
     first->set_news(&board, 0);
     second->set_news(&board, 1);
@@ -273,11 +282,11 @@ struct TwoLcores {
       ASSERT_EQ(rte_ring_enqueue_bulk(to_a[q], queued[q].data(), queued[q].size(), nullptr),
                 queued[q].size());
   }
-  // Polls b (and lcore 0 unless it has a thread) until `done` or 20 s,
+  // Polls b (and lcore 0 unless it has a thread) until `done` or `limit`,
   // collecting what each side's tunnel delivered.
   template <typename Done>
-  void run_until(Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  void run_until(Done done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done() && std::chrono::steady_clock::now() < deadline) {
       if (!lcore0.joinable()) first->poll();
       b->poll();
@@ -413,6 +422,100 @@ TEST(DpdkLcore, AnIdleLcoreTakesPiecesOfABusyOnesTunnelBursts) {
   EXPECT_EQ(t.first->counters().inner_rx, 0u);
   EXPECT_EQ(t.net.a.counters().dropped_total(), 0u);
   EXPECT_EQ(t.net.b.counters().dropped_total(), 0u);
+}
+
+// Which lcore takes another's packets for a vhost-user application: one whose
+// pair the application receives on, spread over those as the queue goes up.
+TEST(DpdkLcore, AQueueTheApplicationDoesNotReceiveOnHandsToOneItDoes) {
+  EXPECT_EQ(VhostQueues::pick(0b1, 1), 0);
+  EXPECT_EQ(VhostQueues::pick(0b1, 63), 0);
+  EXPECT_EQ(VhostQueues::pick(0b1010, 0), 1);
+  EXPECT_EQ(VhostQueues::pick(0b1010, 1), 3);
+  EXPECT_EQ(VhostQueues::pick(0b1010, 2), 1);
+  EXPECT_EQ(VhostQueues::pick(uint64_t{1} << 63, 5), 63);
+  EXPECT_EQ(VhostQueues::pick(~uint64_t{0}, 40), 40);
+}
+
+// a's inner side a vhost-user socket with a queue pair per lcore, and an
+// application (virtio-user, in this process) that enables one pair: what b
+// sends lands on lcore 1's queue, whose pair the application does not
+// receive on, so lcore 1 hands the decrypted packets to lcore 0, which sends
+// them on pair 0, all of them and in order.
+TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
+  const std::string path = "/tmp/faraday-vhost-lcores-" + std::to_string(getpid()) + ".sock";
+  struct Unlink {
+    const std::string& path;
+    ~Unlink() { unlink(path.c_str()); }
+  } unlink_at_end{path};
+  ASSERT_EQ(rte_dev_probe(("net_vhost5,iface=" + path + ",queues=2").c_str()), 0);
+  Result<std::unique_ptr<Port>> vhost = Port::open({.device = "net_vhost5", .queues = 2});
+  ASSERT_TRUE(vhost) << vhost.error();
+  Result<std::unique_ptr<VhostQueues>> queues = VhostQueues::watch((*vhost)->id(), 2, "vhl5");
+  ASSERT_TRUE(queues) << queues.error();
+  ASSERT_EQ(rte_dev_probe(("net_virtio_user5,path=" + path + ",queues=1").c_str()), 0);
+  Result<std::unique_ptr<Port>> app = Port::open({.device = "net_virtio_user5"});
+  ASSERT_TRUE(app) << app.error();
+  // The application's queue events come on DPDK's interrupt thread.
+  const auto attached = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((*queues)->receiving() != 1 && std::chrono::steady_clock::now() < attached)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ((*queues)->receiving(), 1u) << "the application's one queue pair never came up";
+
+  TwoLcores t("vhl", 5, crypto::make_sodium_backend(), vhost->get());
+  ASSERT_TRUE(t.a_wire);
+  const MacAddress ours = *parse_mac("02:fa:00:00:00:05");
+  InnerLink inner0(ours, MacAddress{}), inner1(ours, MacAddress{});
+  t.first->set_inner_link(&inner0);
+  t.second->set_inner_link(&inner1);
+  t.first->set_vhost_queues(queues->get());
+  t.second->set_vhost_queues(queues->get());
+  t.answer_on_0 = false;
+  t.start_threads(true);
+
+  // The application's first packet (pair 0, lcore 0) makes the session; its
+  // driver may still be setting its rings up, so it is sent until b has it.
+  const MacAddress app_mac = (*app)->mac();
+  const Bytes hello = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 200, 1);
+  const Bytes hello_frame = testing::ethernet_frame(ours, app_mac, kEtherIpv4, hello);
+  auto app_send = [&](const Bytes& frame) {
+    rte_mbuf* m = testing::mbuf_with((*app)->pool(), frame);
+    ASSERT_NE(m, nullptr);
+    ASSERT_EQ((*app)->tx(0, &m, 1), 1);
+  };
+  for (int i = 0; i < 50 && t.at_b.empty(); ++i) {
+    app_send(hello_frame);
+    t.run_until([&] { return !t.at_b.empty(); }, std::chrono::milliseconds(100));
+  }
+  ASSERT_FALSE(t.at_b.empty()) << "the application's packet never reached b";
+  EXPECT_EQ(t.at_b[0], hello);
+
+  std::vector<Bytes> ba, frames, at_app;
+  for (int i = 0; i < 48; ++i) {
+    ba.push_back(testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 100 + 27 * i, i));
+    frames.push_back(testing::ethernet_frame(app_mac, ours, kEtherIpv4, ba.back()));
+  }
+  t.write(t.b_in, t.b_inner->pool(), ba);
+  t.run_until([&] {
+    rte_mbuf* m[32];
+    for (uint16_t n = (*app)->rx(0, m, 32), i = 0; i < n; ++i) {
+      const uint8_t* d = rte_pktmbuf_mtod(m[i], const uint8_t*);
+      at_app.emplace_back(d, d + rte_pktmbuf_pkt_len(m[i]));
+      rte_pktmbuf_free(m[i]);
+    }
+    return at_app.size() >= ba.size();
+  });
+  t.stop_threads();
+  EXPECT_TRUE(at_app == frames) << at_app.size() << " of " << frames.size()
+                                << " packets, or some changed or moved";
+  EXPECT_EQ(t.second->counters().inner_handed, ba.size());
+  EXPECT_EQ(t.second->counters().inner_handed_lost, 0u);
+  EXPECT_EQ(t.second->counters().inner_tx, 0u);
+  EXPECT_EQ(t.first->counters().inner_tx, ba.size());
+  EXPECT_EQ(t.net.a.counters().dropped_total(), 0u);
+  EXPECT_EQ((*vhost)->tx_full(), 0u);
+  (*app)->close();
+  queues->reset();  // its callbacks go while the port is there
+  (*vhost)->close();
 }
 
 }  // namespace

@@ -80,17 +80,25 @@ refused "--dpdk-idle-sleep" --dpdk-address 10.86.0.1/24 --dpdk-idle-sleep 200000
 refused "only with --dpdk-inner vhost" --dpdk-address 10.86.0.1/24 --dpdk-vhost-socket /tmp/x.sock
 refused "want an absolute path" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost \
   --dpdk-vhost-socket relative.sock
-refused "served by one lcore" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost --dpdk-lcores 0-1
+refused "a queue pair per lcore, at most 64" --dpdk-address 10.86.0.1/24 --dpdk-inner vhost \
+  --dpdk-lcores 0-64
 refused "--dpdk-lcores: DPDK lcores" --dpdk-address 10.86.0.1/24 --dpdk-lcores 0-99999999999
 [ ! -e "/var/run/wireguard/fd${RUN}x.sock" ] || fail "a refused start left its UAPI socket"
 
 echo "== a vhost-user socket as the inner side: made at start, one owner, gone at exit"
+# A queue pair per lcore: two where there are two CPUs.
+mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
+vhost_lcores=${cpus[0]} pairs="1 queue pair;"
+[ "${#cpus[@]}" -ge 2 ] && vhost_lcores="${cpus[0]},${cpus[1]}" pairs="2 queue pairs;"
 VHOST="$WORK/vhost/fd${RUN}v.sock"
-"$FARADAYD" standalone "fd${RUN}v" --dpdk-port net_null0,no-rx=1 --dpdk-address 10.86.0.1/24 \
-  --dpdk-inner vhost --dpdk-vhost-socket "$VHOST" --dpdk-idle-sleep 1000 >"$WORK/vhost.log" 2>&1 &
+"$FARADAYD" standalone "fd${RUN}v" --dpdk-port "net_null0,no-rx=1" --dpdk-address 10.86.0.1/24 \
+  --dpdk-inner vhost --dpdk-vhost-socket "$VHOST" --dpdk-idle-sleep 1000 \
+  --dpdk-lcores "$vhost_lcores" >"$WORK/vhost.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q " up (vhost-user socket" "$WORK/vhost.log" && break; sleep 0.1; done
 grep -q "up (vhost-user socket $VHOST)" "$WORK/vhost.log" || fail "no start-up line for the vhost-user side"
+grep -qF "a vhost-user socket with $pairs" "$WORK/vhost.log" ||
+  fail "the vhost-user socket has not a queue pair per lcore ($vhost_lcores)"
 [ -S "$VHOST" ] || fail "no vhost-user socket at $VHOST"
 # A second daemon on the same socket is a setup failure (status 1), not a bad setting.
 rc=0
@@ -116,7 +124,6 @@ done
 # a on one lcore, b on two where there are two CPUs (the last two where there
 # are more, so a's is its own); all poll all the time, except a with exactly
 # two CPUs.
-mapfile -t cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0)), sep="\n")')
 start() { # NS NAME ADDRESS LCORES [MORE OPTIONS]; PORT: the device (net_af_packet0,iface=ul0)
   ip netns exec "$1" "$FARADAYD" standalone "$2" \
     --dpdk-port "${PORT:-net_af_packet0,iface=ul0}" --dpdk-address "$3" --dpdk-lcores "$4" "${@:5}" \
