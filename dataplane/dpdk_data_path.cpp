@@ -176,6 +176,7 @@ void DpdkDataPath::attach_inner_links() {
   }
   for (auto& lcore : lcores_) {
     inner_links_.push_back(std::make_unique<InnerLink>(ours, host));
+    if (lcores_.size() > 1) inner_links_.back()->share_host(&inner_host_);
     lcore->set_inner_link(inner_links_.back().get());
   }
   if (vhost)

@@ -134,6 +134,7 @@ class DpdkDataPath : public DataPath {
   std::unique_ptr<Device> dev_;
   std::vector<std::unique_ptr<UnderlayLink>> links_;
   std::vector<std::unique_ptr<InnerLink>> inner_links_;  // a TAP's or vhost socket's L2 side
+  std::atomic<uint64_t> inner_host_{0};  // the host's MAC as any of them heard it last
   std::vector<std::unique_ptr<Lcore>> lcores_;
   std::unique_ptr<NewsBoard> board_;  // with more than one lcore
   std::vector<unsigned> worker_ids_;  // the EAL's worker lcores, lcores_[1...]

@@ -43,7 +43,7 @@ InnerLink::Rx InnerLink::receive(std::span<const uint8_t> frame,
   if (frame.size() == kEthernetHeader ||
       frame[kEthernetHeader] >> 4 != (type == kEtherIpv4 ? 4 : 6))
     return drop(FrameDrop::kBadIpHeader);
-  std::memcpy(host_.data(), frame.data() + 6, 6);
+  learn(frame.data() + 6);
   ++counters_.packets;
   return Rx::kPacket;
 }
@@ -68,7 +68,7 @@ InnerLink::Rx InnerLink::answer_arp(std::span<const uint8_t> frame,
     ++counters_.ignored;
     return Rx::kDropped;
   }
-  host_ = f->source_mac;
+  learn(f->source_mac.data());
   answer_length = build_arp_reply(answer, proxy, *f);
   if (answer_length == 0) return drop(FrameDrop::kBadArp);
   ++counters_.answers;
@@ -91,11 +91,32 @@ InnerLink::Rx InnerLink::answer_nd(std::span<const uint8_t> frame,
   Result<Frame, FrameDrop> f = classify_frame(frame, proxy);
   if (!f) return drop(f.failure());
   if (f->kind != Frame::Kind::kSolicitation) return drop(FrameDrop::kBadNd);
-  host_ = f->source_mac;
+  learn(f->source_mac.data());
   answer_length = build_neighbor_advert(answer, proxy, *f);
   if (answer_length == 0) return drop(FrameDrop::kBadNd);
   ++counters_.answers;
   return Rx::kAnswer;
+}
+
+namespace {
+constexpr uint64_t kLearnt = uint64_t{1} << 48;
+}  // namespace
+
+void InnerLink::learn(const uint8_t* mac) {
+  if (std::memcmp(host_.data(), mac, 6) == 0) return;
+  std::memcpy(host_.data(), mac, 6);
+  if (!learnt_) return;
+  uint64_t packed = kLearnt;
+  for (int i = 0; i < 6; ++i) packed |= uint64_t{mac[i]} << (8 * i);
+  learnt_->store(packed, std::memory_order_relaxed);
+}
+
+MacAddress InnerLink::host() const {
+  const uint64_t packed = learnt_ ? learnt_->load(std::memory_order_relaxed) : 0;
+  if (!(packed & kLearnt)) return host_;
+  MacAddress mac;
+  for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(packed >> (8 * i));
+  return mac;
 }
 
 bool InnerLink::write_header(uint8_t* out, uint8_t first) const {
@@ -103,7 +124,8 @@ bool InnerLink::write_header(uint8_t* out, uint8_t first) const {
   if (version != 4 && version != 6) return false;
   static constexpr MacAddress kUnknown{};
   static constexpr MacAddress kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-  std::memcpy(out, (host_ == kUnknown ? kBroadcast : host_).data(), 6);
+  const MacAddress host = this->host();
+  std::memcpy(out, (host == kUnknown ? kBroadcast : host).data(), 6);
   std::memcpy(out + 6, ours_.data(), 6);
   inet::store_be16(out + 12, version == 4 ? kEtherIpv4 : kEtherIpv6);
   return true;

@@ -14,11 +14,17 @@
 //   Every frame that is kept tells the host's MAC address.
 //   write_header(): the Ethernet header in front of a packet to the host.
 //
+// Several lcores serve one inner port, an InnerLink each: with share_host
+// they write what any of them last heard of the host's MAC address (a
+// vhost-user application may send on fewer queue pairs than it receives on,
+// and a new one may come with a new address).
+//
 // Parsing and answers are underlay.h's (fuzzed with it). One thread (the
-// lcore's); the counters may be read from any thread.
+// lcore's); the counters and the shared host may be read from any thread.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -49,7 +55,12 @@ class InnerLink {
   // `first` (the version nibble picks the EtherType); false for neither version.
   bool write_header(uint8_t* out, uint8_t first) const;
 
-  const MacAddress& host() const { return host_; }
+  // The host's MAC address as the InnerLinks sharing `learnt` last heard it
+  // (0: none yet), kept there by each of them. Before receive().
+  void share_host(std::atomic<uint64_t>* learnt) { learnt_ = learnt; }
+
+  // The host's MAC address, as this link or the ones it shares with heard it.
+  MacAddress host() const;
   struct Counters {
     std::array<Counter, static_cast<size_t>(FrameDrop::kCount)> drops{};
     Counter packets;  // IP packets handed on
@@ -68,9 +79,11 @@ class InnerLink {
                 size_t& answer_length);
   Rx answer_nd(std::span<const uint8_t> frame, std::span<uint8_t, kControlFrameSize> answer,
                size_t& answer_length);
+  void learn(const uint8_t* mac);
 
   MacAddress ours_;
   MacAddress host_;
+  std::atomic<uint64_t>* learnt_ = nullptr;  // the address in the low 48 bits, bit 48 set
   Counters counters_;
 };
 

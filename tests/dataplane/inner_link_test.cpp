@@ -172,5 +172,33 @@ TEST(InnerLink, AnUnknownHostIsReachedByBroadcastUntilItsFirstFrame) {
   EXPECT_EQ(0, std::memcmp(h.data(), kHost.data(), 6));
 }
 
+// Two lcores' links on one vhost-user socket: the application sends on one
+// queue pair only, yet the other link's frames go to it; and when a new
+// application comes with a new address, heard on the other pair, both follow.
+TEST(InnerLink, LinksThatShareTheHostWriteWhatAnyOfThemLastHeard) {
+  std::atomic<uint64_t> learnt{0};
+  InnerLink heard(kOurs, MacAddress{}), silent(kOurs, MacAddress{});
+  heard.share_host(&learnt);
+  silent.share_host(&learnt);
+  EXPECT_EQ(silent.host(), MacAddress{});
+  EXPECT_EQ(receive(heard, ip_frame(kOurs, kEtherIpv4, 4)).rx, InnerLink::Rx::kPacket);
+  std::array<uint8_t, kEthernetHeader> h{};
+  ASSERT_TRUE(silent.write_header(h.data(), 0x45));
+  EXPECT_EQ(0, std::memcmp(h.data(), kHost.data(), 6));
+
+  Bytes from_new = ip_frame(kOurs, kEtherIpv4, 4);
+  const MacAddress kNew = {0x02, 0x22, 0, 0, 0, 3};
+  std::memcpy(from_new.data() + 6, kNew.data(), 6);
+  EXPECT_EQ(receive(silent, from_new).rx, InnerLink::Rx::kPacket);
+  ASSERT_TRUE(heard.write_header(h.data(), 0x60));
+  EXPECT_EQ(0, std::memcmp(h.data(), kNew.data(), 6));
+  EXPECT_EQ(heard.host(), kNew);
+  // A link on its own keeps to what it heard itself.
+  InnerLink alone(kOurs, kHost);
+  EXPECT_EQ(receive(alone, from_new).rx, InnerLink::Rx::kPacket);
+  EXPECT_EQ(alone.host(), kNew);
+  EXPECT_EQ(silent.host(), kNew);
+}
+
 }  // namespace
 }  // namespace faraday::dataplane
