@@ -98,7 +98,7 @@ Result<void> DpdkDataPath::open_parts() {
   if (!inner) return Error{inner.error() + hint};
   inner_ = std::move(*inner);
   if (o.inner == InnerKind::kVhost && lcores > 1) {
-    auto queues = VhostQueues::watch(inner_->id(), lcores, "vhost_handed");
+    auto queues = VhostQueues::watch(inner_->id(), lcores);
     if (!queues) return queues.failure();
     vhost_queues_ = std::move(*queues);
   }

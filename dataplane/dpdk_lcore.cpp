@@ -146,7 +146,8 @@ size_t Lcore::to_inner(Nanos now) {
 
 // Unframed: the lcore that sends them frames them with its own InnerLink.
 bool Lcore::hand_over(uint16_t n) {
-  // While the application has no queue at all, net_vhost counts the drop.
+  // While the application has no pair at all, the packets go to this queue,
+  // which takes nothing: freed and counted (inner_tx_full).
   const uint64_t receiving = vhost_->receiving();
   if (receiving == 0 || (receiving >> queue_ & 1) != 0) return false;
   rte_ring* ring = vhost_->ring(VhostQueues::pick(receiving, queue_));
@@ -158,14 +159,23 @@ bool Lcore::hand_over(uint16_t n) {
   return true;
 }
 
+// Up to kMaxHandedBursts bursts a round: several lcores may hand to this one.
 size_t Lcore::take_handed() {
-  const unsigned n = rte_ring_dequeue_burst(
-      vhost_->ring(queue_), reinterpret_cast<void**>(mbufs_.data()), kBurstSize, nullptr);
-  if (n == 0) return 0;
-  uint16_t out = static_cast<uint16_t>(n);
-  if (inner_link_) out = add_frames(out);
-  counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
-  return n;
+  size_t taken = 0;
+  for (int burst = 0; burst < kMaxHandedBursts; ++burst) {
+    const unsigned n = rte_ring_dequeue_burst(
+        vhost_->ring(queue_), reinterpret_cast<void**>(mbufs_.data()), kBurstSize, nullptr);
+    if (n == 0) break;
+    taken += n;
+    // This pair went away since they were handed here: on to one that is left.
+    if (!hand_over(static_cast<uint16_t>(n))) {
+      uint16_t out = static_cast<uint16_t>(n);
+      if (inner_link_) out = add_frames(out);
+      counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
+    }
+    if (n < kBurstSize) break;
+  }
+  return taken;
 }
 
 void Lcore::flush_outbox(Nanos now) {

@@ -34,9 +34,9 @@
 // waits for every piece before its packets go on, in order.
 //
 // A vhost-user socket with a queue pair per lcore (set_vhost_queues): an
-// lcore whose queue the application does not receive on hands its packets
-// for it to an lcore whose queue it does (dpdk_vhost.h), which sends them in
-// its next round.
+// lcore whose pair the application does not receive on hands its packets
+// for it to an lcore whose pair it does (dpdk_vhost.h), which sends them in
+// its next round (up to kMaxHandedBursts bursts).
 //
 // The owner calls poll() in a loop on the lcore and configures the Device
 // between the first lcore's calls.
@@ -64,6 +64,8 @@ namespace faraday::dataplane::dpdk {
 class Lcore {
  public:
   static constexpr Nanos kRetryEvery = 100 * kMillisecond;
+  // Bursts of other lcores' packets for a vhost-user application sent per round.
+  static constexpr int kMaxHandedBursts = 16;
 
   // worker: this lcore is one of the Device's workers (Device::add_worker), on
   // queue `queue`; none: the handshake context.

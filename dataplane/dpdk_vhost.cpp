@@ -15,8 +15,8 @@ namespace faraday::dataplane::dpdk {
 
 namespace {
 
-// Packets waiting for another lcore's queue: a few bursts.
-constexpr unsigned kRingSize = 1024;
+// Packets waiting for another lcore's queue: 64 bursts.
+constexpr unsigned kRingSize = 4096;
 
 int on_event(uint16_t, rte_eth_event_type event, void* self, void*) {
   static_cast<VhostQueues*>(self)->update(event == RTE_ETH_EVENT_INTR_LSC);
@@ -27,15 +27,15 @@ constexpr rte_eth_event_type kEvents[] = {RTE_ETH_EVENT_QUEUE_STATE, RTE_ETH_EVE
 
 }  // namespace
 
-Result<std::unique_ptr<VhostQueues>> VhostQueues::watch(uint16_t port, uint16_t queues,
-                                                        const std::string& name) {
+Result<std::unique_ptr<VhostQueues>> VhostQueues::watch(uint16_t port, uint16_t queues) {
   if (queues == 0 || queues > kMaxQueues)
     return Error{
         fmt::format("a vhost-user socket has 1 to {} queue pairs, not {}", kMaxQueues, queues)};
   std::unique_ptr<VhostQueues> q(new VhostQueues(port));
   for (uint16_t i = 0; i < queues; ++i) {
-    const std::string ring_name = fmt::format("{}_{}", name, i);
-    rte_ring* ring = rte_ring_create(ring_name.c_str(), kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    const std::string ring_name = fmt::format("vhost{}_handed{}", port, i);
+    rte_ring* ring = rte_ring_create(ring_name.c_str(), kRingSize, SOCKET_ID_ANY,
+                                     RING_F_MP_RTS_ENQ | RING_F_SC_DEQ);
     if (!ring)
       return Error{fmt::format("vhost-user socket: cannot make hand-off ring {}: {}", ring_name,
                                rte_strerror(rte_errno))};
@@ -45,17 +45,16 @@ Result<std::unique_ptr<VhostQueues>> VhostQueues::watch(uint16_t port, uint16_t 
     if (int rc = rte_eth_dev_callback_register(port, event, on_event, q.get()); rc != 0)
       return Error{
           fmt::format("vhost-user socket: cannot follow its queues: {}", rte_strerror(-rc))};
-  q->registered_ = true;
   q->update(true);  // what came before the callbacks
   return q;
 }
 
 VhostQueues::~VhostQueues() {
-  if (registered_)
-    for (rte_eth_event_type event : kEvents)
-      // -EAGAIN: the callback is running now; it is gone once that returns.
-      while (rte_eth_dev_callback_unregister(port_, event, on_event, this) == -EAGAIN)
-        std::this_thread::yield();
+  // Both, whichever watch() registered (none is no error). -EAGAIN: the
+  // callback is running now; it is gone once that returns.
+  for (rte_eth_event_type event : kEvents)
+    while (rte_eth_dev_callback_unregister(port_, event, on_event, this) == -EAGAIN)
+      std::this_thread::yield();
   for (rte_ring* ring : rings_) {
     void* m = nullptr;
     while (rte_ring_dequeue(ring, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));

@@ -2,19 +2,25 @@
 // served to an application that may use fewer of them.
 //
 // The application attached to the socket (virtio-user) chooses how many
-// queue pairs it enables; net_vhost drops whatever is sent on a queue it has
-// not enabled. VhostQueues follows the application: net_vhost reports each
-// queue it enables or disables (RTE_ETH_EVENT_QUEUE_STATE), and a link down
-// (the application left: RTE_ETH_EVENT_INTR_LSC) clears them all. It keeps a
-// mask of the queues the application receives on, and a hand-off ring per
-// lcore. An lcore whose own queue the application does not receive on puts
-// its packets for the application on the ring of one whose queue it does
-// (pick); that lcore sends them on its queue in its next round
-// (dpdk_lcore.h). One flow comes in on one underlay queue, so it takes one
-// way to the application and stays in order.
+// queue pairs it enables; net_vhost takes nothing on a pair it has not (the
+// lcore frees the packets and counts them, inner_tx_full). VhostQueues
+// follows the application: net_vhost reports each queue it enables or
+// disables (RTE_ETH_EVENT_QUEUE_STATE), and a link down (the application
+// left: RTE_ETH_EVENT_INTR_LSC) clears them all. It keeps a mask of the
+// pairs the application receives on (has enabled; one it enables and never
+// polls loses what comes on it), and a hand-off ring per lcore. An lcore
+// whose own pair is not among them puts its packets for the application on
+// the ring of one whose pair is (pick); that lcore sends them in its next
+// round (dpdk_lcore.h), or hands them on again if its own pair went away
+// meanwhile. One flow comes in on one underlay queue, so it takes one way to
+// the application and stays in order, except across a change of the mask:
+// then packets still in a ring may arrive after newer ones that took the new
+// way. With --dpdk-idle-sleep, handed packets wait out the receiving lcore's
+// sleep, as its own queues' packets do.
 //
-// Threads: the events come on DPDK's interrupt thread; receiving() may be
-// read on any thread; a ring has many producers (the lcores) and one
+// Threads: the events come on lib/vhost's vhost-events thread; receiving()
+// may be read on any thread; a ring has many producers (the lcores, in RTS
+// mode: one preempted mid-enqueue does not hold the others up) and one
 // consumer (its lcore). The constructor and destructor run on the owner's
 // thread, with no lcore polling.
 #pragma once
@@ -36,9 +42,8 @@ class VhostQueues {
  public:
   static constexpr uint16_t kMaxQueues = 64;  // the mask's bits
   // Follows `port`'s (a net_vhost port with `queues` queue pairs, at most
-  // kMaxQueues) events; `name` makes the rings' names unique in the process.
-  static Result<std::unique_ptr<VhostQueues>> watch(uint16_t port, uint16_t queues,
-                                                    const std::string& name);
+  // kMaxQueues) events.
+  static Result<std::unique_ptr<VhostQueues>> watch(uint16_t port, uint16_t queues);
   // Stops following the events, then frees what the rings still hold.
   ~VhostQueues();
   VhostQueues(const VhostQueues&) = delete;
@@ -54,7 +59,7 @@ class VhostQueues {
   rte_ring* ring(uint16_t queue) const { return rings_[queue]; }
   uint16_t queues() const { return static_cast<uint16_t>(rings_.size()); }
   // Takes every queue event net_vhost holds and, when the link changed, the
-  // link's state: no queue while it is down. On each event (the interrupt
+  // link's state: no queue while it is down. On each event (the vhost-events
   // thread), and once at the start.
   void update(bool link_changed);
 
@@ -62,7 +67,6 @@ class VhostQueues {
   explicit VhostQueues(uint16_t port) : port_(port) {}
 
   uint16_t port_;
-  bool registered_ = false;
   std::mutex mu_;         // update()'s, never on the packet path
   uint64_t enabled_ = 0;  // queues the application enabled (mu_)
   bool link_up_ = false;  // (mu_)

@@ -450,12 +450,12 @@ TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
   ASSERT_EQ(rte_dev_probe(("net_vhost5,iface=" + path + ",queues=2").c_str()), 0);
   Result<std::unique_ptr<Port>> vhost = Port::open({.device = "net_vhost5", .queues = 2});
   ASSERT_TRUE(vhost) << vhost.error();
-  Result<std::unique_ptr<VhostQueues>> queues = VhostQueues::watch((*vhost)->id(), 2, "vhl5");
+  Result<std::unique_ptr<VhostQueues>> queues = VhostQueues::watch((*vhost)->id(), 2);
   ASSERT_TRUE(queues) << queues.error();
   ASSERT_EQ(rte_dev_probe(("net_virtio_user5,path=" + path + ",queues=1").c_str()), 0);
   Result<std::unique_ptr<Port>> app = Port::open({.device = "net_virtio_user5"});
   ASSERT_TRUE(app) << app.error();
-  // The application's queue events come on DPDK's interrupt thread.
+  // The application's queue events come on lib/vhost's thread.
   const auto attached = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while ((*queues)->receiving() != 1 && std::chrono::steady_clock::now() < attached)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -470,6 +470,16 @@ TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
   t.first->set_vhost_queues(queues->get());
   t.second->set_vhost_queues(queues->get());
   t.answer_on_0 = false;
+  // However the test ends, the lcores' threads stop first, then the rings
+  // give their mbufs back while the pools are there.
+  struct StopFirst {
+    TwoLcores& t;
+    Result<std::unique_ptr<VhostQueues>>& queues;
+    ~StopFirst() {
+      t.stop_threads();
+      queues->reset();
+    }
+  } stop_first{t, queues};
   t.start_threads(true);
 
   // The application's first packet (pair 0, lcore 0) makes the session; its
@@ -513,7 +523,13 @@ TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
   EXPECT_EQ(t.first->counters().inner_tx, ba.size());
   EXPECT_EQ(t.net.a.counters().dropped_total(), 0u);
   EXPECT_EQ((*vhost)->tx_full(), 0u);
+
+  // The application leaves: net_vhost forgets its pairs with the link down.
   (*app)->close();
+  const auto left = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((*queues)->receiving() != 0 && std::chrono::steady_clock::now() < left)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ((*queues)->receiving(), 0u) << "the application left, its pair still counted";
   queues->reset();  // its callbacks go while the port is there
   (*vhost)->close();
 }
