@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -28,6 +29,17 @@ inline cpu_set_t& cpus_given() {
   static cpu_set_t set;
   return set;
 }
+
+// A vhost-user socket's path for this test program, removed with this
+// object even when an assertion ends the test early.
+struct SocketPath {
+  explicit SocketPath(const std::string& tag)
+      : path("/tmp/faraday-" + tag + "-" + std::to_string(getpid()) + ".sock") {}
+  ~SocketPath() { unlink(path.c_str()); }
+  SocketPath(const SocketPath&) = delete;
+  SocketPath& operator=(const SocketPath&) = delete;
+  const std::string path;
+};
 
 inline rte_ring* make_ring(const std::string& name) {
   rte_ring* r = rte_ring_create(name.c_str(), 1024, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);

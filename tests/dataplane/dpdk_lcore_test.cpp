@@ -442,11 +442,8 @@ TEST(DpdkLcore, AQueueTheApplicationDoesNotReceiveOnHandsToOneItDoes) {
 // receive on, so lcore 1 hands the decrypted packets to lcore 0, which sends
 // them on pair 0, all of them and in order.
 TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
-  const std::string path = "/tmp/faraday-vhost-lcores-" + std::to_string(getpid()) + ".sock";
-  struct Unlink {
-    const std::string& path;
-    ~Unlink() { unlink(path.c_str()); }
-  } unlink_at_end{path};
+  const testing::SocketPath socket("vhost-lcores");
+  const std::string& path = socket.path;
   ASSERT_EQ(rte_dev_probe(("net_vhost5,iface=" + path + ",queues=2").c_str()), 0);
   Result<std::unique_ptr<Port>> vhost = Port::open({.device = "net_vhost5", .queues = 2});
   ASSERT_TRUE(vhost) << vhost.error();

@@ -48,12 +48,8 @@ struct App {
 };
 
 TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
-  const std::string path = "/tmp/faraday-vhost-test-" + std::to_string(getpid()) + ".sock";
-  // The socket goes with the test even when an assertion ends it early.
-  struct Unlink {
-    const std::string& path;
-    ~Unlink() { unlink(path.c_str()); }
-  } unlink_at_end{path};
+  const testing::SocketPath socket("vhost-test");
+  const std::string& path = socket.path;
   ASSERT_EQ(rte_dev_probe(("net_vhost3,iface=" + path + ",queues=1").c_str()), 0);
   Result<std::unique_ptr<Port>> vhost = Port::open({.device = "net_vhost3"});
   ASSERT_TRUE(vhost) << vhost.error();
