@@ -138,10 +138,13 @@ size_t Lcore::to_inner(Nanos now) {
       rte_pktmbuf_free(mbufs_[i]);
     }
   }
-  if (out > 0 && vhost_ && hand_over(out)) return n;
-  if (inner_link_) out = add_frames(out);
-  counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
+  if (out == 0 || !vhost_ || !hand_over(out)) send_inner(out);
   return n;
+}
+
+void Lcore::send_inner(uint16_t n) {
+  if (inner_link_) n = add_frames(n);
+  counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), n);
 }
 
 // Unframed: the lcore that sends them frames them with its own InnerLink.
@@ -168,11 +171,7 @@ size_t Lcore::take_handed() {
     if (n == 0) break;
     taken += n;
     // This pair went away since they were handed here: on to one that is left.
-    if (!hand_over(static_cast<uint16_t>(n))) {
-      uint16_t out = static_cast<uint16_t>(n);
-      if (inner_link_) out = add_frames(out);
-      counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), out);
-    }
+    if (!hand_over(static_cast<uint16_t>(n))) send_inner(static_cast<uint16_t>(n));
     if (n < kBurstSize) break;
   }
   return taken;

@@ -116,6 +116,9 @@ class Lcore {
   uint16_t strip_frames(uint16_t n);
   uint16_t add_frames(uint16_t n);
   size_t to_inner(Nanos now);
+  // The first n of mbufs_ (decrypted packets) to the inner port, framed for
+  // the host on a TAP or vhost-user socket.
+  void send_inner(uint16_t n);
   // The first n of mbufs_ (decrypted packets) to another lcore's ring, when
   // the vhost-user application does not receive on this queue; false: not.
   bool hand_over(uint16_t n);

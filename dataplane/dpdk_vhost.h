@@ -56,7 +56,6 @@ class VhostQueues {
   static uint16_t pick(uint64_t receiving, uint16_t from);
   // Lcore q's hand-off ring.
   rte_ring* ring(uint16_t queue) const { return rings_[queue]; }
-  uint16_t queues() const { return static_cast<uint16_t>(rings_.size()); }
   // Takes every queue event net_vhost holds and, when the link changed, the
   // link's state: no queue while it is down. On each event (the vhost-events
   // thread), and once at the start.

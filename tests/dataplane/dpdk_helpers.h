@@ -93,6 +93,28 @@ inline std::vector<std::vector<uint8_t>> take_all(rte_ring* ring) {
   return got;
 }
 
+// A DPDK application's side of a vhost-user socket: sends and receives frames
+// on queue pair 0 of its virtio-user port.
+struct VirtioApp {
+  dpdk::Port& port;
+  void send(const std::vector<uint8_t>& frame) {
+    rte_mbuf* m = mbuf_with(port.pool(), frame);
+    ASSERT_NE(m, nullptr);
+    ASSERT_EQ(port.tx(0, &m, 1), 1);
+  }
+  std::vector<std::vector<uint8_t>> receive() {
+    std::vector<std::vector<uint8_t>> got;
+    rte_mbuf* m[32];
+    const uint16_t n = port.rx(0, m, 32);
+    for (uint16_t i = 0; i < n; ++i) {
+      const uint8_t* d = rte_pktmbuf_mtod(m[i], const uint8_t*);
+      got.emplace_back(d, d + rte_pktmbuf_pkt_len(m[i]));
+      rte_pktmbuf_free(m[i]);
+    }
+    return got;
+  }
+};
+
 // An Ethernet frame from `from` to `to` of EtherType `type` carrying `payload`.
 inline std::vector<uint8_t> ethernet_frame(const MacAddress& to, const MacAddress& from,
                                            uint16_t type, const std::vector<uint8_t>& payload) {

@@ -481,16 +481,12 @@ TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
 
   // The application's first packet (pair 0, lcore 0) makes the session; its
   // driver may still be setting its rings up, so it is sent until b has it.
+  testing::VirtioApp application{**app};
   const MacAddress app_mac = (*app)->mac();
   const Bytes hello = testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 200, 1);
   const Bytes hello_frame = testing::ethernet_frame(ours, app_mac, kEtherIpv4, hello);
-  auto app_send = [&](const Bytes& frame) {
-    rte_mbuf* m = testing::mbuf_with((*app)->pool(), frame);
-    ASSERT_NE(m, nullptr);
-    ASSERT_EQ((*app)->tx(0, &m, 1), 1);
-  };
   for (int i = 0; i < 50 && t.at_b.empty(); ++i) {
-    app_send(hello_frame);
+    application.send(hello_frame);
     t.run_until([&] { return !t.at_b.empty(); }, std::chrono::milliseconds(100));
   }
   ASSERT_FALSE(t.at_b.empty()) << "the application's packet never reached b";
@@ -503,12 +499,7 @@ TEST(DpdkLcore, AVhostUserApplicationOnFewerQueuePairsGetsEveryLcoresPackets) {
   }
   t.write(t.b_in, t.b_inner->pool(), ba);
   t.run_until([&] {
-    rte_mbuf* m[32];
-    for (uint16_t n = (*app)->rx(0, m, 32), i = 0; i < n; ++i) {
-      const uint8_t* d = rte_pktmbuf_mtod(m[i], const uint8_t*);
-      at_app.emplace_back(d, d + rte_pktmbuf_pkt_len(m[i]));
-      rte_pktmbuf_free(m[i]);
-    }
+    for (Bytes& frame : application.receive()) at_app.push_back(std::move(frame));
     return at_app.size() >= ba.size();
   });
   t.stop_threads();

@@ -26,27 +26,6 @@ namespace {
 
 using testing::Bytes;
 
-// The application's side: sends and receives frames on its virtio-user port.
-struct App {
-  Port& port;
-  void send(const Bytes& frame) {
-    rte_mbuf* m = testing::mbuf_with(port.pool(), frame);
-    ASSERT_NE(m, nullptr);
-    ASSERT_EQ(port.tx(0, &m, 1), 1);
-  }
-  std::vector<Bytes> receive() {
-    std::vector<Bytes> got;
-    rte_mbuf* m[32];
-    const uint16_t n = port.rx(0, m, 32);
-    for (uint16_t i = 0; i < n; ++i) {
-      const uint8_t* d = rte_pktmbuf_mtod(m[i], const uint8_t*);
-      got.emplace_back(d, d + rte_pktmbuf_pkt_len(m[i]));
-      rte_pktmbuf_free(m[i]);
-    }
-    return got;
-  }
-};
-
 TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
   const testing::SocketPath socket("vhost-test");
   const std::string& path = socket.path;
@@ -56,7 +35,7 @@ TEST(DpdkVhost, AnApplicationOnVirtioUserReachesTheMeshThroughTheSocket) {
   ASSERT_EQ(rte_dev_probe(("net_virtio_user3,path=" + path + ",queues=1").c_str()), 0);
   Result<std::unique_ptr<Port>> virtio = Port::open({.device = "net_virtio_user3"});
   ASSERT_TRUE(virtio) << virtio.error();
-  App app{**virtio};
+  testing::VirtioApp app{**virtio};
   const MacAddress app_mac = app.port.mac();
 
   testing::Network net;
