@@ -6,8 +6,10 @@
 #   3. the threads of faradayd cluster (the data path programmed from another
 #      thread, the node links), the AEAD lanes that share a burst
 #      (crypto/aead_parallel.h), the data-path workers that share one Device while
-#      its control thread churns it (dataplane/worker.h) and the anti-replay window
-#      they share (dataplane/replay.h) under ThreadSanitizer,
+#      its control thread churns it (dataplane/worker.h), the anti-replay window
+#      they share (dataplane/replay.h), the lcores' neighbour news
+#      (underlay_link.h) and the turns on one queue (dataplane/turns.h) under
+#      ThreadSanitizer,
 #   4. the libFuzzer targets (suite fuzz), each for a short run, built with clang.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +48,7 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/crypto/crypto_threads_test --gtest_filter='ParallelAead*:AeadHelpers*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*:NewsBoardConcurrent*'
+  build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*:NewsBoardConcurrent*:TurnsConcurrent*'
 
 echo "== fuzz targets (clang, libFuzzer)"
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz
