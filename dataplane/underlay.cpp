@@ -452,9 +452,9 @@ bool NeighborTable::learn(sa_family_t family, const std::array<uint8_t, 16>& ip,
   return true;
 }
 
-NeighborTable::Lookup NeighborTable::lookup(const Endpoint& ip, Nanos now) {
-  Lookup out;
-  auto it = entries_.find({ip.family, ip.addr});
+NeighborTable::Entry& NeighborTable::entry(sa_family_t family, const std::array<uint8_t, 16>& ip,
+                                           Nanos now) {
+  auto it = entries_.find({family, ip});
   if (it == entries_.end()) {
     if (entries_.size() >= kMaxEntries) {
       auto oldest = std::min_element(entries_.begin(), entries_.end(), [](auto& a, auto& b) {
@@ -462,10 +462,19 @@ NeighborTable::Lookup NeighborTable::lookup(const Endpoint& ip, Nanos now) {
       });
       entries_.erase(oldest);
     }
-    it = entries_.emplace(Key{ip.family, ip.addr}, Entry{}).first;
+    it = entries_.emplace(Key{family, ip}, Entry{}).first;
     it->second.confirmed = now;  // forgotten after kForget if never answered
   }
-  Entry& e = it->second;
+  return it->second;
+}
+
+void NeighborTable::expect(sa_family_t family, const std::array<uint8_t, 16>& ip, Nanos now) {
+  entry(family, ip, now);
+}
+
+NeighborTable::Lookup NeighborTable::lookup(const Endpoint& ip, Nanos now) {
+  Lookup out;
+  Entry& e = entry(ip.family, ip.addr, now);
   out.mac = e.mac;
   const bool fresh = e.mac && now - e.confirmed < kReachable;
   if (!fresh && (!e.asked || now - *e.asked >= kRequestInterval)) {

@@ -159,6 +159,11 @@ class NeighborTable {
   // was recorded (no entry and not create, or the table is full).
   bool learn(sa_family_t family, const std::array<uint8_t, 16>& ip, const MacAddress& mac,
              Nanos now, bool create = true, bool override = true);
+  // Another lcore asked for this neighbour: an entry without a MAC, so its
+  // answer is recorded here too when it comes later. This table still asks
+  // itself when it needs the MAC first (the answer may have come before the
+  // news of the request did). Nothing when there is an entry already.
+  void expect(sa_family_t family, const std::array<uint8_t, 16>& ip, Nanos now);
   struct Lookup {
     std::optional<MacAddress> mac;  // usable now
     bool ask = false;               // send a request (ARP / NS) for it now
@@ -176,6 +181,9 @@ class NeighborTable {
     Nanos confirmed = 0;
     std::optional<Nanos> asked;
   };
+  // The entry of a neighbour, made (without a MAC) if there is none; the
+  // oldest goes when the table is full.
+  Entry& entry(sa_family_t family, const std::array<uint8_t, 16>& ip, Nanos now);
   std::map<Key, Entry> entries_;
 };
 

@@ -16,17 +16,24 @@ void UnderlayLink::learn(const Frame& f, Nanos now) {
     ++counters_.learnt;
   else
     ++counters_.not_learnt;
+  share(News{f.neighbor_family, f.neighbor_ip, f.neighbor_mac, create, f.neighbor_override});
+}
+
+void UnderlayLink::share(const News& n) {
   if (!sharing_) return;
   if (news_count_ == news_.size()) {
     ++counters_.news_lost;
     return;
   }
-  news_[news_count_++] =
-      News{f.neighbor_family, f.neighbor_ip, f.neighbor_mac, create, f.neighbor_override};
+  news_[news_count_++] = n;
 }
 
 void UnderlayLink::hear(const News& n, Nanos now) {
   last_.reset();
+  if (n.asked) {
+    neighbors_.expect(n.family, n.ip, now);
+    return;
+  }
   if (neighbors_.learn(n.family, n.ip, n.mac, now, n.create, n.override)) ++counters_.heard;
 }
 
@@ -84,7 +91,10 @@ UnderlayLink::Tx UnderlayLink::send(uint8_t* payload, size_t length, const Endpo
       } else {
         tx.request_length = build_neighbor_solicit(request, self_, hop->addr);
       }
-      if (tx.request_length) ++counters_.requests;
+      if (tx.request_length) {
+        ++counters_.requests;
+        share(News{.family = hop->family, .ip = hop->addr, .asked = true});
+      }
     }
     last_ = Last{to, now, found.mac};
   }

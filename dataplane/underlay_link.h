@@ -72,10 +72,17 @@ class UnderlayLink {
     MacAddress mac{};
     bool create = false;  // an on-link asker: it may get an entry
     bool override = true;
+    // Not a frame: this lcore asked for the neighbour (mac unset). The others
+    // expect its answer too, so an answer that lands on any queue after they
+    // heard this is learnt by every lcore's table: with turns (turns.h) any
+    // lcore may send there. (One that came first is news for the asker only,
+    // and an lcore that then needs the MAC asks itself.)
+    bool asked = false;
   };
   static constexpr size_t kMaxNews = 16;
-  // From now on every neighbour frame received is kept as News (up to
-  // kMaxNews until clear_news(); more are counted in news_lost).
+  // From now on every neighbour frame received, and every request sent, is
+  // kept as News (up to kMaxNews until clear_news(); more are counted in
+  // news_lost).
   void share_news() { sharing_ = true; }
   std::span<const News> news() const { return {news_.data(), news_count_}; }
   void clear_news() { news_count_ = 0; }
@@ -98,7 +105,7 @@ class UnderlayLink {
     Counter tx_no_route;    // no next hop (no such family, no gateway) or too long
     Counter not_learnt;     // an answer nobody asked for (here), an off-link asker, or a full table
     Counter heard;          // entries recorded or refreshed from another lcore's news
-    Counter news_lost;      // neighbour frames other lcores did not hear of (kMaxNews)
+    Counter news_lost;      // neighbour frames and requests other lcores did not hear of (kMaxNews)
     uint64_t dropped(FrameDrop r) const { return drops[static_cast<size_t>(r)]; }
   };
   const Counters& counters() const { return counters_; }
@@ -106,6 +113,7 @@ class UnderlayLink {
 
  private:
   void learn(const Frame& f, Nanos now);
+  void share(const News& n);
 
   UnderlayAddress self_;
   NeighborTable neighbors_;

@@ -502,7 +502,8 @@ TEST(Underlay, LinkSendsABurstWithOneRequestAndUsesAnAnswerAtOnce) {
 
 // Two lcores on one port, a link each: lcore 1 asks for b, b's answer lands on
 // lcore 0's queue, and lcore 1 learns it from lcore 0's news. An answer nobody
-// asked for is news too, but no table takes it.
+// asked for is news too, but no table takes it. Lcore 1's request is news as
+// well: once lcore 0 has heard it, lcore 0 takes the answer too.
 TEST(Underlay, LinksOfSeveralLcoresShareWhatTheyHear) {
   UnderlayLink lcore0(kA), lcore1(kA), b(kB);
   lcore0.share_news();
@@ -513,10 +514,17 @@ TEST(Underlay, LinksOfSeveralLcoresShareWhatTheyHear) {
   const UnderlayLink::Tx asked = lcore1.send(buf.data() + kUnderlayHeadroom, 32, to, 5, request);
   ASSERT_EQ(asked.frame, nullptr);
   ASSERT_EQ(asked.request_length, 60u);
+  ASSERT_EQ(lcore1.news().size(), 1u);
+  const UnderlayLink::News asking = lcore1.news()[0];
+  EXPECT_TRUE(asking.asked);
+  lcore1.clear_news();
   Frame f;
-  size_t n = 0;
-  ASSERT_EQ(b.receive({request.data(), 60}, 5, f, answer, n), UnderlayLink::Rx::kAnswer);
-  ASSERT_EQ(lcore0.receive({answer.data(), n}, 5, f, request, n), UnderlayLink::Rx::kLearnt);
+  size_t answer_length = 0, n = 0;
+  ASSERT_EQ(b.receive({request.data(), 60}, 5, f, answer, answer_length),
+            UnderlayLink::Rx::kAnswer);
+  // The answer lands on lcore 0 before lcore 1's news of the request does.
+  ASSERT_EQ(lcore0.receive({answer.data(), answer_length}, 5, f, request, n),
+            UnderlayLink::Rx::kLearnt);
   EXPECT_EQ(lcore0.counters().not_learnt, 1u);  // lcore 0 did not ask
   ASSERT_EQ(lcore0.news().size(), 1u);
   EXPECT_TRUE(lcore1.news().empty());
@@ -526,6 +534,24 @@ TEST(Underlay, LinksOfSeveralLcoresShareWhatTheyHear) {
   const UnderlayLink::Tx sent = lcore1.send(buf.data() + kUnderlayHeadroom, 32, to, 6, request);
   ASSERT_NE(sent.frame, nullptr);
   EXPECT_EQ(0, std::memcmp(sent.frame, kB.mac.data(), 6));
+  // Lcore 0 hears of the request after the answer: needing b's MAC, it asks
+  // itself. An answer after the news is taken on lcore 0 too, which then
+  // sends to b.
+  lcore0.hear(asking, 6);
+  EXPECT_EQ(lcore0.counters().heard, 0u);  // an expected answer, nothing learnt yet
+  EXPECT_TRUE(lcore0.news().empty());      // and not news again
+  const UnderlayLink::Tx own = lcore0.send(buf.data() + kUnderlayHeadroom, 32, to, 6, request);
+  EXPECT_EQ(own.frame, nullptr);
+  EXPECT_EQ(own.request_length, 60u);
+  lcore0.clear_news();
+  ASSERT_EQ(lcore0.receive({answer.data(), answer_length}, 6, f, request, n),
+            UnderlayLink::Rx::kLearnt);
+  EXPECT_EQ(lcore0.counters().learnt, 1u);
+  lcore0.clear_news();
+  const UnderlayLink::Tx from0 = lcore0.send(buf.data() + kUnderlayHeadroom, 32, to, 6, request);
+  ASSERT_NE(from0.frame, nullptr);
+  EXPECT_EQ(from0.request_length, 0u);
+  EXPECT_EQ(0, std::memcmp(from0.frame, kB.mac.data(), 6));
 
   // b's ARP request for us: any lcore answers it, and the others may take
   // the asker (on-link) too.
