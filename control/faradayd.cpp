@@ -98,8 +98,9 @@ void add_dpdk_options(CLI::App& sa, faraday::control::DpdkOptions* d) {
   sa.add_option("--dpdk-lcores", d->lcores,
                 "CPUs the lcores run on, e.g. 2 or 2,3: one queue pair of each port per lcore "
                 "(a NIC's RSS queues, the TAP's queues, the vhost-user socket's, at most 64 "
-                "there; net_af_packet needs qpairs=N in --dpdk-port); the first is also the "
-                "handshake context (default: the first CPU this process may use)")
+                "there; net_af_packet needs qpairs=N in --dpdk-port); an lcore whose queues "
+                "are empty takes turns on the others', so one tunnel uses them all; the first "
+                "is also the handshake context (default: the first CPU this process may use)")
       ->needs(port)
       ->group("DPDK underlay");
   sa.add_flag("--dpdk-hugepages", d->hugepages,

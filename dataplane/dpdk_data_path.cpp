@@ -116,40 +116,32 @@ Result<void> DpdkDataPath::open_parts() {
   auto aead = crypto::select_aead_backend(o.aead_backend);
   if (!aead) return Error{"AEAD: " + aead.error()};
   aead_ = std::move(*aead);
-  // Lcores that poll all the time lend their idle rounds to each other's
-  // bursts (one tunnel over several lcores); ones that sleep when idle do not.
-  // Only where it paid here (dpdk_bench, 1420 B, bench/README.md): an lcore
-  // sending one tunnel's packets onto net_null ran 1.29-1.56x as fast with a
-  // second lcore helping as alone with sodium, but 0.86-0.87x (once 1.38x)
-  // with ipsec-mb (avx512). Timed apart, per 1420 B packet: ipsec-mb's
-  // send_burst went from 555 to 536 ns only (the helper reads its pieces
-  // from the busy lcore's cache, and they take it longer), and the transmit
-  // after it from 121 to 250 ns (the UDP checksum, net_null has no offload,
-  // reads the helper's ciphertext back). Sodium's send_burst went from 2068
-  // to 1299 ns, which pays for the same transmit cost. At most kMaxLanes
-  // lcores share.
-  const bool pays = std::string_view(aead_.backend->name()) == "sodium";
-  std::shared_ptr<crypto::AeadHelpers> helpers;
-  if (lcores > 1 && lcores <= crypto::kMaxLanes && o.idle_sleep_us == 0 && pays)
-    helpers = std::make_shared<crypto::AeadHelpers>(crypto::AeadHelpers::Polled{lcores - 1u});
   for (uint16_t q = 0; q < lcores; ++q) {
     std::unique_ptr<crypto::AeadBackend> own = aead_.make();
     if (!own)
       return Error{fmt::format("AEAD: cannot make a {} backend for lcore {}", aead_.backend->name(),
                                q == 0 ? rte_get_main_lcore() : worker_ids_[q - 1])};
-    lcore_aeads_.push_back(std::make_unique<crypto::ParallelAead>(std::move(own), helpers));
+    lcore_aeads_.push_back(std::move(own));
   }
   dev_ = std::make_unique<Device>(clock_, *lcore_aeads_[0], DeviceOptions{.mtu = o.mtu});
   UnderlayAddress self = o.self;
   self.mac = underlay_->mac();
-  if (lcores > 1) board_ = std::make_unique<NewsBoard>(lcores);
+  if (lcores > 1) {
+    board_ = std::make_unique<NewsBoard>(lcores);
+    // An lcore with nothing of its own takes turns on the others' queues:
+    // one tunnel's bursts, which the ports keep on one queue, then use every
+    // lcore that is free (dpdk_lcore.h).
+    turns_ = std::make_unique<QueueTurns[]>(lcores);
+    underlay_->share_tx();
+    inner_->share_tx();
+  }
   for (uint16_t q = 0; q < lcores; ++q) {
     Worker* worker = q > 0 ? &dev_->add_worker(*lcore_aeads_[q]) : nullptr;
     links_.push_back(std::make_unique<UnderlayLink>(self));
     lcores_.push_back(
         std::make_unique<Lcore>(*dev_, clock_, *inner_, *underlay_, *links_.back(), q, worker));
     if (board_) lcores_.back()->set_news(board_.get(), q);
-    if (helpers) lcores_.back()->set_shared_aead(lcore_aeads_[q].get());
+    if (turns_) lcores_.back()->set_turns({turns_.get(), lcores});
     if (vhost_queues_) lcores_.back()->set_vhost_queues(vhost_queues_.get());
   }
   if (lcores > 1) lcores_[0]->serve_workers();
@@ -200,8 +192,7 @@ std::string DpdkDataPath::summary() const {
       "(a queue pair each{}), {}",
       options_.mtu, underlay_->name(), underlay_->driver(), mac_to_string(underlay_->mac()),
       options_.self.port, inner_name(options_.inner), aead_.backend->describe(), n,
-      n == 1 ? "" : "s",
-      lcore_aeads_[0]->helpers() ? "; an idle lcore takes pieces of a busy one's bursts" : "",
+      n == 1 ? "" : "s", turns_ ? "; an idle lcore takes turns on the busy ones' queues" : "",
       options_.idle_sleep_us == 0
           ? std::string{"polling all the time"}
           : fmt::format("waiting up to {} us when idle", options_.idle_sleep_us));
@@ -254,9 +245,8 @@ void DpdkDataPath::log_stats(bool force) {
 // An lcore's share of the ports' and the links' counters, after the "stats:"
 // line on SIGUSR1 and at exit: the first lcore's line has the device's own
 // (frames its RX ring had no room for) and its table's neighbours; the
-// others' say "lcore N". Lcores that share bursts say how many of theirs
-// were shared, how many of those did not pay, and how many pieces of the
-// others' they ran.
+// others' say "lcore N". With several lcores, each says how many bursts it
+// read from the others' queues on its turns.
 void DpdkDataPath::log_ports(size_t i) const {
   const Lcore& lcore = *lcores_[i];
   const UnderlayLink::Counters& l = links_[i]->counters();
@@ -287,9 +277,7 @@ void DpdkDataPath::log_ports(size_t i) const {
   }
   std::string shared =
       board_ ? fmt::format("heard={} news_lost={} ", l.heard, l.news_lost + board_->lost(i)) : "";
-  if (const crypto::ParallelAead& aead = *lcore_aeads_[i]; aead.helpers())
-    shared += fmt::format("aead_shared={} aead_backoffs={} aead_helped={} ", aead.shared_bursts(),
-                          aead.backoffs(), aead.helped_pieces());
+  if (turns_) shared += fmt::format("turns_taken={} ", c.turns_taken);
   log(LogLevel::kInfo,
       "ports: dpdk {}underlay rx={} {}datagrams={} rx_chained={} rx_no_mbuf={} "
       "answers={} requests={} learnt={} not_learnt={} {}{}tx={} tx_no_mbuf={} "
@@ -414,6 +402,7 @@ void DpdkDataPath::run_worker(size_t index) {
         rte_strerror(rte_errno));
   RcuReader rcu;
   Lcore& lcore = *lcores_[index];
+  lcore.set_rcu(&rcu);
   const timespec idle{0, static_cast<long>(options_.idle_sleep_us) * 1000};
   while (!workers_stop_.load(std::memory_order_acquire)) {
     size_t moved = 0;

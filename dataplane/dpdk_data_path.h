@@ -19,9 +19,10 @@
 // (cluster mode): such a thread is pinned to the main lcore's CPUs and registered with DPDK for
 // run()'s duration, so the mempool caches serve it.
 //
-// Lcores that poll all the time (no idle_sleep_us) share one tunnel's bursts
-// when the AEAD is sodium: an idle lcore takes pieces of a busy one's AEAD
-// (dpdk_lcore.h). With ipsec-mb it did not pay here (dpdk_bench).
+// An lcore that found nothing on its own queues takes turns on the others'
+// (dpdk_lcore.h, turns.h): one tunnel's bursts, which the ports keep on one
+// queue, are sealed and opened on every lcore that has nothing else to do,
+// and leave in order.
 //
 // Each lcore keeps its own UnderlayLink and InnerLink: neighbour answers reach
 // the others (NewsBoard). On a TAP the host's MAC is known from the start; a
@@ -45,7 +46,6 @@
 #include <vector>
 
 #include "crypto/aead_batch.h"
-#include "crypto/aead_parallel.h"
 #include "dataplane/clock.h"
 #include "dataplane/data_path.h"
 #include "dataplane/dpdk_lcore.h"
@@ -130,7 +130,8 @@ class DpdkDataPath : public DataPath {
   SystemClock clock_;
   // One of each per lcore, the first the handshake context's (the Device's
   // AEAD; the others' are their Workers').
-  std::vector<std::unique_ptr<crypto::ParallelAead>> lcore_aeads_;
+  std::vector<std::unique_ptr<crypto::AeadBackend>> lcore_aeads_;
+  std::unique_ptr<QueueTurns[]> turns_;  // per queue, with several lcores; outlives lcores_
   std::unique_ptr<Device> dev_;
   std::vector<std::unique_ptr<UnderlayLink>> links_;
   std::vector<std::unique_ptr<InnerLink>> inner_links_;  // a TAP's or vhost socket's L2 side

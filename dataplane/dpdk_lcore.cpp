@@ -10,25 +10,27 @@ namespace faraday::dataplane::dpdk {
 
 size_t Lcore::poll() {
   const Nanos now = clock_.monotonic();
-  const uint64_t frames = rx_.counters().frames;
-  const uint64_t heard = link_.counters().heard;
   if (board_) board_->deliver(index_, link_, now);
   size_t moved = vhost_ ? take_handed() : 0;
-  moved += to_inner(now);
-  // Held datagrams go as soon as a frame (an answer, perhaps) came in, or
+  moved += to_inner(now, queue_);
+  // Held datagrams go as soon as a frame (an answer, perhaps) came in since
+  // the last look, here or on a turn at the end of the last round, or
   // another lcore's news, before newer packets of theirs; and every
   // kRetryEvery, so late ones are freed.
-  if (tx_.held() &&
-      (rx_.counters().frames != frames || link_.counters().heard != heard || now >= next_retry_)) {
+  const uint64_t frames = rx_.counters().frames;
+  const uint64_t heard = link_.counters().heard;
+  if (tx_.held() && (frames != seen_frames_ || heard != seen_heard_ || now >= next_retry_)) {
     tx_.retry(now);
     next_retry_ = now + kRetryEvery;
   }
+  seen_frames_ = frames;
+  seen_heard_ = heard;
   if (!worker_) {
     if (serve_workers_) dev_.service();  // what the other lcores handed over
     // Handshake answers first: they may carry what the data waits for.
     flush_outbox(now);
   }
-  moved += to_underlay(now);
+  moved += to_underlay(now, queue_);
   if (!worker_) {
     flush_outbox(now);
     if (dev_.next_deadline() <= now) {
@@ -40,35 +42,60 @@ size_t Lcore::poll() {
     link_.expire(now);
     next_expire_ = now + kSecond;
   }
+  // Nothing came on this lcore's queues: a turn on the others'.
+  if (!turns_.empty() && moved == 0) moved = take_turns(now);
   if (board_) board_->publish(index_, link_);
-  // Nothing came: idle (busy again as soon as a port gives packets, in
-  // to_inner and to_underlay), so the others may cut bursts for this lcore.
-  if (shared_aead_ && moved == 0) {
-    shared_aead_->set_idle(true);
-    shared_aead_->help_others();
+  return moved;
+}
+
+size_t Lcore::take_turns(Nanos now) {
+  size_t moved = 0;
+  const size_t queues = turns_.size();
+  for (size_t k = 1; k < queues; ++k) {
+    const auto q = static_cast<uint16_t>((queue_ + k) % queues);
+    moved += to_inner(now, q);
+    moved += to_underlay(now, q);
   }
   return moved;
 }
 
-size_t Lcore::to_underlay(Nanos now) {
-  uint16_t n = inner_.rx(queue_, mbufs_.data(), kBurstSize);
-  if (n == 0) return 0;
-  if (shared_aead_) shared_aead_->set_idle(false);
+// A worker holds nothing from the peer table once its burst went through the
+// Device, so it may wait offline.
+void Lcore::await_turn(const Turns& turns, uint64_t ticket) {
+  if (turns.ready(ticket)) return;
+  if (rcu_) rcu_->offline();
+  turns.await(ticket);
+  if (rcu_) rcu_->online();
+}
+
+// With turns, the read holds queue q; the send waits for the bursts read before.
+size_t Lcore::to_underlay(Nanos now, uint16_t q) {
+  Turns* turns = turns_.empty() ? nullptr : &turns_[q].inner;
+  if (turns && !turns->try_read()) return 0;
+  uint16_t n = inner_.rx(q, mbufs_.data(), kBurstSize);
+  if (n == 0) {
+    if (turns) turns->read_none();
+    return 0;
+  }
+  const uint64_t ticket = turns ? turns->read_done() : 0;
+  if (q != queue_) ++counters_.turns_taken;
   counters_.inner_rx += n;
   const uint16_t taken = n;
-  if (inner_link_) n = strip_frames(n);
+  if (inner_link_) n = strip_frames(n, q);
   for (uint16_t i = 0; i < n; ++i) pkts_[i] = packet_of(mbufs_[i]);
   if (worker_)
     dev_.send_burst(*worker_, {pkts_.data(), n}, {verdicts_.data(), n});
   else
     dev_.send_burst({pkts_.data(), n}, {verdicts_.data(), n});
-  tx_.send({mbufs_.data(), n}, {pkts_.data(), n}, {verdicts_.data(), n}, now);
+  if (turns) await_turn(*turns, ticket);
+  tx_.send_on(q, {mbufs_.data(), n}, {pkts_.data(), n}, {verdicts_.data(), n}, now);
+  if (turns) turns->sent(ticket);
   return taken;
 }
 
 // A TAP's (or vhost-user socket's) frames: IP packets lose their Ethernet header and stay (in order
 // at the front of mbufs_), ARP and NS are answered, the rest freed. Returns how many stay.
-uint16_t Lcore::strip_frames(uint16_t n) {
+uint16_t Lcore::strip_frames(uint16_t n, uint16_t q) {
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = mbufs_[i];
@@ -93,7 +120,7 @@ uint16_t Lcore::strip_frames(uint16_t n) {
         m->data_len = static_cast<uint16_t>(answer_length);
         m->pkt_len = static_cast<uint32_t>(answer_length);
         // Port::tx frees (and counts as tx_full) what the queue has no room for.
-        inner_.tx(queue_, &m, 1);
+        inner_.tx(q, &m, 1);
         continue;
       }
       ++counters_.inner_answers_lost;
@@ -120,10 +147,16 @@ uint16_t Lcore::add_frames(uint16_t n) {
   return kept;
 }
 
-size_t Lcore::to_inner(Nanos now) {
-  const size_t n = rx_.poll(mbufs_, pkts_, now);
-  if (n == 0) return 0;
-  if (shared_aead_) shared_aead_->set_idle(false);
+size_t Lcore::to_inner(Nanos now, uint16_t q) {
+  Turns* turns = turns_.empty() ? nullptr : &turns_[q].underlay;
+  if (turns && !turns->try_read()) return 0;
+  const size_t n = rx_.poll(q, mbufs_, pkts_, now);
+  if (n == 0) {
+    if (turns) turns->read_none();
+    return 0;
+  }
+  const uint64_t ticket = turns ? turns->read_done() : 0;
+  if (q != queue_) ++counters_.turns_taken;
   if (worker_)
     dev_.receive_burst(*worker_, {pkts_.data(), n}, {verdicts_.data(), n});
   else
@@ -138,22 +171,24 @@ size_t Lcore::to_inner(Nanos now) {
       rte_pktmbuf_free(mbufs_[i]);
     }
   }
-  if (out == 0 || !vhost_ || !hand_over(out)) send_inner(out);
+  if (turns) await_turn(*turns, ticket);
+  if (out == 0 || !vhost_ || !hand_over(out, q)) send_inner(out, q);
+  if (turns) turns->sent(ticket);
   return n;
 }
 
-void Lcore::send_inner(uint16_t n) {
+void Lcore::send_inner(uint16_t n, uint16_t q) {
   if (inner_link_) n = add_frames(n);
-  counters_.inner_tx += inner_.tx(queue_, mbufs_.data(), n);
+  counters_.inner_tx += inner_.tx(q, mbufs_.data(), n);
 }
 
 // Unframed: the lcore that sends them frames them with its own InnerLink.
-bool Lcore::hand_over(uint16_t n) {
-  // While the application has no pair at all, the packets go to this queue,
+bool Lcore::hand_over(uint16_t n, uint16_t q) {
+  // While the application has no pair at all, the packets go to queue q,
   // which takes nothing: freed and counted (inner_tx_full).
   const uint64_t receiving = vhost_->receiving();
-  if (receiving == 0 || (receiving >> queue_ & 1) != 0) return false;
-  rte_ring* ring = vhost_->ring(VhostQueues::pick(receiving, queue_));
+  if (receiving == 0 || (receiving >> q & 1) != 0) return false;
+  rte_ring* ring = vhost_->ring(VhostQueues::pick(receiving, q));
   const unsigned handed =
       rte_ring_enqueue_burst(ring, reinterpret_cast<void* const*>(mbufs_.data()), n, nullptr);
   counters_.inner_handed += handed;
@@ -171,7 +206,7 @@ size_t Lcore::take_handed() {
     if (n == 0) break;
     taken += n;
     // This pair went away since they were handed here: on to one that is left.
-    if (!hand_over(static_cast<uint16_t>(n))) send_inner(static_cast<uint16_t>(n));
+    if (!hand_over(static_cast<uint16_t>(n), queue_)) send_inner(static_cast<uint16_t>(n), queue_);
     if (n < kBurstSize) break;
   }
   return taken;

@@ -10,6 +10,7 @@
 //   due timers (Device::tick); datagrams held for a next hop retried when a
 //   frame came in and every kRetryEvery; neighbours unheard of for long
 //   forgotten (once a second)
+//   nothing came on this lcore's queues: a turn on the others' (set_turns)
 //
 // With an InnerLink (set_inner_link), the inner port is a TAP (or a vhost-user
 // socket): frames from the host are classified there (ARP and NS answered on
@@ -26,12 +27,19 @@
 // NewsBoard, whichever queue the port put them on.
 //
 // One tunnel over several lcores: the port keeps one peer's datagrams (and
-// the inner port one flow's packets) on one queue, so with set_shared_aead
-// each lcore's AEAD is a ParallelAead over polled helpers
-// (crypto/aead_parallel.h) that the lcores are themselves. A round that found
-// nothing marks the lcore idle and takes pieces of the others' large bursts;
-// a busy lcore's bursts are cut into pieces while another is idle, and it
-// waits for every piece before its packets go on, in order.
+// the inner port one flow's packets) on one queue. With set_turns, a round
+// that found nothing on the lcore's own queues takes a turn on the others'
+// (turns.h): it reads a burst of another lcore's queue, seals or opens it
+// with its own Worker at the same time as that lcore works on the burst
+// before, and sends it on that queue once the burst before has gone. Every
+// burst is worked on where it was read, so no packet crosses to another
+// core's cache on the way, and one queue's packets leave in the order they
+// came. Two exceptions, both at the start of a flow: a datagram an lcore
+// holds while its link resolves the next hop leaves later, on that lcore's
+// own queue (the lcores tell each other of the requests they send, so an
+// answer that comes after is learnt by all, underlay_link.h); and a packet
+// that waits for a session goes out with the handshake context's, as
+// without turns.
 //
 // A vhost-user socket with a queue pair per lcore (set_vhost_queues): an
 // lcore whose pair the application does not receive on hands its packets
@@ -47,19 +55,28 @@
 #include <array>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <vector>
 
-#include "crypto/aead_parallel.h"
 #include "dataplane/clock.h"
 #include "dataplane/counters.h"
 #include "dataplane/device.h"
 #include "dataplane/dpdk_port.h"
 #include "dataplane/dpdk_vhost.h"
 #include "dataplane/inner_link.h"
+#include "dataplane/rcu.h"
+#include "dataplane/turns.h"
 #include "dataplane/underlay_link.h"
 #include "dataplane/worker.h"
 
 namespace faraday::dataplane::dpdk {
+
+// One queue pair's turns: its inner port RX queue (packets to seal) and its
+// underlay port RX queue (datagrams to open).
+struct QueueTurns {
+  Turns inner;
+  Turns underlay;
+};
 
 class Lcore {
  public:
@@ -92,9 +109,13 @@ class Lcore {
   void serve_workers() { serve_workers_ = true; }
   // The inner port is a vhost-user socket whose queues these are. Before poll().
   void set_vhost_queues(VhostQueues* queues) { vhost_ = queues; }
-  // This lcore's AEAD (its Worker's, or the Device's for the first lcore)
-  // when its helpers are the other lcores. Before poll().
-  void set_shared_aead(crypto::ParallelAead* aead) { shared_aead_ = aead; }
+  // Several lcores: every queue's turns (turns.h), indexed by queue, on both
+  // ports; both ports share_tx(). Before poll().
+  void set_turns(std::span<QueueTurns> turns) { turns_ = turns; }
+  // This lcore's thread is an RCU reader (a worker lcore's, rcu.h): it goes
+  // offline while it waits for its turn to send, since the lcore with the
+  // turn before may be the handshake context in rcu_synchronize. Before poll().
+  void set_rcu(RcuReader* rcu) { rcu_ = rcu; }
 
   // One round; returns the packets taken from either port (0: it found none).
   size_t poll();
@@ -108,20 +129,26 @@ class Lcore {
     Counter inner_answers_lost;  // a TAP's ARP or ND answer longer than its request's mbuf
     Counter inner_handed;        // packets for a vhost-user application sent by another lcore
     Counter inner_handed_lost;   // ... that found that lcore's ring full: dropped
+    Counter turns_taken;         // bursts read from another lcore's queues (set_turns)
   };
   const Counters& counters() const { return counters_; }
 
  private:
-  size_t to_underlay(Nanos now);
-  uint16_t strip_frames(uint16_t n);
+  // Each from queue q: this lcore's own, or another's on a turn.
+  size_t to_underlay(Nanos now, uint16_t q);
+  uint16_t strip_frames(uint16_t n, uint16_t q);
   uint16_t add_frames(uint16_t n);
-  size_t to_inner(Nanos now);
-  // The first n of mbufs_ (decrypted packets) to the inner port, framed for
-  // the host on a TAP or vhost-user socket.
-  void send_inner(uint16_t n);
+  size_t to_inner(Nanos now, uint16_t q);
+  // The other lcores' queues, a burst each way where there is one.
+  size_t take_turns(Nanos now);
+  // Returns once the bursts read before `ticket` have gone.
+  void await_turn(const Turns& turns, uint64_t ticket);
+  // The first n of mbufs_ (decrypted packets) to the inner port's queue q,
+  // framed for the host on a TAP or vhost-user socket.
+  void send_inner(uint16_t n, uint16_t q);
   // The first n of mbufs_ (decrypted packets) to another lcore's ring, when
-  // the vhost-user application does not receive on this queue; false: not.
-  bool hand_over(uint16_t n);
+  // the vhost-user application does not receive on queue q; false: not.
+  bool hand_over(uint16_t n, uint16_t q);
   // Another lcore's packets for the vhost-user application, onto this queue.
   size_t take_handed();
   void flush_outbox(Nanos now);
@@ -136,7 +163,8 @@ class Lcore {
   NewsBoard* board_ = nullptr;
   unsigned index_ = 0;
   bool serve_workers_ = false;
-  crypto::ParallelAead* shared_aead_ = nullptr;
+  std::span<QueueTurns> turns_;
+  RcuReader* rcu_ = nullptr;
   VhostQueues* vhost_ = nullptr;
   Transmit tx_;
   Receive rx_;
@@ -144,6 +172,7 @@ class Lcore {
   std::array<Packet, kBurstSize> pkts_{};
   std::array<Verdict, kBurstSize> verdicts_{};
   Nanos next_retry_ = 0;
+  uint64_t seen_frames_ = 0, seen_heard_ = 0;  // the counters at the last look at what is held
   Nanos next_expire_ = 0;
   Counters counters_;
 };

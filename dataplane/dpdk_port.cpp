@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 
 #include <algorithm>
 #include <atomic>
@@ -255,12 +256,19 @@ uint16_t Port::rx(uint16_t queue, rte_mbuf** mbufs, uint16_t n) {
 }
 
 uint16_t Port::tx(uint16_t queue, rte_mbuf** mbufs, uint16_t n) {
+  std::atomic<bool>* lock = tx_locks_ ? &tx_locks_[queue].held : nullptr;
+  if (lock)
+    while (lock->load(std::memory_order_relaxed) || lock->exchange(true, std::memory_order_acquire))
+      rte_pause();
   const uint16_t sent = rte_eth_tx_burst(id_, queue, mbufs, n);
-  if (sent < n) {
-    tx_full_[queue] += n - sent;
-    free_all(mbufs + sent, static_cast<uint16_t>(n - sent));
-  }
+  if (sent < n) tx_full_[queue] += n - sent;
+  if (lock) lock->store(false, std::memory_order_release);
+  if (sent < n) free_all(mbufs + sent, static_cast<uint16_t>(n - sent));
   return sent;
+}
+
+void Port::share_tx() {
+  if (!tx_locks_) tx_locks_ = std::make_unique<TxLock[]>(queues_);
 }
 
 Packet packet_of(rte_mbuf* m) {
@@ -349,15 +357,15 @@ bool Transmit::frame(rte_mbuf* m, Packet& p, Nanos now, Nanos since, rte_mbuf** 
   return false;
 }
 
-size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
-                      std::span<const Verdict> verdicts, Nanos now) {
+size_t Transmit::send_on(uint16_t queue, std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
+                         std::span<const Verdict> verdicts, Nanos now) {
   rte_mbuf* out[2 * kBurstSize];
   uint16_t n = 0;
   size_t sent = 0;
   for (size_t i = 0; i < mbufs.size(); ++i) {
     // Each packet adds at most two frames (a request and itself).
     if (n + 2u > std::size(out)) {
-      sent += port_.tx(queue_, out, n);
+      sent += port_.tx(queue, out, n);
       n = 0;
     }
     if (verdicts[i] == Verdict::kPass) {
@@ -367,7 +375,7 @@ size_t Transmit::send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
       rte_pktmbuf_free(mbufs[i]);
     }
   }
-  return sent + port_.tx(queue_, out, n);
+  return sent + port_.tx(queue, out, n);
 }
 
 size_t Transmit::send_copies(std::span<const Packet> pkts, Nanos now) {
@@ -422,10 +430,11 @@ size_t Transmit::retry(Nanos now) {
   return port_.tx(queue_, out, n);
 }
 
-size_t Receive::poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now) {
+size_t Receive::poll(uint16_t queue, std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
+                     Nanos now) {
   rte_mbuf* got[kBurstSize];
   const uint16_t want = static_cast<uint16_t>(std::min({mbufs.size(), pkts.size(), kBurstSize}));
-  const uint16_t n = port_.rx(queue_, got, want);
+  const uint16_t n = port_.rx(queue, got, want);
   counters_.frames += n;
   size_t k = 0;
   for (uint16_t i = 0; i < n; ++i) {
@@ -450,14 +459,14 @@ size_t Receive::poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos n
       mbufs[k++] = m;
       continue;
     }
-    if (rx == UnderlayLink::Rx::kAnswer) answer({reply.data(), reply_length});
+    if (rx == UnderlayLink::Rx::kAnswer) answer(queue, {reply.data(), reply_length});
     rte_pktmbuf_free(m);
   }
   counters_.datagrams += k;
   return k;
 }
 
-void Receive::answer(std::span<const uint8_t> frame) {
+void Receive::answer(uint16_t queue, std::span<const uint8_t> frame) {
   rte_mbuf* m = rte_pktmbuf_alloc(port_.pool());
   if (!m) {
     ++counters_.no_mbuf;
@@ -466,7 +475,7 @@ void Receive::answer(std::span<const uint8_t> frame) {
   std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), frame.data(), frame.size());
   m->data_len = static_cast<uint16_t>(frame.size());
   m->pkt_len = static_cast<uint32_t>(frame.size());
-  counters_.answers += port_.tx(queue_, &m, 1);
+  counters_.answers += port_.tx(queue, &m, 1);
 }
 
 }  // namespace faraday::dataplane::dpdk

@@ -12,10 +12,13 @@
 //
 // Threads: init_eal once, on the thread that will be the main lcore. A Port is
 // opened and closed by one thread; each queue is then used by one thread at a
-// time (DPDK's rule), and Transmit belongs to the thread of its queue.
+// time (DPDK's rule: several lcores that take turns on one queue, turns.h, hold
+// it in turn to read it, and tx() holds a lock per queue after share_tx), and a
+// Transmit or Receive belongs to one thread.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -111,9 +114,12 @@ class Port {
   uint16_t rx(uint16_t queue, rte_mbuf** mbufs, uint16_t n);
   // Sends what the queue takes; the rest is freed and counted (tx_full).
   uint16_t tx(uint16_t queue, rte_mbuf** mbufs, uint16_t n);
+  // Several threads may send on one queue from now on: tx() holds the queue's
+  // lock (a spin lock; a tx_burst is short). Before those threads start.
+  void share_tx();
 
-  // Frames a TX queue had no room for: one queue's (written by its lcore
-  // alone), or every queue's.
+  // Frames a TX queue had no room for: one queue's (written under its lock
+  // when shared), or every queue's.
   uint64_t tx_full(uint16_t queue) const { return tx_full_[queue]; }
   uint64_t tx_full() const { return total(tx_full_); }
 
@@ -130,6 +136,10 @@ class Port {
   bool tx_ip_checksum_ = false, tx_udp_checksum_ = false;
   bool rx_ip_checksum_ = false, rx_udp_checksum_ = false;
   std::vector<Counter> tx_full_;  // per queue
+  struct alignas(64) TxLock {
+    std::atomic<bool> held{false};
+  };
+  std::unique_ptr<TxLock[]> tx_locks_;  // per queue, after share_tx
 };
 
 // An mbuf's data as a Packet: the data path works on it in place.
@@ -138,7 +148,8 @@ Packet packet_of(rte_mbuf* m);
 void take_packet(rte_mbuf* m, const Packet& p);
 
 // One lcore's transmit step: the sealed datagrams of a send_burst become frames
-// (UnderlayLink::send, headers in the headroom) and go out on the lcore's queue,
+// (UnderlayLink::send, headers in the headroom) and go out on the lcore's queue
+// (or, send_on, the queue it has the turn on),
 // with the ARP requests or solicitations the link asks for. A datagram whose
 // next hop is not resolved yet is held (at most kHeld, for at most kHoldFor; when
 // full, transport data makes room before handshake messages), as
@@ -160,7 +171,13 @@ class Transmit {
   // Returns the frames the queue took: datagrams and ARP requests (or
   // solicitations) both.
   size_t send(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, std::span<const Verdict> verdicts,
-              Nanos now);
+              Nanos now) {
+    return send_on(queue_, mbufs, pkts, verdicts, now);
+  }
+  // The same on another queue (one this thread has its turn on, turns.h);
+  // what is held still goes out on the Transmit's own queue.
+  size_t send_on(uint16_t queue, std::span<rte_mbuf*> mbufs, std::span<Packet> pkts,
+                 std::span<const Verdict> verdicts, Nanos now);
   // Copies of the core's own datagrams (its outbox: handshakes, cookies,
   // keepalives), sent as above.
   size_t send_copies(std::span<const Packet> pkts, Nanos now);
@@ -210,7 +227,12 @@ class Receive {
   // Takes up to mbufs.size() frames (at most kBurstSize) from the queue; the
   // datagrams among them are left in mbufs[0, k) and pkts[0, k), in arrival
   // order. Returns k; those mbufs are the caller's to send on or free.
-  size_t poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now);
+  size_t poll(std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now) {
+    return poll(queue_, mbufs, pkts, now);
+  }
+  // The same from another queue (one this thread holds, turns.h); the
+  // answers go out on that queue too.
+  size_t poll(uint16_t queue, std::span<rte_mbuf*> mbufs, std::span<Packet> pkts, Nanos now);
 
   struct Counters {
     Counter frames;     // taken from the queue
@@ -222,7 +244,7 @@ class Receive {
   const Counters& counters() const { return counters_; }
 
  private:
-  void answer(std::span<const uint8_t> frame);
+  void answer(uint16_t queue, std::span<const uint8_t> frame);
 
   Port& port_;
   uint16_t queue_;
