@@ -13,10 +13,12 @@
 //             inner packets in (what the inner port's RX does), send_burst in the
 //             mbufs, frame them in their headroom (dpdk::Transmit: Ethernet, IPv4,
 //             UDP with its checksum; net_null offers no offloads) and tx_burst.
-//   2 lcores  the same with one tunnel's bursts shared (crypto/aead_parallel.h):
-//             a second lcore, idle on CPU 1 (its queues empty), takes pieces
-//             of each burst's AEAD, as faradayd's lcores do when RSS puts one
-//             peer's traffic on one queue. Only where CPUs 0 and 1 are allowed.
+//   2 lcores  the same with one tunnel's bursts on one queue taken in turns
+//             (dataplane/turns.h), as faradayd's lcores do when RSS puts one
+//             peer's traffic on one queue: a second lcore on CPU 1, its own
+//             queues empty, reads the next burst while the first works on
+//             its own, seals it with a Worker of its own and sends it once
+//             the burst before has gone. Only where CPUs 0 and 1 are allowed.
 // It prints Mpps and Gbit/s (inner bytes) of each, dpdk/pipeline, 2 lcores/1, and
 // the lcores one direction would need for 100 Gbit/s of 1420-byte packets at the
 // measured rate.
@@ -40,8 +42,9 @@
 
 #include "bench/bench_common.h"
 #include "bench/dpdk_pair.h"
-#include "crypto/aead_parallel.h"
 #include "dataplane/dpdk_port.h"
+#include "dataplane/rcu.h"
+#include "dataplane/turns.h"
 #include "dataplane/underlay_link.h"
 
 namespace {
@@ -59,50 +62,120 @@ struct Row {
   Figures raw, pipeline, dpdk, shared;
 };
 
-// The second lcore of the "2 lcores" figure: a ParallelAead over polled helpers
-// on a thread pinned to `cpu`, polling for pieces (help_others) while that
-// figure is timed, asleep otherwise so the other figures are one lcore's alone.
-// (With it polling for nothing during the "dpdk" figure, as an lcore with empty
-// queues would, ipsec-mb's 2 lcores / 1 at 1420 B was 0.85-0.90, against
-// 0.86-0.87 with it asleep, bench/README.md.)
-class IdleLcore {
+// The lcore step of the "dpdk" figure, on one thread: a burst of 64 mbufs
+// from the pool with the inner packets copied in (the inner port's RX),
+// send_burst in them (on `worker`, or the Device's own context), then framed
+// and sent by `tx` once `turns` (when given) says the bursts before have gone.
+struct Step {
+  Device& dev;
+  Worker* worker;
+  dpdk::Port& port;
+  dpdk::Transmit& tx;
+  // One burst; returns the frames sent.
+  size_t run(const uint8_t* inner, size_t size, Nanos now, Turns* turns = nullptr,
+             uint64_t ticket = 0) {
+    rte_mbuf* mbufs[kBurstSize];
+    Packet pkts[kBurstSize];
+    Verdict verdicts[kBurstSize];
+    if (rte_pktmbuf_alloc_bulk(port.pool(), mbufs, kBurstSize) != 0) fail("mbuf pool empty");
+    for (size_t i = 0; i < kBurstSize; ++i) {
+      std::memcpy(rte_pktmbuf_mtod(mbufs[i], uint8_t*), inner, size);
+      mbufs[i]->data_len = static_cast<uint16_t>(size);
+      mbufs[i]->pkt_len = static_cast<uint32_t>(size);
+      pkts[i] = dpdk::packet_of(mbufs[i]);
+    }
+    if (worker)
+      dev.send_burst(*worker, pkts, verdicts);
+    else
+      dev.send_burst(pkts, verdicts);
+    if (turns) turns->await(ticket);
+    const size_t framed = tx.send(mbufs, pkts, verdicts, now);
+    if (turns) turns->sent(ticket);
+    return framed;
+  }
+};
+
+// One tunnel's queue in the "2 lcores" figure: a round puts kBursts bursts on
+// it, and the first lcore (the timing thread) and a second one on a thread
+// pinned to `cpu` read them in turns, work on them at once, and send them in
+// order. The second one polls the queue while that figure is timed and sleeps
+// otherwise, so the other figures are one lcore's alone.
+class TurnsQueue {
  public:
-  IdleLcore(const crypto::AeadFactory& make, int cpu)
-      : helpers_(std::make_shared<crypto::AeadHelpers>(crypto::AeadHelpers::Polled{1})),
-        busy_(make(), helpers_),
-        idle_(make(), helpers_) {
-    thread_ = std::thread([this, cpu] {
+  TurnsQueue(Step& first, Step& second, int cpu) : first_(first) {
+    thread_ = std::thread([this, &second, cpu] {
       cpu_set_t one;
       CPU_ZERO(&one);
       CPU_SET(cpu, &one);
       if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) != 0)
-        fail("cannot pin the idle lcore's thread");
-      idle_.set_idle(true);
+        fail("cannot pin the second lcore's thread");
+      RcuReader rcu;  // its Worker reads the Device's published tables
       while (!stop_.load(std::memory_order_relaxed)) {
         const bool lend = lend_.load(std::memory_order_acquire);
         lending_.store(lend, std::memory_order_release);
         if (lend)
-          idle_.help_others();
+          take_turn(second);
         else
           std::this_thread::sleep_for(std::chrono::microseconds(100));
+        rcu.quiescent();
       }
     });
   }
-  ~IdleLcore() {
+  ~TurnsQueue() {
     stop_.store(true);
     thread_.join();
   }
-  // The busy lcore's AEAD, whose bursts the idle one shares.
-  crypto::ParallelAead& aead() { return busy_; }
-  // Returns once the idle lcore polls (on) or sleeps (off).
+  // Times one round of kBursts bursts of `size` on both lcores.
+  void round(const uint8_t* inner, size_t size, Figures& into) {
+    lend(true);
+    inner_ = inner;
+    size_ = size;
+    now_ = static_cast<Nanos>(into.packets);
+    while (!turns_.try_read()) {
+    }
+    left_ = kBursts;  // the queue fills; the second lcore sees it after read_none
+    turns_.read_none();
+    const auto t0 = Clock::now();
+    while (take_turn(first_)) {
+    }
+    turns_.await(end_ += kBursts);  // the second lcore's last burst went too
+    into.seconds += Seconds(Clock::now() - t0).count();
+    into.packets += kPackets;
+    lend(false);
+    if (framed_.exchange(0) != kPackets) fail("dpdk, 2 lcores: not every packet left as a frame");
+  }
+
+ private:
+  // A burst off the queue, if there is one and no other lcore is reading it;
+  // false once the queue is empty.
+  bool take_turn(Step& step) {
+    if (!turns_.try_read()) return true;
+    if (left_ == 0) {
+      turns_.read_none();
+      return false;
+    }
+    --left_;
+    const uint8_t* inner = inner_;
+    const size_t size = size_;
+    const Nanos now = now_ + static_cast<Nanos>(kBursts - left_);  // a clock read per burst
+    const uint64_t ticket = turns_.read_done();
+    framed_ += step.run(inner, size, now, &turns_, ticket);
+    return true;
+  }
   void lend(bool on) {
     lend_.store(on, std::memory_order_release);
     while (lending_.load(std::memory_order_acquire) != on) std::this_thread::yield();
   }
 
- private:
-  std::shared_ptr<crypto::AeadHelpers> helpers_;
-  crypto::ParallelAead busy_, idle_;
+  Step& first_;
+  Turns turns_;
+  // The queue, read under turns_: what a burst holds, and how many are left.
+  const uint8_t* inner_ = nullptr;
+  size_t size_ = 0;
+  Nanos now_ = 0;
+  size_t left_ = 0;
+  uint64_t end_ = 0;  // tickets handed out by the end of the last round
+  std::atomic<size_t> framed_{0};
   std::atomic<bool> lend_{false}, lending_{false}, stop_{false};
   std::thread thread_;
 };
@@ -149,49 +222,45 @@ void time_pipeline(Device& dev, Buffers& buffers, size_t size, Figures& into) {
   into.packets += kPackets;
 }
 
-void time_dpdk(Device& dev, dpdk::Port& port, dpdk::Transmit& tx, const uint8_t* inner, size_t size,
-               Figures& into) {
-  rte_mbuf* mbufs[kBurstSize];
-  Packet pkts[kBurstSize];
-  Verdict verdicts[kBurstSize];
+void time_dpdk(Step& step, const uint8_t* inner, size_t size, Figures& into) {
   size_t framed = 0;
   const auto t0 = Clock::now();
-  for (size_t b = 0; b < kBursts; ++b) {
-    if (rte_pktmbuf_alloc_bulk(port.pool(), mbufs, kBurstSize) != 0) fail("mbuf pool empty");
-    for (size_t i = 0; i < kBurstSize; ++i) {
-      std::memcpy(rte_pktmbuf_mtod(mbufs[i], uint8_t*), inner, size);
-      mbufs[i]->data_len = static_cast<uint16_t>(size);
-      mbufs[i]->pkt_len = static_cast<uint32_t>(size);
-      pkts[i] = dpdk::packet_of(mbufs[i]);
-    }
-    dev.send_burst(pkts, verdicts);
-    // A real lcore reads the clock per burst: the link's last answer then
-    // holds for one burst, not the whole run.
-    framed += tx.send(mbufs, pkts, verdicts, static_cast<Nanos>(into.packets + b));
-  }
+  // A real lcore reads the clock per burst: the link's last answer then holds
+  // for one burst, not the whole run.
+  for (size_t b = 0; b < kBursts; ++b)
+    framed += step.run(inner, size, static_cast<Nanos>(into.packets + b));
   into.seconds += Seconds(Clock::now() - t0).count();
   into.packets += kPackets;
   if (framed != kPackets) fail("dpdk: not every packet left as a frame");
 }
 
-// second: the idle lcore of the "2 lcores" figure (none: not measured).
-void run_backend(const std::string& name, crypto::AeadBackend& aead, dpdk::Port& port,
-                 double seconds, IdleLcore* second) {
+// pair: CPUs 0 and 1 are both allowed, so the "2 lcores" figure is measured.
+void run_backend(const std::string& name, const crypto::AeadFactory& make, dpdk::Port& port,
+                 double seconds, bool pair) {
+  std::unique_ptr<crypto::AeadBackend> aead = make(), b_aead = make(), second_aead = make();
+  if (!aead || !b_aead || !second_aead) fail("cannot make the AEAD backends");
   FixedClock clock;
-  SwitchAead switched;
-  switched.inner = &aead;
-  Node a(clock, switched, "10.99.0.1:51820"), b(clock, aead, "10.99.0.2:51820");
+  Node a(clock, *aead, "10.99.0.1:51820"), b(clock, *b_aead, "10.99.0.2:51820");
+  Worker& second_worker = a.dev.add_worker(*second_aead);
   shake_hands(a, b);
 
   UnderlayLink link_a(underlay(port.mac(), a.endpoint));
+  UnderlayLink link_second(underlay(port.mac(), a.endpoint));
   UnderlayLink link_b(underlay(*parse_mac("02:00:00:00:00:02"), b.endpoint));
   resolve(link_a, link_b, b.endpoint);
-  dpdk::Transmit tx(port, 0, link_a);
+  resolve(link_second, link_b, b.endpoint);
+  dpdk::Transmit tx(port, 0, link_a), second_tx(port, 0, link_second);
+  Step step{a.dev, nullptr, port, tx}, second_step{a.dev, &second_worker, port, second_tx};
+  std::unique_ptr<TurnsQueue> turns;
+  if (pair) {
+    port.share_tx();  // both lcores send on its one queue
+    turns = std::make_unique<TurnsQueue>(step, second_step, 1);
+  }
 
   Buffers buffers(kPackets);
   std::vector<uint8_t> inner(kSlot);
   std::printf("\nbackend %s (%s), one lcore, bursts of %zu, port %s (%s)\n", name.c_str(),
-              aead.describe().c_str(), kBurstSize, port.name().c_str(), port.driver().c_str());
+              aead->describe().c_str(), kBurstSize, port.name().c_str(), port.driver().c_str());
   std::printf("%5s  %-26s %-26s %-26s %8s  %-26s %8s\n", "size", "raw seal_burst",
               "pipeline (in memory)", "dpdk lcore (net_null)", "dpdk/pipe",
               "dpdk, 2 lcores, 1 tunnel", "2 lc/1");
@@ -199,16 +268,10 @@ void run_backend(const std::string& name, crypto::AeadBackend& aead, dpdk::Port&
     write_inner(inner.data(), size);
     Row row;
     while (row.dpdk.seconds < seconds) {
-      time_raw(aead, buffers, size, row.raw);
+      time_raw(*aead, buffers, size, row.raw);
       time_pipeline(a.dev, buffers, size, row.pipeline);
-      time_dpdk(a.dev, port, tx, inner.data(), size, row.dpdk);
-      if (second) {
-        switched.inner = &second->aead();
-        second->lend(true);
-        time_dpdk(a.dev, port, tx, inner.data(), size, row.shared);
-        second->lend(false);
-        switched.inner = &aead;
-      }
+      time_dpdk(step, inner.data(), size, row.dpdk);
+      if (turns) turns->round(inner.data(), size, row.shared);
     }
     auto cell = [size](const Figures& f) {
       char s[64];
@@ -218,8 +281,8 @@ void run_backend(const std::string& name, crypto::AeadBackend& aead, dpdk::Port&
     std::printf("%5zu  %-26s %-26s %-26s %7.2f  %-26s %7.2f\n", size, cell(row.raw).c_str(),
                 cell(row.pipeline).c_str(), cell(row.dpdk).c_str(),
                 row.dpdk.mpps() / row.pipeline.mpps(),
-                second ? cell(row.shared).c_str() : "(CPU 1 not allowed)",
-                second ? row.shared.mpps() / row.dpdk.mpps() : 0.0);
+                turns ? cell(row.shared).c_str() : "(CPU 1 not allowed)",
+                turns ? row.shared.mpps() / row.dpdk.mpps() : 0.0);
     if (size == 1420)
       std::printf(
           "       100 Gbit/s of 1420 B one way at this rate: %.0f lcores (%.1f Gbit/s each)\n",
@@ -270,10 +333,7 @@ int main(int argc, char** argv) {
       std::printf("AEAD backend %s skipped: %s\n", name, chosen.error().c_str());
       continue;
     }
-    std::unique_ptr<IdleLcore> second;
-    if (pair) second = std::make_unique<IdleLcore>(chosen->make, 1);
-    run_backend(name, *chosen->backend, **port, seconds, second.get());
-    second.reset();
+    run_backend(name, chosen->make, **port, seconds, pair);
     if (pair)
       bench_pair(name, chosen->make, seconds);
     else
