@@ -100,11 +100,6 @@ AeadHelpers::AeadHelpers(std::vector<std::unique_ptr<AeadBackend>> backends, Sha
   pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
-AeadHelpers::AeadHelpers(Polled polled, SharingOptions options)
-    : polled_(polled.threads), options_(options), cpus_(usable_cpus()) {
-  options_.watch_machine = false;  // a poller is always runnable: see the header
-}
-
 AeadHelpers::~AeadHelpers() {
   stopping_.store(true, std::memory_order_release);
   posted_.add(1, INT_MAX);
@@ -188,17 +183,6 @@ void AeadHelpers::helper(AeadBackend& backend) {
   }
 }
 
-uint32_t AeadHelpers::help(AeadBackend& backend, const ParallelAead* self) {
-  uint32_t done = 0;
-  scanning_.fetch_add(1, std::memory_order_seq_cst);
-  for (auto& slot : callers_) {
-    ParallelAead* caller = slot.load(std::memory_order_seq_cst);
-    if (caller && caller != self) done += caller->work(backend);
-  }
-  scanning_.fetch_sub(1, std::memory_order_release);
-  return done;
-}
-
 ParallelAead::ParallelAead(std::unique_ptr<AeadBackend> own, std::shared_ptr<AeadHelpers> helpers)
     : own_(std::move(own)), helpers_(std::move(helpers)) {
   cuts_.reserve(kMaxPieces + 1);
@@ -236,18 +220,6 @@ void ParallelAead::set_idle(bool idle) {
     else
       helpers_->busy_.fetch_add(1, std::memory_order_relaxed);
   }
-}
-
-bool ParallelAead::help_others() {
-  if (!helpers_ || helpers_->polled_ == 0) return false;
-  // A burst's claim word is published before its post: after reading the post
-  // number, a scan sees every burst posted up to it; one posted later bumps it.
-  const uint32_t posted = helpers_->posted_.value.load(std::memory_order_acquire);
-  if (posted == seen_post_) return false;
-  seen_post_ = posted;
-  const uint32_t done = helpers_->help(*own_, this);
-  count(helped_, done);
-  return done != 0;
 }
 
 bool ParallelAead::claim(uint32_t burst, uint32_t& piece) {
@@ -343,12 +315,7 @@ void ParallelAead::judge(uint32_t own, uint32_t pieces, std::chrono::nanoseconds
   const std::chrono::nanoseconds per_piece = own == 0 ? waiting : working / own;
   const bool helped = own < pieces;
   const bool held_up = waiting > 2 * per_piece + kWaitSlack;
-  // A polled helper comes whenever its lcore is between rounds, so coming
-  // says little: the burst must also have taken clearly less than the
-  // caller's own pace says all of it would have. (What the burst costs
-  // later, its bytes coming back to this core, is not seen here.)
-  const bool saved = helpers_->polled_ == 0 || (working + waiting) * 10 < per_piece * pieces * 9;
-  if (helped && !held_up && saved) {
+  if (helped && !held_up) {
     backoff_ = 0;
     return;
   }

@@ -29,13 +29,6 @@
 // The caller takes pieces too, so a helper slow to wake (its core busy with
 // something else) costs only the pieces it did not take.
 //
-// Polled helpers (AeadHelpers::Polled): no threads of their own. The callers are
-// threads that poll all the time (DPDK lcores), and each lends its idle rounds to
-// the others: between polls that found nothing it calls help_others(), which
-// takes pieces of another caller's burst with its own backend. Such callers own
-// their cores, which the kernel therefore always counts as runnable: nothing is
-// asked of the machine, only of the callers (set_idle).
-//
 // No lock and no allocation per burst: the caller publishes the burst (its pieces'
 // bounds, then one 64-bit claim word: burst number, piece count, next piece) and
 // bumps the helpers' post number; helpers look at every attached caller and claim
@@ -87,9 +80,7 @@ constexpr size_t kPiecesPerLane = 4;
 constexpr size_t kMinPieceBytes = 2 * 1024;
 constexpr size_t kMaxPieces = 256;
 // A shared burst pays when a helper took a piece and the caller, its own pieces
-// done, waited no longer than two of them took it (plus kWaitSlack); with
-// polled helpers, also only when the burst took under 90 % of what the
-// caller's own pace says it would have taken alone. When it does
+// done, waited no longer than two of them took it (plus kWaitSlack). When it does
 // not pay (no helper came, or one came late, or was preempted mid-piece while the
 // caller waited), the next bursts run alone: 1, then 2, 4... up to
 // kMaxBackoffBursts after each such burst in a row (counting only the large
@@ -138,17 +129,11 @@ class AeadHelpers {
   // One thread per backend (none is allowed: then every burst runs inline).
   explicit AeadHelpers(std::vector<std::unique_ptr<AeadBackend>> backends,
                        SharingOptions options = SharingOptions());
-  // No threads: `threads` of the callers' own help (ParallelAead::help_others);
-  // as many as may be idle while one is at work (callers - 1).
-  struct Polled {
-    size_t threads = 0;
-  };
-  explicit AeadHelpers(Polled polled, SharingOptions options = {.watch_machine = false});
   ~AeadHelpers();
   AeadHelpers(const AeadHelpers&) = delete;
   AeadHelpers& operator=(const AeadHelpers&) = delete;
 
-  size_t count() const { return backends_.size() + polled_; }
+  size_t count() const { return backends_.size(); }
   // Callers now attached and not idle.
   uint32_t busy() const { return busy_.load(std::memory_order_relaxed); }
 
@@ -175,11 +160,8 @@ class AeadHelpers {
   // A burst is up for claims: wakes up to `helpers` sleeping helpers.
   void post(uint32_t helpers);
   void helper(AeadBackend& backend);
-  // A polled helper's turn: pieces of any caller's burst but `self`'s; how many.
-  uint32_t help(AeadBackend& backend, const ParallelAead* self);
 
   std::vector<std::unique_ptr<AeadBackend>> backends_;
-  size_t polled_ = 0;
   std::vector<std::thread> threads_;
   std::array<std::atomic<ParallelAead*>, kMaxCallers> callers_{};
   alignas(64) FutexWord posted_;                   // bumped per shared burst; helpers wait on it
@@ -222,12 +204,6 @@ class ParallelAead final : public AeadBackend {
   uint64_t backoffs() const { return backoffs_.load(std::memory_order_relaxed); }
   // Bursts handed to the helpers.
   uint64_t shared_bursts() const { return shared_.load(std::memory_order_relaxed); }
-  // Polled helpers (AeadHelpers::Polled) only, on the caller's thread while it
-  // is idle: takes pieces of the other callers' bursts with its own backend.
-  // Returns whether it ran any; quick when no burst was posted since last time.
-  bool help_others();
-  // Pieces of other callers' bursts that help_others() ran.
-  uint64_t helped_pieces() const { return helped_.load(std::memory_order_relaxed); }
 
  private:
   friend class AeadHelpers;
@@ -254,8 +230,6 @@ class ParallelAead final : public AeadBackend {
   }
   std::atomic<uint64_t> backoffs_{0};
   std::atomic<uint64_t> shared_{0};
-  std::atomic<uint64_t> helped_{0};
-  uint32_t seen_post_ = 0;  // help_others: the helpers' post number it last looked at
   // The burst in hand, written by the caller before it publishes claim_ and read by
   // a lane only after it claimed a piece; unchanged until every piece is finished.
   AeadJob* jobs_ = nullptr;
