@@ -4,6 +4,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <cassert>
 #include <cstring>
 
 namespace faraday::dataplane::dpdk {
@@ -63,6 +64,7 @@ size_t Lcore::take_turns(Nanos now) {
 // Device, so it may wait offline.
 void Lcore::await_turn(const Turns& turns, uint64_t ticket) {
   if (turns.ready(ticket)) return;
+  assert(rcu_ || !worker_);  // set_rcu
   if (rcu_) rcu_->offline();
   turns.await(ticket);
   if (rcu_) rcu_->online();

@@ -114,7 +114,8 @@ class Lcore {
   void set_turns(std::span<QueueTurns> turns) { turns_ = turns; }
   // This lcore's thread is an RCU reader (a worker lcore's, rcu.h): it goes
   // offline while it waits for its turn to send, since the lcore with the
-  // turn before may be the handshake context in rcu_synchronize. Before poll().
+  // turn before may be the handshake context in rcu_synchronize. Before poll();
+  // a worker lcore with turns must have it, or that wait never ends.
   void set_rcu(RcuReader* rcu) { rcu_ = rcu; }
 
   // One round; returns the packets taken from either port (0: it found none).
