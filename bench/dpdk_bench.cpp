@@ -71,6 +71,7 @@ struct Step {
   Worker* worker;
   dpdk::Port& port;
   dpdk::Transmit& tx;
+  RcuReader* rcu = nullptr;  // a worker's thread: it waits for its turn offline, as an lcore does
   // One burst; returns the frames sent.
   size_t run(const uint8_t* inner, size_t size, Nanos now, Turns* turns = nullptr,
              uint64_t ticket = 0) {
@@ -88,7 +89,11 @@ struct Step {
       dev.send_burst(*worker, pkts, verdicts);
     else
       dev.send_burst(pkts, verdicts);
-    if (turns) turns->await(ticket);
+    if (turns && !turns->ready(ticket)) {
+      if (rcu) rcu->offline();
+      turns->await(ticket);
+      if (rcu) rcu->online();
+    }
     const size_t framed = tx.send(mbufs, pkts, verdicts, now);
     if (turns) turns->sent(ticket);
     return framed;
@@ -110,6 +115,7 @@ class TurnsQueue {
       if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) != 0)
         fail("cannot pin the second lcore's thread");
       RcuReader rcu;  // its Worker reads the Device's published tables
+      second.rcu = &rcu;
       while (!stop_.load(std::memory_order_relaxed)) {
         const bool lend = lend_.load(std::memory_order_acquire);
         lending_.store(lend, std::memory_order_release);
@@ -278,7 +284,7 @@ void run_backend(const std::string& name, const crypto::AeadFactory& make, dpdk:
       std::snprintf(s, sizeof(s), "%7.3f Mpps %7.2f Gbit/s", f.mpps(), f.gbps(size));
       return std::string(s);
     };
-    std::printf("%5zu  %-26s %-26s %-26s %7.2f  %-26s %7.2f\n", size, cell(row.raw).c_str(),
+    std::printf("%5zu  %-26s %-26s %-26s %8.3f  %-26s %7.2f\n", size, cell(row.raw).c_str(),
                 cell(row.pipeline).c_str(), cell(row.dpdk).c_str(),
                 row.dpdk.mpps() / row.pipeline.mpps(),
                 turns ? cell(row.shared).c_str() : "(CPU 1 not allowed)",

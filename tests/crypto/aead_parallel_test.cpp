@@ -2,8 +2,7 @@
 // backend would make it, in order, with an ok flag per job; it hands chunks to its
 // helper threads and takes them back many times in a row; it stops cleanly while idle.
 // AeadHelpers shared by several callers: a burst is shared only while a core is
-// spare, and callers on several threads at once still get every byte right;
-// polled helpers, which are the callers' own idle rounds, likewise.
+// spare, and callers on several threads at once still get every byte right.
 // Part of the ASan and TSan passes (scripts/test.sh).
 #include "crypto/aead_parallel.h"
 
