@@ -246,7 +246,8 @@ void DpdkDataPath::log_stats(bool force) {
 // line on SIGUSR1 and at exit: the first lcore's line has the device's own
 // (frames its RX ring had no room for) and its table's neighbours; the
 // others' say "lcore N". With several lcores, each says how many bursts it
-// read from the others' queues on its turns.
+// read from the others' queues on its turns, and what its queue of each port
+// received (whichever lcore read it).
 void DpdkDataPath::log_ports(size_t i) const {
   const Lcore& lcore = *lcores_[i];
   const UnderlayLink::Counters& l = links_[i]->counters();
@@ -277,7 +278,16 @@ void DpdkDataPath::log_ports(size_t i) const {
   }
   std::string shared =
       board_ ? fmt::format("heard={} news_lost={} ", l.heard, l.news_lost + board_->lost(i)) : "";
-  if (turns_) shared += fmt::format("turns_taken={} ", c.turns_taken);
+  if (turns_) {
+    // Which lcore took a queue's packets says little with turns: what each
+    // queue received, from the ports' own counts, says how the flows spread.
+    rte_eth_stats u{}, in{};
+    const bool counted = i < RTE_ETHDEV_QUEUE_STAT_CNTRS &&
+                         rte_eth_stats_get(underlay_->id(), &u) == 0 &&
+                         rte_eth_stats_get(inner_->id(), &in) == 0;
+    shared += fmt::format("turns_taken={} queue_rx={} inner_queue_rx={} ", c.turns_taken,
+                          counted ? u.q_ipackets[i] : 0, counted ? in.q_ipackets[i] : 0);
+  }
   log(LogLevel::kInfo,
       "ports: dpdk {}underlay rx={} {}datagrams={} rx_chained={} rx_no_mbuf={} "
       "answers={} requests={} learnt={} not_learnt={} {}{}tx={} tx_no_mbuf={} "

@@ -211,10 +211,11 @@ PY
 
 if [ "${#cpus[@]}" -ge 2 ]; then
   echo "== b's two lcores: 32 UDP flows from b to a spread over the TAP's queues"
-  # inner_packets: IP packets from the TAP that lcore took (its ports: line).
+  # inner_queue_rx: what that lcore's TAP queue received, whichever lcore
+  # read it (an idle lcore takes turns on the other's queue).
   packets() { # WHICH: "underlay" (lcore 0) or "lcore 1 underlay"
     { grep "ports: dpdk $1 " "$WORK/fd${RUN}b.log" || true; } | tail -n 1 |
-      sed -n 's/.* inner_packets=\([0-9]*\) .*/\1/p'
+      sed -n 's/.* inner_queue_rx=\([0-9]*\) .*/\1/p'
   }
   # SIGUSR1 to b, and wait until its lcore 1 line is written (the last one).
   dump() {
@@ -240,11 +241,11 @@ PY
   sleep 0.5
   dump
   after=("$(packets underlay)" "$(packets "lcore 1 underlay")")
-  echo "b's IP packets from the TAP, lcore 0 and lcore 1: ${before[*]} before, ${after[*]} after"
+  echo "b's TAP queues 0 and 1 received: ${before[*]} before, ${after[*]} after"
   [ "$((after[0] - before[0] + after[1] - before[1]))" -ge 32 ] ||
     fail "b's lcores took fewer than the 32 packets from the TAP"
   [ "$((after[0] - before[0]))" -gt 0 ] && [ "$((after[1] - before[1]))" -gt 0 ] ||
-    fail "the 32 flows did not spread over b's two lcores"
+    fail "the 32 flows did not spread over b's two TAP queues"
   ! grep "ports: dpdk" "$WORK/fd${RUN}b.log" | grep -q "news_lost=[1-9]" || fail "b lost neighbour news"
   # How many bursts each lcore took from the other's queues after iperf3's one
   # tunnel and the flows above (said, not asserted: it depends on which lcore
