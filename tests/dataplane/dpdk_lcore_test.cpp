@@ -422,18 +422,25 @@ TEST(DpdkLcore, AnIdleLcoreTakesTurnsOnABusyOnesQueuesAndThePacketsStayInOrder) 
   // at most: lcore 0 needs a CPU while lcore 1 is at work).
   std::vector<Bytes> ab, ba;
   id = 0;
+  // 48 full-size packets onto a's inner queue 1 (to b) or b's inner port (to
+  // a), and into what the other end must get.
+  auto burst = [&](bool to_b) {
+    std::vector<Bytes> packets;
+    for (int i = 0; i < 48; ++i, ++id)
+      packets.push_back(to_b ? testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 1400, id)
+                             : testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1400, id));
+    if (to_b)
+      t.write(t.in[1], t.a_inner->pool(), packets);
+    else
+      t.write(t.b_in, t.b_inner->pool(), packets);
+    std::vector<Bytes>& expected = to_b ? ab : ba;
+    expected.insert(expected.end(), packets.begin(), packets.end());
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   do {
-    for (int burst = 0; burst < 4; ++burst) {
-      std::vector<Bytes> ab_burst, ba_burst;
-      for (int i = 0; i < 48; ++i, ++id) {
-        ab_burst.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 1400, id));
-        ba_burst.push_back(testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1400, id));
-      }
-      t.write(t.in[1], t.a_inner->pool(), ab_burst);
-      t.write(t.b_in, t.b_inner->pool(), ba_burst);
-      ab.insert(ab.end(), ab_burst.begin(), ab_burst.end());
-      ba.insert(ba.end(), ba_burst.begin(), ba_burst.end());
+    for (int i = 0; i < 4; ++i) {
+      burst(true);
+      burst(false);
     }
     t.run_until([&] { return t.at_b.size() >= ab.size() && t.at_a.size() >= ba.size(); });
     ASSERT_EQ(t.at_b.size(), ab.size());
@@ -451,13 +458,8 @@ TEST(DpdkLcore, AnIdleLcoreTakesTurnsOnABusyOnesQueuesAndThePacketsStayInOrder) 
   t.net.b.device.remove_peer(t.net.a.public_key);
   t.net.connect(t.net.b, t.net.a, testing::kTunA4, testing::kTunA6);
   t.net.b.device.commit();
-  for (int burst = 0; burst < 2; ++burst) {
-    std::vector<Bytes> ba_burst;
-    for (int i = 0; i < 48; ++i, ++id)
-      ba_burst.push_back(testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1400, id));
-    t.write(t.b_in, t.b_inner->pool(), ba_burst);
-    ba.insert(ba.end(), ba_burst.begin(), ba_burst.end());
-  }
+  burst(false);
+  burst(false);
   t.run_until([&] {
     return t.at_a.size() >= ba.size() && t.net.a.counters().handshakes_completed > handshakes;
   });
@@ -468,15 +470,8 @@ TEST(DpdkLcore, AnIdleLcoreTakesTurnsOnABusyOnesQueuesAndThePacketsStayInOrder) 
   const uint64_t polls = t.first_polls.load();
   t.run_until([&] { return t.first_polls.load() >= polls + 2; });
   // And both ways on the new session.
-  std::vector<Bytes> ab_after, ba_after;
-  for (int i = 0; i < 48; ++i, ++id) {
-    ab_after.push_back(testing::ipv4_packet(testing::kTunA4, testing::kTunB4, 1400, id));
-    ba_after.push_back(testing::ipv4_packet(testing::kTunB4, testing::kTunA4, 1400, id));
-  }
-  t.write(t.in[1], t.a_inner->pool(), ab_after);
-  t.write(t.b_in, t.b_inner->pool(), ba_after);
-  ab.insert(ab.end(), ab_after.begin(), ab_after.end());
-  ba.insert(ba.end(), ba_after.begin(), ba_after.end());
+  burst(true);
+  burst(false);
   t.run_until([&] { return t.at_b.size() >= ab.size() && t.at_a.size() >= ba.size(); });
   t.stop_threads();
   EXPECT_GT(t.first->counters().inner_rx, 0u) << "lcore 0 never sealed lcore 1's packets";
