@@ -49,7 +49,13 @@ inline uint64_t field(uint32_t v) {
 }
 
 // The sum folded to 16 bits (in memory order).
-uint16_t fold(uint64_t acc);
+inline uint16_t fold(uint64_t acc) {
+  acc = (acc & 0xffffffff) + (acc >> 32);
+  acc = (acc & 0xffffffff) + (acc >> 32);
+  acc = (acc & 0xffff) + (acc >> 16);
+  acc = (acc & 0xffff) + (acc >> 16);
+  return static_cast<uint16_t>(acc);
+}
 
 // Whether bytes that include their checksum field sum to "all ones".
 inline bool verifies(uint64_t acc) {

@@ -406,35 +406,58 @@ uint8_t* encapsulate(uint8_t* payload, size_t length, const UnderlayAddress& sel
   uint8_t* u = payload - inet::kUdpHeader;
   uint8_t* h = u - ip_header;
   uint8_t* frame = h - kEthernetHeader;
+  const uint32_t udp_len = static_cast<uint32_t>(udp_length);
+  // The checksums are summed from the values written, not read back from the
+  // headers: a wide load over bytes stored a moment before waits for every one
+  // of those stores to reach the cache, which cost an lcore sending 64-byte
+  // packets about 6 % of its rate (dpdk_bench). Only the payload, written long
+  // before (sealed with the rest of the burst), is read.
+  const uint8_t* src = v6 ? self.v6->addr.data() : self.v4->addr.data();
+  uint64_t addrs;
+  if (v6) {
+    addrs = inet::sum(to.addr.data(), 16, inet::sum(src, 16));
+    addrs = (addrs & 0xffffffff) + (addrs >> 32);  // room for the fields below without a carry out
+  } else {
+    uint32_t from_word, to_word;  // each address one 32-bit word, as sum() reads it
+    std::memcpy(&from_word, src, 4);
+    std::memcpy(&to_word, to.addr.data(), 4);
+    addrs = uint64_t{from_word} + to_word;
+  }
   write_ethernet(frame, via, self.mac, v6 ? kEtherIpv6 : kEtherIpv4);
   if (v6) {
     store_be32(h, 0x60000000);
-    store_be16(h + 4, static_cast<uint32_t>(udp_length));
+    store_be16(h + 4, udp_len);
     h[6] = inet::kProtoUdp;
     h[7] = kDefaultTtl;
-    std::memcpy(h + 8, self.v6->addr.data(), 16);
+    std::memcpy(h + 8, src, 16);
     std::memcpy(h + 24, to.addr.data(), 16);
   } else {
-    h[0] = 0x45;
-    h[1] = 0;
-    store_be16(h + 2, static_cast<uint32_t>(ip_header + udp_length));
-    store_be32(h + 4, 0x00004000);  // id 0, DF (RFC 6864: an atomic datagram)
-    h[8] = kDefaultTtl;
-    h[9] = inet::kProtoUdp;
-    store_be16(h + 10, 0);
-    std::memcpy(h + 12, self.v4->addr.data(), 4);
+    const uint32_t total = static_cast<uint32_t>(ip_header) + udp_len;
+    constexpr uint32_t kVersionIhl = 0x4500, kFlags = 0x4000;  // DF, id 0 (RFC 6864: atomic)
+    constexpr uint32_t kTtlProto = uint32_t{kDefaultTtl} << 8 | inet::kProtoUdp;
+    store_be16(h, kVersionIhl);
+    store_be16(h + 2, total);
+    store_be32(h + 4, kFlags);
+    store_be16(h + 8, kTtlProto);
+    std::memcpy(h + 12, src, 4);
     std::memcpy(h + 16, to.addr.data(), 4);
-    if (!ip_offload) inet::store_checksum(h + 10, inet::sum(h, ip_header));
+    if (ip_offload)
+      store_be16(h + 10, 0);
+    else
+      inet::store_checksum(h + 10, addrs + inet::field(kVersionIhl) + inet::field(total) +
+                                       inet::field(kFlags) + inet::field(kTtlProto));
   }
   store_be16(u, self.port);
   store_be16(u + 2, to.port);
-  store_be16(u + 4, static_cast<uint32_t>(udp_length));
-  store_be16(u + 6, 0);
-  uint64_t pseudo = inet::pseudo_header(h, v6, inet::kProtoUdp, static_cast<uint32_t>(udp_length));
-  if (l4_offload)
+  store_be16(u + 4, udp_len);
+  const uint64_t pseudo = addrs + inet::field(inet::kProtoUdp) + inet::field(udp_len);
+  if (l4_offload) {
     inet::store_folded(u + 6, pseudo);
-  else
-    inet::store_udp_checksum(u + 6, inet::sum(u, udp_length, pseudo));
+  } else {
+    const uint64_t header =
+        inet::field(self.port) + inet::field(to.port) + inet::field(udp_len);  // checksum 0
+    inet::store_udp_checksum(u + 6, inet::sum(payload, length, pseudo + header));
+  }
   return frame;
 }
 
