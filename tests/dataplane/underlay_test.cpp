@@ -128,6 +128,11 @@ TEST(Underlay, ChecksumMatchesTheSixteenBitSum) {
             << "offset " << offset << " length " << n << " seed " << seed << ": " << got << " vs "
             << want;
       }
+      // A running sum near 2^64: the steps' total joins it with its carry.
+      // 2^64 - 1 is 0 modulo 0xffff, so this is the sum from nothing.
+      const uint16_t from_zero = inet::fold(inet::sum(p, n));
+      const uint16_t from_top = inet::fold(inet::sum(p, n, ~uint64_t{0}));
+      EXPECT_EQ(from_zero % 0xffff, from_top % 0xffff) << "offset " << offset << " length " << n;
     }
 }
 
@@ -150,6 +155,52 @@ TEST(Underlay, DatagramsRoundTrip) {
     ASSERT_TRUE(padded.ok());
     EXPECT_EQ(padded->payload_length, 148u);
   }
+}
+
+// encapsulate() sums its headers from the values it writes; the same sums read
+// back from its bytes, as a receiver checks them, must agree: both families,
+// every pair of offloads, payloads either side of sum()'s 32-byte steps and of
+// odd length, addresses and ports whose sums carry.
+TEST(Underlay, EncapsulatedChecksumsMatchTheirBytes) {
+  UnderlayAddress self = kA;
+  self.port = 0xfffe;
+  self.v4->addr = v4(255, 255, 255, 254);
+  self.v6->addr.fill(0xff);
+  self.v6->addr[15] = 0xfe;
+  for (bool ipv6 : {false, true})
+    for (bool ip_off : {false, true})
+      for (bool l4_off : {false, true})
+        for (size_t length : {0, 1, 31, 63, 64, 65, 95, 96, 97, 148, 1421}) {
+          SCOPED_TRACE(testing::Message() << (ipv6 ? "IPv6" : "IPv4") << " offloads " << ip_off
+                                          << l4_off << " length " << length);
+          Endpoint to = endpoint_of(kB, ipv6);
+          // Near all ones but not 0xffff, which is 0 to a one's-complement sum
+          // and would hide a field left out.
+          to.port = 0xfffd;
+          to.addr.fill(0xff);
+          to.addr[ipv6 ? 15 : 3] = 0xfd;
+          Bytes buf(kUnderlayHeadroom + length, 0xff);
+          const uint8_t* f =
+              encapsulate(buf.data() + kUnderlayHeadroom, length, self, kB.mac, to, ip_off, l4_off);
+          ASSERT_NE(f, nullptr);
+          const uint8_t* ip = f + kEthernetHeader;
+          const uint8_t* u = ip + (ipv6 ? 40 : 20);
+          const auto udp_length = static_cast<uint32_t>(8 + length);
+          const uint64_t pseudo = inet::pseudo_header(ip, ipv6, inet::kProtoUdp, udp_length);
+          if (!ipv6) {
+            if (ip_off)
+              EXPECT_EQ(inet::load_be16(ip + 10), 0);
+            else
+              EXPECT_TRUE(inet::verifies(inet::sum(ip, 20)));
+          }
+          if (l4_off) {
+            uint8_t seed[2];
+            inet::store_folded(seed, pseudo);
+            EXPECT_EQ(0, std::memcmp(u + 6, seed, 2));
+          } else {
+            EXPECT_TRUE(inet::verifies(inet::sum(u, udp_length, pseudo)));
+          }
+        }
 }
 
 // A port that completes checksums gets the pseudo-header sum in the UDP field
