@@ -107,8 +107,8 @@ AeadHelpers::~AeadHelpers() {
   if (loadavg_fd_ >= 0) close(loadavg_fd_);
 }
 
-bool AeadHelpers::machine_spare() {
-  if (loadavg_fd_ < 0) return true;
+unsigned AeadHelpers::runnable() {
+  if (loadavg_fd_ < 0) return 0;
   using std::chrono::nanoseconds;
   const int64_t now =
       std::chrono::duration_cast<nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -117,11 +117,11 @@ bool AeadHelpers::machine_spare() {
   // One caller reads; the others keep the last answer meanwhile.
   if (now < next || !next_check_.compare_exchange_strong(next, now + kMachineCheck.count(),
                                                          std::memory_order_relaxed))
-    return machine_spare_.load(std::memory_order_relaxed);
+    return runnable_.load(std::memory_order_relaxed);
   // "0.20 1.30 1.95 2/86 31294": the fourth field is runnable/all threads.
   char text[128];
   const ssize_t n = pread(loadavg_fd_, text, sizeof(text) - 1, 0);
-  if (n <= 0) return machine_spare_.load(std::memory_order_relaxed);
+  if (n <= 0) return runnable_.load(std::memory_order_relaxed);
   text[n] = 0;
   unsigned runnable = 0;
   const char* p = text;
@@ -129,16 +129,25 @@ bool AeadHelpers::machine_spare() {
     p = std::strchr(p, ' ');
     if (p) ++p;
   }
-  if (!p || std::sscanf(p, "%u/", &runnable) != 1)
-    return machine_spare_.load(std::memory_order_relaxed);
+  if (!p || std::sscanf(p, "%u/", &runnable) != 1) return runnable_.load(std::memory_order_relaxed);
+  runnable_.store(runnable, std::memory_order_relaxed);
+  return runnable;
+}
+
+bool AeadHelpers::machine_spare() {
+  const unsigned runnable = this->runnable();
+  if (runnable == 0) return true;
   const uint32_t asleep = posted_.sleepers.load(std::memory_order_relaxed);
   const unsigned awake = static_cast<unsigned>(count()) - std::min<unsigned>(asleep, count());
   // The caller itself is runnable. The helpers that are awake (spinning after a
   // post, or at work on another caller's pieces) are taken for free: a rough
   // estimate, which the back-off corrects when it is wrong.
-  const bool spare = runnable <= awake || runnable - awake < cpus_;
-  machine_spare_.store(spare, std::memory_order_relaxed);
-  return spare;
+  return runnable <= awake || runnable - awake < cpus_;
+}
+
+bool AeadHelpers::machine_uncrowded() {
+  const unsigned runnable = this->runnable();
+  return runnable == 0 || runnable <= cpus_;
 }
 
 bool AeadHelpers::attach(ParallelAead* caller) {

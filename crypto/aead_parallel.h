@@ -136,6 +136,12 @@ class AeadHelpers {
   size_t count() const { return backends_.size(); }
   // Callers now attached and not idle.
   uint32_t busy() const { return busy_.load(std::memory_order_relaxed); }
+  // No more threads runnable than the CPUs this process may use (the caller
+  // among them), by the kernel's count at most kMachineCheck old; true when it
+  // cannot be read or is not watched. Queue workers take turns on each other's
+  // queues only then (dataplane/queue_worker.h): a thread that waits for a
+  // core holds up every turn after its own.
+  bool machine_uncrowded();
 
  private:
   friend class ParallelAead;
@@ -154,9 +160,12 @@ class AeadHelpers {
     if (busy_now > count()) return 0;
     return machine_spare() ? std::min(count(), count() + 1 - busy_now) : 0;
   }
-  // From the kernel's count of runnable threads (/proc/loadavg), at most every
-  // kMachineCheck; true when it cannot be read.
+  // From the kernel's count of runnable threads (runnable()); true when it
+  // cannot be read.
   bool machine_spare();
+  // The kernel's count of runnable threads (/proc/loadavg), read at most every
+  // kMachineCheck; 0 when it cannot be read or is not watched.
+  unsigned runnable();
   // A burst is up for claims: wakes up to `helpers` sleeping helpers.
   void post(uint32_t helpers);
   void helper(AeadBackend& backend);
@@ -172,7 +181,7 @@ class AeadHelpers {
   int loadavg_fd_ = -1;
   unsigned cpus_ = 1;
   alignas(64) std::atomic<int64_t> next_check_{0};  // steady clock, ns
-  std::atomic<bool> machine_spare_{true};
+  std::atomic<unsigned> runnable_{0};
 };
 
 class ParallelAead final : public AeadBackend {

@@ -71,13 +71,6 @@
 
 namespace faraday::dataplane::dpdk {
 
-// One queue pair's turns: its inner port RX queue (packets to seal) and its
-// underlay port RX queue (datagrams to open).
-struct QueueTurns {
-  Turns inner;
-  Turns underlay;
-};
-
 class Lcore {
  public:
   static constexpr Nanos kRetryEvery = 100 * kMillisecond;

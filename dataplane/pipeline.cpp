@@ -91,6 +91,14 @@ Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
     queue_workers_.push_back(std::make_unique<QueueWorker>(
         *dev_, std::make_unique<crypto::ParallelAead>(std::move(more[i - 1]), shared),
         std::move((*tuns)[i]), std::move((*udp)[i]), options_.mtu));
+  // Every thread may take a turn on every queue (queue_worker.h).
+  turns_ = std::vector<QueueTurns>(queues);
+  queues_.push_back({&*tun_, &*udp_, nullptr});
+  for (auto& w : queue_workers_) queues_.push_back(w->queue());
+  for (size_t i = 0; i < queues; ++i) queues_[i].turns = &turns_[i];
+  bursts_.emplace(*dev_, nullptr, options_.mtu, shared.get());
+  bursts_->set_queues(queues_, 0);
+  for (size_t i = 1; i < queues; ++i) queue_workers_[i - 1]->set_queues(queues_, i);
   return {};
 }
 
@@ -107,15 +115,15 @@ void Pipeline::stop_workers() {
 
 std::string Pipeline::summary() const {
   const unsigned n = workers();
-  return fmt::format("mtu {}, UDP port {}{}, {}, TUN offloads {}, AEAD {}, {} worker{}{}",
-                     options_.mtu, udp_->port(),
-                     udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
-                     tun_->offloads(), aead_->name(), n, n == 1 ? "" : "s",
-                     n == 1 ? " (crypto on the pipeline's thread)"
-                     : queue_workers_.empty()
-                         ? " (one queue; AEAD helpers share its bursts while a core is spare)"
-                         : " (a TUN queue and a UDP socket each; AEAD helpers take pieces of a "
-                           "busy worker's bursts while a core is spare)");
+  return fmt::format(
+      "mtu {}, UDP port {}{}, {}, TUN offloads {}, AEAD {}, {} worker{}{}", options_.mtu,
+      udp_->port(), udp_->dual_stack() ? " (IPv4+IPv6)" : " (IPv4 only)", udp_->offloads(),
+      tun_->offloads(), aead_->name(), n, n == 1 ? "" : "s",
+      n == 1                   ? " (crypto on the pipeline's thread)"
+      : queue_workers_.empty() ? " (one queue; AEAD helpers share its bursts while a core is spare)"
+                               : " (a TUN queue and a UDP socket each, and turns on the others' "
+                                 "bursts while their own are quiet; AEAD helpers take pieces of a "
+                                 "busy worker's bursts while a core is spare)");
 }
 
 void Pipeline::watch(int fd, std::function<bool()> on_ready) {
@@ -181,48 +189,8 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
   return {};
 }
 
-void Pipeline::send_udp(std::span<Packet> pkts) {
-  send_all(*udp_, pkts);
-}
-
-void Pipeline::write_tun(std::span<Packet> pkts) {
-  write_all(*tun_, pkts);
-}
-
 void Pipeline::flush_outbox() {
-  auto box = dev_->outbox();
-  if (!box.empty()) send_udp(box);
-  dev_->clear_outbox();
-}
-
-void Pipeline::on_tun() {
-  for (int round = 0; round < 8; ++round) {
-    auto pkts = tun_rx_.packets();
-    size_t n = tun_->read_burst(pkts);
-    if (n == 0) break;
-    dev_->send_burst(pkts.first(n), verdicts_);
-    size_t out = 0;
-    for (size_t i = 0; i < n; ++i)
-      if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
-    flush_outbox();  // handshakes first: they may carry what the data waits for
-    send_udp({out_.data(), out});
-    if (n < pkts.size()) break;
-  }
-}
-
-void Pipeline::on_udp() {
-  for (int round = 0; round < 8; ++round) {
-    auto pkts = udp_rx_.packets();
-    size_t n = udp_->recv_burst(pkts);
-    if (n == 0) break;
-    dev_->receive_burst(pkts.first(n), verdicts_);
-    size_t out = 0;
-    for (size_t i = 0; i < n; ++i)
-      if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
-    write_tun({out_.data(), out});
-    flush_outbox();
-    if (n < pkts.size()) break;
-  }
+  bursts_->send_outbox();
 }
 
 void Pipeline::log_stats(bool force) {
@@ -238,23 +206,25 @@ void Pipeline::log_stats(bool force) {
   if (force) {
     UdpPortCounters u = udp_->counters();
     TunPortCounters t = tun_->counters();
+    uint64_t turns = bursts_->turns_taken();
     for (const auto& w : queue_workers_) {
       auto [wt, wu] = w->counters();
       t += wt;
       u += wu;
+      turns += w->turns_taken();
     }
     log(LogLevel::kInfo,
         "ports: udp rx={} rx_bytes={} rx_truncated={} rx_errors={} rx_gro_super={} "
         "rx_gro_segments={} tx={} tx_bytes={} tx_invalid_endpoint={} tx_errors={} tx_full={} "
         "tx_gso_messages={} tx_gso_segments={} tx_gso_fallbacks={} ({}); tun rx={} rx_bytes={} "
         "rx_truncated={} rx_errors={} rx_super={} rx_segments={} rx_bad_offload={}{} "
-        "tx={} tx_bytes={} tx_errors={} tx_full={} tx_super={} tx_coalesced={}",
+        "tx={} tx_bytes={} tx_errors={} tx_full={} tx_super={} tx_coalesced={}; turns={}",
         u.rx_packets, u.rx_bytes, u.rx_truncated, u.rx_errors, u.rx_gro_super, u.rx_gro_segments,
         u.tx_packets, u.tx_bytes, u.tx_invalid_endpoint, u.tx_errors, u.tx_full, u.tx_gso_messages,
         u.tx_gso_segments, u.tx_gso_fallbacks, udp_->offloads(), t.rx_packets, t.rx_bytes,
         t.rx_truncated, t.rx_errors, t.rx_super, t.rx_segments, t.rx_bad_offload,
         bad_offload_reasons(t), t.tx_packets, t.tx_bytes, t.tx_errors, t.tx_full, t.tx_super,
-        t.tx_coalesced);
+        t.tx_coalesced, turns);
   }
   for (auto& s : services_) s->log_stats(force);
 }
@@ -279,7 +249,12 @@ bool Pipeline::check_alive(Exit& exit) {
 
 // One wait and what it found; false ends run() with exit.
 bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
-  constexpr size_t kFixed = 3;  // tun, udp, wake; then the watched fds, then the services'
+  // Datagrams a port already holds (split from a GRO super-datagram, or the
+  // rest of a TSO super-packet read from the TUN) do not make its fd readable:
+  // do not sleep on them. First: it decides whether this pass takes turns.
+  const bool held = bursts_->held();
+  // tun, udp, wake; then the watched fds, the services', the other queues'
+  constexpr size_t kFixed = 3;
   fds.clear();
   fds.push_back({tun_->fd(), POLLIN, 0});
   fds.push_back({udp_->fd(), POLLIN, 0});
@@ -291,6 +266,8 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
     s->append_pollfds(fds);
   }
   service_at.push_back(fds.size());
+  const size_t others_at = fds.size();
+  bursts_->append_others(fds);
   // While the queue workers report, take their reports at least every
   // kNoteWakeInterval; once they have been quiet for two of those, sleep until
   // they wake us (worker.h: a worker that woke us in the last interval does not
@@ -298,14 +275,8 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   const bool reporting = clock_.monotonic() - last_report_ < 2 * kNoteWakeInterval;
   Nanos wait = std::min<Nanos>(dev_->next_deadline() - clock_.monotonic(),
                                reporting ? kNoteWakeInterval : kSecond);
-  // Datagrams a port already holds (split from a GRO super-datagram, or the
-  // rest of a TSO super-packet read from the TUN) do not make its fd readable:
-  // do not sleep on them.
-  bool held = udp_->pending();
-  bool tun_held = tun_->pending();
-  int timeout_ms = wait <= 0 || held || tun_held
-                       ? 0
-                       : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
+  int timeout_ms =
+      wait <= 0 || held ? 0 : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
   aead_->set_idle(timeout_ms != 0);  // a queue worker's burst may use this core meanwhile
   const int polled = poll(fds.data(), fds.size(), timeout_ms);
   aead_->set_idle(false);
@@ -319,8 +290,11 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
     if (fds[kFixed + i].revents & POLLIN && !watched_[i].second()) stop = true;
   if (stop) return false;
   if (fds[2].revents & POLLIN) on_wake();
-  if ((fds[1].revents & POLLIN) || held) on_udp();
-  if ((fds[0].revents & POLLIN) || tun_held) on_tun();
+  size_t moved = 0;
+  if ((fds[1].revents & POLLIN) || held) moved += bursts_->udp_to_tun(0);
+  if ((fds[0].revents & POLLIN) || held) moved += bursts_->tun_to_udp(0);
+  // Nothing came on this thread's queue: a turn on the queue workers'.
+  if (moved == 0) bursts_->take_turns(std::span(fds).subspan(others_at), held);
   for (size_t i = 0; i < services_.size(); ++i)
     services_[i]->handle(
         std::span<const pollfd>(fds).subspan(service_at[i], service_at[i + 1] - service_at[i]));

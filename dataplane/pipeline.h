@@ -117,12 +117,8 @@ class Pipeline : public DataPath {
   }
   bool poll_once(std::vector<pollfd>& fds, Exit& exit);
   bool check_alive(Exit& exit);
-  void on_tun();
-  void on_udp();
   void on_wake();
   void flush_outbox();
-  void send_udp(std::span<Packet> pkts);
-  void write_tun(std::span<Packet> pkts);
   void apply_fwmark();
 
   PipelineOptions options_;
@@ -139,12 +135,9 @@ class Pipeline : public DataPath {
   uint32_t fwmark_ = 0;
   CommandInbox inbox_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;
-  PacketArena tun_rx_{kBurstSize, slot_size(options_.mtu)};
-  // Full-size slots: any datagram a peer may send (a peer's MTU may be larger
-  // than ours) reaches the core and is classified there.
-  PacketArena udp_rx_{kBurstSize};
-  std::array<Verdict, kBurstSize> verdicts_{};
-  std::array<Packet, kBurstSize> out_{};
+  std::vector<QueueTurns> turns_;    // one per queue; outlives the workers' use
+  std::vector<KernelQueue> queues_;  // queue 0 is this thread's
+  std::optional<QueueBursts> bursts_;
   Counters logged_;
   Nanos last_stats_ = 0;
   Nanos last_check_ = 0;

@@ -5,7 +5,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "dataplane/clock.h"
 #include "dataplane/rcu.h"
 
 namespace faraday::dataplane {
@@ -16,6 +15,21 @@ namespace {
 // burst is dropped (counted by the port).
 constexpr int kBackpressureWaitMs = 5;
 constexpr int kBackpressureTries = 20;
+
+// Spins of a wait for a turn before the thread yields its core instead.
+constexpr int kSpinsBeforeYield = 2000;
+
+// Returns once the bursts read before `ticket` have been sent. The thread
+// that holds the turn may have lost its core to another process (the kernel
+// path shares the machine), so after a short spin this one yields its core.
+void await_turn(const Turns& turns, uint64_t ticket) {
+  for (int spins = 0; !turns.ready(ticket); ++spins) {
+    if (spins < kSpinsBeforeYield)
+      Turns::relax();
+    else
+      std::this_thread::yield();
+  }
+}
 
 }  // namespace
 
@@ -39,14 +53,146 @@ void write_all(TunPort& tun, std::span<Packet> pkts) {
   }
 }
 
+QueueBursts::QueueBursts(Device& dev, Worker* worker, uint32_t mtu, crypto::AeadHelpers* machine)
+    : dev_(dev), worker_(worker), machine_(machine), tun_rx_(kBurstSize, slot_size(mtu)) {}
+
+void QueueBursts::set_queues(std::span<const KernelQueue> queues, size_t own) {
+  queues_ = queues;
+  own_ = own;
+}
+
+size_t QueueBursts::passed(std::span<Packet> pkts) {
+  size_t out = 0;
+  for (size_t i = 0; i < pkts.size(); ++i)
+    if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
+  return out;
+}
+
+void QueueBursts::send_outbox_on(UdpPort& udp) {
+  auto box = dev_.outbox();
+  if (!box.empty()) send_all(udp, box);
+  dev_.clear_outbox();
+}
+
+void QueueBursts::send_outbox() {
+  if (dev_.outbox().empty()) return;
+  Turns& turns = queues_[own_].turns->inner;
+  const uint64_t ticket = turns.take();
+  await_turn(turns, ticket);
+  send_outbox_on(*queues_[own_].udp);
+  turns.sent(ticket);
+}
+
+size_t QueueBursts::tun_to_udp(size_t q) {
+  const KernelQueue& k = queues_[q];
+  Turns& turns = k.turns->inner;
+  size_t moved = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    if (!turns.try_read()) break;
+    auto pkts = tun_rx_.packets();
+    const size_t n = k.tun->read_burst(pkts);
+    if (n == 0) {
+      turns.read_none();
+      break;
+    }
+    const uint64_t ticket = turns.read_done();
+    if (q != own_) ++turns_taken_;
+    moved += n;
+    if (worker_)
+      dev_.send_burst(*worker_, pkts.first(n), verdicts_);
+    else
+      dev_.send_burst(pkts.first(n), verdicts_);
+    const size_t out = passed(pkts.first(n));
+    // Nothing from the peer table is held past here: the wait for the turn
+    // and for room in a full socket need not hold up a grace period.
+    if (rcu_) rcu_->offline();
+    await_turn(turns, ticket);
+    if (!worker_) send_outbox_on(*k.udp);
+    send_all(*k.udp, {out_.data(), out});
+    turns.sent(ticket);
+    if (rcu_) rcu_->online();
+    if (n < pkts.size()) break;
+  }
+  return moved;
+}
+
+size_t QueueBursts::udp_to_tun(size_t q) {
+  const KernelQueue& k = queues_[q];
+  Turns& turns = k.turns->underlay;
+  size_t moved = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    if (!turns.try_read()) break;
+    auto pkts = udp_rx_.packets();
+    const size_t n = k.udp->recv_burst(pkts);
+    if (n == 0) {
+      turns.read_none();
+      break;
+    }
+    const uint64_t ticket = turns.read_done();
+    if (q != own_) ++turns_taken_;
+    moved += n;
+    if (worker_)
+      dev_.receive_burst(*worker_, pkts.first(n), verdicts_);
+    else
+      dev_.receive_burst(pkts.first(n), verdicts_);
+    const size_t out = passed(pkts.first(n));
+    if (rcu_) rcu_->offline();  // as in tun_to_udp
+    await_turn(turns, ticket);
+    write_all(*k.tun, {out_.data(), out});
+    turns.sent(ticket);
+    if (rcu_) rcu_->online();
+    if (!worker_) send_outbox();
+    if (n < pkts.size()) break;
+  }
+  return moved;
+}
+
+void QueueBursts::append_others(std::vector<pollfd>& fds) const {
+  if (!turns_) return;
+  for (size_t q = 0; q < queues_.size(); ++q) {
+    if (q == own_) continue;
+    fds.push_back({queues_[q].tun->fd(), POLLIN, 0});
+    fds.push_back({queues_[q].udp->fd(), POLLIN, 0});
+  }
+}
+
+size_t QueueBursts::take_turns(std::span<const pollfd> others, bool held) {
+  if (!turns_) return 0;
+  size_t moved = 0;
+  size_t at = 0;
+  for (size_t q = 0; q < queues_.size(); ++q) {
+    if (q == own_) continue;
+    if (held || (others[at + 1].revents & POLLIN)) moved += udp_to_tun(q);
+    if (held || (others[at].revents & POLLIN)) moved += tun_to_udp(q);
+    at += 2;
+  }
+  return moved;
+}
+
+bool QueueBursts::held() {
+  turns_ = queues_.size() > 1 && (!machine_ || machine_->machine_uncrowded());
+  bool any = false;
+  for (size_t q = 0; q < queues_.size(); ++q) {
+    if (q != own_ && !turns_) continue;
+    const KernelQueue& k = queues_[q];
+    if (k.turns->inner.try_read()) {
+      any = any || k.tun->pending();
+      k.turns->inner.read_none();
+    }
+    if (k.turns->underlay.try_read()) {
+      any = any || k.udp->pending();
+      k.turns->underlay.read_none();
+    }
+  }
+  return any;
+}
+
 QueueWorker::QueueWorker(Device& dev, std::unique_ptr<crypto::ParallelAead> aead, TunPort tun,
                          UdpPort udp, uint32_t mtu)
-    : dev_(dev),
-      aead_(std::move(aead)),
-      worker_(dev.add_worker(*aead_)),
+    : aead_(std::move(aead)),
       tun_(std::move(tun)),
       udp_(std::move(udp)),
-      tun_rx_(kBurstSize, slot_size(mtu)),
+      bursts_(dev, &dev.add_worker(*aead_), mtu, aead_->helpers().get()),
       stop_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   aead_->set_idle(true);  // until its thread runs: other workers may use this core
 }
@@ -69,79 +215,39 @@ void QueueWorker::stop() {
   thread_.join();
   uint64_t n;
   (void)!read(stop_fd_, &n, sizeof(n));
-  publish_counters();
 }
 
 void QueueWorker::replace_udp(UdpPort udp) {
   udp_ = std::move(udp);
 }
 
-std::pair<TunPortCounters, UdpPortCounters> QueueWorker::counters() const {
-  std::lock_guard lock(counters_mu_);
-  return snapshot_;
-}
-
-void QueueWorker::publish_counters() {
-  std::lock_guard lock(counters_mu_);
-  snapshot_ = {tun_.counters(), udp_.counters()};
-}
-
-void QueueWorker::on_tun() {
-  for (int round = 0; round < 8; ++round) {
-    auto pkts = tun_rx_.packets();
-    size_t n = tun_.read_burst(pkts);
-    if (n == 0) break;
-    dev_.send_burst(worker_, pkts.first(n), verdicts_);
-    size_t out = 0;
-    for (size_t i = 0; i < n; ++i)
-      if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
-    // Nothing from the peer table is held past here; a full socket may make
-    // send_all wait, and no grace period waits for it.
-    rcu_->offline();
-    send_all(udp_, {out_.data(), out});
-    rcu_->online();
-    if (n < pkts.size()) break;
-  }
-}
-
-void QueueWorker::on_udp() {
-  for (int round = 0; round < 8; ++round) {
-    auto pkts = udp_rx_.packets();
-    size_t n = udp_.recv_burst(pkts);
-    if (n == 0) break;
-    dev_.receive_burst(worker_, pkts.first(n), verdicts_);
-    size_t out = 0;
-    for (size_t i = 0; i < n; ++i)
-      if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
-    rcu_->offline();  // as in on_tun
-    write_all(tun_, {out_.data(), out});
-    rcu_->online();
-    if (n < pkts.size()) break;
-  }
-}
-
 void QueueWorker::run() {
   RcuReader rcu;
-  rcu_ = &rcu;
-  SystemClock clock;
-  Nanos last_publish = clock.monotonic();
-  bool unpublished = false;
+  bursts_.set_rcu(&rcu);
+  const KernelQueue& own = bursts_.own();
+  const bool others = bursts_.queues() > 1;
+  std::vector<pollfd> fds;
   while (!stop_.load(std::memory_order_acquire)) {
     // Datagrams or segments a port already holds do not make its fd readable.
-    bool held = udp_.pending() || tun_.pending();
-    pollfd fds[3] = {{tun_.fd(), POLLIN, 0}, {udp_.fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    if (!held && unpublished) {  // before sleeping, so the snapshot is never stale
-      publish_counters();
-      unpublished = false;
-    }
+    const bool held = bursts_.held();
+    fds.clear();
+    fds.push_back({own.tun->fd(), POLLIN, 0});
+    fds.push_back({own.udp->fd(), POLLIN, 0});
+    fds.push_back({stop_fd_, POLLIN, 0});
+    bursts_.append_others(fds);
     rcu.offline();
     aead_->set_idle(!held);
-    int ready = poll(fds, 3, held ? 0 : -1);
+    const int timeout = held ? 0 : bursts_.takes_turns() || !others ? -1 : kTurnsRecheckMs;
+    const int ready = poll(fds.data(), fds.size(), timeout);
     aead_->set_idle(false);
     rcu.online();
     if (ready < 0 && errno != EINTR) break;
-    if ((fds[1].revents & POLLIN) || udp_.pending()) on_udp();
-    if ((fds[0].revents & POLLIN) || tun_.pending()) on_tun();
+    const size_t q = bursts_.own_index();
+    size_t moved = 0;
+    if ((fds[1].revents & POLLIN) || held) moved += bursts_.udp_to_tun(q);
+    if ((fds[0].revents & POLLIN) || held) moved += bursts_.tun_to_udp(q);
+    // Nothing came on this worker's queue: a turn on the others'.
+    if (moved == 0) bursts_.take_turns(std::span(fds).subspan(3), held);
     rcu.quiescent();
     // The interface is gone: the pipeline's thread sees it too and stops us.
     if (fds[0].revents & (POLLERR | POLLHUP)) {
@@ -149,15 +255,9 @@ void QueueWorker::run() {
       poll(&fds[2], 1, -1);
       rcu.online();
     }
-    unpublished = true;
-    Nanos now = clock.monotonic();
-    if (now - last_publish >= kSecond / 4) {
-      last_publish = now;
-      publish_counters();
-      unpublished = false;
-    }
   }
   aead_->set_idle(true);
+  bursts_.set_rcu(nullptr);
 }
 
 }  // namespace faraday::dataplane

@@ -1,31 +1,46 @@
-// queue_worker.h: one data-path worker thread of a Pipeline (pipeline.h): it
-// owns one TUN queue and one UDP socket of the interface's reuseport group, and
-// runs the Device's data path on them in bursts, to completion, with its own
-// Worker (worker.h) and AEAD backend. The pipeline's own thread is the
-// handshake context and the first queue's worker; these are the others.
+// queue_worker.h: the data-path threads of a Pipeline (pipeline.h) on the
+// kernel's queues: each of N TUN queues and N UDP sockets of the interface's
+// reuseport group is one KernelQueue. The pipeline's own thread is the
+// handshake context and the first queue's worker; QueueWorker threads are the
+// others, one per queue, each with its own Worker (worker.h) and AEAD backend.
 //
-// The loop polls its TUN queue, its socket and a stop eventfd, offline for RCU
-// while it sleeps (rcu.h), and idle for its AEAD, so other workers' bursts may
-// use its core meanwhile (crypto/aead_parallel.h); after each pass it reports a
-// quiescent state. It
+// QueueBursts is what each of those threads moves: bursts of its own queue,
+// run to completion, and, when its own queue gave nothing, turns on the
+// others' (turns.h). The kernel keeps one flow on one TUN queue and one peer
+// on one socket; a thread whose own queue is quiet reads that queue's next
+// burst, seals or opens it at the same time as the thread that read the burst
+// before, and sends it on that queue once the burst before has gone. So one
+// tunnel, one TCP flow even, uses every worker and still leaves in order.
+// What a port keeps between reads (the rest of a TSO super-packet, GRO
+// segments) is touched only under that queue's read turn; its sends only under
+// the ticket; its counters are Counters, read on any thread.
+//
+// A QueueWorker's loop polls its TUN queue, its socket, the other queues' fds
+// and a stop eventfd, offline for RCU while it sleeps (rcu.h), and idle for
+// its AEAD, so other workers' bursts may use its core meanwhile
+// (crypto/aead_parallel.h); after each pass it reports a quiescent state. It
 // never blocks on the control thread: what it hands over goes through its
-// Worker's rings.
+// Worker's rings. A thread waits for its ticket offline, since the thread
+// before it may be the handshake context in rcu_synchronize.
 //
-// Threads: the constructor, start(), stop(), replace_udp() and the destructor
-// run on the pipeline's thread; counters() on any thread; the rest on the
-// worker's thread.
+// Threads: the constructor, set_queues(), start(), stop(), replace_udp() and
+// the destructor run on the pipeline's thread; counters() and turns_taken() on
+// any thread; the rest on the worker's thread.
 #pragma once
+
+#include <poll.h>
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "crypto/aead_parallel.h"
 #include "dataplane/device.h"
 #include "dataplane/rcu.h"
 #include "dataplane/tun_port.h"
+#include "dataplane/turns.h"
 #include "dataplane/udp_port.h"
 
 namespace faraday::dataplane {
@@ -35,6 +50,87 @@ namespace faraday::dataplane {
 void send_all(UdpPort& udp, std::span<Packet> pkts);
 void write_all(TunPort& tun, std::span<Packet> pkts);
 
+// While a worker takes no turns (the machine is crowded), it sleeps at most
+// this long before it asks again, so turns resume when the machine is free.
+constexpr int kTurnsRecheckMs = 10;
+
+// One queue of a Pipeline as every data-path thread sees it.
+struct KernelQueue {
+  TunPort* tun = nullptr;
+  UdpPort* udp = nullptr;
+  QueueTurns* turns = nullptr;  // inner: the TUN's reads; underlay: the socket's
+};
+
+// The bursts one data-path thread moves; see the top of this file.
+class QueueBursts {
+ public:
+  // worker: the Device's path this thread runs; null on the handshake context,
+  // which also sends the Device's outbox. machine: asked whether the machine has
+  // a core for turns (crypto::AeadHelpers::machine_uncrowded); null: always.
+  QueueBursts(Device& dev, Worker* worker, uint32_t mtu, crypto::AeadHelpers* machine);
+
+  // Before the first burst: every queue of the pipeline and the index of this
+  // thread's own (they outlive this object).
+  void set_queues(std::span<const KernelQueue> queues, size_t own);
+  // This thread's RCU reader while it runs (none on the handshake context).
+  void set_rcu(RcuReader* rcu) { rcu_ = rcu; }
+  const KernelQueue& own() const { return queues_[own_]; }
+  size_t own_index() const { return own_; }
+  size_t queues() const { return queues_.size(); }
+
+  // Bursts read from queue q's TUN, sealed and sent on q's socket, while each
+  // read fills a burst (at most kRounds) and no other thread is reading it.
+  // The handshake context sends its outbox with them, first: handshakes may
+  // carry what the data waits for. Returns the packets read.
+  size_t tun_to_udp(size_t q);
+  // Datagrams received on queue q's socket, opened and written to q's TUN, as
+  // tun_to_udp. The handshake context sends its outbox after each burst.
+  size_t udp_to_tun(size_t q);
+  // The handshake context only: the outbox sent on its own queue's socket,
+  // under that queue's turn.
+  void send_outbox();
+
+  // A pass of a data-path thread's loop: held(), poll() with the fds of its
+  // own queue and append_others', its own queue's bursts, then take_turns().
+  //
+  // First in a pass: whether a queue's port holds packets that poll() does not
+  // see, looked at under its turn. A queue another thread is reading is that
+  // thread's to look at, after its read. The other queues count only while
+  // this pass takes turns: while the machine has a core for every runnable
+  // thread. Otherwise each thread keeps to its own queue, as the threads
+  // before it would only wait for cores the machine does not have.
+  bool held();
+  // The other queues' TUN and socket fds (two each, in queue order), when this
+  // pass takes turns.
+  void append_others(std::vector<pollfd>& fds) const;
+  // Turns on the other queues whose fds (as append_others put them) are
+  // readable, or on all when held. Returns the packets read.
+  size_t take_turns(std::span<const pollfd> others, bool held);
+  // Whether this pass takes turns (held() decided).
+  bool takes_turns() const { return turns_; }
+  // Bursts read from another thread's queue.
+  uint64_t turns_taken() const { return turns_taken_; }
+
+ private:
+  static constexpr int kRounds = 8;
+  // Passed packets of the burst to out_; returns how many.
+  size_t passed(std::span<Packet> pkts);
+  void send_outbox_on(UdpPort& udp);
+
+  Device& dev_;
+  Worker* worker_;
+  crypto::AeadHelpers* machine_;
+  bool turns_ = false;  // this pass takes turns (held())
+  RcuReader* rcu_ = nullptr;
+  std::span<const KernelQueue> queues_;
+  size_t own_ = 0;
+  PacketArena tun_rx_;
+  PacketArena udp_rx_{kBurstSize};  // full-size: any datagram reaches the core
+  std::array<Verdict, kBurstSize> verdicts_{};
+  std::array<Packet, kBurstSize> out_{};
+  Counter turns_taken_;
+};
+
 class QueueWorker {
  public:
   QueueWorker(Device& dev, std::unique_ptr<crypto::ParallelAead> aead, TunPort tun, UdpPort udp,
@@ -43,35 +139,33 @@ class QueueWorker {
   QueueWorker(const QueueWorker&) = delete;
   QueueWorker& operator=(const QueueWorker&) = delete;
 
+  // This worker's queue, for the pipeline's list (turns: null until set_queues).
+  KernelQueue queue() { return {&tun_, &udp_, nullptr}; }
+  // Before start(): every queue, this worker's at index own.
+  void set_queues(std::span<const KernelQueue> queues, size_t own) {
+    bursts_.set_queues(queues, own);
+  }
   void start();
   void stop();  // joins the thread; start() may follow
   // With the thread stopped: a new socket (the listen port changed).
   void replace_udp(UdpPort udp);
   int udp_fd() const { return udp_.fd(); }
-  // The ports' counters as of the last few hundred milliseconds.
-  std::pair<TunPortCounters, UdpPortCounters> counters() const;
+  // The ports' counters, whichever thread moved the packets.
+  std::pair<TunPortCounters, UdpPortCounters> counters() const {
+    return {tun_.counters(), udp_.counters()};
+  }
+  uint64_t turns_taken() const { return bursts_.turns_taken(); }
 
  private:
   void run();
-  void on_tun();
-  void on_udp();
-  void publish_counters();
 
-  Device& dev_;
-  RcuReader* rcu_ = nullptr;                    // the worker thread's, while it runs
   std::unique_ptr<crypto::ParallelAead> aead_;  // idle while the loop sleeps
-  Worker& worker_;
   TunPort tun_;
   UdpPort udp_;
-  PacketArena tun_rx_;
-  PacketArena udp_rx_{kBurstSize};  // full-size: any datagram reaches the core
-  std::array<Verdict, kBurstSize> verdicts_{};
-  std::array<Packet, kBurstSize> out_{};
+  QueueBursts bursts_;
   int stop_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  mutable std::mutex counters_mu_;  // the snapshot only, never on the packet path
-  std::pair<TunPortCounters, UdpPortCounters> snapshot_;
 };
 
 }  // namespace faraday::dataplane

@@ -11,9 +11,11 @@
 //   - plain (the kernel refused, or open(..., offload = false)): every read() is
 //     one IP packet from the host, every write() one IP packet to it.
 //
-// Threads: one owner. read_burst() and write_burst() may run concurrently on two
-// threads (each writes only its own counters and buffers), but each from one
-// thread only.
+// Threads: read_burst() and write_burst() may run concurrently on two threads
+// (each writes only its own counters and buffers); each is called by one thread
+// at a time (a thread that takes it over learns what the last one did through a
+// lock or an acquire, as turns.h hands a queue on). counters() may be read on
+// any thread.
 //
 // Queues (IFF_MULTI_QUEUE, for N workers that each poll their own fd): open(...,
 // multi_queue = true) or open_queues() make the first queue, open_queue() the
@@ -57,6 +59,7 @@
 #include <array>
 #include <memory>
 
+#include "dataplane/counters.h"
 #include "dataplane/gro.h"
 #include "dataplane/packet.h"
 #include "dataplane/tso.h"
@@ -65,20 +68,20 @@
 namespace faraday::dataplane {
 
 struct TunPortCounters {
-  uint64_t rx_packets = 0;  // read from the host
-  uint64_t rx_bytes = 0;
-  uint64_t rx_errors = 0;       // read() failed with something other than EAGAIN
-  uint64_t rx_truncated = 0;    // larger than the slot (MTU raised past it): dropped
-  uint64_t rx_super = 0;        // vnet: reads that were GSO super-packets (TCP or UDP)
-  uint64_t rx_segments = 0;     // vnet: packets split out of them (also in rx_packets)
-  uint64_t rx_bad_offload = 0;  // vnet: reads dropped because tso_parse refused them
-  std::array<uint64_t, kTsoDropCount> rx_bad_offload_by{};  // ... by TsoDrop
-  uint64_t tx_packets = 0;                                  // written to the host
-  uint64_t tx_bytes = 0;
-  uint64_t tx_errors = 0;     // write() refused a packet (EINVAL for a malformed one, EIO)
-  uint64_t tx_full = 0;       // write_burst stopped early on EAGAIN
-  uint64_t tx_super = 0;      // vnet: writes that were coalesced TCP super-packets
-  uint64_t tx_coalesced = 0;  // vnet: packets carried by them (also in tx_packets)
+  Counter rx_packets;  // read from the host
+  Counter rx_bytes;
+  Counter rx_errors;       // read() failed with something other than EAGAIN
+  Counter rx_truncated;    // larger than the slot (MTU raised past it): dropped
+  Counter rx_super;        // vnet: reads that were GSO super-packets (TCP or UDP)
+  Counter rx_segments;     // vnet: packets split out of them (also in rx_packets)
+  Counter rx_bad_offload;  // vnet: reads dropped because tso_parse refused them
+  std::array<Counter, kTsoDropCount> rx_bad_offload_by{};  // ... by TsoDrop
+  Counter tx_packets;                                      // written to the host
+  Counter tx_bytes;
+  Counter tx_errors;     // write() refused a packet (EINVAL for a malformed one, EIO)
+  Counter tx_full;       // write_burst stopped early on EAGAIN
+  Counter tx_super;      // vnet: writes that were coalesced TCP super-packets
+  Counter tx_coalesced;  // vnet: packets carried by them (also in tx_packets)
 
   TunPortCounters& operator+=(const TunPortCounters& o);  // the queues of one interface
 };

@@ -1,21 +1,22 @@
 // turns.h: one queue's bursts, worked on by several threads at once, sent in
 // the order they were read.
 //
-// A queue (a DPDK RX queue, say) is read by one thread at a time, and the
-// order of its packets is the order of its reads. Turns lets any thread take
-// the next burst: it reads while it holds the queue (try_read, then read_done,
-// which gives the burst its ticket, or read_none when the queue was empty),
-// works on the burst alone and at once with the others (the AEAD: what takes
-// long), then waits until every burst read before it has been sent (await),
-// sends, and passes the turn on (sent). So one queue's bursts use as many
-// cores as take turns on it, and still leave in the order they came.
+// A queue (a TUN queue, a UDP socket, a DPDK RX queue) is read by one thread
+// at a time, and the order of its packets is the order of its reads. Turns
+// lets any thread take the next burst: it reads while it holds the queue
+// (try_read, then read_done, which gives the burst its ticket, or read_none
+// when the queue was empty), works on the burst alone and at once with the
+// others (the AEAD: what takes long), then waits until every burst read before
+// it has been sent (await), sends, and passes the turn on (sent). So one
+// queue's bursts use as many cores as take turns on it, and still leave in the
+// order they came.
 //
 // No deadlock as long as a thread that holds a ticket waits for nothing but
 // earlier tickets: it holds one ticket at a time, and waits for no other
 // thread's progress between read_done and sent. One wait hides in the data
 // path: the handshake context's rcu_synchronize (rcu.h) waits for every
 // online RCU reader, so a reader that waits for its turn must be offline
-// meanwhile (dpdk_lcore.cpp). A thread that the kernel preempts holding a
+// meanwhile (dpdk_lcore.cpp, queue_worker.cpp). A thread that the kernel preempts holding a
 // ticket delays the later ones (they spin), as a helper preempted in the
 // middle of a piece delays its caller (crypto/aead_parallel.h).
 //
@@ -41,6 +42,13 @@ class Turns {
     reading_.store(false, std::memory_order_release);
     return ticket;
   }
+  // A ticket for packets that were not read from the queue but leave in its
+  // order (the handshake context's own messages): waits while another thread
+  // reads (it holds nothing of ours), then takes the next ticket.
+  uint64_t take() {
+    while (!try_read()) relax();
+    return read_done();
+  }
   // After a read that found nothing: no ticket. The queue is free.
   void read_none() { reading_.store(false, std::memory_order_release); }
   // Whether the bursts of every earlier ticket have been sent.
@@ -51,8 +59,7 @@ class Turns {
   }
   // The burst of `ticket` has been sent: the next one may go.
   void sent(uint64_t ticket) { sent_.store(ticket + 1, std::memory_order_release); }
-
- private:
+  // One step of a spin wait (the CPU's pause).
   static void relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -61,9 +68,18 @@ class Turns {
 #endif
   }
 
+ private:
   alignas(64) std::atomic<bool> reading_{false};
   uint64_t next_ = 0;  // the next ticket; the reader's alone
   alignas(64) std::atomic<uint64_t> sent_{0};
+};
+
+// One queue pair's turns: its inner side (packets to seal: a TUN queue, a DPDK
+// inner port's RX queue) and its underlay side (datagrams to open: a UDP socket,
+// a DPDK underlay port's RX queue).
+struct QueueTurns {
+  Turns inner;
+  Turns underlay;
 };
 
 }  // namespace faraday::dataplane

@@ -6,9 +6,11 @@
 // normalised). Without IPv6 it falls back to an AF_INET socket, and v6 destinations
 // are then dropped and counted.
 //
-// Threads: one owner. recv_burst() and send_burst() may run concurrently on two
-// threads (the kernel socket is thread-safe and each writes only its own counters),
-// but each of them from one thread only; read counters from the owner.
+// Threads: recv_burst() and send_burst() may run concurrently on two threads (the
+// kernel socket is thread-safe and each writes only its own counters); each is
+// called by one thread at a time (a thread that takes it over learns what the
+// last one did through a lock or an acquire, as turns.h hands a queue on).
+// counters() may be read on any thread.
 //
 // Offloads (open(port, offload = true); offloads() says what is on and why not):
 // - GSO send: send_burst() packs consecutive packets to one endpoint, all of one
@@ -53,6 +55,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/counters.h"
 #include "dataplane/packet.h"
 #include "result.h"
 
@@ -60,21 +63,21 @@ namespace faraday::dataplane {
 
 struct UdpPortCounters {
   // receive side (written by recv_burst)
-  uint64_t rx_packets = 0;
-  uint64_t rx_bytes = 0;
-  uint64_t rx_truncated = 0;     // larger than the packet's slot: dropped
-  uint64_t rx_errors = 0;        // recvmmsg failed with something other than EAGAIN
-  uint64_t rx_gro_super = 0;     // messages the kernel coalesced (more than one segment)
-  uint64_t rx_gro_segments = 0;  // datagrams those messages held (rx_packets counts each)
+  Counter rx_packets;
+  Counter rx_bytes;
+  Counter rx_truncated;     // larger than the packet's slot: dropped
+  Counter rx_errors;        // recvmmsg failed with something other than EAGAIN
+  Counter rx_gro_super;     // messages the kernel coalesced (more than one segment)
+  Counter rx_gro_segments;  // datagrams those messages held (rx_packets counts each)
   // send side (written by send_burst)
-  uint64_t tx_packets = 0;
-  uint64_t tx_bytes = 0;
-  uint64_t tx_invalid_endpoint = 0;  // AF_UNSPEC, port 0, or v6 on a v4-only socket
-  uint64_t tx_errors = 0;            // per-datagram failures (EMSGSIZE, ENETUNREACH, ...)
-  uint64_t tx_full = 0;              // send_burst stopped early on EAGAIN/ENOBUFS
-  uint64_t tx_gso_messages = 0;      // messages sent with UDP_SEGMENT (two datagrams or more)
-  uint64_t tx_gso_segments = 0;      // datagrams those messages carried (tx_packets counts each)
-  uint64_t tx_gso_fallbacks = 0;     // GSO messages refused and resent one datagram each
+  Counter tx_packets;
+  Counter tx_bytes;
+  Counter tx_invalid_endpoint;  // AF_UNSPEC, port 0, or v6 on a v4-only socket
+  Counter tx_errors;            // per-datagram failures (EMSGSIZE, ENETUNREACH, ...)
+  Counter tx_full;              // send_burst stopped early on EAGAIN/ENOBUFS
+  Counter tx_gso_messages;      // messages sent with UDP_SEGMENT (two datagrams or more)
+  Counter tx_gso_segments;      // datagrams those messages carried (tx_packets counts each)
+  Counter tx_gso_fallbacks;     // GSO messages refused and resent one datagram each
 
   UdpPortCounters& operator+=(const UdpPortCounters& o);  // the sockets of one group
 };
