@@ -119,6 +119,7 @@ struct Buffers {
 struct Figures {
   double seconds = 0;
   size_t packets = 0;
+  size_t turns = 0;  // queue workers: bursts read from the other worker's queue
   double gbps(size_t size) const { return packets / seconds * size * 8 / 1e9; }
   double mpps() const { return packets / seconds / 1e6; }
 };

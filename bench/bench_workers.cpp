@@ -10,9 +10,12 @@
 #include <span>
 #include <string>
 
+#include <optional>
 #include <thread>
+
 #include "crypto/aead_parallel.h"
 #include "dataplane/rcu.h"
+#include "dataplane/turns.h"
 
 namespace faraday::bench {
 namespace {
@@ -122,58 +125,122 @@ class Mesh {
     into.packets += kPackets;
   }
 
-  // Queue workers, each with its own Worker and AEAD over the shared helper. Many
-  // peers: two threads take every other burst of the round at once, as the kernel
-  // spreads flows over two TUN queues (and peers over two sockets); both are busy,
-  // so the helper stays out. One peer, one flow: the kernel keeps the flow on one
-  // queue, so one worker takes every burst while the other sleeps, and the helper
-  // takes pieces of its bursts on the spare core. Each worker first copies its
-  // bursts into its own buffers, as a TUN read or recvmmsg on its own core would,
-  // so it does not stream another core's writes; then they start together and
-  // only what follows is timed (not the thread start, not the copy).
+  // Queue workers, each with its own Worker and AEAD over the shared helper,
+  // as the kernel path runs them (dataplane/queue_worker.h). Many peers: the
+  // kernel spreads flows over two TUN queues (and peers over two sockets), so
+  // every other burst of the round is on the second queue. One peer, one flow:
+  // the kernel keeps the flow on one queue, so every burst is on the first. A
+  // worker runs the bursts of its own queue and, when it has none, takes turns
+  // on the other's (dataplane/turns.h: it reads the next burst, works on it at
+  // the same time as the worker that read the one before, and "sends" it once
+  // that one has gone), while the machine has a core for every runnable thread
+  // (crypto::AeadHelpers::machine_uncrowded); otherwise it sleeps as its poll()
+  // would, and the helper may take pieces of the other's bursts. Each worker
+  // first copies every burst into its own buffers, as a TUN read or recvmmsg on
+  // its own core would, so it does not stream another core's writes; then they
+  // start together and only what follows is timed (not the thread start, not
+  // the copy).
   void timed_queues(bool encrypt, Figures& into, const char* failure) {
-    const int threads = spokes_.size() == 1 ? 1 : 2;
+    const size_t queues = spokes_.size() == 1 ? 1 : 2;
+    std::array<dataplane::QueueTurns, 2> turns;
+    std::array<size_t, 2> next{0, kBurstSize};  // each queue's next burst
     std::atomic<bool> failed{false};
-    std::barrier start(threads);
+    std::atomic<uint64_t> taken{0};
+    std::barrier start(2);
     std::chrono::steady_clock::time_point t0;
-    auto run = [&](int t) {
+    auto run = [&](size_t t) {
       dataplane::RcuReader rcu;
       Buffers& own = own_[t];
-      size_t n = 0;
-      for (size_t i = static_cast<size_t>(t) * kBurstSize; i < kPackets;
-           i += static_cast<size_t>(threads) * kBurstSize)
-        for (size_t j = i; j < i + kBurstSize; ++j, ++n) {
-          const Packet& from = buffers_.pkts[j];
-          Packet& to = own.pkts[n];
-          to.reset();
-          to.offset = from.offset;
-          to.length = from.length;
-          to.endpoint = from.endpoint;
-          std::memcpy(to.data(), from.data(), from.length);
-        }
+      for (size_t j = 0; j < kPackets; ++j) {
+        const Packet& from = buffers_.pkts[j];
+        Packet& to = own.pkts[j];
+        to.reset();
+        to.offset = from.offset;
+        to.length = from.length;
+        to.endpoint = from.endpoint;
+        std::memcpy(to.data(), from.data(), from.length);
+      }
       std::array<Verdict, kBurstSize> verdicts{};
       queue_aead_[t]->set_idle(false);
       start.arrive_and_wait();
       if (t == 0) t0 = std::chrono::steady_clock::now();
-      for (size_t i = 0; i < n; i += kBurstSize) {
-        std::span<Packet> burst{&own.pkts[i], kBurstSize};
+      // A read of queue q under its turn: the first packet of its next burst.
+      // busy: the other worker was reading it (poll() would say it is readable).
+      auto read = [&](size_t q, size_t& at, bool& busy) {
+        dataplane::Turns& turn = turns[q].inner;
+        if (!turn.try_read()) {
+          busy = true;
+          return std::optional<uint64_t>();
+        }
+        if (next[q] >= kPackets) {
+          turn.read_none();
+          return std::optional<uint64_t>();
+        }
+        at = next[q];
+        next[q] += queues * kBurstSize;
+        return std::optional<uint64_t>(turn.read_done());
+      };
+      // Many flows: queue t is this worker's own; one flow: worker 0's.
+      const bool has_own = t < queues;
+      const size_t other = queues == 1 ? 0 : 1 - t;
+      for (;;) {
+        size_t at = 0;
+        size_t q = t;
+        bool busy = false;
+        std::optional<uint64_t> ticket;
+        if (has_own) ticket = read(q, at, busy);
+        if (!ticket && busy) continue;  // its own queue: at once again
+        const bool turns_now = !ticket && queue_aead_[0]->helpers()->machine_uncrowded();
+        if (turns_now) {
+          q = other;
+          ticket = read(q, at, busy);
+          if (ticket) taken.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (!ticket) {
+          if (busy) continue;
+          bool done = true;
+          for (size_t k = 0; k < queues; ++k) done = done && read_all(turns[k].inner, next[k]);
+          if (done) break;
+          if (turns_now) continue;
+          // No turns while the machine is crowded: as its poll() would, the
+          // worker sleeps (idle, so the helper may take pieces of the other
+          // worker's bursts).
+          queue_aead_[t]->set_idle(true);
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+          queue_aead_[t]->set_idle(false);
+          continue;
+        }
+        std::span<Packet> burst{&own.pkts[at], kBurstSize};
         if (encrypt)
           hub_.dev.send_burst(*queue_[t], burst, verdicts);
         else
           hub_.dev.receive_burst(*queue_[t], burst, verdicts);
         if (verdicts[0] != Verdict::kPass || verdicts[kBurstSize - 1] != Verdict::kPass)
           failed = true;
+        rcu.offline();
+        turns[q].inner.await(*ticket);
+        turns[q].inner.sent(*ticket);
+        rcu.online();
         rcu.quiescent();
       }
       queue_aead_[t]->set_idle(true);
     };
-    std::thread other;
-    if (threads == 2) other = std::thread(run, 1);
+    std::thread second(run, 1);
     run(0);
-    if (other.joinable()) other.join();
+    second.join();
     into.seconds += Seconds(std::chrono::steady_clock::now() - t0).count();
     into.packets += kPackets;
+    into.turns += taken.load();
     if (failed) fail(failure);
+  }
+
+  // Whether every burst of a queue has been read: under its turn, so its
+  // cursor is not read while another thread moves it.
+  static bool read_all(dataplane::Turns& turn, const size_t& next) {
+    if (!turn.try_read()) return false;
+    const bool all = next >= kPackets;
+    turn.read_none();
+    return all;
   }
 
   FixedClock clock_;
@@ -182,7 +249,7 @@ class Mesh {
   Worker* queue_[2] = {};
   std::vector<std::unique_ptr<Node>> spokes_;
   Buffers buffers_;
-  Buffers own_[2] = {Buffers(kPackets), Buffers(kPackets / 2)};  // each queue worker's
+  Buffers own_[2] = {Buffers(kPackets), Buffers(kPackets)};  // each queue worker's
   std::vector<Packet> scratch_;
   std::array<Verdict, kBurstSize> verdicts_{};
 };
@@ -251,6 +318,9 @@ void print_figure(const WorkerRun& r) {
         "  %-22s %5zu B  %-15s  enc %7.3f Mpps %7.2f Gbit/s   dec %7.3f Mpps %7.2f Gbit/s\n",
         r.scenario.c_str(), r.size, kHow[w], r.enc[w].mpps(), r.enc[w].gbps(r.size),
         r.dec[w].mpps(), r.dec[w].gbps(r.size));
+  std::printf(
+      "  %-22s %5zu B  2 workers: turns on the other's queue: enc %zu, dec %zu of %zu bursts\n",
+      r.scenario.c_str(), r.size, r.enc[2].turns, r.dec[2].turns, r.enc[2].packets / kBurstSize);
   std::printf(
       "  %-22s %5zu B  raw seal_burst   1 thread %7.3f Mpps, 2 threads at once %7.3f Mpps\n",
       r.scenario.c_str(), r.size, r.raw[0].mpps(), r.raw[1].mpps());

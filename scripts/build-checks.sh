@@ -22,7 +22,7 @@ if [ ! -d build-tsan ]; then
     -Dcpp_args=-Wno-tsan
 fi
 ninja -C build-tsan -j "$jobs" tests/control/control_threads_test \
-  tests/crypto/crypto_threads_test tests/dataplane/dataplane_threads_test
+  tests/crypto/crypto_threads_test tests/dataplane/dataplane_threads_test control/faradayd
 
 if [ ! -d build-fuzz ]; then
   CXX=clang++ meson setup build-fuzz -Dfuzz=true

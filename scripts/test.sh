@@ -42,13 +42,26 @@ echo "== unit suites under ASan+UBSan"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite dataplane --suite dpdk --suite control --suite faradayctl --suite farad
 
-echo "== cluster threads, AEAD lanes, data-path workers and lcores' neighbour news under TSan"
+echo "== cluster threads, AEAD lanes, data-path workers, lcores' neighbour news and faradayd's queue workers under TSan"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/control/control_threads_test --gtest_filter='DataPath*:Links*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/crypto/crypto_threads_test --gtest_filter='ParallelAead*:AeadHelpers*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*:NewsBoardConcurrent*:TurnsConcurrent*'
+# Two faradayd with 2 workers each, TCP both ways through real namespaces: the
+# kernel path's queue workers and their turns on each other's queues. A report
+# goes to the daemon's log (kept), and ends it: the case then fails.
+tsan_logs=$(mktemp -d)
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_logs/tsan \
+  IMPL_A=faradayd IMPL_B=faradayd FARADAYD_ARGS='--workers 2' IPERF_FLOOR_MBIT=10 \
+  tests/interop/bulk.sh "$PWD/build-tsan/control/faradayd"
+if compgen -G "$tsan_logs/tsan*" >/dev/null; then
+  cat "$tsan_logs"/tsan* >&2
+  echo "test.sh: ThreadSanitizer reported on faradayd (above)" >&2
+  exit 1
+fi
+rm -rf "$tsan_logs"
 
 echo "== fuzz targets (clang, libFuzzer)"
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz

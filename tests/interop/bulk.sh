@@ -12,13 +12,13 @@ assert_offloads() {
 	local line
 	if [ "$(impl_of "$1")" = faradayd ]; then
 		line=$(counters_line "$1")
-		log "$1 sent: rx_super=$(stat_of "$line" rx_super) tx_gso_messages=$(stat_of "$line" tx_gso_messages)"
+		log "$1 sent: rx_super=$(stat_of "$line" rx_super) tx_gso_messages=$(stat_of "$line" tx_gso_messages) turns=$(stat_of "$line" turns)"
 		[ "$(stat_of "$line" rx_super)" -gt 0 ] || die "$1's TUN handed over no TSO super-packet"
 		[ "$(stat_of "$line" tx_gso_messages)" -gt 0 ] || die "$1 sent no UDP GSO message"
 	fi
 	if [ "$(impl_of "$2")" = faradayd ]; then
 		line=$(counters_line "$2")
-		log "$2 received: tx_super=$(stat_of "$line" tx_super) rx_gro_super=$(stat_of "$line" rx_gro_super)"
+		log "$2 received: tx_super=$(stat_of "$line" tx_super) rx_gro_super=$(stat_of "$line" rx_gro_super) turns=$(stat_of "$line" turns)"
 		[ "$(stat_of "$line" tx_super)" -gt 0 ] || die "$2 wrote no coalesced TUN super-packet"
 	fi
 }
