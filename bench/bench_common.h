@@ -119,7 +119,8 @@ struct Buffers {
 struct Figures {
   double seconds = 0;
   size_t packets = 0;
-  size_t turns = 0;  // queue workers: bursts read from the other worker's queue
+  size_t turns = 0;    // queue workers: bursts read from the other worker's queue
+  size_t crowded = 0;  // queue workers: sleeps while the machine was crowded
   double gbps(size_t size) const { return packets / seconds * size * 8 / 1e9; }
   double mpps() const { return packets / seconds / 1e6; }
 };

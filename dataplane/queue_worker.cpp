@@ -54,18 +54,15 @@ void write_all(TunPort& tun, std::span<Packet> pkts) {
 }
 
 QueueBursts::QueueBursts(Device& dev, Worker* worker, uint32_t mtu, crypto::AeadHelpers* machine)
-    : dev_(dev), worker_(worker), machine_(machine), tun_rx_(kBurstSize, slot_size(mtu)) {}
+    : dev_(dev),
+      worker_(worker),
+      machine_(machine),
+      seal_{Flight(kBurstSize, slot_size(mtu)), Flight(kBurstSize, slot_size(mtu))},
+      open_{Flight(kBurstSize, kBufferSize), Flight(kBurstSize, kBufferSize)} {}
 
 void QueueBursts::set_queues(std::span<const KernelQueue> queues, size_t own) {
   queues_ = queues;
   own_ = own;
-}
-
-size_t QueueBursts::passed(std::span<Packet> pkts) {
-  size_t out = 0;
-  for (size_t i = 0; i < pkts.size(); ++i)
-    if (verdicts_[i] == Verdict::kPass) out_[out++] = pkts[i];
-  return out;
 }
 
 void QueueBursts::send_outbox_on(UdpPort& udp) {
@@ -83,68 +80,71 @@ void QueueBursts::send_outbox() {
   turns.sent(ticket);
 }
 
-size_t QueueBursts::tun_to_udp(size_t q) {
+size_t QueueBursts::move(size_t q, Way way) {
   const KernelQueue& k = queues_[q];
-  Turns& turns = k.turns->inner;
+  Turns& turns = way == Way::kSeal ? k.turns->inner : k.turns->underlay;
+  std::array<Flight, 2>& flights = way == Way::kSeal ? seal_ : open_;
   size_t moved = 0;
-  for (int round = 0; round < kRounds; ++round) {
+  size_t at = 0;  // the flight this round reads into; the other is older
+  for (int round = 0; round < kRounds; ++round, at ^= 1) {
+    Flight& f = flights[at];
+    Flight& older = flights[at ^ 1];
+    if (f.busy) land(k, way, turns, f);  // its buffers are needed again
     if (!turns.try_read()) break;
-    auto pkts = tun_rx_.packets();
-    const size_t n = k.tun->read_burst(pkts);
+    auto pkts = f.rx.packets();
+    const size_t n = way == Way::kSeal ? k.tun->read_burst(pkts) : k.udp->recv_burst(pkts);
     if (n == 0) {
       turns.read_none();
       break;
     }
-    const uint64_t ticket = turns.read_done();
+    f.ticket = turns.read_done();
+    f.busy = true;
     if (q != own_) ++turns_taken_;
     moved += n;
-    if (worker_)
-      dev_.send_burst(*worker_, pkts.first(n), verdicts_);
-    else
-      dev_.send_burst(pkts.first(n), verdicts_);
-    const size_t out = passed(pkts.first(n));
-    // Nothing from the peer table is held past here: the wait for the turn
-    // and for room in a full socket need not hold up a grace period.
-    if (rcu_) rcu_->offline();
-    await_turn(turns, ticket);
-    if (!worker_) send_outbox_on(*k.udp);
-    send_all(*k.udp, {out_.data(), out});
-    turns.sent(ticket);
-    if (rcu_) rcu_->online();
+    const auto burst = pkts.first(n);
+    if (way == Way::kSeal) {
+      if (worker_)
+        dev_.send_burst(*worker_, burst, verdicts_);
+      else
+        dev_.send_burst(burst, verdicts_);
+    } else {
+      if (worker_)
+        dev_.receive_burst(*worker_, burst, verdicts_);
+      else
+        dev_.receive_burst(burst, verdicts_);
+    }
+    f.passed = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (verdicts_[i] == Verdict::kPass) f.out[f.passed++] = burst[i];
+    // What may go now goes, the older burst first; a burst whose turn has not
+    // come waits while the next one is read and worked on.
+    if (older.busy && turns.ready(older.ticket)) land(k, way, turns, older);
+    if (!older.busy && turns.ready(f.ticket)) land(k, way, turns, f);
     if (n < pkts.size()) break;
   }
+  Flight* first = &flights[0];
+  Flight* second = &flights[1];
+  if (first->busy && second->busy && second->ticket < first->ticket) std::swap(first, second);
+  for (Flight* f : {first, second})
+    if (f->busy) land(k, way, turns, *f);
   return moved;
 }
 
-size_t QueueBursts::udp_to_tun(size_t q) {
-  const KernelQueue& k = queues_[q];
-  Turns& turns = k.turns->underlay;
-  size_t moved = 0;
-  for (int round = 0; round < kRounds; ++round) {
-    if (!turns.try_read()) break;
-    auto pkts = udp_rx_.packets();
-    const size_t n = k.udp->recv_burst(pkts);
-    if (n == 0) {
-      turns.read_none();
-      break;
-    }
-    const uint64_t ticket = turns.read_done();
-    if (q != own_) ++turns_taken_;
-    moved += n;
-    if (worker_)
-      dev_.receive_burst(*worker_, pkts.first(n), verdicts_);
-    else
-      dev_.receive_burst(pkts.first(n), verdicts_);
-    const size_t out = passed(pkts.first(n));
-    if (rcu_) rcu_->offline();  // as in tun_to_udp
-    await_turn(turns, ticket);
-    write_all(*k.tun, {out_.data(), out});
-    turns.sent(ticket);
-    if (rcu_) rcu_->online();
-    if (!worker_) send_outbox();
-    if (n < pkts.size()) break;
+void QueueBursts::land(const KernelQueue& k, Way way, Turns& turns, Flight& f) {
+  // Nothing from the peer table is held past the burst's work: the wait for
+  // the turn and for room in a full socket need not hold up a grace period.
+  if (rcu_) rcu_->offline();
+  await_turn(turns, f.ticket);
+  if (way == Way::kSeal) {
+    if (!worker_) send_outbox_on(*k.udp);
+    send_all(*k.udp, {f.out.data(), f.passed});
+  } else {
+    write_all(*k.tun, {f.out.data(), f.passed});
   }
-  return moved;
+  turns.sent(f.ticket);
+  f.busy = false;
+  if (rcu_) rcu_->online();
+  if (!worker_ && way == Way::kOpen) send_outbox();
 }
 
 void QueueBursts::append_others(std::vector<pollfd>& fds) const {

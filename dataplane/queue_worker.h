@@ -82,10 +82,17 @@ class QueueBursts {
   // read fills a burst (at most kRounds) and no other thread is reading it.
   // The handshake context sends its outbox with them, first: handshakes may
   // carry what the data waits for. Returns the packets read.
-  size_t tun_to_udp(size_t q);
+  //
+  // Two bursts may be in flight: when the burst just sealed must wait for one
+  // another thread read before it, this thread reads and seals the next one
+  // meanwhile, and sends both when their turns come. So a core that runs the
+  // AEAD faster than another (vCPUs of a shared machine differ) is not held to
+  // the slower one's pace. Nothing is left in flight when the call returns: a
+  // thread never sleeps holding a ticket.
+  size_t tun_to_udp(size_t q) { return move(q, Way::kSeal); }
   // Datagrams received on queue q's socket, opened and written to q's TUN, as
   // tun_to_udp. The handshake context sends its outbox after each burst.
-  size_t udp_to_tun(size_t q);
+  size_t udp_to_tun(size_t q) { return move(q, Way::kOpen); }
   // The handshake context only: the outbox sent on its own queue's socket,
   // under that queue's turn.
   void send_outbox();
@@ -113,8 +120,20 @@ class QueueBursts {
 
  private:
   static constexpr int kRounds = 8;
-  // Passed packets of the burst to out_; returns how many.
-  size_t passed(std::span<Packet> pkts);
+  enum class Way { kSeal, kOpen };  // TUN -> socket, socket -> TUN
+  // One burst's buffers, and its ticket while it is in flight.
+  struct Flight {
+    Flight(size_t count, uint32_t slot) : rx(count, slot) {}
+    PacketArena rx;
+    std::array<Packet, kBurstSize> out{};  // the passed packets, at the front
+    size_t passed = 0;
+    uint64_t ticket = 0;
+    bool busy = false;  // read, not yet sent
+  };
+
+  size_t move(size_t q, Way way);
+  // Waits (offline) for the flight's turn, sends it and passes the turn on.
+  void land(const KernelQueue& k, Way way, Turns& turns, Flight& f);
   void send_outbox_on(UdpPort& udp);
 
   Device& dev_;
@@ -124,10 +143,9 @@ class QueueBursts {
   RcuReader* rcu_ = nullptr;
   std::span<const KernelQueue> queues_;
   size_t own_ = 0;
-  PacketArena tun_rx_;
-  PacketArena udp_rx_{kBurstSize};  // full-size: any datagram reaches the core
+  std::array<Flight, 2> seal_;
+  std::array<Flight, 2> open_;  // full-size slots: any datagram reaches the core
   std::array<Verdict, kBurstSize> verdicts_{};
-  std::array<Packet, kBurstSize> out_{};
   Counter turns_taken_;
 };
 
