@@ -3,12 +3,15 @@
 // Two ways to use 2 cores: 2 AEAD lanes sharing each burst in order
 // (crypto::ParallelAead; what a pipeline without multi-queue TUN does), and 2
 // workers as a pipeline with a TUN queue and a UDP socket per worker runs them
-// (the Worker API, dataplane/worker.h, each worker's AEAD over one shared helper).
-// Many flows spread over both queues, so both workers run half of the bursts at
-// once; one flow stays on one queue, so one worker runs every burst while the
-// other sleeps and the helper takes pieces on the spare core. The hub's
-// send_burst (encrypt) and receive_burst (decrypt) are timed; the three take turns
-// in short rounds so all see the same machine weather.
+// (the Worker API, dataplane/worker.h, each worker's AEAD over one shared helper;
+// dataplane/queue_worker.h). Many flows spread over both queues, so both workers
+// run their own queue's bursts at once; one flow stays on one queue, so the
+// other worker takes turns on it (dataplane/turns.h), two bursts in flight each,
+// as faradayd's workers do. Every figure is the Worker path between a read and
+// a send, without them: the reads and sends that faradayd does under the turns
+// are not here (bench/e2e.sh has them). The hub's send_burst (encrypt) and
+// receive_burst (decrypt) are timed; the three take turns in short rounds so all
+// see the same machine weather.
 #pragma once
 
 #include <string>

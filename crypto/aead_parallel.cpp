@@ -134,11 +134,15 @@ unsigned AeadHelpers::runnable() {
   return runnable;
 }
 
+unsigned AeadHelpers::awake_helpers() const {
+  const uint32_t asleep = posted_.sleepers.load(std::memory_order_relaxed);
+  return static_cast<unsigned>(count()) - std::min<unsigned>(asleep, count());
+}
+
 bool AeadHelpers::machine_spare() {
   const unsigned runnable = this->runnable();
   if (runnable == 0) return true;
-  const uint32_t asleep = posted_.sleepers.load(std::memory_order_relaxed);
-  const unsigned awake = static_cast<unsigned>(count()) - std::min<unsigned>(asleep, count());
+  const unsigned awake = awake_helpers();
   // The caller itself is runnable. The helpers that are awake (spinning after a
   // post, or at work on another caller's pieces) are taken for free: a rough
   // estimate, which the back-off corrects when it is wrong.
@@ -147,7 +151,8 @@ bool AeadHelpers::machine_spare() {
 
 bool AeadHelpers::machine_uncrowded() {
   const unsigned runnable = this->runnable();
-  return runnable == 0 || runnable <= cpus_;
+  const unsigned awake = awake_helpers();  // as in machine_spare
+  return runnable == 0 || runnable <= awake || runnable - awake <= cpus_;
 }
 
 bool AeadHelpers::attach(ParallelAead* caller) {

@@ -137,10 +137,10 @@ class AeadHelpers {
   // Callers now attached and not idle.
   uint32_t busy() const { return busy_.load(std::memory_order_relaxed); }
   // No more threads runnable than the CPUs this process may use (the caller
-  // among them), by the kernel's count at most kMachineCheck old; true when it
-  // cannot be read or is not watched. Queue workers take turns on each other's
-  // queues only then (dataplane/queue_worker.h): a thread that waits for a
-  // core holds up every turn after its own.
+  // among them, awake helpers not), by the kernel's count at most
+  // kMachineCheck old; true when it cannot be read or is not watched. Queue workers take turns on
+  // each other's queues only then (dataplane/queue_worker.h): a thread that waits for a core holds
+  // up every turn after its own.
   bool machine_uncrowded();
 
  private:
@@ -166,6 +166,8 @@ class AeadHelpers {
   // The kernel's count of runnable threads (/proc/loadavg), read at most every
   // kMachineCheck; 0 when it cannot be read or is not watched.
   unsigned runnable();
+  // Helper threads not asleep on the futex (spinning, or at work).
+  unsigned awake_helpers() const;
   // A burst is up for claims: wakes up to `helpers` sleeping helpers.
   void post(uint32_t helpers);
   void helper(AeadBackend& backend);

@@ -2,11 +2,12 @@
 // that record them. The counters are the metrics: each drop increments exactly
 // one reason.
 //
-// Threading: each set of counters has one writer (a worker, or the handshake
-// context) and may be read by any thread at any time (the control thread sums
-// them for status and logs). Each Counter is a relaxed atomic written with a
-// plain load and store, so the writer pays no locked instruction and a reader
-// sees every value whole.
+// Threading: each set of counters has one writer at a time (a worker, or the
+// handshake context; a port's counters pass from thread to thread with the
+// queue's turn, which orders each writer after the last) and may be read by
+// any thread at any time (the control thread sums them for status and logs).
+// Each Counter is a relaxed atomic written with a plain load and store, so the
+// writer pays no locked instruction and a reader sees every value whole.
 #pragma once
 
 #include <array>
@@ -55,7 +56,7 @@ enum class Drop : uint8_t {
 
 const char* drop_name(Drop reason);
 
-// One counter: single writer, any reader (see the top of this file).
+// One counter: one writer at a time, any reader (see the top of this file).
 class Counter {
  public:
   Counter() = default;

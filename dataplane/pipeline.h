@@ -4,21 +4,25 @@
 // (control/interface.h).
 //
 // The loop (run()) polls the TUN device, the UDP socket, a wake-up eventfd,
-// any fd the owner watches and the fds of the attached services, and moves
-// packets in bursts.
+// any fd the owner watches, the fds of the attached services and, while it
+// takes turns, the queue workers' TUN queues and sockets, and moves packets in
+// bursts.
 //
 // Workers (options.workers = N > 1): the TUN device gets N queues
 // (IFF_MULTI_QUEUE) and the UDP port N sockets (SO_REUSEPORT). The pipeline's
 // thread serves the first of each and is the handshake context; N - 1
 // QueueWorker threads (queue_worker.h) serve the others, running the Device's
 // data path at once (device.h). The kernel spreads flows over the queues and
-// peers' endpoints over the sockets, but keeps one flow on one queue: so N - 1
-// AEAD helper threads take pieces of a worker's bursts, in order, while other
-// workers sleep (crypto/aead_parallel.h), and one TCP flow gets more than one
-// core. Without multi-queue TUN, the pipeline's thread alone has a queue and
-// the helpers share each of its bursts. It returns when stop() is called, when a watched fd's
-// callback says so, when the interface is deleted, or when a service says it
-// is gone (the UAPI socket file was removed, as wireguard-go does).
+// peers' endpoints over the sockets, but keeps one flow on one queue: so a
+// thread whose own queue is quiet takes turns on a busy one, in order
+// (queue_worker.h), while the machine has a core for every runnable thread,
+// and N - 1 AEAD helper threads take pieces of a worker's bursts, in order,
+// while other workers sleep and a core is spare (crypto/aead_parallel.h): one
+// TCP flow gets more than one core. Without multi-queue TUN, the pipeline's
+// thread alone has a queue and the helpers share each of its bursts. It
+// returns when stop() is called, when a watched fd's callback says so, when
+// the interface is deleted, or when a service says it is gone (the UAPI socket
+// file was removed, as wireguard-go does).
 //
 // Threads: as data_path.h says; post() wakes the loop with an eventfd.
 //
@@ -62,7 +66,8 @@ struct PipelineOptions {
   uint16_t listen_port = 0;  // 0: any free port (wg set ... listen-port changes it)
   std::string aead_backend;  // empty: the fastest that passes its self-test
   // Data-path threads: the pipeline's and workers - 1 QueueWorkers, a TUN queue
-  // and a UDP socket each, and workers - 1 AEAD helpers that share a busy
+  // and a UDP socket each, taking turns on each other's queues while their own
+  // are quiet (queue_worker.h), and workers - 1 AEAD helpers that share a busy
   // worker's bursts in order while others sleep (crypto/aead_parallel.h; without
   // multi-queue TUN, only the helpers). 0: as many as the CPUs this process
   // may run on (sched_getaffinity), at most crypto::kMaxLanes.
@@ -89,8 +94,9 @@ class Pipeline : public DataPath {
   DeviceState state() const override;
   void log_stats(bool force) override;
   // "mtu 1420, UDP port 51820 (IPv4+IPv6), UDP GSO+GRO, TUN offloads TSO4/6+USO,
-  // checksum offload, AEAD sodium, 2 workers (a TUN queue and a UDP socket each; AEAD
-  // helpers take pieces of a busy worker's bursts while a core is spare)".
+  // checksum offload, AEAD sodium, 2 workers (a TUN queue and a UDP socket each,
+  // and turns on the others' bursts while their own are quiet; AEAD helpers take
+  // pieces of a busy worker's bursts while a core is spare)".
   std::string summary() const override;
   // "ipsec-mb (avx512): 21.3 Gbit/s vs sodium 4.9 Gbit/s in a 5 ms start-up
   // measurement each; self-tests passed".

@@ -5,6 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cassert>
+
 #include "dataplane/rcu.h"
 
 namespace faraday::dataplane {
@@ -19,16 +21,19 @@ constexpr int kBackpressureTries = 20;
 // Spins of a wait for a turn before the thread yields its core instead.
 constexpr int kSpinsBeforeYield = 2000;
 
-// Returns once the bursts read before `ticket` have been sent. The thread
-// that holds the turn may have lost its core to another process (the kernel
-// path shares the machine), so after a short spin this one yields its core.
+// One step of a wait for another data-path thread. It may have lost its core
+// to another process (the kernel path shares the machine), so after a short
+// spin the waiting thread yields its core.
+void relax_or_yield(int& spins) {
+  if (spins++ < kSpinsBeforeYield)
+    Turns::relax();
+  else
+    std::this_thread::yield();
+}
+
+// Returns once the bursts read before `ticket` have been sent.
 void await_turn(const Turns& turns, uint64_t ticket) {
-  for (int spins = 0; !turns.ready(ticket); ++spins) {
-    if (spins < kSpinsBeforeYield)
-      Turns::relax();
-    else
-      std::this_thread::yield();
-  }
+  for (int spins = 0; !turns.ready(ticket);) relax_or_yield(spins);
 }
 
 }  // namespace
@@ -63,6 +68,7 @@ QueueBursts::QueueBursts(Device& dev, Worker* worker, uint32_t mtu, crypto::Aead
 void QueueBursts::set_queues(std::span<const KernelQueue> queues, size_t own) {
   queues_ = queues;
   own_ = own;
+  left_.assign(queues.size(), 0);
 }
 
 void QueueBursts::send_outbox_on(UdpPort& udp) {
@@ -73,8 +79,13 @@ void QueueBursts::send_outbox_on(UdpPort& udp) {
 
 void QueueBursts::send_outbox() {
   if (dev_.outbox().empty()) return;
+  // A ticket after one this thread holds would wait for itself.
+  assert(!seal_[0].busy && !seal_[1].busy);
   Turns& turns = queues_[own_].turns->inner;
-  const uint64_t ticket = turns.take();
+  // A ticket for messages that were not read from the queue: the next one, as
+  // soon as no other thread reads the queue.
+  for (int spins = 0; !turns.try_read();) relax_or_yield(spins);
+  const uint64_t ticket = turns.read_done();
   await_turn(turns, ticket);
   send_outbox_on(*queues_[own_].udp);
   turns.sent(ticket);
@@ -127,6 +138,19 @@ size_t QueueBursts::move(size_t q, Way way) {
   if (first->busy && second->busy && second->ticket < first->ticket) std::swap(first, second);
   for (Flight* f : {first, second})
     if (f->busy) land(k, way, turns, *f);
+  // The port may hold packets poll() does not show (a short burst leaves the
+  // rest of a TSO super-packet, GRO segments). Its owner may be asleep
+  // already: they are this thread's to move, turns or not. A queue another
+  // thread reads now is that thread's to look at, after its read.
+  if (q != own_) {
+    const uint8_t bit = way == Way::kSeal ? kLeftTun : kLeftUdp;
+    bool pending = false;
+    if (turns.try_read()) {
+      pending = way == Way::kSeal ? k.tun->pending() : k.udp->pending();
+      turns.read_none();
+    }
+    left_[q] = static_cast<uint8_t>(pending ? left_[q] | bit : left_[q] & ~bit);
+  }
   return moved;
 }
 
@@ -157,14 +181,19 @@ void QueueBursts::append_others(std::vector<pollfd>& fds) const {
 }
 
 size_t QueueBursts::take_turns(std::span<const pollfd> others, bool held) {
-  if (!turns_) return 0;
   size_t moved = 0;
   size_t at = 0;
   for (size_t q = 0; q < queues_.size(); ++q) {
     if (q == own_) continue;
-    if (held || (others[at + 1].revents & POLLIN)) moved += udp_to_tun(q);
-    if (held || (others[at].revents & POLLIN)) moved += tun_to_udp(q);
-    at += 2;
+    bool tun = (left_[q] & kLeftTun) != 0;
+    bool udp = (left_[q] & kLeftUdp) != 0;
+    if (turns_) {
+      tun = tun || held || (others[at].revents & POLLIN);
+      udp = udp || held || (others[at + 1].revents & POLLIN);
+      at += 2;
+    }
+    if (udp) moved += udp_to_tun(q);
+    if (tun) moved += tun_to_udp(q);
   }
   return moved;
 }
@@ -173,7 +202,7 @@ bool QueueBursts::held() {
   turns_ = queues_.size() > 1 && (!machine_ || machine_->machine_uncrowded());
   bool any = false;
   for (size_t q = 0; q < queues_.size(); ++q) {
-    if (q != own_ && !turns_) continue;
+    if (q != own_ && !turns_ && left_[q] == 0) continue;
     const KernelQueue& k = queues_[q];
     if (k.turns->inner.try_read()) {
       any = any || k.tun->pending();

@@ -15,17 +15,20 @@
 // segments) is touched only under that queue's read turn; its sends only under
 // the ticket; its counters are Counters, read on any thread.
 //
-// A QueueWorker's loop polls its TUN queue, its socket, the other queues' fds
-// and a stop eventfd, offline for RCU while it sleeps (rcu.h), and idle for
-// its AEAD, so other workers' bursts may use its core meanwhile
-// (crypto/aead_parallel.h); after each pass it reports a quiescent state. It
+// A QueueWorker's loop polls its TUN queue, its socket, a stop eventfd and,
+// while it takes turns, the other queues' fds (while it does not, it wakes
+// every kTurnsRecheckMs to ask again), offline for RCU while it sleeps
+// (rcu.h), and idle for its AEAD, so other workers' bursts may use its core
+// meanwhile (crypto/aead_parallel.h); after each pass it reports a quiescent
+// state. It
 // never blocks on the control thread: what it hands over goes through its
 // Worker's rings. A thread waits for its ticket offline, since the thread
 // before it may be the handshake context in rcu_synchronize.
 //
 // Threads: the constructor, set_queues(), start(), stop(), replace_udp() and
-// the destructor run on the pipeline's thread; counters() and turns_taken() on
-// any thread; the rest on the worker's thread.
+// the destructor run on the pipeline's thread (replace_udp() with every
+// QueueWorker stopped: any of them may send on any socket); counters() and
+// turns_taken() on any thread; the rest on the worker's thread.
 #pragma once
 
 #include <poll.h>
@@ -101,17 +104,20 @@ class QueueBursts {
   // own queue and append_others', its own queue's bursts, then take_turns().
   //
   // First in a pass: whether a queue's port holds packets that poll() does not
-  // see, looked at under its turn. A queue another thread is reading is that
-  // thread's to look at, after its read. The other queues count only while
-  // this pass takes turns: while the machine has a core for every runnable
-  // thread. Otherwise each thread keeps to its own queue, as the threads
-  // before it would only wait for cores the machine does not have.
+  // see, looked at under its turn. Its own queue is always looked at; another
+  // queue while this pass takes turns (while the machine has a core for every
+  // runnable thread: otherwise each thread keeps to its own queue, as the
+  // threads before it would only wait for cores the machine does not have),
+  // and whenever this thread's last read of it left packets there (they are
+  // this thread's to move: the owner may be asleep). A queue another thread is
+  // reading is that thread's to look at, after its read.
   bool held();
   // The other queues' TUN and socket fds (two each, in queue order), when this
   // pass takes turns.
   void append_others(std::vector<pollfd>& fds) const;
   // Turns on the other queues whose fds (as append_others put them) are
-  // readable, or on all when held. Returns the packets read.
+  // readable, or on all when held; and, turns or not, on those whose packets
+  // this thread left held. Returns the packets read.
   size_t take_turns(std::span<const pollfd> others, bool held);
   // Whether this pass takes turns (held() decided).
   bool takes_turns() const { return turns_; }
@@ -143,6 +149,10 @@ class QueueBursts {
   RcuReader* rcu_ = nullptr;
   std::span<const KernelQueue> queues_;
   size_t own_ = 0;
+  // Per queue: the ports this thread's last read of it left packets in.
+  static constexpr uint8_t kLeftTun = 1;
+  static constexpr uint8_t kLeftUdp = 2;
+  std::vector<uint8_t> left_;
   std::array<Flight, 2> seal_;
   std::array<Flight, 2> open_;  // full-size slots: any datagram reaches the core
   std::array<Verdict, kBurstSize> verdicts_{};

@@ -11,14 +11,19 @@
 // queue's bursts use as many cores as take turns on it, and still leave in the
 // order they came.
 //
-// No deadlock as long as a thread that holds a ticket waits for nothing but
-// earlier tickets: it holds one ticket at a time, and waits for no other
-// thread's progress between read_done and sent. One wait hides in the data
-// path: the handshake context's rcu_synchronize (rcu.h) waits for every
-// online RCU reader, so a reader that waits for its turn must be offline
-// meanwhile (dpdk_lcore.cpp, queue_worker.cpp). A thread that the kernel preempts holding a
-// ticket delays the later ones (they spin), as a helper preempted in the
-// middle of a piece delays its caller (crypto/aead_parallel.h).
+// No deadlock as long as a thread waits only for tickets before the oldest
+// one it holds, and sends the ones it holds in ticket order: the holder of a
+// queue's oldest unsent ticket can then always send it. A thread may hold
+// several tickets of one queue (the kernel path's workers keep two bursts in
+// flight, queue_worker.h); a wait across two Turns must always go the same
+// way (there, only the handshake context does it: holding a socket's ticket,
+// it takes its own TUN queue's for its handshake messages). One wait hides in
+// the data path: the handshake context's rcu_synchronize (rcu.h) waits for
+// every online RCU reader, so a reader that waits for its turn must be
+// offline meanwhile (dpdk_lcore.cpp, queue_worker.cpp). A thread that the
+// kernel preempts holding a ticket delays the later ones (they spin), as a
+// helper preempted in the middle of a piece delays its caller
+// (crypto/aead_parallel.h).
 //
 // Threads: any; each reads and sends under the rules above.
 #pragma once
@@ -41,13 +46,6 @@ class Turns {
     const uint64_t ticket = next_++;
     reading_.store(false, std::memory_order_release);
     return ticket;
-  }
-  // A ticket for packets that were not read from the queue but leave in its
-  // order (the handshake context's own messages): waits while another thread
-  // reads (it holds nothing of ours), then takes the next ticket.
-  uint64_t take() {
-    while (!try_read()) relax();
-    return read_done();
   }
   // After a read that found nothing: no ticket. The queue is free.
   void read_none() { reading_.store(false, std::memory_order_release); }

@@ -50,18 +50,25 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:ReplayConcurrent*:NewsBoardConcurrent*:TurnsConcurrent*'
 # Two faradayd with 2 workers each, TCP both ways through real namespaces: the
-# kernel path's queue workers and their turns on each other's queues. A report
-# goes to the daemon's log (kept), and ends it: the case then fails.
+# kernel path's queue workers and their turns on each other's queues (bulk.sh
+# logs how many each side took). A report ends the daemon (the case then
+# fails) and is kept in its own file, printed here. TCP order is checked in
+# the suite's own run: here the daemons run 5-15 times slower and may lose.
 tsan_logs=$(mktemp -d)
+rc=0
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_logs/tsan \
-  IMPL_A=faradayd IMPL_B=faradayd FARADAYD_ARGS='--workers 2' IPERF_FLOOR_MBIT=10 \
-  tests/interop/bulk.sh "$PWD/build-tsan/control/faradayd"
+  IMPL_A=faradayd IMPL_B=faradayd FARADAYD_ARGS='--workers 2' IPERF_FLOOR_MBIT=10 ORDER_CHECK=0 \
+  tests/interop/bulk.sh "$PWD/build-tsan/control/faradayd" || rc=$?
 if compgen -G "$tsan_logs/tsan*" >/dev/null; then
   cat "$tsan_logs"/tsan* >&2
   echo "test.sh: ThreadSanitizer reported on faradayd (above)" >&2
   exit 1
 fi
 rm -rf "$tsan_logs"
+if [ "$rc" -ne 0 ]; then
+  echo "test.sh: the bulk case with faradayd under TSan failed (exit $rc)" >&2
+  exit 1
+fi
 
 echo "== fuzz targets (clang, libFuzzer)"
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz

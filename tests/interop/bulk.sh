@@ -3,6 +3,8 @@
 # B -> A (-R). Each direction must beat IPERF_FLOOR_MBIT; rates are printed.
 # A faradayd that sent must have used the kernel offloads: TSO super-packets
 # read from its TUN and UDP GSO; one that received, coalesced TUN writes.
+# Between two faradayd, the receiver's TCP must see the segments in order
+# (assert_in_order; ORDER_CHECK=0 only logs the count).
 # Usage: IMPL_A=... IMPL_B=... bulk.sh [FARADAYD]   (diagram: lib.sh)
 . "$(dirname "$0")/lib.sh"
 interop_init "${1:-}"
@@ -23,21 +25,27 @@ assert_offloads() {
 	fi
 }
 
-# The receiving side's TCP counts segments that came out of order
-# (TcpExtTCPOFOQueue): nstat's history starts now.
-ofo_reset() { ip netns exec "$(ns_of "$1")" nstat -n >/dev/null; }
+# The receiving side's TCP counts the segments it queued out of order
+# (TcpExtTCPOFOQueue), the sender those it sent again (TcpRetransSegs):
+# nstat's history, one file per namespace, starts now on both.
+nstat_in() { ip netns exec "$(ns_of "$1")" env NSTAT_HISTORY="$WORK/nstat.$1" nstat "${@:2}"; }
+order_reset() { nstat_in A -n >/dev/null && nstat_in B -n >/dev/null; }
 # assert_in_order SENDER RECEIVER: after a transfer, the segments the receiver
 # queued out of order. Between two faradayd (workers taking turns on one
-# queue's bursts both ways) fewer than 1 in 1000: a loss under load may leave
-# a few, a turn sent out of order would leave thousands. wireguard-go's own
-# receive path reorders, so with it the count is only logged.
+# queue's bursts both ways) under 1 in 200 (ORDER_CHECK=0: only logged).
+# Turns sent out of order left 1.5-3.6 % (and about as many sent again); a loss
+# leaves the segments behind it queued (one window), far fewer at these
+# rates; right turns left none in 40,000. wireguard-go's own receive path
+# reorders (half of all segments), so with it the count is only logged.
 assert_in_order() {
-	local ofo segs
-	read -r ofo segs < <(ip netns exec "$(ns_of "$2")" nstat -z TcpExtTCPOFOQueue TcpInSegs |
+	local ofo segs retrans
+	read -r ofo segs < <(nstat_in "$2" -z TcpExtTCPOFOQueue TcpInSegs |
 		awk '{ v[$1] = $2 } END { print v["TcpExtTCPOFOQueue"] + 0, v["TcpInSegs"] + 0 }')
-	log "$2 received $segs TCP segments, $ofo of them out of order"
-	if [ "$(impl_of "$1")" = faradayd ] && [ "$(impl_of "$2")" = faradayd ] &&
-		[ $((ofo * 1000)) -ge "$segs" ]; then
+	retrans=$(nstat_in "$1" -z TcpRetransSegs | awk '$1 == "TcpRetransSegs" { print $2 + 0 }')
+	[ "$segs" -gt 0 ] || die "nstat on $2 counted no TCP segment received"
+	log "$2 received $segs TCP segments, $ofo of them out of order; $1 sent ${retrans:-0} again"
+	if [ "${ORDER_CHECK:-1}" != 0 ] && [ "$(impl_of "$1")" = faradayd ] &&
+		[ "$(impl_of "$2")" = faradayd ] && [ $((ofo * 200)) -ge "$segs" ]; then
 		die "$2 received $ofo of $segs segments out of order from $1"
 	fi
 }
@@ -48,14 +56,14 @@ assert_ping A "$OL4_B"
 iperf_server B
 
 step "iperf3 TCP A -> B over the tunnel, $secs s"
-ofo_reset B
+order_reset
 rate=$(iperf_gbit A "$OL4_B" "$secs")
 assert_rate "TCP A($IMPL_A) -> B($IMPL_B)" "$rate"
 assert_offloads A B
 assert_in_order A B
 
 step "iperf3 TCP B -> A over the tunnel (-R), $secs s"
-ofo_reset A
+order_reset
 rate=$(iperf_gbit A "$OL4_B" "$secs" -R)
 assert_rate "TCP B($IMPL_B) -> A($IMPL_A)" "$rate"
 assert_offloads B A
