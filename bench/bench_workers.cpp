@@ -185,6 +185,8 @@ class Mesh {
         next[q] += queues * kBurstSize;
         return std::optional<uint64_t>(turn.read_done());
       };
+      // A crowded machine: the worker's poll() sleeps this long (QueueBursts).
+      int recheck = dataplane::kTurnsRecheckMinMs;
       // Many flows: queue t is this worker's own; one flow: worker 0's.
       const bool has_own = t < queues;
       const size_t other = queues == 1 ? 0 : 1 - t;
@@ -219,6 +221,7 @@ class Mesh {
         if (has_own) ticket = read_on(q, at, busy);
         const bool turns_now = !ticket && !busy && queue_aead_[0]->helpers()->machine_uncrowded();
         if (turns_now) {
+          recheck = dataplane::kTurnsRecheckMinMs;
           q = other;
           ticket = read_on(q, at, busy);
           if (ticket) taken.fetch_add(1, std::memory_order_relaxed);
@@ -235,7 +238,8 @@ class Mesh {
           // worker's bursts).
           crowded.fetch_add(1, std::memory_order_relaxed);
           queue_aead_[t]->set_idle(true);
-          std::this_thread::sleep_for(std::chrono::milliseconds(dataplane::kTurnsRecheckMs));
+          std::this_thread::sleep_for(std::chrono::milliseconds(recheck));
+          recheck = std::min(recheck * 2, dataplane::kTurnsRecheckMaxMs);
           queue_aead_[t]->set_idle(false);
           continue;
         }

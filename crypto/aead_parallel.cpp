@@ -131,6 +131,12 @@ unsigned AeadHelpers::runnable() {
   }
   if (!p || std::sscanf(p, "%u/", &runnable) != 1) return runnable_.load(std::memory_order_relaxed);
   runnable_.store(runnable, std::memory_order_relaxed);
+  // More threads than CPUs, our awake helpers aside (as in machine_spare).
+  const unsigned awake = awake_helpers();
+  const bool crowded = runnable > awake && runnable - awake > cpus_;
+  const unsigned score = crowd_.load(std::memory_order_relaxed);
+  crowd_.store(crowded ? std::min(score + 1, 2 * kCrowdedChecks) : score - (score > 0),
+               std::memory_order_relaxed);
   return runnable;
 }
 
@@ -150,9 +156,8 @@ bool AeadHelpers::machine_spare() {
 }
 
 bool AeadHelpers::machine_uncrowded() {
-  const unsigned runnable = this->runnable();
-  const unsigned awake = awake_helpers();  // as in machine_spare
-  return runnable == 0 || runnable <= awake || runnable - awake <= cpus_;
+  (void)runnable();  // a fresh count, at most kMachineCheck old
+  return crowd_.load(std::memory_order_relaxed) < kCrowdedChecks;
 }
 
 bool AeadHelpers::attach(ParallelAead* caller) {

@@ -90,6 +90,12 @@ constexpr uint32_t kMaxBackoffBursts = 4096;
 constexpr std::chrono::milliseconds kForgetBackoff{100};
 // How often callers ask the kernel whether the machine has a core to spare.
 constexpr std::chrono::nanoseconds kMachineCheck = std::chrono::milliseconds(1);
+// The machine counts as crowded once the counts (kMachineCheck apart, at the
+// least) that found more threads runnable than CPUs outnumber those that did
+// not by kCrowdedChecks, counted up to twice that: a moment's crowd (a kernel
+// thread woke) is not a crowded machine, and a crowded machine with a moment's
+// room is still crowded.
+constexpr unsigned kCrowdedChecks = 4;
 constexpr std::chrono::nanoseconds kWaitSlack = std::chrono::microseconds(2);
 // How long an idle helper (or the caller waiting for one) spins before sleeping.
 constexpr std::chrono::microseconds kSpinWait{50};
@@ -138,7 +144,8 @@ class AeadHelpers {
   uint32_t busy() const { return busy_.load(std::memory_order_relaxed); }
   // No more threads runnable than the CPUs this process may use (the caller
   // among them, awake helpers not), by the kernel's count at most
-  // kMachineCheck old; true when it cannot be read or is not watched. Queue workers take turns on
+  // kMachineCheck old, mostly (kCrowdedChecks). True when the count cannot be
+  // read or is not watched. Queue workers take turns on
   // each other's queues only then (dataplane/queue_worker.h): a thread that waits for a core holds
   // up every turn after its own.
   bool machine_uncrowded();
@@ -184,6 +191,9 @@ class AeadHelpers {
   unsigned cpus_ = 1;
   alignas(64) std::atomic<int64_t> next_check_{0};  // steady clock, ns
   std::atomic<unsigned> runnable_{0};
+  // Up one (to 2 * kCrowdedChecks) for each count that finds the machine
+  // crowded, down one for each that does not.
+  std::atomic<unsigned> crowd_{0};
 };
 
 class ParallelAead final : public AeadBackend {

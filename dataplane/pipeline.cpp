@@ -277,6 +277,9 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
                                reporting ? kNoteWakeInterval : kSecond);
   int timeout_ms =
       wait <= 0 || held ? 0 : static_cast<int>((wait + kMillisecond - 1) / kMillisecond);
+  // Kept from turns by the crowd: ask again soon.
+  if (const int limit = bursts_->sleep_limit_ms(); limit >= 0)
+    timeout_ms = std::min(timeout_ms, limit);
   aead_->set_idle(timeout_ms != 0);  // a queue worker's burst may use this core meanwhile
   const int polled = poll(fds.data(), fds.size(), timeout_ms);
   aead_->set_idle(false);

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 
 #include "dataplane/rcu.h"
@@ -97,7 +98,7 @@ size_t QueueBursts::move(size_t q, Way way) {
   std::array<Flight, 2>& flights = way == Way::kSeal ? seal_ : open_;
   size_t moved = 0;
   size_t at = 0;  // the flight this round reads into; the other is older
-  for (int round = 0; round < kRounds; ++round, at ^= 1) {
+  for (int round = 0; round < kRounds; ++round) {
     Flight& f = flights[at];
     Flight& older = flights[at ^ 1];
     if (f.busy) land(k, way, turns, f);  // its buffers are needed again
@@ -131,6 +132,9 @@ size_t QueueBursts::move(size_t q, Way way) {
     // come waits while the next one is read and worked on.
     if (older.busy && turns.ready(older.ticket)) land(k, way, turns, older);
     if (!older.busy && turns.ready(f.ticket)) land(k, way, turns, f);
+    // The other flight's buffers only while this one waits: a thread alone
+    // keeps to one set, warm in its cache.
+    if (f.busy) at ^= 1;
     if (n < pkts.size()) break;
   }
   Flight* first = &flights[0];
@@ -198,6 +202,17 @@ size_t QueueBursts::take_turns(std::span<const pollfd> others, bool held) {
   return moved;
 }
 
+int QueueBursts::sleep_limit_ms() {
+  if (queues_.size() < 2) return -1;
+  if (turns_) {
+    recheck_ms_ = kTurnsRecheckMinMs;
+    return -1;
+  }
+  const int limit = recheck_ms_;
+  recheck_ms_ = std::min(recheck_ms_ * 2, kTurnsRecheckMaxMs);
+  return limit;
+}
+
 bool QueueBursts::held() {
   turns_ = queues_.size() > 1 && (!machine_ || machine_->machine_uncrowded());
   bool any = false;
@@ -254,7 +269,6 @@ void QueueWorker::run() {
   RcuReader rcu;
   bursts_.set_rcu(&rcu);
   const KernelQueue& own = bursts_.own();
-  const bool others = bursts_.queues() > 1;
   std::vector<pollfd> fds;
   while (!stop_.load(std::memory_order_acquire)) {
     // Datagrams or segments a port already holds do not make its fd readable.
@@ -266,7 +280,8 @@ void QueueWorker::run() {
     bursts_.append_others(fds);
     rcu.offline();
     aead_->set_idle(!held);
-    const int timeout = held ? 0 : bursts_.takes_turns() || !others ? -1 : kTurnsRecheckMs;
+    const int limit = bursts_.sleep_limit_ms();
+    const int timeout = held ? 0 : limit;
     const int ready = poll(fds.data(), fds.size(), timeout);
     aead_->set_idle(false);
     rcu.online();

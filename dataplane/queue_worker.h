@@ -17,7 +17,7 @@
 //
 // A QueueWorker's loop polls its TUN queue, its socket, a stop eventfd and,
 // while it takes turns, the other queues' fds (while it does not, it wakes
-// every kTurnsRecheckMs to ask again), offline for RCU while it sleeps
+// now and then to ask again: kTurnsRecheckMinMs), offline for RCU while it sleeps
 // (rcu.h), and idle for its AEAD, so other workers' bursts may use its core
 // meanwhile (crypto/aead_parallel.h); after each pass it reports a quiescent
 // state. It
@@ -53,9 +53,15 @@ namespace faraday::dataplane {
 void send_all(UdpPort& udp, std::span<Packet> pkts);
 void write_all(TunPort& tun, std::span<Packet> pkts);
 
-// While a worker takes no turns (the machine is crowded), it sleeps at most
-// this long before it asks again, so turns resume when the machine is free.
-constexpr int kTurnsRecheckMs = 10;
+// While a thread takes no turns (the machine is crowded), it sleeps at most
+// this long before it asks again, so turns resume when the machine is free:
+// 1 ms (the age of the kernel's count it asks, crypto::kMachineCheck) after a
+// pass that took turns, twice as long after each one that did not, up to
+// kTurnsRecheckMaxMs. A moment's crowd (a kernel thread, a cron job) then
+// costs a millisecond of turns, and a machine that stays crowded a wake-up
+// every kTurnsRecheckMaxMs per idle worker.
+constexpr int kTurnsRecheckMinMs = 1;
+constexpr int kTurnsRecheckMaxMs = 16;
 
 // One queue of a Pipeline as every data-path thread sees it.
 struct KernelQueue {
@@ -119,8 +125,10 @@ class QueueBursts {
   // readable, or on all when held; and, turns or not, on those whose packets
   // this thread left held. Returns the packets read.
   size_t take_turns(std::span<const pollfd> others, bool held);
-  // Whether this pass takes turns (held() decided).
-  bool takes_turns() const { return turns_; }
+  // After held(): how long this pass may sleep in poll() at most (-1: no
+  // limit), so that a thread the crowd kept from taking turns asks again
+  // (kTurnsRecheckMinMs).
+  int sleep_limit_ms();
   // Bursts read from another thread's queue.
   uint64_t turns_taken() const { return turns_taken_; }
 
@@ -145,7 +153,8 @@ class QueueBursts {
   Device& dev_;
   Worker* worker_;
   crypto::AeadHelpers* machine_;
-  bool turns_ = false;  // this pass takes turns (held())
+  bool turns_ = false;                   // this pass takes turns (held())
+  int recheck_ms_ = kTurnsRecheckMinMs;  // the next sleep_limit_ms() without turns
   RcuReader* rcu_ = nullptr;
   std::span<const KernelQueue> queues_;
   size_t own_ = 0;
