@@ -148,14 +148,17 @@ size_t QueueBursts::move(size_t q, Way way) {
   // thread reads now is that thread's to look at, after its read.
   if (q != own_) {
     const uint8_t bit = way == Way::kSeal ? kLeftTun : kLeftUdp;
-    bool pending = false;
-    if (turns.try_read()) {
-      pending = way == Way::kSeal ? k.tun->pending() : k.udp->pending();
-      turns.read_none();
-    }
-    left_[q] = static_cast<uint8_t>(pending ? left_[q] | bit : left_[q] & ~bit);
+    left_[q] = static_cast<uint8_t>(holds(k, way) ? left_[q] | bit : left_[q] & ~bit);
   }
   return moved;
+}
+
+bool QueueBursts::holds(const KernelQueue& k, Way way) {
+  Turns& turns = way == Way::kSeal ? k.turns->inner : k.turns->underlay;
+  if (!turns.try_read()) return false;
+  const bool pending = way == Way::kSeal ? k.tun->pending() : k.udp->pending();
+  turns.read_none();
+  return pending;
 }
 
 void QueueBursts::land(const KernelQueue& k, Way way, Turns& turns, Flight& f) {
@@ -218,15 +221,7 @@ bool QueueBursts::held() {
   bool any = false;
   for (size_t q = 0; q < queues_.size(); ++q) {
     if (q != own_ && !turns_ && left_[q] == 0) continue;
-    const KernelQueue& k = queues_[q];
-    if (k.turns->inner.try_read()) {
-      any = any || k.tun->pending();
-      k.turns->inner.read_none();
-    }
-    if (k.turns->underlay.try_read()) {
-      any = any || k.udp->pending();
-      k.turns->underlay.read_none();
-    }
+    any = any || holds(queues_[q], Way::kSeal) || holds(queues_[q], Way::kOpen);
   }
   return any;
 }

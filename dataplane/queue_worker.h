@@ -149,6 +149,9 @@ class QueueBursts {
   // Waits (offline) for the flight's turn, sends it and passes the turn on.
   void land(const KernelQueue& k, Way way, Turns& turns, Flight& f);
   void send_outbox_on(UdpPort& udp);
+  // Whether the port of that way holds packets, looked at under its turn;
+  // false while another thread reads it (it looks after its read).
+  bool holds(const KernelQueue& k, Way way);
 
   Device& dev_;
   Worker* worker_;
