@@ -115,12 +115,13 @@ struct Keypair {
   std::atomic<bool> confirmed{true};
   std::atomic<bool> confirm_asked{false};
 
-  // Usable for sending: young enough and below REJECT_AFTER_MESSAGES.
+  // Younger than REJECT_AFTER_TIME: usable for receiving, and for sending while
+  // below REJECT_AFTER_MESSAGES too (can_send).
+  bool young(Nanos now) const { return now - created < kRejectAfterTime; }
   bool can_send(Nanos now) const {
-    return now - created < kRejectAfterTime &&
-           send_counter.load(std::memory_order_relaxed) < kRejectAfterMessages;
+    return young(now) && send_counter.load(std::memory_order_relaxed) < kRejectAfterMessages;
   }
-  bool can_receive(Nanos now) const { return now - created < kRejectAfterTime; }
+  bool can_receive(Nanos now) const { return young(now); }
   void wipe() {
     crypto::wipe(send_key);
     crypto::wipe(receive_key);

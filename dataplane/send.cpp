@@ -198,8 +198,11 @@ void Device::send_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict> ve
       Keypair* kp = direct ? peer->current.get() : peer->sending.load(std::memory_order_acquire);
       // No session yet (or, on the control thread, packets already waiting: keep
       // their order). A worker's own packets cannot overtake staged ones: the
-      // keypair that releases them is published only after they left.
-      if (!kp || !kp->can_send(t) || (direct && !peer->staged.empty())) {
+      // keypair that releases them is published only after they left. The nonce
+      // limit is reserve_nonces' to check, once per keypair per burst: the
+      // counter is written by every worker sending to the peer, and a read of it
+      // per packet here was a cache miss per packet with two workers.
+      if (!kp || !kp->young(t) || (direct && !peer->staged.empty())) {
         verdicts[i] = Verdict::kConsumed;
         if (direct) {
           stage(*peer, pkt);
