@@ -231,21 +231,38 @@ class Device {
   // receive.cpp: network -> tunnel.
   // Pass 1: the keypair a transport datagram is for; nullptr if dropped.
   Keypair* receiving_keypair(Worker& w, const IndexSnapshot& ix, Packet& pkt, Nanos t);
-  // A peer's received bytes, added up over a run of its packets and written
-  // once: workers sharing a peer do not fight over its counter per packet.
-  struct ByteTally {
-    Peer* peer = nullptr;
-    uint64_t bytes = 0;
-    void add(Peer& p, uint64_t n) {
-      if (&p != peer) {
-        flush();
-        peer = &p;
+  // What pass 2 writes to state that every worker receiving from a peer
+  // shares, gathered over the burst and written once per peer and keypair at
+  // its end: the peer's received bytes, and the edge of the keypair's replay
+  // window (ReplayWindow::raise). Written per packet, those cache lines moved
+  // between cores per packet when workers shared peers.
+  template <class Key>
+  struct BurstSums {
+    Key* keys[kBurstSize];
+    uint64_t values[kBurstSize];
+    size_t n = 0;
+    size_t last = 0;  // the entry found last: usually the same key again
+    // The value for key, 0 the first time.
+    uint64_t& at(Key& key) {
+      if (n == 0 || keys[last] != &key) {
+        last = 0;
+        while (last < n && keys[last] != &key) ++last;
+        if (last == n) {
+          keys[n] = &key;
+          values[n++] = 0;
+        }
       }
-      bytes += n;
+      return values[last];
     }
+  };
+  struct BurstTally {
+    BurstSums<Peer> bytes;
+    BurstSums<Keypair> greatest;  // counters marked in the replay window
     void flush() {
-      if (peer && bytes) peer->rx_bytes.fetch_add(bytes, std::memory_order_relaxed);
-      bytes = 0;
+      for (size_t k = 0; k < bytes.n; ++k)
+        bytes.keys[k]->rx_bytes.fetch_add(bytes.values[k], std::memory_order_relaxed);
+      for (size_t k = 0; k < greatest.n; ++k) greatest.keys[k]->replay.raise(greatest.values[k]);
+      bytes.n = greatest.n = 0;
     }
   };
   // Pass 3 on a worker: whether a handshake message may go to the ring: its
@@ -255,7 +272,7 @@ class Device {
                             std::span<const uint8_t> msg);
   // Pass 2: one authenticated datagram: replay, confirmation, routing.
   void accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict, Keypair& kp,
-                        const crypto::AeadJob& job, Nanos t, ByteTally& rx);
+                        const crypto::AeadJob& job, Nanos t, BurstTally& rx);
   // On a worker, what note_received does on the control thread.
   void report_received(Worker& w, Peer& peer, Keypair& kp, const Endpoint& from, bool data);
   void note_received(Peer& peer, Keypair& kp, Nanos t);

@@ -55,14 +55,17 @@ void Device::note_received(Peer& peer, Keypair& kp, Nanos t) {
 }
 
 void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict& verdict,
-                              Keypair& kp, const crypto::AeadJob& job, Nanos t, ByteTally& rx) {
+                              Keypair& kp, const crypto::AeadJob& job, Nanos t, BurstTally& rx) {
   if (!job.ok) {
     w.counters_.drop(Drop::kDecryptFailed);
     return;
   }
-  switch (kp.replay.accept(job.counter)) {
-    case ReplayResult::kAccepted:
+  switch (kp.replay.mark(job.counter)) {
+    case ReplayResult::kAccepted: {
+      uint64_t& greatest = rx.greatest.at(kp);
+      greatest = std::max(greatest, job.counter);
       break;
+    }
     case ReplayResult::kDuplicate:
       w.counters_.drop(Drop::kReplayDuplicate);
       return;
@@ -74,7 +77,7 @@ void Device::accept_transport(Worker& w, const Routing& r, Packet& pkt, Verdict&
       return;
   }
   Peer& peer = *kp.peer;
-  rx.add(peer, pkt.length);
+  rx.bytes.at(peer) += pkt.length;
   uint32_t plain_len = job.length - static_cast<uint32_t>(kTagSize);
   if (w.on_control_thread_) {
     peer.endpoint = pkt.endpoint;  // roaming: only from authenticated packets
@@ -156,7 +159,7 @@ void Device::receive_burst(Worker& w, std::span<Packet> pkts, std::span<Verdict>
     }
     w.aead_.open_burst({b.jobs, b.n});
     // Pass 2: authenticated packets: replay, session confirmation, routing.
-    ByteTally rx;
+    BurstTally rx;
     for (size_t j = 0; j < b.n; ++j)
       accept_transport(w, r, pkts[b.pkt[j]], verdicts[b.pkt[j]], *b.kp[j], b.jobs[j], t, rx);
     rx.flush();

@@ -39,7 +39,15 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 // coherence alone, so sequential use stays exact. top_ is raised after the slot
 // write and read without ordering: read stale, it only lets a counter the window
 // has just left behind through to its slot, which still refuses duplicates.
+// mark() then raise() is accept() with the raise put off: until it comes, the
+// edge lags as it does when read stale, with the same consequence.
 ReplayResult ReplayWindow::accept(uint64_t counter) {
+  const ReplayResult result = mark(counter);
+  if (result == ReplayResult::kAccepted) raise(counter);
+  return result;
+}
+
+ReplayResult ReplayWindow::mark(uint64_t counter) {
   if (counter >= kRejectAfterMessages) return ReplayResult::kLimit;
   const uint64_t n = counter + 1;  // no overflow: counter < 2^64 - 2^13 - 1
   if (n + kWindow < top_.load(std::memory_order_relaxed)) return ReplayResult::kTooOld;
@@ -60,11 +68,14 @@ ReplayResult ReplayWindow::accept(uint64_t counter) {
     }
     if (slot.compare_exchange_weak(word, next, std::memory_order_relaxed)) break;
   }
+  return ReplayResult::kAccepted;
+}
 
+void ReplayWindow::raise(uint64_t counter) {
+  const uint64_t n = counter + 1;
   uint64_t top = top_.load(std::memory_order_relaxed);
   while (top < n && !top_.compare_exchange_weak(top, n, std::memory_order_relaxed)) {
   }
-  return ReplayResult::kAccepted;
 }
 
 void ReplayWindow::reset() {

@@ -22,6 +22,8 @@
 //    thread or handed over with the usual happens-before) the results are
 //    exactly those of the plain sequential window, which
 //    tests/dataplane/replay_test.cpp keeps a copy of and compares against.
+//  - mark() and raise() (accept() in two steps) keep the first four
+//    promises; between them the edge lags, as against a concurrent call.
 // greatest() and has_accepted() may be read from any thread; they may not yet
 // show an accept() still in progress.
 // reset() is not safe against concurrent calls: call it only when no other
@@ -54,6 +56,17 @@ class ReplayWindow {
   // unless the result is kAccepted. Lock-free: a call retries only when another
   // call changed the same slot.
   ReplayResult accept(uint64_t counter);
+  // accept() in two steps, for a burst: mark() checks and marks a counter as
+  // accept() does but leaves the edge where it is; raise() then moves the edge
+  // up to a counter mark() accepted, if it is the greatest so far. A worker
+  // marks each packet of a burst and raises once per keypair, with the
+  // burst's greatest: the edge is written by every worker receiving from the
+  // peer, and one write per packet made its cache line move between cores per
+  // packet. Until the raise, later marks see the edge as it was, as they see
+  // it against a concurrent accept(): a counter the lag leaves inside the edge
+  // is still accepted at most once.
+  ReplayResult mark(uint64_t counter);
+  void raise(uint64_t counter);
   // Back to the initial state: nothing seen, every counter below the limit new.
   // Only while no other thread uses the window.
   void reset();

@@ -217,6 +217,30 @@ TEST(ReplayWindow, Reset) {
   EXPECT_EQ(w.greatest(), 10u);
 }
 
+// mark() checks and marks as accept() does, but the edge moves only at
+// raise(), and never down. Until then a counter the raise will leave behind
+// is still taken once (the lag the header promises), never twice.
+TEST(ReplayWindow, MarkLeavesTheEdgeToRaise) {
+  ReplayWindow w;
+  EXPECT_EQ(w.mark(100), kOk);
+  EXPECT_FALSE(w.has_accepted());
+  EXPECT_EQ(w.mark(100), kDup);
+  w.raise(100);
+  EXPECT_EQ(w.greatest(), 100u);
+  EXPECT_EQ(w.mark(100 + W + 5), kOk);
+  EXPECT_EQ(w.greatest(), 100u);
+  EXPECT_EQ(w.mark(4), kOk);  // inside the edge until the raise
+  EXPECT_EQ(w.mark(4), kDup);
+  w.raise(100 + W + 5);
+  w.raise(50);
+  EXPECT_EQ(w.greatest(), 100 + W + 5);
+  EXPECT_EQ(w.mark(3), kOld);
+  EXPECT_EQ(w.mark(4), kOld);
+  EXPECT_EQ(w.mark(100 + W + 5), kDup);
+  EXPECT_EQ(w.accept(100 + W + 6), kOk);  // accept() is mark() then raise()
+  EXPECT_EQ(w.greatest(), 100 + W + 6);
+}
+
 // Any order of a whole window's worth of counters is accepted exactly once.
 TEST(ReplayWindow, RandomPermutationWithinWindow) {
   std::mt19937_64 rng(6479);
@@ -477,14 +501,33 @@ class SpinBarrier {
   std::atomic<int> generation_{0};
 };
 
+// Each test runs twice: with accept() per counter (param 0), and as a worker's
+// receive path does it, mark() per counter and raise() once per burst of 64
+// with its greatest accepted counter.
+class ReplayConcurrent : public testing::TestWithParam<size_t> {};
+
 // Feeds seq to w, starting at position start and wrapping round, into out
-// (indexed by position in seq).
+// (indexed by position in seq); in bursts of `burst` (0: accept()).
 void Feed(ReplayWindow& w, const std::vector<uint64_t>& seq, size_t start,
-          std::vector<ReplayResult>& out) {
+          std::vector<ReplayResult>& out, size_t burst) {
   out.resize(seq.size());
+  bool marked = false;
+  uint64_t greatest = 0;
   for (size_t k = 0; k < seq.size(); ++k) {
     const size_t i = (start + k) % seq.size();
-    out[i] = w.accept(seq[i]);
+    if (burst == 0) {
+      out[i] = w.accept(seq[i]);
+      continue;
+    }
+    out[i] = w.mark(seq[i]);
+    if (out[i] == kOk) {
+      greatest = marked ? std::max(greatest, seq[i]) : seq[i];
+      marked = true;
+    }
+    if ((k + 1) % burst == 0 || k + 1 == seq.size()) {
+      if (marked) w.raise(greatest);
+      marked = false;
+    }
   }
 }
 
@@ -494,7 +537,7 @@ void Feed(ReplayWindow& w, const std::vector<uint64_t>& seq, size_t start,
 // runs: each must be accepted exactly once and be a duplicate for every other
 // feed. Between rounds the window slides half its width, or jumps by 2^30,
 // 2^38 or 2^46 counters.
-TEST(ReplayConcurrent, RoundsAcceptEachCounterOnce) {
+TEST_P(ReplayConcurrent, RoundsAcceptEachCounterOnce) {
   constexpr int kRounds = 24;
   constexpr uint64_t kSpan = 4096;
   static_assert(kSpan <= W);
@@ -522,7 +565,7 @@ TEST(ReplayConcurrent, RoundsAcceptEachCounterOnce) {
       for (int r = 0; r < kRounds; ++r) {
         sync.wait();
         // Half the threads start half-way through: same counters, other order.
-        Feed(w, rounds[r], t % 2 * rounds[r].size() / 2, results[t][r]);
+        Feed(w, rounds[r], t % 2 * rounds[r].size() / 2, results[t][r], GetParam());
       }
     });
   }
@@ -550,7 +593,7 @@ TEST(ReplayConcurrent, RoundsAcceptEachCounterOnce) {
 // counter accepted twice; a duplicate only of a counter some thread accepted;
 // a counter in the final window (never too old for anyone) accepted exactly
 // once.
-TEST(ReplayConcurrent, FreeRunningSlidingWindow) {
+TEST_P(ReplayConcurrent, FreeRunningSlidingWindow) {
   constexpr uint64_t kCounters = 65536;
   std::mt19937_64 rng(8128);
   std::vector<uint64_t> distinct(kCounters);
@@ -573,7 +616,7 @@ TEST(ReplayConcurrent, FreeRunningSlidingWindow) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       start.wait();
-      Feed(w, seq, 0, results[t]);
+      Feed(w, seq, 0, results[t], GetParam());
     });
   }
   for (auto& th : threads) th.join();
@@ -602,6 +645,12 @@ TEST(ReplayConcurrent, FreeRunningSlidingWindow) {
   EXPECT_EQ(w.greatest(), top);
   EXPECT_GE(accepted, static_cast<int>(W));
 }
+
+INSTANTIATE_TEST_SUITE_P(AcceptOrMarkAndRaise, ReplayConcurrent, testing::Values(0, 64),
+                         [](const testing::TestParamInfo<size_t>& info) {
+                           return info.param == 0 ? std::string("Accept")
+                                                  : "MarkRaise" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace faraday::dataplane
