@@ -18,8 +18,8 @@
 # two CPUs hand the CPU over once per scheduler slice (milliseconds), which
 # holds everything to about 32 k packets a second: the daemons therefore run
 # with --dpdk-idle-sleep IDLE_US (default 20), so a daemon whose queues are
-# empty lets the generator run, and the generator yields when it has 256
-# packets in flight and nothing came back.
+# empty lets the generator run, and the generator yields when it has 1024
+# packets in flight (its virtio rings' size) and nothing came back.
 #
 #   [IDLE_US=20] [GEN_CPU=N] bench/dpdk_memif.sh [SECONDS [ROUNDS]]
 set -euo pipefail

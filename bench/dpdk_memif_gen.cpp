@@ -37,9 +37,14 @@ using Steady = std::chrono::steady_clock;
 constexpr std::array<uint8_t, 4> kSourceIp = {192, 168, 77, 1};  // A's side
 constexpr std::array<uint8_t, 4> kDestIp = {192, 168, 77, 2};    // B's side
 constexpr uint16_t kBurst = 32;
+// The virtio rings' size (virtio-user's queue_size; its default is 256).
+constexpr uint16_t kRing = 1024;
 // In flight at most: no more than the generator's virtio receive ring holds,
-// so B never finds it full and nothing is lost on the way.
-constexpr uint64_t kWindow = 256;
+// so B never finds it full and nothing is lost on the way. With 256 the
+// window, not the daemons, set the pace: a daemon back from an idle sleep
+// found the generator yielding with its window spent, and the pair made
+// 7.7-7.9 Gbit/s at 1420 B where 1024 gives 9.1-10.6 (2026-12-05).
+constexpr uint64_t kWindow = kRing;
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "dpdk_memif_gen: %s\n", what.c_str());
@@ -121,8 +126,8 @@ int main(int argc, char** argv) {
   if (size < 28 || size > 1420 || seconds <= 0) fail("SIZE 28..1420, SECONDS > 0");
   dpdk::EalSettings eal;
   eal.lcores = argv[5];
-  eal.devices = {std::string("net_virtio_user0,queues=1,path=") + argv[1],
-                 std::string("net_virtio_user1,queues=1,path=") + argv[2]};
+  const std::string options = ",queues=1,queue_size=" + std::to_string(kRing) + ",path=";
+  eal.devices = {"net_virtio_user0" + options + argv[1], "net_virtio_user1" + options + argv[2]};
   if (Result<void> started = dpdk::init_eal(eal); !started) fail(started.error());
   std::unique_ptr<dpdk::Port> a = attach("net_virtio_user0");
   std::unique_ptr<dpdk::Port> b = attach("net_virtio_user1");
