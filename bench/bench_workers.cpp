@@ -48,6 +48,7 @@ class Partner {
   ~Partner() {
     stop_ = true;
     round_.fetch_add(1, std::memory_order_release);
+    round_.notify_one();
     thread_.join();
   }
   Partner(const Partner&) = delete;
@@ -57,20 +58,22 @@ class Partner {
   void both(const std::function<void(size_t)>& job) {
     job_ = &job;
     const uint64_t round = round_.fetch_add(1, std::memory_order_release) + 1;
+    round_.notify_one();
     job(0);
     wait_for(done_, round);
   }
 
  private:
-  // Spins a little, then yields: between rounds the partner has nothing to do
-  // but must start at once when a round begins.
-  static void wait_for(const std::atomic<uint64_t>& counter, uint64_t value) {
-    for (int spins = 0; counter.load(std::memory_order_acquire) < value; ++spins) {
-      if (spins < 1000)
-        dataplane::Turns::relax();
-      else
-        std::this_thread::yield();
+  // Spins a little, then sleeps until the counter moves: a partner left
+  // runnable between rounds (yielding) took CPU from the one-thread figures,
+  // on a vCPU that may be the other's hyperthread.
+  static void wait_for(std::atomic<uint64_t>& counter, uint64_t value) {
+    for (int spins = 0; spins < 1000; ++spins) {
+      if (counter.load(std::memory_order_acquire) >= value) return;
+      dataplane::Turns::relax();
     }
+    for (uint64_t seen; (seen = counter.load(std::memory_order_acquire)) < value;)
+      counter.wait(seen, std::memory_order_acquire);
   }
 
   void serve() {
@@ -79,6 +82,7 @@ class Partner {
       if (stop_) return;
       (*job_)(1);
       done_.store(round, std::memory_order_release);
+      done_.notify_one();
     }
   }
 
@@ -150,6 +154,8 @@ class Mesh {
   // instead, so on the way out every peer is on both: see encrypt.)
   void decrypt(size_t size, Figures& into, bool queues = false) {
     const size_t peers = spokes_.size();
+    static_assert(kManyPeers % 2 == 0 && kBurstSize % (kManyPeers / 2) == 0,
+                  "each queue's bursts hold its half of the peers evenly");
     auto spoke_of = [peers](size_t j) {
       if (peers == 1) return size_t{0};
       const size_t half = peers / 2;

@@ -4,8 +4,8 @@
 // accepted once each; older ones are kTooOld. This matches the Linux driver and
 // wireguard-go, so a stock peer's reordering tolerance is the same here.
 //
-// Call accept() only after the packet has authenticated: an unauthenticated
-// counter must never move the window.
+// Call accept() (or mark()) only after the packet has authenticated: an
+// unauthenticated counter must never move the window.
 //
 // Threading: accept() may run on any number of threads at once for the same
 // window (RX workers decrypting packets of one keypair), without a lock and
@@ -23,9 +23,12 @@
 //    exactly those of the plain sequential window, which
 //    tests/dataplane/replay_test.cpp keeps a copy of and compares against.
 //  - mark() and raise() (accept() in two steps) keep the first four
-//    promises; between them the edge lags, as against a concurrent call.
+//    promises, not the last one: between them the edge lags, as against a
+//    concurrent call. Even on one thread, mark(10000) then mark(5) accepts
+//    5, which accept() would call kTooOld; once raise(10000) has run, 5 is
+//    kTooOld.
 // greatest() and has_accepted() may be read from any thread; they may not yet
-// show an accept() still in progress.
+// show an accept() still in progress, nor a mark() not yet raised.
 // reset() is not safe against concurrent calls: call it only when no other
 // thread uses the window (nothing outside the tests calls it today; a new
 // keypair gets a new window).
