@@ -23,10 +23,10 @@
 //    exactly those of the plain sequential window, which
 //    tests/dataplane/replay_test.cpp keeps a copy of and compares against.
 //  - mark() and raise() (accept() in two steps) keep the first four
-//    promises, not the last one: between them the edge lags, as against a
-//    concurrent call. Even on one thread, mark(10000) then mark(5) accepts
-//    5, which accept() would call kTooOld; once raise(10000) has run, 5 is
-//    kTooOld.
+//    promises, but not the sequential one: between them the edge lags, as
+//    against a concurrent call. Even on one thread, mark(10000) then
+//    mark(5) accepts 5, which accept() would call kTooOld; once
+//    raise(10000) has run, 5 is kTooOld.
 // greatest() and has_accepted() may be read from any thread; they may not yet
 // show an accept() still in progress, nor a mark() not yet raised.
 // reset() is not safe against concurrent calls: call it only when no other
