@@ -2,7 +2,7 @@
 # test.sh: the whole test suite. Sets up (scripts/setup.sh), then runs
 #   0. the layout rules (scripts/check-layout.py: includes, file and function sizes),
 #   1. every suite on the normal build,
-#   2. the unit suites (crypto, dataplane, dpdk, control, faradayctl, farad) under ASan+UBSan,
+#   2. the unit suites (crypto, dataplane, dpdk, control, faradayctl, farad, rkt) under ASan+UBSan,
 #   3. the threads of faradayd cluster (the data path programmed from another
 #      thread, the node links), the AEAD lanes that share a burst
 #      (crypto/aead_parallel.h), the data-path workers that share one Device while
@@ -40,7 +40,7 @@ trap - EXIT
 
 echo "== unit suites under ASan+UBSan"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite dataplane --suite dpdk --suite control --suite faradayctl --suite farad
+  meson test -C build-asan --no-rebuild --print-errorlogs --suite crypto --suite dataplane --suite dpdk --suite control --suite faradayctl --suite farad --suite rkt
 
 echo "== cluster threads, AEAD lanes, data-path workers, lcores' neighbour news and faradayd's queue workers under TSan"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
