@@ -2,7 +2,6 @@
 #include "rkt/cni.h"
 
 #include <algorithm>
-#include <cctype>
 #include <optional>
 
 namespace faraday::rkt {
@@ -10,8 +9,9 @@ namespace {
 
 using nlohmann::json;
 
-// Deeper JSON is refused before it is parsed: the document is built and freed
-// recursively, and a megabyte of "[" would exhaust the stack.
+// Deeper JSON is refused before it is parsed: the parser keeps a stack of its
+// own, but dumping, copying and comparing a document recurse, and a megabyte of
+// "[" would exhaust the thread's stack there.
 constexpr size_t kMaxDepth = 64;
 constexpr size_t kMaxContainerId = 1024;
 constexpr size_t kMaxPath = 4096;
@@ -37,8 +37,9 @@ std::string shown(std::string_view s) {
   return out + (s.size() > 128 ? "\"..." : "\"");
 }
 
+// ASCII only, whatever the locale.
 bool alnum(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0;
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
 // The spec's shape for a container ID and a network name: an alphanumeric,
@@ -89,6 +90,8 @@ size_t nesting(std::string_view text) {
 Result<json, CniError> parse_object(std::string_view bytes) {
   if (bytes.size() > kCniMaxConfigBytes)
     return fail(CniCode::kDecodeFailure, "the network configuration is larger than 1 MiB");
+  if (bytes.find('\0') != std::string_view::npos)
+    return fail(CniCode::kDecodeFailure, "the network configuration holds a NUL byte");
   if (nesting(bytes) > kMaxDepth)
     return fail(CniCode::kDecodeFailure,
                 "the network configuration nests deeper than " + std::to_string(kMaxDepth));
@@ -103,7 +106,7 @@ Result<json, CniError> parse_object(std::string_view bytes) {
 // A field that must be a string when present: its value, or nullopt if absent.
 Result<std::optional<std::string>, CniError> string_field(const json& doc, const char* key) {
   auto it = doc.find(key);
-  if (it == doc.end()) return std::optional<std::string>();
+  if (it == doc.end() || it->is_null()) return std::optional<std::string>();
   if (!it->is_string())
     return fail(CniCode::kInvalidConfig, std::string("\"") + key + "\" must be a string");
   return std::optional<std::string>(it->get<std::string>());
@@ -167,6 +170,8 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
       rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
     }
   }
+  if (env.command == CniCommand::kGc && env.path.empty())
+    return fail(CniCode::kInvalidEnvironment, "CNI_PATH is not set (GC needs it)");
   if (!attach) return env;
 
   const char* id = getenv("CNI_CONTAINERID");
@@ -211,7 +216,7 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
   return env;
 }
 
-Result<NetConf, CniError> parse_netconf(std::string_view bytes) {
+Result<NetConf, CniError> parse_netconf(std::string_view bytes, CniCommand command) {
   auto doc = parse_object(bytes);
   if (!doc) return doc.failure();
   NetConf conf;
@@ -254,10 +259,12 @@ Result<NetConf, CniError> parse_netconf(std::string_view bytes) {
                                                " is not an absolute path of at most 107 bytes");
     conf.control_socket = **socket;
   }
-  if (doc->contains("ipam"))
+  auto ipam = doc->find("ipam");
+  if (ipam != doc->end() && !ipam->is_null() && command != CniCommand::kDel)
     return fail(CniCode::kUnsupportedField,
-                "\"ipam\" is not used: faradayd gives each container an address from the node's "
-                "container prefix; remove it from the configuration");
+                "\"ipam\": " + shown(dump(*ipam)) +
+                    " is not used: faradayd gives each container an address from the node's "
+                    "container prefix; remove it from the configuration");
   conf.raw = std::move(*doc);
   return conf;
 }
@@ -272,11 +279,11 @@ Result<std::string, CniError> parse_version_request(std::string_view bytes) {
 }
 
 std::string cni_version_reply(std::string_view requested) {
-  const std::string version(cni_version_supported(requested) ? requested : kCniLatestVersion);
-  return dump({{"cniVersion", version}, {"supportedVersions", cni_versions()}});
+  return dump({{"cniVersion", std::string(requested)}, {"supportedVersions", cni_versions()}});
 }
 
-std::string cni_result(const CniAttachment& a, std::string_view version) {
+std::string cni_result(const CniAttachment& a, std::string_view asked) {
+  const std::string_view version = cni_version_supported(asked) ? asked : kCniLatestVersion;
   json out = {{"cniVersion", std::string(version)}, {"dns", json::object()}};
   if (legacy_result(version)) {
     for (const CniAddress& ip : a.ips) {
@@ -292,8 +299,9 @@ std::string cni_result(const CniAttachment& a, std::string_view version) {
     }
     return dump(out);
   }
-  json iface = {{"name", a.ifname}, {"sandbox", a.sandbox}};
+  json iface = {{"name", a.ifname}};
   if (!a.mac.empty()) iface["mac"] = a.mac;
+  if (!a.sandbox.empty()) iface["sandbox"] = a.sandbox;
   out["interfaces"] = json::array({iface});
   json ips = json::array();
   for (const CniAddress& ip : a.ips) {

@@ -17,16 +17,19 @@
 // variable or field:
 // - the environment, per command as the spec lists it (ADD and CHECK need
 //   CNI_CONTAINERID, CNI_NETNS and CNI_IFNAME; DEL needs CNI_CONTAINERID and
-//   CNI_IFNAME; VERSION, STATUS and GC need none): an identifier and an
+//   CNI_IFNAME; GC needs CNI_PATH; VERSION and STATUS need none): an identifier and an
 //   interface name of the spec's and the kernel's shape, an absolute namespace
 //   path, CNI_ARGS as KEY=VALUE pairs;
-// - the configuration: a JSON object of at most kCniMaxConfigBytes, with a
+// - the configuration: a JSON object of at most kCniMaxConfigBytes, no NUL
+//   byte (the parser would stop there and ignore the rest), with a
 //   supported "cniVersion" (absent means 0.1.0, as the reference library
 //   reads it), a "name" of the spec's shape, a "type", and the plugin's own
 //   fields ("interface": faradayd's WireGuard interface, default
-//   kCniDefaultInterface; "controlSocket": a path). "ipam" is refused:
-//   faradayd allocates the container's address itself. Other fields are left
-//   alone, as the spec asks.
+//   kCniDefaultInterface; "controlSocket": a path). "ipam" is refused except
+//   on DEL (which must clean up whatever it is given): faradayd allocates the
+//   container's address itself. Other fields are left alone, as the spec
+//   allows. A field set to null counts as absent, as the reference library
+//   reads it.
 //
 // Everything here is pure: no I/O, no global state; callable from any thread.
 #pragma once
@@ -47,7 +50,7 @@ inline constexpr std::string_view kCniLatestVersion = "1.1.0";
 inline constexpr std::string_view kCniDefaultInterface = "faraday0";
 inline constexpr size_t kCniMaxConfigBytes = 1 << 20;
 
-// The spec's error codes (1-99 are the spec's own).
+// The spec's error codes (0-99 are the spec's own).
 enum class CniCode : int {
   kIncompatibleVersion = 1,
   kUnsupportedField = 2,
@@ -57,7 +60,8 @@ enum class CniCode : int {
   kDecodeFailure = 6,
   kInvalidConfig = 7,
   kTryAgainLater = 11,
-  kPluginNotAvailable = 50,  // STATUS (1.1.0)
+  kPluginNotAvailable = 50,   // STATUS (1.1.0)
+  kLimitedConnectivity = 51,  // STATUS (1.1.0): existing containers may be cut off
 };
 
 // Why a request failed: Result's message (the spec's "msg") and its code.
@@ -96,9 +100,10 @@ struct NetConf {
   nlohmann::json raw;          // the whole object, for prevResult and the rest
 };
 
-// Parses stdin's bytes. VERSION reads only "cniVersion" (any version, since
-// the runtime asks what is supported), so use parse_version_request for it.
-Result<NetConf, CniError> parse_netconf(std::string_view bytes);
+// Parses stdin's bytes for `command`. VERSION reads only "cniVersion" (any
+// version, since the runtime asks what is supported): use
+// parse_version_request for it.
+Result<NetConf, CniError> parse_netconf(std::string_view bytes, CniCommand command);
 // The version a VERSION request names: its "cniVersion", or "0.1.0" when the
 // request has none or is empty.
 Result<std::string, CniError> parse_version_request(std::string_view bytes);
@@ -121,7 +126,10 @@ struct CniAttachment {
   std::vector<CniRoute> routes;
 };
 
-// The answers, one JSON document each (no trailing newline).
+// The answers, one JSON document each (no trailing newline). The VERSION
+// reply names the version asked for, as the spec says, even one this plugin
+// does not speak; a result or an error in a version it does not speak is
+// written as kCniLatestVersion.
 std::string cni_version_reply(std::string_view requested);
 std::string cni_result(const CniAttachment& a, std::string_view version);
 std::string cni_error(const CniError& e, std::string_view version);

@@ -3,7 +3,8 @@
 // request, and, split at NUL bytes, as the CNI_* environment. A configuration
 // that parses has a supported version, a name and a type; one that does not
 // has a message and a code, and its error answer is JSON that reads back the
-// same. Every answer (error, result in each version) is valid JSON.
+// same code and message (messages are printable ASCII: outside bytes are shown
+// as \xNN). Every answer (error, result in each version) is valid JSON.
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -24,7 +25,7 @@ void check_error(const CniError& e, size_t size) {
   const std::string& version = cni_versions()[size % cni_versions().size()];
   json answer = json::parse(cni_error(e, version), nullptr, false);
   if (!answer.is_object() || answer["code"] != static_cast<int>(e.code) ||
-      answer["cniVersion"] != version || !answer["msg"].is_string())
+      answer["cniVersion"] != version || answer["msg"] != e.message)
     __builtin_trap();
 }
 
@@ -33,7 +34,7 @@ void check_error(const CniError& e, size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
 
-  auto conf = parse_netconf(bytes);
+  auto conf = parse_netconf(bytes, size % 2 ? CniCommand::kAdd : CniCommand::kDel);
   if (conf) {
     if (!cni_version_supported(conf->cni_version) || conf->name.empty() || conf->type.empty() ||
         conf->interface.empty() || !conf->raw.is_object())

@@ -87,11 +87,20 @@ TEST(CniEnv, EachCommandNeedsWhatTheSpecSays) {
     vars["CNI_COMMAND"] = command;
     EXPECT_EQ(code_of(Env(vars)), CniCode::kInvalidEnvironment) << command;
   }
-  // VERSION, STATUS and GC need nothing else.
+  // VERSION, STATUS and GC need nothing else (GC: CNI_PATH).
   for (const char* command : {"VERSION", "STATUS", "GC"}) {
-    auto env = Env(Vars{{"CNI_COMMAND", command}}).parse();
+    auto env = Env(Vars{{"CNI_COMMAND", command}, {"CNI_PATH", "/usr/lib/cni"}}).parse();
     EXPECT_TRUE(env.ok()) << command;
   }
+  // DEL still needs the container and the interface; GC needs CNI_PATH.
+  for (const char* var : {"CNI_CONTAINERID", "CNI_IFNAME"}) {
+    auto del_vars = rkt_add();
+    del_vars["CNI_COMMAND"] = "DEL";
+    del_vars.erase(var);
+    EXPECT_EQ(code_of(Env(del_vars)), CniCode::kInvalidEnvironment) << var;
+  }
+  EXPECT_EQ(code_of(Env(Vars{{"CNI_COMMAND", "GC"}, {"CNI_PATH", ":"}})),
+            CniCode::kInvalidEnvironment);
   EXPECT_EQ(code_of(Env(Vars{})), CniCode::kInvalidEnvironment);
   EXPECT_EQ(code_of(Env(Vars{{"CNI_COMMAND", "add"}})), CniCode::kInvalidEnvironment);
   EXPECT_EQ(code_of(Env(Vars{{"CNI_COMMAND", "ADD"}})), CniCode::kInvalidEnvironment);
@@ -123,7 +132,7 @@ TEST(NetConf, RktConfAndPodmanConflistEntry) {
   // A rkt net.d .conf: 0.1.0, no cniVersion at all is read the same way.
   for (const char* text : {R"({"cniVersion": "0.1.0", "name": "mesh", "type": "faraday-cni"})",
                            R"({"name": "mesh", "type": "faraday-cni"})"}) {
-    auto conf = parse_netconf(text);
+    auto conf = parse_netconf(text, CniCommand::kAdd);
     ASSERT_TRUE(conf.ok()) << conf.error();
     EXPECT_EQ(conf->cni_version, "0.1.0");
     EXPECT_EQ(conf->name, "mesh");
@@ -134,7 +143,8 @@ TEST(NetConf, RktConfAndPodmanConflistEntry) {
   // fields and ones it does not know (left alone).
   auto conf = parse_netconf(R"({"cniVersion": "1.0.0", "name": "mesh", "type": "faraday-cni",
       "interface": "wg-store", "controlSocket": "/run/faraday/wg-store.sock",
-      "capabilities": {"portMappings": true}, "somethingElse": [1, 2]})");
+      "capabilities": {"portMappings": true}, "somethingElse": [1, 2]})",
+                            CniCommand::kAdd);
   ASSERT_TRUE(conf.ok()) << conf.error();
   EXPECT_EQ(conf->interface, "wg-store");
   EXPECT_EQ(conf->control_socket, "/run/faraday/wg-store.sock");
@@ -170,22 +180,61 @@ TEST(NetConf, BadConfigurationsGetTheirCodes) {
        CniCode::kUnsupportedField},
   };
   for (const auto& [text, code] : cases) {
-    auto conf = parse_netconf(text);
+    auto conf = parse_netconf(text, CniCommand::kAdd);
     ASSERT_FALSE(conf.ok()) << text;
     EXPECT_EQ(conf.failure().code, code) << text << ": " << conf.error();
     EXPECT_FALSE(conf.error().empty());
   }
-  EXPECT_EQ(parse_netconf(std::string(kCniMaxConfigBytes + 1, ' ')).failure().code,
+  EXPECT_EQ(
+      parse_netconf(std::string(kCniMaxConfigBytes + 1, ' '), CniCommand::kAdd).failure().code,
+      CniCode::kDecodeFailure);
+  // nlohmann stops at a NUL between tokens and would ignore what follows.
+  EXPECT_EQ(parse_netconf(std::string(R"({"name": "mesh", "type": "x"})") + '\0' + "junk",
+                          CniCommand::kAdd)
+                .failure()
+                .code,
             CniCode::kDecodeFailure);
 }
 
-// A megabyte of nesting is refused before it is parsed, not by a crash.
-TEST(NetConf, DeepNestingIsRefusedCheaply) {
+// "ipam" is refused where an address would be given, not on DEL, which must
+// clean up whatever configuration it is handed; null is absent.
+TEST(NetConf, IpamOnlyBlocksAdd) {
+  const std::string text =
+      R"({"cniVersion": "1.0.0", "name": "mesh", "type": "x", "ipam": {"type": "host-local"}})";
+  auto add = parse_netconf(text, CniCommand::kAdd);
+  ASSERT_FALSE(add.ok());
+  EXPECT_EQ(add.failure().code, CniCode::kUnsupportedField);
+  EXPECT_NE(add.error().find("host-local"), std::string::npos) << add.error();
+  EXPECT_EQ(parse_netconf(text, CniCommand::kCheck).failure().code, CniCode::kUnsupportedField);
+  EXPECT_TRUE(parse_netconf(text, CniCommand::kDel).ok());
+  auto nulls = parse_netconf(
+      R"({"cniVersion": null, "name": "mesh", "type": "x", "ipam": null, "interface": null})",
+      CniCommand::kAdd);
+  ASSERT_TRUE(nulls.ok()) << nulls.error();
+  EXPECT_EQ(nulls->cni_version, "0.1.0");
+  EXPECT_EQ(nulls->interface, kCniDefaultInterface);
+}
+
+// A megabyte of nesting is refused before it is parsed (the pre-scan's own
+// message), not by the parser and not by a crash.
+TEST(NetConf, DeepNestingIsRefusedBeforeParsing) {
   const std::string deep = std::string(500000, '[') + std::string(500000, ']');
-  EXPECT_EQ(parse_netconf(deep).failure().code, CniCode::kDecodeFailure);
-  // Brackets inside strings do not count.
-  auto conf =
-      parse_netconf(R"({"name": "mesh", "type": "x", "note": ")" + std::string(1000, '[') + "\"}");
+  auto refused = parse_netconf(deep, CniCommand::kAdd);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.failure().code, CniCode::kDecodeFailure);
+  EXPECT_NE(refused.error().find("nests deeper than 64"), std::string::npos) << refused.error();
+  // The limit: the object itself and 63 levels in it pass, one more does not.
+  auto nested = [](size_t levels) {
+    return R"({"name": "mesh", "type": "x", "deep": )" + std::string(levels, '[') +
+           std::string(levels, ']') + "}";
+  };
+  auto at_limit = parse_netconf(nested(63), CniCommand::kAdd);
+  EXPECT_TRUE(at_limit.ok()) << at_limit.error();
+  EXPECT_EQ(parse_netconf(nested(64), CniCommand::kAdd).failure().code, CniCode::kDecodeFailure);
+  // Brackets inside strings do not count, after escaped quotes and backslashes too.
+  auto conf = parse_netconf(
+      R"({"name": "mesh", "type": "x", "note": "\"\\)" + std::string(1000, '[') + "\"}",
+      CniCommand::kAdd);
   EXPECT_TRUE(conf.ok()) << conf.error();
 }
 
@@ -194,7 +243,7 @@ TEST(CniVersion, ReplyListsEveryVersion) {
   EXPECT_EQ(reply["cniVersion"], "0.4.0");
   EXPECT_EQ(reply["supportedVersions"],
             json({"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}));
-  EXPECT_EQ(json::parse(cni_version_reply("9.9.9"))["cniVersion"], "1.1.0");
+  EXPECT_EQ(json::parse(cni_version_reply("9.9.9"))["cniVersion"], "9.9.9");  // as asked
   EXPECT_EQ(*parse_version_request(R"({"cniVersion": "1.1.0"})"), "1.1.0");
   EXPECT_EQ(*parse_version_request(""), "0.1.0");
   EXPECT_EQ(*parse_version_request("{}"), "0.1.0");
@@ -248,6 +297,24 @@ TEST(CniResult, InterfacesAndIpsFromZeroThree) {
     }
     EXPECT_EQ(r["routes"], json::parse(R"([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])"));
   }
+}
+
+// Fields that are not known are left out, not written empty; an unknown
+// version is answered in the newest.
+TEST(CniResult, OnlyWhatIsKnown) {
+  CniAttachment a;
+  a.ifname = "eth0";
+  a.ips = {{4, "10.200.1.5/24", ""}};
+  a.routes = {{"0.0.0.0/0", "10.200.1.1"}};
+  auto r = json::parse(cni_result(a, "7.7.7"));
+  EXPECT_EQ(r["cniVersion"], "1.1.0");
+  EXPECT_EQ(r["interfaces"], json::parse(R"([{"name": "eth0"}])"));
+  EXPECT_EQ(r["ips"], json::parse(R"([{"address": "10.200.1.5/24", "interface": 0}])"));
+  EXPECT_EQ(r["routes"], json::parse(R"([{"dst": "0.0.0.0/0", "gw": "10.200.1.1"}])"));
+  auto old = json::parse(cni_result(a, "0.2.0"));
+  EXPECT_EQ(old["ip4"], json::parse(R"({"ip": "10.200.1.5/24",
+      "routes": [{"dst": "0.0.0.0/0", "gw": "10.200.1.1"}]})"));
+  EXPECT_FALSE(old.contains("ip6"));
 }
 
 TEST(CniError, ShapeAndUnprintableInput) {
