@@ -121,7 +121,6 @@ struct Keypair {
   bool can_send(Nanos now) const {
     return young(now) && send_counter.load(std::memory_order_relaxed) < kRejectAfterMessages;
   }
-  bool can_receive(Nanos now) const { return young(now); }
   void wipe() {
     crypto::wipe(send_key);
     crypto::wipe(receive_key);

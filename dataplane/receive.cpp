@@ -34,7 +34,7 @@ Keypair* Device::receiving_keypair(Worker& w, const IndexSnapshot& ix, Packet& p
     return nullptr;
   }
   uint64_t counter = load_le64(pkt.data() + 8);
-  if (!kp->can_receive(t) || counter >= kRejectAfterMessages) {
+  if (!kp->young(t) || counter >= kRejectAfterMessages) {
     w.counters_.drop(Drop::kKeypairExpired);
     return nullptr;
   }
