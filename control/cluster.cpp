@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "control/announcement.h"
+#include "control/containers.h"
 #include "control/ctl_server.h"
 #include "control/dpdk_standalone.h"
 #include "control/farad_client.h"
@@ -120,6 +121,7 @@ class Cluster {
   void flush_backlog();
   void on_status(const CtlRequest& req, CtlServer::Reply reply);
   void on_query(const CtlRequest& req, CtlServer::Reply reply);
+  bool setup_containers();
   json status_json(const uapi::DeviceState& device) const;
   void log_counters();
   void shutdown(const std::string& why);
@@ -140,7 +142,8 @@ class Cluster {
   std::optional<netlink::Socket> nl_;
   std::unique_ptr<FaradClient> farad_;
   std::unique_ptr<Links> links_;
-  std::unique_ptr<CtlServer> ctl_;
+  std::unique_ptr<Containers> containers_;  // with a container prefix on the kernel path
+  std::unique_ptr<CtlServer> ctl_;          // its handlers use containers_
   std::map<std::string, Member> members_;
   PeerHealth health_;  // when a member goes; in step with members_
   std::deque<dataplane::DataPath::Command> backlog_;
@@ -183,6 +186,7 @@ bool Cluster::setup() {
     log::error("{}", listening.error());
     return false;
   }
+  if (!setup_containers()) return false;
   if (!setup_ctl()) return false;
   make_farad_client(tls->client);
   return true;
@@ -216,6 +220,7 @@ bool Cluster::setup_ctl() {
   commands["query"] = [this](const CtlRequest& req, CtlServer::Reply reply) {
     on_query(req, std::move(reply));
   };
+  add_cni_commands(commands, containers_.get(), opt_.ifname, opt_.container_prefix.has_value());
   auto ctl = CtlServer::listen(io_, opt_.control_socket, std::move(commands));
   if (!ctl) {
     log::error("control socket: {}", ctl.error());
@@ -223,6 +228,20 @@ bool Cluster::setup_ctl() {
   }
   ctl_ = std::move(*ctl);
   return true;
+}
+
+// The containers' interfaces, when this node has a container prefix and the
+// kernel data path (the DPDK one does not serve containers yet).
+bool Cluster::setup_containers() {
+  if (!opt_.container_prefix || opt_.dpdk) return true;
+  auto opened = Containers::open({.ifname = opt_.ifname,
+                                  .prefix = *opt_.container_prefix,
+                                  .mtu = opt_.mtu,
+                                  .state_path = opt_.container_state},
+                                 [this](dataplane::DataPath::Command c) { program(std::move(c)); });
+  if (!opened) log::error("containers: {}", opened.error());
+  if (opened) containers_ = std::move(*opened);
+  return opened.ok();
 }
 
 void Cluster::make_farad_client(const proto::SslCtxPtr& client_ctx) {

@@ -106,6 +106,11 @@ const settings::Table<C>& table() {
          "Local control socket (status for faradayctl, the CNI plugin) [default: "
          "/run/faraday/INTERFACE.sock]",
          &C::control_socket},
+        {"container-state",
+         "File that keeps the containers' interfaces and addresses across restarts, so an "
+         "address a container holds is never handed out twice [default: "
+         "/var/lib/faraday/INTERFACE.containers.json]",
+         &C::container_state},
         {"ping-interval", "Seconds between pings on each link", &C::ping_interval},
         {"silence",
          "Seconds without hearing a peer on its link before asking farad whether it is gone; "
@@ -340,6 +345,9 @@ Result<ClusterOptions> to_cluster_options(const ClusterConfig& c) {
       c.private_key.empty() ? "/var/lib/faraday/" + c.interface + ".key" : c.private_key;
   out.control_socket =
       c.control_socket.empty() ? "/run/faraday/" + c.interface + ".sock" : c.control_socket;
+  out.container_state = c.container_state.empty()
+                            ? "/var/lib/faraday/" + c.interface + ".containers.json"
+                            : c.container_state;
   if (c.listen_port == 0 || c.listen_port > 65535) {
     return Error{fmt::format("listen-port {}: want 1..65535", c.listen_port)};
   }

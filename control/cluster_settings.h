@@ -36,7 +36,8 @@ struct ClusterConfig {
   std::string overlay;
   std::string container_prefix;
   std::string control_listen = "[::]:7451";
-  std::string control_socket;  // empty: /run/faraday/IFNAME.sock
+  std::string control_socket;   // empty: /run/faraday/IFNAME.sock
+  std::string container_state;  // empty: /var/lib/faraday/IFNAME.containers.json
   double ping_interval = 1;
   double silence = 5;
   double heartbeat = 0;
@@ -69,6 +70,7 @@ struct ClusterOptions {
   std::vector<dataplane::Endpoint> announce;
   dataplane::Prefix overlay;  // a host prefix (/32 or /128)
   std::optional<dataplane::Prefix> container_prefix;
+  std::string container_state;  // the containers' attachments (control/containers.h)
   boost::asio::ip::tcp::endpoint control_listen;
   std::string control_socket;
   std::chrono::milliseconds ping_interval{1000};

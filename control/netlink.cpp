@@ -296,6 +296,28 @@ Status Socket::set_up(const std::string& ifname, bool up) {
   return {};
 }
 
+Status Socket::move_link(const std::string& ifname, int netns_fd, const std::string& new_name) {
+  if (auto ok = dataplane::check_interface_name(new_name); !ok)
+    return Error{fmt::format("netlink: move link {}: {}", ifname, ok.error())};
+  auto index = ifindex(ifname);
+  if (!index) return index.failure();
+  alignas(nlmsghdr) char buf[kRequestBufferSize];
+  nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq_);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = *index;
+  mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(netns_fd));
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, new_name.c_str());
+  Reply reply = transact(nl_, portid_, nlh, nullptr);
+  if (reply.err == EEXIST)
+    return Error{fmt::format("netlink: move link {}: the namespace already has an interface {}",
+                             ifname, new_name)};
+  if (reply.err != 0)
+    return Error{
+        describe(fmt::format("move link to another namespace as {}", new_name), ifname, reply)};
+  return {};
+}
+
 Status Socket::delete_link(const std::string& ifname) {
   if (auto ok = dataplane::check_interface_name(ifname); !ok)
     return Error{fmt::format("netlink: delete link \"{}\": {}", ifname, ok.error())};
@@ -392,7 +414,7 @@ Result<std::vector<Address>> Socket::addresses(const std::string& ifname) {
 namespace {
 
 nlmsghdr* route_request(char* buf, uint16_t type, uint16_t flags, uint32_t& seq, int index,
-                        const dataplane::Prefix& dst) {
+                        const dataplane::Prefix& dst, const Address* gateway = nullptr) {
   nlmsghdr* nlh = start(buf, type, flags, seq);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = static_cast<uint8_t>(dst.family);
@@ -400,13 +422,16 @@ nlmsghdr* route_request(char* buf, uint16_t type, uint16_t flags, uint32_t& seq,
   rtm->rtm_table = RT_TABLE_MAIN;
   if (type == RTM_NEWROUTE) {
     rtm->rtm_protocol = kRouteProtocol;
-    rtm->rtm_scope = dst.family == AF_INET ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+    rtm->rtm_scope =
+        dst.family == AF_INET && gateway == nullptr ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
     rtm->rtm_type = RTN_UNICAST;
   } else {
     // Delete whatever protocol, scope and type the route has, as `ip route del` does.
     rtm->rtm_scope = RT_SCOPE_NOWHERE;
   }
   if (dst.cidr > 0) mnl_attr_put(nlh, RTA_DST, addr_len(dst.family), dst.addr.data());
+  if (gateway != nullptr)
+    mnl_attr_put(nlh, RTA_GATEWAY, addr_len(gateway->family), gateway->addr.data());
   mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
   mnl_attr_put_u32(nlh, RTA_TABLE, RT_TABLE_MAIN);
   return nlh;
@@ -414,15 +439,19 @@ nlmsghdr* route_request(char* buf, uint16_t type, uint16_t flags, uint32_t& seq,
 
 }  // namespace
 
-Status Socket::add_route(const std::string& ifname, const dataplane::Prefix& dst) {
+Status Socket::add_route(const std::string& ifname, const dataplane::Prefix& dst,
+                         const std::optional<Address>& via) {
   if (!valid_prefix(dst))
     return Error{fmt::format("netlink: add route on {}: not an IPv4 or IPv6 prefix", ifname)};
+  if (via && via->family != dst.family)
+    return Error{fmt::format("netlink: add route on {}: gateway {} is not of the route's family",
+                             ifname, via->to_string())};
   const dataplane::Prefix masked = dst.masked();
   auto index = ifindex(ifname);
   if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
   nlmsghdr* nlh = route_request(buf, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq_,
-                                *index, masked);
+                                *index, masked, via ? &*via : nullptr);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
   if (reply.err != 0) return Error{describe("add route " + masked.to_string(), ifname, reply)};
   return {};

@@ -80,6 +80,10 @@ class Socket {
 
   Status set_mtu(const std::string& ifname, uint32_t mtu);
   Status set_up(const std::string& ifname, bool up);
+  // Moves the interface into the network namespace `netns_fd` refers to,
+  // renamed `new_name` there; an error naming it when that namespace has an
+  // interface of that name already (the interface then stays here).
+  Status move_link(const std::string& ifname, int netns_fd, const std::string& new_name);
   // Deletes the interface; success when it does not exist.
   Status delete_link(const std::string& ifname);
 
@@ -91,8 +95,10 @@ class Socket {
   // Every IPv4 and IPv6 address on the interface, link-local ones included.
   Result<std::vector<Address>> addresses(const std::string& ifname);
 
-  // Route to dst (masked first) through the interface, created or replaced.
-  Status add_route(const std::string& ifname, const dataplane::Prefix& dst);
+  // Route to dst (masked first) through the interface, created or replaced;
+  // with `via`, through that gateway on the interface.
+  Status add_route(const std::string& ifname, const dataplane::Prefix& dst,
+                   const std::optional<Address>& via = std::nullopt);
   // Removes the route to dst through the interface; success when it is not there.
   Status remove_route(const std::string& ifname, const dataplane::Prefix& dst);
   // The unicast routes in the main table whose only next hop is the interface (both

@@ -18,10 +18,12 @@
 #include <boost/lockfree/spsc_queue.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "dataplane/container_port.h"
 #include "dataplane/device.h"
 #include "dataplane/device_config.h"
 #include "result.h"
@@ -79,6 +81,18 @@ class DataPath {
   virtual const std::string& aead_choice() const = 0;
   virtual const std::string& ifname() const = 0;
   virtual const Device& device() const = 0;
+
+  // The node's container prefix and every container's interface
+  // (container_port.h), replacing what was set before: packets to the prefix
+  // go to their container's TAP (or are dropped when none holds the address),
+  // and what the containers send goes into the mesh. An error on a data path
+  // that cannot serve containers.
+  virtual Status set_containers(std::optional<Prefix> prefix,
+                                std::vector<std::shared_ptr<ContainerTap>> taps) {
+    (void)prefix;
+    (void)taps;
+    return Error{"this data path does not serve containers' TAP interfaces"};
+  }
 };
 
 // What a data path's loop is woken for: the commands posted to it (one

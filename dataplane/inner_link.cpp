@@ -112,8 +112,9 @@ void InnerLink::learn(const uint8_t* mac) {
 }
 
 MacAddress InnerLink::host() const {
-  const uint64_t packed = learnt_ ? learnt_->load(std::memory_order_relaxed) : 0;
-  if (!(packed & kLearnt)) return host_;
+  if (!learnt_) return host_;
+  const uint64_t packed = learnt_->load(std::memory_order_relaxed);
+  if (!(packed & kLearnt)) return initial_host_;
   MacAddress mac;
   for (int i = 0; i < 6; ++i) mac[i] = static_cast<uint8_t>(packed >> (8 * i));
   return mac;

@@ -39,7 +39,8 @@ class InnerLink {
   // ours: the port's MAC address; host: the kernel interface's, until a frame
   // says otherwise (all zero: not known yet, and packets go to the broadcast
   // address until the host's first frame tells it; a vhost-user application's).
-  InnerLink(const MacAddress& ours, const MacAddress& host) : ours_(ours), host_(host) {}
+  InnerLink(const MacAddress& ours, const MacAddress& host)
+      : ours_(ours), host_(host), initial_host_(host) {}
 
   static constexpr size_t kControlFrameSize = 128;
 
@@ -83,6 +84,9 @@ class InnerLink {
 
   MacAddress ours_;
   MacAddress host_;
+  // What host() says while learnt_ holds nothing yet: host_ is this link's
+  // thread's to write, so other threads never read it.
+  const MacAddress initial_host_;
   std::atomic<uint64_t>* learnt_ = nullptr;  // the address in the low 48 bits, bit 48 set
   Counters counters_;
 };

@@ -104,6 +104,8 @@ class Pipeline : public DataPath {
   const std::string& ifname() const override { return tun_->name(); }
   uint16_t listen_port() const { return udp_->port(); }
   const Device& device() const override { return *dev_; }
+  Status set_containers(std::optional<Prefix> prefix,
+                        std::vector<std::shared_ptr<ContainerTap>> taps) override;
   // The cores the data path runs on (options.workers, with 0 resolved): queue
   // workers, or AEAD lanes when the TUN has one queue.
   unsigned workers() const {
@@ -126,6 +128,9 @@ class Pipeline : public DataPath {
   void on_wake();
   void flush_outbox();
   void apply_fwmark();
+  // The containers' TAPs that poll() found ready (fds: one per polled_taps_).
+  void serve_containers(std::span<const pollfd> fds);
+  void from_container(ContainerTap& tap);
 
   PipelineOptions options_;
   SystemClock clock_;
@@ -147,6 +152,15 @@ class Pipeline : public DataPath {
   Counters logged_;
   Nanos last_stats_ = 0;
   Nanos last_check_ = 0;
+  // Containers: the table the workers read (RCU, published by set_containers),
+  // the TAPs this pass polls, and the buffers their frames are read into.
+  std::unique_ptr<const ContainerTable> containers_owned_;
+  std::atomic<const ContainerTable*> containers_{nullptr};
+  std::vector<ContainerTap*> polled_taps_;
+  std::optional<PacketArena> tap_rx_;
+  std::array<Verdict, kBurstSize> tap_verdicts_{};
+  std::array<Packet, kBurstSize> tap_out_{};
+  Counter container_unknown_;  // sent by a container to a prefix address nobody holds
 };
 
 }  // namespace faraday::dataplane

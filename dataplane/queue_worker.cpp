@@ -78,8 +78,8 @@ void QueueBursts::send_outbox_on(UdpPort& udp) {
   dev_.clear_outbox();
 }
 
-void QueueBursts::send_outbox() {
-  if (dev_.outbox().empty()) return;
+void QueueBursts::send_outbox(std::span<Packet> more) {
+  if (dev_.outbox().empty() && more.empty()) return;
   // A ticket after one this thread holds would wait for itself.
   assert(!seal_[0].busy && !seal_[1].busy);
   Turns& turns = queues_[own_].turns->inner;
@@ -89,6 +89,7 @@ void QueueBursts::send_outbox() {
   const uint64_t ticket = turns.read_done();
   await_turn(turns, ticket);
   send_outbox_on(*queues_[own_].udp);
+  if (!more.empty()) send_all(*queues_[own_].udp, more);
   turns.sent(ticket);
 }
 
@@ -170,12 +171,41 @@ void QueueBursts::land(const KernelQueue& k, Way way, Turns& turns, Flight& f) {
     if (!worker_) send_outbox_on(*k.udp);
     send_all(*k.udp, {f.out.data(), f.passed});
   } else {
+    // Containers' packets go under the turn too, so a flow to a container
+    // keeps its order; the table is read online (it is freed after a grace
+    // period), the TUN written offline.
+    if (containers_ && containers_->load(std::memory_order_relaxed) != nullptr) {
+      if (rcu_) rcu_->online();
+      divert_to_containers(f);
+      if (rcu_) rcu_->offline();
+    }
     write_all(*k.tun, {f.out.data(), f.passed});
   }
   turns.sent(f.ticket);
   f.busy = false;
   if (rcu_) rcu_->online();
   if (!worker_ && way == Way::kOpen) send_outbox();
+}
+
+void QueueBursts::divert_to_containers(Flight& f) {
+  const ContainerTable* table = containers_->load(std::memory_order_acquire);
+  if (table == nullptr) return;
+  size_t kept = 0;
+  for (size_t i = 0; i < f.passed; ++i) {
+    ContainerTap* tap = nullptr;
+    switch (table->find(f.out[i], tap)) {
+      case ContainerTable::Dst::kHost:
+        f.out[kept++] = f.out[i];
+        break;
+      case ContainerTable::Dst::kContainer:
+        tap->deliver(f.out[i]);
+        break;
+      case ContainerTable::Dst::kNone:
+        ++container_unknown_;
+        break;
+    }
+  }
+  f.passed = kept;
 }
 
 void QueueBursts::append_others(std::vector<pollfd>& fds) const {

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "crypto/aead_parallel.h"
+#include "dataplane/container_port.h"
 #include "dataplane/device.h"
 #include "dataplane/rcu.h"
 #include "dataplane/tun_port.h"
@@ -102,9 +103,16 @@ class QueueBursts {
   // Datagrams received on queue q's socket, opened and written to q's TUN, as
   // tun_to_udp. The handshake context sends its outbox after each burst.
   size_t udp_to_tun(size_t q) { return move(q, Way::kOpen); }
-  // The handshake context only: the outbox sent on its own queue's socket,
-  // under that queue's turn.
-  void send_outbox();
+  // The handshake context only: the outbox, then `more` (datagrams sealed
+  // outside the queues' bursts: the containers'), sent on its own queue's
+  // socket under that queue's turn.
+  void send_outbox(std::span<Packet> more = {});
+  // Where the pipeline publishes its containers' table (container_port.h):
+  // decrypted packets to the container prefix go to their TAP, under the
+  // burst's turn. Before the first burst; null: none.
+  void set_containers(const std::atomic<const ContainerTable*>* table) { containers_ = table; }
+  // Decrypted packets to a prefix address no container holds (dropped).
+  uint64_t container_unknown() const { return container_unknown_; }
 
   // A pass of a data-path thread's loop: held(), poll() with the fds of its
   // own queue and append_others', its own queue's bursts, then take_turns().
@@ -152,6 +160,8 @@ class QueueBursts {
   // Whether the port of that way holds packets, looked at under its turn;
   // false while another thread reads it (it looks after its read).
   bool holds(const KernelQueue& k, Way way);
+  // The flight's packets to containers written to their TAPs, the rest kept.
+  void divert_to_containers(Flight& f);
 
   Device& dev_;
   Worker* worker_;
@@ -169,6 +179,8 @@ class QueueBursts {
   std::array<Flight, 2> open_;  // full-size slots: any datagram reaches the core
   std::array<Verdict, kBurstSize> verdicts_{};
   Counter turns_taken_;
+  const std::atomic<const ContainerTable*>* containers_ = nullptr;
+  Counter container_unknown_;
 };
 
 class QueueWorker {
@@ -185,6 +197,10 @@ class QueueWorker {
   void set_queues(std::span<const KernelQueue> queues, size_t own) {
     bursts_.set_queues(queues, own);
   }
+  void set_containers(const std::atomic<const ContainerTable*>* table) {
+    bursts_.set_containers(table);
+  }
+  uint64_t container_unknown() const { return bursts_.container_unknown(); }
   void start();
   void stop();  // joins the thread; start() may follow
   // With the thread stopped: a new socket (the listen port changed).

@@ -320,6 +320,7 @@ listen-port = 51820
 mtu = 1420
 overlay = "$(ol_of "$name")"
 container-prefix = "$(ct_of "$name")"
+container-state = "$d/containers.json"
 control-socket = "$CTL_DIR/$(if_of "$name").sock"
 $timings
 reconnect-max = $RECONNECT_MAX
