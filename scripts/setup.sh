@@ -12,6 +12,8 @@ PACKAGES=(
   libipsec-mb-dev libdpdk-dev
   # tests, demo and benchmarks
   iproute2 iputils-ping iperf3 wireguard-go wireguard-tools python3 procps ethtool
+  # containers: podman with its CNI backend (runc, cgroupfs), an image from busybox-static
+  podman runc conmon containernetworking-plugins busybox-static
 )
 
 if [ "$(id -u)" -ne 0 ]; then

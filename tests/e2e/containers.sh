@@ -23,6 +23,12 @@
 #      (1.1.0) with a .conflist-style configuration, each result in its shape
 #   7. 20 containers added and deleted in a loop leave no interface, address,
 #      route or allocation behind
+#   8. podman 4.3 with its CNI backend (runc, cgroupfs; configuration, storage
+#      and networks all under WORK, an image imported from busybox-static): a
+#      container on n1 pings and sends TCP to one on n2 through the mesh,
+#      reaches neither underlay, farad nor its host; `podman rm` releases its
+#      address; 20 containers started and removed leave no interface, address,
+#      route or allocation on the node
 #
 # Usage: containers.sh [FARADAYD [FARADAYCTL [FARAD [FARADAY_CNI]]]]
 # Exit: 0 all passed, 1 any failed, 77 skipped (not root, no netns/TUN).
@@ -33,7 +39,7 @@ CNI=${4:-${FARADAY_CNI:-$REPO_ROOT/build/rkt/faraday-cni}}
 e2e_init "${@:1:3}"
 [ -x "$CNI" ] || die "faraday-cni not found at '$CNI' (build it, or pass its path)"
 CNI=$(realpath "$CNI")
-needs_netns iperf3 python3
+needs_netns iperf3 python3 podman runc busybox
 
 # Container namespaces: named here, deleted by teardown.
 ctr_ns() { echo "fc$RUN_ID-$1"; }
@@ -50,8 +56,8 @@ in_ctr() {
 # returned. CONF-KIND rkt: a net.d .conf without cniVersion (rkt's); else a
 # plugin configuration of VERSION (what a runtime takes from a .conflist).
 cni() {
-	local node=$1 cmd=$2 id=$3 ifname=$4 ctr=$5 version=$6 kind=${7:-conflist} conf netns=""
-	local sock="$CTL_DIR/$(if_of "$node").sock"
+	local node=$1 command=$2 id=$3 ifname=$4 ctr=$5 version=$6 kind=${7:-conflist} conf netns="" sock
+	sock="$CTL_DIR/$(if_of "$node").sock"
 	if [ "$kind" = rkt ]; then
 		conf=$(printf '{"name": "faraday", "type": "faraday-cni", "interface": "%s", "controlSocket": "%s"}' "$(if_of "$node")" "$sock")
 	else
@@ -59,12 +65,12 @@ cni() {
 	fi
 	if [ -n "$ctr" ]; then netns=$(ctr_path "$ctr"); fi
 	set +e
-	echo "$conf" | env -i PATH="$PATH" CNI_COMMAND="$cmd" CNI_CONTAINERID="$id" CNI_NETNS="$netns" \
+	echo "$conf" | env -i PATH="$PATH" CNI_COMMAND="$command" CNI_CONTAINERID="$id" CNI_NETNS="$netns" \
 		CNI_IFNAME="$ifname" CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=x" CNI_PATH=/usr/lib/cni \
 		"$CNI" >"$WORK/cni.out" 2>"$WORK/cni.err"
 	local rc=$?
 	set -e
-	return $rc
+	return "$rc"
 }
 
 # json_get EXPR: EXPR (Python, over `r`) evaluated on WORK/cni.out.
@@ -257,6 +263,89 @@ item_7() {
 	log "20 containers added and deleted: nothing left on n1 (links $links_before, routes $routes_before, 1 allocation: a)"
 }
 
+# --- podman ---------------------------------------------------------------------
+
+# pm ARGS...: podman with everything of its own under WORK/podman (podman_init).
+pm() {
+	CONTAINERS_CONF="$WORK/podman/containers.conf" podman --root "$WORK/podman/storage" \
+		--runroot "$WORK/podman/run" --storage-driver vfs "$@"
+}
+
+# podman_init: the CNI backend, runc, cgroupfs (DESIGN.md's recipe),
+# faraday-cni found in WORK/podman/cni-bin, one network per node (faraday-n1,
+# faraday-n2) in WORK/podman/net.d, and an image made from busybox-static.
+podman_init() {
+	local d=$WORK/podman node a
+	mkdir -p "$d/cni-bin" "$d/net.d" "$d/rootfs/bin"
+	ln -sf "$CNI" "$d/cni-bin/faraday-cni"
+	cat >"$d/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["$d/cni-bin", "/usr/lib/cni"]
+network_config_dir = "$d/net.d"
+EOF
+	for node in n1 n2; do
+		printf '{"cniVersion": "1.0.0", "name": "faraday-%s", "plugins": [{"type": "faraday-cni", "interface": "%s", "controlSocket": "%s"}]}\n' \
+			"$node" "$(if_of "$node")" "$CTL_DIR/$(if_of "$node").sock" >"$d/net.d/faraday-$node.conflist"
+	done
+	cp "$(command -v busybox)" "$d/rootfs/bin/busybox"
+	for a in sh ping nc ip sleep cat echo; do ln -sf busybox "$d/rootfs/bin/$a"; done
+	tar -C "$d/rootfs" -c . | pm import -q - localhost/faraday-box >/dev/null
+}
+
+# The containers podman runs live outside the suite's namespaces: removed
+# first at teardown, with the mounts they hold under WORK.
+suite_teardown() {
+	if [ -f "$WORK/podman/containers.conf" ]; then pm rm -a -f -t 0 >/dev/null 2>&1; fi
+}
+
+# pm_addr NAME: the container's IPv4 address on eth0.
+pm_addr() { pm exec "$1" ip -o -4 addr show dev eth0 | awk '{print $4}' | cut -d/ -f1; }
+pm_ping() { pm exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
+
+item_8() {
+	podman_init
+	pm run -d --name pa --network faraday-n1 --cap-add NET_RAW localhost/faraday-box sleep 600 >/dev/null
+	pm run -d --name pb --network faraday-n2 --cap-add NET_RAW localhost/faraday-box sleep 600 >/dev/null
+	local a b links got dst i links_before routes_before
+	a=$(pm_addr pa) b=$(pm_addr pb)
+	log "podman: pa on n1 has $a, pb on n2 has $b"
+	case "$a" in 10.89.1.*) ;; *) die "pa's address '$a' is not in n1's prefix 10.89.1.0/24" ;; esac
+	case "$b" in 10.89.2.*) ;; *) die "pb's address '$b' is not in n2's prefix 10.89.2.0/24" ;; esac
+	links=$(pm exec pa ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
+	[ "$links" = "eth0 lo " ] || die "pa has interfaces '$links', expected eth0 and lo only"
+	wait_until 10 pm_ping pa "$b" || die "pa cannot ping pb ($b) through the mesh"
+	pm exec -d pb sh -c 'echo through-the-mesh | nc -l -p 5301' >/dev/null
+	sleep 0.5
+	got=$(pm exec pa sh -c "nc -w 3 $b 5301 </dev/null" 2>&1) || true
+	[ "$got" = through-the-mesh ] || die "TCP pa -> pb: got '$got'"
+	for dst in "$(ul_of n1)" "$(ol_of n1)" "$UL_NET.$FARAD_IDX" "$(ul_of n2)"; do
+		if pm_ping pa "$dst"; then die "pa reaches $dst outside the mesh"; fi
+	done
+	pm rm -f -t 0 pa >/dev/null
+	if grep -q "\"$a\"" "$WORK/n1/containers.json"; then die "podman rm left pa's address $a allocated"; fi
+	links_before=$(in_ns n1 ip -o link show | wc -l)
+	routes_before=$(in_ns n1 ip route show | wc -l)
+	for i in $(seq 1 20); do
+		pm run -d --name "loop$i" --network faraday-n1 localhost/faraday-box sleep 600 >/dev/null ||
+			die "podman run loop$i failed"
+		pm rm -f -t 0 "loop$i" >/dev/null || die "podman rm loop$i failed"
+	done
+	[ "$(in_ns n1 ip -o link show | wc -l)" = "$links_before" ] || die "20 podman containers left interfaces on n1"
+	[ "$(in_ns n1 ip route show | wc -l)" = "$routes_before" ] || die "20 podman containers left routes on n1"
+	local left
+	left=$(python3 -c "import json; print(len(json.load(open('$WORK/n1/containers.json'))['attachments']))")
+	[ "$left" = 1 ] || die "after 20 podman containers n1 keeps $left allocations, expected 1 (a): $(cat "$WORK/n1/containers.json")"
+	pm rm -f -t 0 pb >/dev/null
+	log "ping and TCP pa -> pb, nothing outside the mesh, podman rm released $a, 20 containers left nothing"
+}
+
 run_item 1 "rkt's ADD on n1 and n2: addresses, routes, ping and TCP container to container" item_1
 run_item 2 "a container reaches the mesh only" item_2
 run_item 3 "DEL idempotent, CHECK after DEL, ADD of an existing name" item_3
@@ -264,5 +353,6 @@ run_item 4 "CHECK after the interface was deleted behind the plugin's back" item
 run_item 5 "faradayd restarted: its container attached again, its address kept" item_5
 run_item 6 "every spec version and command" item_6
 run_item 7 "20 containers added and deleted leave nothing behind" item_7
+run_item 8 "podman 4.3 (CNI backend): container to container through the mesh, and nothing else" item_8
 
 e2e_summary

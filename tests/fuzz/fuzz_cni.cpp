@@ -4,7 +4,10 @@
 // that parses has a supported version, a name and a type; one that does not
 // has a message and a code, and its error answer is JSON that reads back the
 // same code and message (messages are printable ASCII: outside bytes are shown
-// as \xNN). Every answer (error, result in each version) is valid JSON.
+// as \xNN). Every answer (error, result in each version) is valid JSON. And
+// the bytes as faradayd's answer to each command (rkt/plugin.h, the plugin's
+// reading of its control socket's replies): the plugin prints one JSON object
+// (a result or an error) or nothing, and exits 0 or 1.
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "rkt/cni.h"
+#include "rkt/plugin.h"
 
 using namespace faraday::rkt;
 using nlohmann::json;
@@ -83,6 +87,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();
   } else {
     check_error(env.failure(), size);
+  }
+
+  // The bytes as faradayd's reply, to each command of a well-formed invocation.
+  static const char* const kCommands[] = {"ADD", "DEL", "CHECK", "STATUS", "GC"};
+  for (const char* command : kCommands) {
+    auto getenv = [command](const char* name) -> const char* {
+      const std::string_view n(name);
+      if (n == "CNI_COMMAND") return command;
+      if (n == "CNI_CONTAINERID") return "c0ffee";
+      if (n == "CNI_NETNS") return "/var/run/netns/fuzz";
+      if (n == "CNI_IFNAME") return "eth0";
+      if (n == "CNI_PATH") return "/usr/lib/cni";
+      return nullptr;
+    };
+    const std::string_view config =
+        R"({"cniVersion": "1.1.0", "name": "fuzz", "type": "faraday-cni"})";
+    std::string out;
+    std::string err;
+    const int rc = run_plugin(
+        getenv, config, out, err,
+        [bytes](const std::string&, const std::string&) -> faraday::Result<std::string, CallError> {
+          return std::string(bytes);
+        });
+    if (rc != 0 && rc != 1) __builtin_trap();
+    if (!out.empty() && !json::parse(out, nullptr, false).is_object()) __builtin_trap();
+    if (rc == 1 && out.empty()) __builtin_trap();
   }
   return 0;
 }

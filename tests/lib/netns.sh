@@ -24,6 +24,8 @@
 #                            component's state and log tail (default: nothing)
 #   stop_last                the pids teardown stops after all others, e.g. a
 #                            coordinator the others say goodbye to (default: none)
+#   suite_teardown           what teardown undoes first, beyond processes and
+#                            namespaces, e.g. a runtime's containers (default: nothing)
 #   DIE_DUMPS=1              die itself prints dump_state, once per run
 #                            (default 0: the suite dumps where it catches failures)
 #
@@ -176,6 +178,7 @@ proc_alive() {
 }
 
 stop_last() { :; }
+suite_teardown() { :; }
 
 # procs_stop: SIGTERM every tracked process, those stop_last names 0.2 s
 # after the others; SIGKILL whatever still runs 2 s later.
@@ -211,6 +214,7 @@ teardown() {
 	[ -n "$WORK" ] && [ -d "$WORK" ] || exit "$rc"
 	local pid ns sock
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then dump_once >&2; fi
+	suite_teardown
 	procs_stop
 	# Anything else still inside our namespaces was started by this run too.
 	while read -r ns; do
