@@ -220,7 +220,7 @@ bool Cluster::setup_ctl() {
   commands["query"] = [this](const CtlRequest& req, CtlServer::Reply reply) {
     on_query(req, std::move(reply));
   };
-  add_cni_commands(commands, containers_.get(), opt_.ifname, opt_.container_prefix.has_value());
+  add_cni_commands(commands, containers_.get(), opt_.ifname);
   auto ctl = CtlServer::listen(io_, opt_.control_socket, std::move(commands));
   if (!ctl) {
     log::error("control socket: {}", ctl.error());
@@ -230,10 +230,9 @@ bool Cluster::setup_ctl() {
   return true;
 }
 
-// The containers' interfaces, when this node has a container prefix and the
-// kernel data path (the DPDK one does not serve containers yet).
+// The containers' interfaces, when this node has a container prefix.
 bool Cluster::setup_containers() {
-  if (!opt_.container_prefix || opt_.dpdk) return true;
+  if (!opt_.container_prefix) return true;
   auto opened = Containers::open({.ifname = opt_.ifname,
                                   .prefix = *opt_.container_prefix,
                                   .mtu = opt_.mtu,

@@ -487,11 +487,9 @@ std::vector<std::pair<std::string, std::string>> Containers::list() const {
 }
 
 void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
-                      const std::string& ifname, bool has_prefix) {
-  const std::string unavailable =
-      has_prefix
-          ? fmt::format("faradayd on {} serves containers only with dataplane = \"kernel\"", ifname)
-          : fmt::format("faradayd on {} has no container-prefix configured", ifname);
+                      const std::string& ifname) {
+  const std::string unavailable = fmt::format(
+      "faradayd on {} has no container-prefix configured: it takes no containers", ifname);
   const auto dump = [](const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
   };

@@ -128,10 +128,9 @@ class Containers {
 // from `containers`: cni-add ID IFNAME NETNS, cni-del ID IFNAME [NETNS],
 // cni-check ID IFNAME NETNS, cni-status and cni-list. An error is
 // {"error": MESSAGE, "code": CNI_CODE}. Without containers (no container
-// prefix, or a data path that serves none) every command but cni-del (which
-// has nothing to undo) and cni-list (nothing to list) answers why, naming
-// faradayd's interface `ifname`.
+// prefix) every command but cni-del (which has nothing to undo) and cni-list
+// (nothing to list) answers so, naming faradayd's interface `ifname`.
 void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
-                      const std::string& ifname, bool has_prefix);
+                      const std::string& ifname);
 
 }  // namespace faraday::control

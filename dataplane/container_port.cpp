@@ -1,11 +1,14 @@
 // container_port.cpp: see container_port.h.
 #include "dataplane/container_port.h"
 
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "dataplane/rcu.h"
 
 namespace faraday::dataplane {
 
@@ -162,6 +165,72 @@ ContainerTable::Dst ContainerTable::find(const Packet& p, ContainerTap*& tap) co
     }
   }
   return Dst::kNone;
+}
+
+size_t ContainerTable::divert(std::span<Packet> pkts, Counter& unknown) const {
+  size_t kept = 0;
+  for (Packet& p : pkts) {
+    ContainerTap* tap = nullptr;
+    switch (find(p, tap)) {
+      case Dst::kHost:
+        std::swap(pkts[kept++], p);
+        break;
+      case Dst::kContainer:
+        tap->deliver(p);
+        break;
+      case Dst::kNone:
+        ++unknown;
+        break;
+    }
+  }
+  return kept;
+}
+
+size_t ContainerTable::from_container(ContainerTap& tap, std::span<Packet> pkts,
+                                      Counter& unknown) const {
+  return divert(pkts.first(tap.read_burst(pkts)), unknown);
+}
+
+void ContainerPorts::set(std::optional<Prefix> prefix,
+                         std::vector<std::shared_ptr<ContainerTap>> taps, bool readers) {
+  polled_.clear();  // they may go with the old table: the next pass polls anew
+  std::unique_ptr<const ContainerTable> next;
+  if (prefix) next = std::make_unique<ContainerTable>(*prefix, std::move(taps));
+  table_.store(next.get(), std::memory_order_release);
+  // The old table (and a removed TAP with it, closing its descriptor) goes
+  // once no worker can hold it.
+  if (readers) rcu_synchronize();
+  owned_ = std::move(next);
+}
+
+void ContainerPorts::append_pollfds(std::vector<pollfd>& fds) {
+  polled_.clear();
+  if (!owned_) return;
+  for (const auto& tap : owned_->taps())
+    if (!tap->gone()) {
+      polled_.push_back(tap.get());
+      fds.push_back({tap->fd(), POLLIN, 0});
+    }
+}
+
+void ContainerPorts::serve(std::span<const pollfd> fds,
+                           const std::function<void(std::span<Packet>)>& to_mesh,
+                           const LogSink& log) {
+  for (size_t i = 0; i < fds.size() && i < polled_.size(); ++i) {
+    ContainerTap& tap = *polled_[i];
+    // DEL marks its TAP gone before deleting it: that one is not news.
+    const bool was_gone = tap.gone();
+    if (fds[i].revents & POLLIN) {
+      const size_t mesh = owned_->from_container(tap, rx_.packets(), unknown_);
+      if (mesh > 0) to_mesh(rx_.packets().first(mesh));
+    }
+    if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) tap.set_gone();
+    if (!was_gone && tap.gone() && log)
+      log(LogLevel::kWarn,
+          fmt::format("container interface {} ({}) is gone: deleted, or with its network "
+                      "namespace; its address stays allocated until the container is deleted",
+                      tap.name(), tap.address().to_string()));
+  }
 }
 
 }  // namespace faraday::dataplane

@@ -23,15 +23,20 @@
 // is the kernel's to serialise).
 #pragma once
 
+#include <poll.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "dataplane/counters.h"
+#include "dataplane/device_config.h"
 #include "dataplane/inner_link.h"
 #include "dataplane/net.h"
 #include "dataplane/packet.h"
@@ -122,12 +127,58 @@ class ContainerTable {
   // The destination of the IP packet at p.data() (p.length bytes).
   Dst find(const Packet& p, ContainerTap*& tap) const;
 
+  // What a data path does with a burst of `tap`'s packets (read_burst() into
+  // pkts): packets to another container of the node are delivered to it,
+  // those to a prefix address nobody holds are counted in `unknown` and
+  // dropped; returns how many are left at the front of pkts, for the mesh.
+  size_t from_container(ContainerTap& tap, std::span<Packet> pkts, Counter& unknown) const;
+  // Decrypted packets: those to a container are delivered to it, those to a
+  // prefix address nobody holds counted and dropped; returns how many are left
+  // at the front of pkts, for the host.
+  size_t divert(std::span<Packet> pkts, Counter& unknown) const;
+
   const Prefix& prefix() const { return prefix_; }
   const std::vector<std::shared_ptr<ContainerTap>>& taps() const { return taps_; }
 
  private:
   Prefix prefix_;
   std::vector<std::shared_ptr<ContainerTap>> taps_;
+};
+
+// The containers' side of a data path: the table its workers read (RCU:
+// set() publishes a new one and frees the old after a grace period), and the
+// TAPs' descriptors, polled by the loop of the handshake context.
+class ContainerPorts {
+ public:
+  explicit ContainerPorts(uint32_t mtu) : rx_(kBurstSize, slot_size(mtu)) {}
+  ~ContainerPorts() { table_.store(nullptr, std::memory_order_relaxed); }
+  ContainerPorts(const ContainerPorts&) = delete;
+  ContainerPorts& operator=(const ContainerPorts&) = delete;
+
+  // The handshake context's thread. No prefix: no table, every packet is
+  // the host's. readers: worker threads may hold the table (wait for them
+  // before the old one goes).
+  void set(std::optional<Prefix> prefix, std::vector<std::shared_ptr<ContainerTap>> taps,
+           bool readers);
+  // Where workers load the table (null: none).
+  const std::atomic<const ContainerTable*>* table() const { return &table_; }
+
+  // The loop: the descriptors of the TAPs still there, then, with poll's
+  // revents on exactly those, serve(): each ready TAP's packets for the mesh
+  // (a burst at a time) go to `to_mesh`, which seals and sends them; a TAP
+  // the kernel detached is logged once and polled no more.
+  void append_pollfds(std::vector<pollfd>& fds);
+  void serve(std::span<const pollfd> fds, const std::function<void(std::span<Packet>)>& to_mesh,
+             const LogSink& log);
+  // Packets from a container to a prefix address nobody holds.
+  uint64_t unknown() const { return unknown_; }
+
+ private:
+  std::unique_ptr<const ContainerTable> owned_;
+  std::atomic<const ContainerTable*> table_{nullptr};
+  std::vector<ContainerTap*> polled_;
+  PacketArena rx_;
+  Counter unknown_;
 };
 
 }  // namespace faraday::dataplane

@@ -135,6 +135,7 @@ Result<void> DpdkDataPath::open_parts() {
     underlay_->share_tx();
     inner_->share_tx();
   }
+  containers_ = std::make_unique<ContainerPorts>(o.mtu);
   for (uint16_t q = 0; q < lcores; ++q) {
     Worker* worker = q > 0 ? &dev_->add_worker(*lcore_aeads_[q]) : nullptr;
     links_.push_back(std::make_unique<UnderlayLink>(self));
@@ -143,6 +144,7 @@ Result<void> DpdkDataPath::open_parts() {
     if (board_) lcores_.back()->set_news(board_.get(), q);
     if (turns_) lcores_.back()->set_turns({turns_.get(), lcores});
     if (vhost_queues_) lcores_.back()->set_vhost_queues(vhost_queues_.get());
+    lcores_.back()->set_containers(containers_->table());
   }
   if (lcores > 1) lcores_[0]->serve_workers();
   if (lcores > 1 && o.idle_sleep_us != 0) {
@@ -301,6 +303,12 @@ void DpdkDataPath::log_ports(size_t i) const {
       inner_->tx_full(static_cast<uint16_t>(i)), tap_text);
 }
 
+Status DpdkDataPath::set_containers(std::optional<Prefix> prefix,
+                                    std::vector<std::shared_ptr<ContainerTap>> taps) {
+  containers_->set(prefix, std::move(taps), lcores_.size() > 1);
+  return {};
+}
+
 bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
   fds_.assign(1, pollfd{inbox_.fd(), POLLIN, 0});
   for (const auto& w : watched_) fds_.push_back({w.first, POLLIN, 0});
@@ -309,7 +317,21 @@ bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
     service_at.push_back(fds_.size());
     s->append_pollfds(fds_);
   }
+  const size_t taps_at = fds_.size();
+  containers_->append_pollfds(fds_);
   if (::ppoll(fds_.data(), fds_.size(), &timeout, nullptr) <= 0) return true;
+  // A container's packets for the mesh: sealed here (the handshake context)
+  // and sent as copies on the first lcore's queue, as its outbox is.
+  containers_->serve(
+      std::span(fds_).subspan(taps_at),
+      [this](std::span<Packet> pkts) {
+        dev_->send_burst(pkts, std::span(tap_verdicts_).first(pkts.size()));
+        size_t passed = 0;
+        for (size_t i = 0; i < pkts.size(); ++i)
+          if (tap_verdicts_[i] == Verdict::kPass) tap_out_[passed++] = pkts[i];
+        lcores_[0]->send_copies(std::span(tap_out_).first(passed));
+      },
+      options_.log);
   if (fds_[0].revents & POLLIN) inbox_.run(*this);
   for (size_t i = 0; i < watched_.size(); ++i)
     if ((fds_[1 + i].revents & POLLIN) && !watched_[i].second()) {
@@ -317,7 +339,7 @@ bool DpdkDataPath::poll_fds(const timespec& timeout, Exit& exit) {
       return false;
     }
   for (size_t i = 0; i < services_.size(); ++i) {
-    const size_t end = i + 1 < services_.size() ? service_at[i + 1] : fds_.size();
+    const size_t end = i + 1 < services_.size() ? service_at[i + 1] : taps_at;
     services_[i]->handle(std::span<const pollfd>(fds_).subspan(service_at[i], end - service_at[i]));
   }
   return true;

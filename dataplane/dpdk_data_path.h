@@ -102,6 +102,11 @@ class DpdkDataPath : public DataPath {
   const std::string& aead_choice() const override { return aead_.reason; }
   const std::string& ifname() const override { return options_.ifname; }
   const Device& device() const override { return *dev_; }
+  // A kernel TAP per container, as on the kernel path: read by the first
+  // lcore's thread between rounds, written by the lcore that opened the
+  // packets for it.
+  Status set_containers(std::optional<Prefix> prefix,
+                        std::vector<std::shared_ptr<ContainerTap>> taps) override;
 
  private:
   explicit DpdkDataPath(DataPathOptions options) : options_(std::move(options)) {}
@@ -144,6 +149,9 @@ class DpdkDataPath : public DataPath {
   std::vector<std::unique_ptr<PollService>> services_;
   std::vector<std::pair<int, std::function<bool()>>> watched_;
   std::vector<pollfd> fds_;
+  std::unique_ptr<ContainerPorts> containers_;
+  std::array<Verdict, kBurstSize> tap_verdicts_{};
+  std::array<Packet, kBurstSize> tap_out_{};
   CommandInbox inbox_;
   Counters logged_;  // what the last "stats:" line said
   Nanos last_stats_ = 0;

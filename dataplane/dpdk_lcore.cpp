@@ -174,9 +174,34 @@ size_t Lcore::to_inner(Nanos now, uint16_t q) {
     }
   }
   if (turns) await_turn(*turns, ticket);
+  if (out > 0 && containers_) out = divert_to_containers(out);
   if (out == 0 || !vhost_ || !hand_over(out, q)) send_inner(out, q);
   if (turns) turns->sent(ticket);
   return n;
+}
+
+uint16_t Lcore::divert_to_containers(uint16_t n) {
+  const ContainerTable* table = containers_->load(std::memory_order_acquire);
+  if (table == nullptr) return n;
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = mbufs_[i];
+    Packet p = packet_of(m);
+    ContainerTap* tap = nullptr;
+    switch (table->find(p, tap)) {
+      case ContainerTable::Dst::kHost:
+        mbufs_[kept++] = m;
+        continue;
+      case ContainerTable::Dst::kContainer:
+        tap->deliver(p);
+        break;
+      case ContainerTable::Dst::kNone:
+        ++counters_.container_unknown;
+        break;
+    }
+    rte_pktmbuf_free(m);
+  }
+  return kept;
 }
 
 void Lcore::send_inner(uint16_t n, uint16_t q) {

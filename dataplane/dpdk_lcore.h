@@ -53,12 +53,14 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "dataplane/clock.h"
+#include "dataplane/container_port.h"
 #include "dataplane/counters.h"
 #include "dataplane/device.h"
 #include "dataplane/dpdk_port.h"
@@ -111,8 +113,18 @@ class Lcore {
   // a worker lcore with turns must have it, or that wait never ends.
   void set_rcu(RcuReader* rcu) { rcu_ = rcu; }
 
+  // Decrypted packets to the container prefix go to their container's TAP
+  // (container_port.h), from the table published there. Before poll().
+  void set_containers(const std::atomic<const ContainerTable*>* table) { containers_ = table; }
+
   // One round; returns the packets taken from either port (0: it found none).
   size_t poll();
+  // The handshake context (the first lcore's thread, between rounds):
+  // datagrams sealed outside the rounds (a container's) sent as copies, as
+  // the outbox is.
+  size_t send_copies(std::span<const Packet> pkts) {
+    return tx_.send_copies(pkts, clock_.monotonic());
+  }
 
   const Transmit& transmit() const { return tx_; }
   const Receive& receive() const { return rx_; }
@@ -124,6 +136,7 @@ class Lcore {
     Counter inner_handed;        // packets for a vhost-user application sent by another lcore
     Counter inner_handed_lost;   // ... that found that lcore's ring full: dropped
     Counter turns_taken;         // bursts read from another lcore's queues (set_turns)
+    Counter container_unknown;   // decrypted, to a container prefix address nobody holds
   };
   const Counters& counters() const { return counters_; }
 
@@ -146,6 +159,9 @@ class Lcore {
   // Another lcore's packets for the vhost-user application, onto this queue.
   size_t take_handed();
   void flush_outbox(Nanos now);
+  // The first n of mbufs_ (decrypted packets): those for containers written
+  // to their TAPs and freed; returns how many stay, at the front.
+  uint16_t divert_to_containers(uint16_t n);
 
   Device& dev_;
   const Clock& clock_;
@@ -160,6 +176,7 @@ class Lcore {
   std::span<QueueTurns> turns_;
   RcuReader* rcu_ = nullptr;
   VhostQueues* vhost_ = nullptr;
+  const std::atomic<const ContainerTable*>* containers_ = nullptr;
   Transmit tx_;
   Receive rx_;
   std::array<rte_mbuf*, kBurstSize> mbufs_{};

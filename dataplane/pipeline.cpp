@@ -97,11 +97,12 @@ Status Pipeline::open_ports(unsigned workers, crypto::AeadChoice& aead) {
   for (auto& w : queue_workers_) queues_.push_back(w->queue());
   for (size_t i = 0; i < queues; ++i) queues_[i].turns = &turns_[i];
   bursts_.emplace(*dev_, nullptr, options_.mtu, shared.get());
+  containers_.emplace(options_.mtu);
   bursts_->set_queues(queues_, 0);
-  bursts_->set_containers(&containers_);
+  bursts_->set_containers(containers_->table());
   for (size_t i = 1; i < queues; ++i) {
     queue_workers_[i - 1]->set_queues(queues_, i);
-    queue_workers_[i - 1]->set_containers(&containers_);
+    queue_workers_[i - 1]->set_containers(containers_->table());
   }
   return {};
 }
@@ -195,57 +196,14 @@ Result<void, ApplyError> Pipeline::apply(const ConfigUpdate& req, bool log_peers
 
 Status Pipeline::set_containers(std::optional<Prefix> prefix,
                                 std::vector<std::shared_ptr<ContainerTap>> taps) {
-  std::unique_ptr<const ContainerTable> next;
-  if (prefix) next = std::make_unique<ContainerTable>(*prefix, std::move(taps));
-  if (!tap_rx_) tap_rx_.emplace(kBurstSize, slot_size(options_.mtu));
-  containers_.store(next.get(), std::memory_order_release);
-  // The old table (and a removed TAP with it, closing its fd) goes once no
-  // worker can hold it.
-  if (!queue_workers_.empty()) rcu_synchronize();
-  containers_owned_ = std::move(next);
+  containers_->set(prefix, std::move(taps), !queue_workers_.empty());
   return {};
 }
 
-void Pipeline::serve_containers(std::span<const pollfd> fds) {
-  for (size_t i = 0; i < fds.size() && i < polled_taps_.size(); ++i) {
-    ContainerTap& tap = *polled_taps_[i];
-    if (fds[i].revents & POLLIN) from_container(tap);
-    if ((fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) && !tap.gone()) tap.set_gone();
-    if (tap.gone())
-      log(LogLevel::kWarn,
-          "container interface {} ({}) is gone: deleted, or with its network namespace; "
-          "its address stays allocated until the container is deleted",
-          tap.name(), tap.address().to_string());
-  }
-}
-
-// A burst of the container's packets: to another container of this node
-// directly, into the mesh (sealed, then sent under the own queue's turn), or
-// dropped when they are for a prefix address no container holds.
-void Pipeline::from_container(ContainerTap& tap) {
-  const ContainerTable* table = containers_owned_.get();
-  if (table == nullptr) return;
-  auto pkts = tap_rx_->packets().first(kBurstSize);
-  const size_t n = tap.read_burst(pkts);
-  size_t mesh = 0;
-  for (size_t i = 0; i < n; ++i) {
-    ContainerTap* to = nullptr;
-    switch (table->find(pkts[i], to)) {
-      case ContainerTable::Dst::kHost:
-        std::swap(pkts[mesh++], pkts[i]);
-        break;
-      case ContainerTable::Dst::kContainer:
-        to->deliver(pkts[i]);
-        break;
-      case ContainerTable::Dst::kNone:
-        ++container_unknown_;
-        break;
-    }
-  }
-  if (mesh == 0) return;
-  dev_->send_burst(pkts.first(mesh), std::span(tap_verdicts_).first(mesh));
+void Pipeline::container_to_mesh(std::span<Packet> pkts) {
+  dev_->send_burst(pkts, std::span(tap_verdicts_).first(pkts.size()));
   size_t passed = 0;
-  for (size_t i = 0; i < mesh; ++i)
+  for (size_t i = 0; i < pkts.size(); ++i)
     if (tap_verdicts_[i] == Verdict::kPass) tap_out_[passed++] = pkts[i];
   bursts_->send_outbox(std::span(tap_out_).first(passed));
 }
@@ -330,13 +288,7 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   const size_t others_at = fds.size();
   bursts_->append_others(fds);
   const size_t taps_at = fds.size();
-  polled_taps_.clear();
-  if (containers_owned_)
-    for (const auto& tap : containers_owned_->taps())
-      if (!tap->gone()) {
-        polled_taps_.push_back(tap.get());
-        fds.push_back({tap->fd(), POLLIN, 0});
-      }
+  containers_->append_pollfds(fds);
   // While the queue workers report, take their reports at least every
   // kNoteWakeInterval; once they have been quiet for two of those, sleep until
   // they wake us (worker.h: a worker that woke us in the last interval does not
@@ -367,7 +319,10 @@ bool Pipeline::poll_once(std::vector<pollfd>& fds, Exit& exit) {
   if ((fds[0].revents & POLLIN) || held) moved += bursts_->tun_to_udp(0);
   // Nothing came on this thread's queue: a turn on the queue workers'.
   if (moved == 0) bursts_->take_turns(std::span(fds).subspan(others_at, taps_at - others_at), held);
-  if (!polled_taps_.empty()) serve_containers(std::span(fds).subspan(taps_at));
+  if (fds.size() > taps_at)
+    containers_->serve(
+        std::span(fds).subspan(taps_at), [this](std::span<Packet> p) { container_to_mesh(p); },
+        options_.log);
   for (size_t i = 0; i < services_.size(); ++i)
     services_[i]->handle(
         std::span<const pollfd>(fds).subspan(service_at[i], service_at[i + 1] - service_at[i]));

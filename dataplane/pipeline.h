@@ -128,9 +128,8 @@ class Pipeline : public DataPath {
   void on_wake();
   void flush_outbox();
   void apply_fwmark();
-  // The containers' TAPs that poll() found ready (fds: one per polled_taps_).
-  void serve_containers(std::span<const pollfd> fds);
-  void from_container(ContainerTap& tap);
+  // A container's packets for the mesh: sealed, sent under the own queue's turn.
+  void container_to_mesh(std::span<Packet> pkts);
 
   PipelineOptions options_;
   SystemClock clock_;
@@ -152,15 +151,9 @@ class Pipeline : public DataPath {
   Counters logged_;
   Nanos last_stats_ = 0;
   Nanos last_check_ = 0;
-  // Containers: the table the workers read (RCU, published by set_containers),
-  // the TAPs this pass polls, and the buffers their frames are read into.
-  std::unique_ptr<const ContainerTable> containers_owned_;
-  std::atomic<const ContainerTable*> containers_{nullptr};
-  std::vector<ContainerTap*> polled_taps_;
-  std::optional<PacketArena> tap_rx_;
+  std::optional<ContainerPorts> containers_;  // made with the ports
   std::array<Verdict, kBurstSize> tap_verdicts_{};
   std::array<Packet, kBurstSize> tap_out_{};
-  Counter container_unknown_;  // sent by a container to a prefix address nobody holds
 };
 
 }  // namespace faraday::dataplane

@@ -189,23 +189,7 @@ void QueueBursts::land(const KernelQueue& k, Way way, Turns& turns, Flight& f) {
 
 void QueueBursts::divert_to_containers(Flight& f) {
   const ContainerTable* table = containers_->load(std::memory_order_acquire);
-  if (table == nullptr) return;
-  size_t kept = 0;
-  for (size_t i = 0; i < f.passed; ++i) {
-    ContainerTap* tap = nullptr;
-    switch (table->find(f.out[i], tap)) {
-      case ContainerTable::Dst::kHost:
-        f.out[kept++] = f.out[i];
-        break;
-      case ContainerTable::Dst::kContainer:
-        tap->deliver(f.out[i]);
-        break;
-      case ContainerTable::Dst::kNone:
-        ++container_unknown_;
-        break;
-    }
-  }
-  f.passed = kept;
+  if (table != nullptr) f.passed = table->divert({f.out.data(), f.passed}, container_unknown_);
 }
 
 void QueueBursts::append_others(std::vector<pollfd>& fds) const {

@@ -69,6 +69,24 @@ if [ "$rc" -ne 0 ]; then
   echo "test.sh: the bulk case with faradayd under TSan failed (exit $rc)" >&2
   exit 1
 fi
+# Containers on two nodes of faradayd under TSan (two workers each): the
+# containers' table read by the queue workers while faraday-cni's ADD and DEL
+# replace it, TCP from container to container (containers.sh items 1-3).
+tsan_logs=$(mktemp -d)
+rc=0
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_logs/tsan E2E_LAST=3 \
+  tests/e2e/containers.sh "$PWD/build-tsan/control/faradayd" build/faradayctl/faradayctl \
+  build/farad/farad build/rkt/faraday-cni || rc=$?
+if compgen -G "$tsan_logs/tsan*" >/dev/null; then
+  cat "$tsan_logs"/tsan* >&2
+  echo "test.sh: ThreadSanitizer reported on faradayd with containers (above)" >&2
+  exit 1
+fi
+rm -rf "$tsan_logs"
+if [ "$rc" -ne 0 ]; then
+  echo "test.sh: the containers case with faradayd under TSan failed (exit $rc)" >&2
+  exit 1
+fi
 
 echo "== fuzz targets (clang, libFuzzer)"
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz

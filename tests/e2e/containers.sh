@@ -22,7 +22,7 @@
 #   6. every spec version: ADD, CHECK (0.4.0 on), DEL, VERSION, STATUS and GC
 #      (1.1.0) with a .conflist-style configuration, each result in its shape
 #   7. 20 containers added and deleted in a loop leave no interface, address,
-#      route or allocation behind
+#      route or allocation behind (on n1; on DPDK_NODE when one is set)
 #   8. podman 4.3 with its CNI backend (runc, cgroupfs; configuration, storage
 #      and networks all under WORK, an image imported from busybox-static): a
 #      container on n1 pings and sends TCP to one on n2 through the mesh,
@@ -30,7 +30,11 @@
 #      address; 20 containers started and removed leave no interface, address,
 #      route or allocation on the node
 #
+# With DPDK_NODE=n2 in the environment (meson's e2e-containers-dpdk) n2 runs
+# `dataplane = "dpdk"` (lib.sh).
+#
 # Usage: containers.sh [FARADAYD [FARADAYCTL [FARAD [FARADAY_CNI]]]]
+#        E2E_LAST=N containers.sh ...   stop after item N
 # Exit: 0 all passed, 1 any failed, 77 skipped (not root, no netns/TUN).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -245,22 +249,23 @@ EOF
 }
 
 item_7() {
-	local i links_before routes_before
-	links_before=$(in_ns n1 ip -o link show | wc -l)
-	routes_before=$(in_ns n1 ip route show | wc -l)
+	# On the DPDK node when there is one: its lcores held the TAPs.
+	local node=${DPDK_NODE:-n1} i links_before routes_before
+	links_before=$(in_ns "$node" ip -o link show | wc -l)
+	routes_before=$(in_ns "$node" ip route show | wc -l)
 	for i in $(seq 1 20); do
 		netns_add "$(ctr_ns "l$i")"
-		cni n1 ADD "id-l$i" eth0 "l$i" 1.0.0 || die "loop ADD $i: $(cat "$WORK/cni.out")"
-		cni n1 DEL "id-l$i" eth0 "l$i" 1.0.0 || die "loop DEL $i: $(cat "$WORK/cni.out")"
+		cni "$node" ADD "id-l$i" eth0 "l$i" 1.0.0 || die "loop ADD $i: $(cat "$WORK/cni.out")"
+		cni "$node" DEL "id-l$i" eth0 "l$i" 1.0.0 || die "loop DEL $i: $(cat "$WORK/cni.out")"
 		ip netns del "$(ctr_ns "l$i")"
 	done
-	[ "$(in_ns n1 ip -o link show | wc -l)" = "$links_before" ] || die "20 ADD/DEL left interfaces on n1: $(in_ns n1 ip -o link show)"
-	[ "$(in_ns n1 ip route show | wc -l)" = "$routes_before" ] || die "20 ADD/DEL left routes on n1"
+	[ "$(in_ns "$node" ip -o link show | wc -l)" = "$links_before" ] || die "20 ADD/DEL left interfaces on $node: $(in_ns "$node" ip -o link show)"
+	[ "$(in_ns "$node" ip route show | wc -l)" = "$routes_before" ] || die "20 ADD/DEL left routes on $node"
 	local left
-	left=$(python3 -c "import json; print(len(json.load(open('$WORK/n1/containers.json'))['attachments']))")
-	[ "$left" = 1 ] || die "after the loop n1 keeps $left allocations, expected 1 (a): $(cat "$WORK/n1/containers.json")"
+	left=$(python3 -c "import json; print(len(json.load(open('$WORK/$node/containers.json'))['attachments']))")
+	[ "$left" = 1 ] || die "after the loop $node keeps $left allocations, expected 1: $(cat "$WORK/$node/containers.json")"
 	ctr_ping a "$(addr_of b)" || die "a lost b during the loop"
-	log "20 containers added and deleted: nothing left on n1 (links $links_before, routes $routes_before, 1 allocation: a)"
+	log "20 containers added and deleted: nothing left on $node (links $links_before, routes $routes_before, 1 allocation)"
 }
 
 # --- podman ---------------------------------------------------------------------
