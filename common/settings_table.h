@@ -159,20 +159,68 @@ Status load_file(const std::string& path, const Table<Config>& table, const char
   return load_text(text.str(), path, table, program, out);
 }
 
-// The configuration as a TOML file the program would accept (toml++ writes
-// each line, so strings are escaped as TOML wants), in the table's order.
+namespace detail {
+
+// A TOML basic string ("..."): it holds any text a file loaded (toml++'s own
+// writer picks a literal string, '...', which cannot hold a newline or a
+// quote, and the file printed would not load again).
+inline std::string basic_string(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "\"";
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        } else {
+          out += ch;  // UTF-8 passes as it is: what loaded was valid
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace detail
+
+// The configuration as a TOML file the program would accept, in the table's
+// order: strings as basic strings (detail::basic_string), the rest as toml++
+// writes them.
 template <typename Config>
 std::string to_text(const Table<Config>& table, const Config& c) {
   std::ostringstream s;
   for (const Setting<Config>& setting : table) {
     toml::table line;
+    bool written = false;
     std::visit(
         [&](auto member) {
           using T = std::decay_t<decltype(c.*member)>;
           if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-            toml::array items;
-            for (const std::string& item : c.*member) items.push_back(item);
-            line.insert(setting.name, std::move(items));
+            s << setting.name << " = [";
+            for (size_t i = 0; i < (c.*member).size(); ++i)
+              s << (i ? ", " : "") << detail::basic_string((c.*member)[i]);
+            s << "]\n";
+            written = true;
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            s << setting.name << " = " << detail::basic_string(c.*member) << "\n";
+            written = true;
           } else if constexpr (std::is_same_v<T, uint64_t>) {
             line.insert(setting.name, static_cast<int64_t>(c.*member));
           } else {
@@ -180,7 +228,7 @@ std::string to_text(const Table<Config>& table, const Config& c) {
           }
         },
         setting.field);
-    s << line << "\n";
+    if (!written) s << line << "\n";
   }
   return s.str();
 }

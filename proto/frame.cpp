@@ -1,6 +1,8 @@
 // frame.cpp: see frame.h.
 #include "proto/frame.h"
 
+#include <google/protobuf/stubs/logging.h>
+
 #include "common/names.h"
 namespace faraday::proto {
 
@@ -46,8 +48,22 @@ void append_frame(const google::protobuf::MessageLite& msg, std::string& out) {
 
 namespace {
 
+// protobuf logs every string field that is not UTF-8 on its own, one stderr
+// line per hostile frame, outside the daemons' counted and rate-limited
+// reporting of dropped frames. The parse fails all the same (kMalformed,
+// counted by the caller): its log adds nothing, so it is off, once, before
+// the first frame is read.
+void quiet_protobuf_log() {
+  static const bool quiet = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
+}
+
 template <typename M>
 FrameError parse(std::span<const uint8_t> payload, M& msg) {
+  quiet_protobuf_log();
   msg.Clear();
   if (payload.size() > kMaxFrameBytes ||
       !msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {

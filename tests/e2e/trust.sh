@@ -73,7 +73,7 @@ check_node_defaults() {
 	cfg=$("$FARADAYD" cluster -c "$WORK/n1/config.toml" --print-config)
 	for key in ping-interval:"$PING_INTERVAL" silence:"$SILENCE" reconnect-max:"$RECONNECT_MAX" crl:"$NODE_CRL"; do
 		want=${key#*:} key=${key%%:*}
-		got=$(echo "$cfg" | sed -nE "s/^$key = '?([^']*)'?\$/\\1/p")
+		got=$(echo "$cfg" | sed -nE "s/^$key = \"?([^\"]*)\"?\$/\\1/p")
 		if [ "$key" = crl ]; then
 			[ "$got" = "$want" ] || die "faradayd --print-config: crl is '$got', expected '$want'"
 		else

@@ -67,9 +67,9 @@ TEST(FaradBinary, ConfigFileWithCommandLineOverrides) {
                          "key = \"/k.pem\"\nexpiry = 12\n";
   auto r = run_farad({"--config", path, "--expiry", "7", "--print-config"});
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("listen = '127.0.0.1:7999'"));
+  EXPECT_THAT(r.out, HasSubstr("listen = \"127.0.0.1:7999\""));
   EXPECT_THAT(r.out, HasSubstr("expiry = 7.0\n"));
-  EXPECT_THAT(r.out, HasSubstr("ca = '/ca.pem'"));
+  EXPECT_THAT(r.out, HasSubstr("ca = \"/ca.pem\""));
 
   std::ofstream(path) << "expiri = 12\n";
   r = run_farad({"--config", path});
