@@ -121,7 +121,7 @@ class Cluster {
   void flush_backlog();
   void on_status(const CtlRequest& req, CtlServer::Reply reply);
   void on_query(const CtlRequest& req, CtlServer::Reply reply);
-  bool setup_containers();
+  void setup_containers();
   json status_json(const uapi::DeviceState& device) const;
   void log_counters();
   void shutdown(const std::string& why);
@@ -142,7 +142,8 @@ class Cluster {
   std::optional<netlink::Socket> nl_;
   std::unique_ptr<FaradClient> farad_;
   std::unique_ptr<Links> links_;
-  std::unique_ptr<Containers> containers_;  // with a container prefix on the kernel path
+  std::unique_ptr<Containers> containers_;  // with a container prefix; else containers_off_
+  std::string containers_off_;              // says why
   std::unique_ptr<CtlServer> ctl_;          // its handlers use containers_
   std::map<std::string, Member> members_;
   PeerHealth health_;  // when a member goes; in step with members_
@@ -186,7 +187,7 @@ bool Cluster::setup() {
     log::error("{}", listening.error());
     return false;
   }
-  if (!setup_containers()) return false;
+  setup_containers();
   if (!setup_ctl()) return false;
   make_farad_client(tls->client);
   return true;
@@ -220,7 +221,7 @@ bool Cluster::setup_ctl() {
   commands["query"] = [this](const CtlRequest& req, CtlServer::Reply reply) {
     on_query(req, std::move(reply));
   };
-  add_cni_commands(commands, containers_.get(), opt_.ifname);
+  add_cni_commands(commands, containers_.get(), containers_off_);
   auto ctl = CtlServer::listen(io_, opt_.control_socket, std::move(commands));
   if (!ctl) {
     log::error("control socket: {}", ctl.error());
@@ -230,17 +231,19 @@ bool Cluster::setup_ctl() {
   return true;
 }
 
-// The containers' interfaces, when this node has a container prefix.
-bool Cluster::setup_containers() {
-  if (!opt_.container_prefix) return true;
-  auto opened = Containers::open({.ifname = opt_.ifname,
-                                  .prefix = *opt_.container_prefix,
-                                  .mtu = opt_.mtu,
-                                  .state_path = opt_.container_state},
-                                 [this](dataplane::DataPath::Command c) { program(std::move(c)); });
-  if (!opened) log::error("containers: {}", opened.error());
+// The containers' interfaces, when this node has a container prefix. A state
+// file that cannot be read leaves the node in the mesh without containers.
+void Cluster::setup_containers() {
+  auto opened =
+      opt_.container_prefix
+          ? Containers::open({opt_.ifname, *opt_.container_prefix, opt_.mtu, opt_.container_state},
+                             [this](auto c) { program(std::move(c)); })
+          : Error{"it has no container-prefix"};
   if (opened) containers_ = std::move(*opened);
-  return opened.ok();
+  if (opened) return;
+  containers_off_ =
+      fmt::format("faradayd on {} takes no containers: {}", opt_.ifname, opened.error());
+  if (opt_.container_prefix) log::error("containers: {}", opened.error());
 }
 
 void Cluster::make_farad_client(const proto::SslCtxPtr& client_ctx) {

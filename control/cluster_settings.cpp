@@ -94,7 +94,9 @@ const settings::Table<C>& table() {
          "/32 or /128",
          &C::overlay},
         {"container-prefix",
-         "Optional prefix for this node's containers, announced with the overlay",
+         "Optional prefix for this node's containers, announced with the overlay: faradayd "
+         "gives its addresses to containers (faraday-cni) and delivers what the mesh sends "
+         "to it to their interfaces itself, dropping what no container holds",
          &C::container_prefix},
         {"control-listen",
          "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT or "

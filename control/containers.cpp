@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/nsfs.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -57,15 +58,31 @@ class Fd {
   int fd_;
 };
 
-// Opens a network namespace file (/var/run/netns/NAME, /proc/PID/ns/net).
-// ENOENT in `gone` when the path does not exist.
+// Opens a network namespace file (/var/run/netns/NAME, /proc/PID/ns/net):
+// an absolute path to a network namespace other than faradayd's own, never
+// waiting on what it is (a FIFO). `gone` says whether the path is missing.
 Result<int> open_netns(const std::string& path, bool* gone = nullptr) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  if (gone) *gone = false;
+  if (path.empty() || path[0] != '/')
+    return Error{fmt::format("network namespace \"{}\": want an absolute path", path)};
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (fd.get() < 0) {
     if (gone) *gone = errno == ENOENT;
     return Error{fmt::format("cannot open network namespace {}: {}", path, errno_text())};
   }
-  return fd;
+  if (::ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET)
+    return Error{fmt::format("{} is not a network namespace", path)};
+  struct stat ns, own;
+  if (::fstat(fd.get(), &ns) == 0 && ::stat("/proc/thread-self/ns/net", &own) == 0 &&
+      ns.st_dev == own.st_dev && ns.st_ino == own.st_ino)
+    return Error{fmt::format("{} is faradayd's own network namespace, not a container's", path)};
+  return fd.release();
+}
+
+NamespaceIdentity identity_of(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return {};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
 bool path_gone(const std::string& path) {
@@ -107,13 +124,14 @@ Result<int> open_tap(const std::string& name, bool persist) {
   return fd.release();
 }
 
-// The MAC address of the TAP behind fd (the container's side of the link).
-std::string tap_mac(int fd) {
+// The MAC address of the TAP behind fd (the container's side of the link);
+// zero if the kernel does not say.
+dataplane::MacAddress tap_mac(int fd) {
   ifreq ifr{};
-  if (::ioctl(fd, SIOCGIFHWADDR, &ifr) != 0) return {};
-  dataplane::MacAddress mac;
-  std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, mac.size());
-  return dataplane::mac_to_string(mac);
+  dataplane::MacAddress mac{};
+  if (::ioctl(fd, SIOCGIFHWADDR, &ifr) == 0)
+    std::memcpy(mac.data(), ifr.ifr_hwaddr.sa_data, mac.size());
+  return mac;
 }
 
 // faradayd's MAC address on a container's link: locally administered, from
@@ -164,6 +182,11 @@ Containers::Containers(ContainersOptions options, Publish publish)
     : options_(std::move(options)), publish_(std::move(publish)) {}
 
 Result<std::unique_ptr<Containers>> Containers::open(ContainersOptions options, Publish publish) {
+  const Prefix& p = options.prefix;
+  // The gateway and at least one container (IPv4: and the broadcast address).
+  if (p.cidr + (p.family == AF_INET ? 2 : 1) > p.max_cidr())
+    return Error{fmt::format("container-prefix {} is too small for a gateway and a container",
+                             p.to_string())};
   std::unique_ptr<Containers> c(new Containers(std::move(options), std::move(publish)));
   if (Status ok = c->load(); !ok) return ok.failure();
   size_t attached = 0;
@@ -201,25 +224,37 @@ Status Containers::load() {
     return bad("not a faradayd container state file");
   for (const auto& e : doc["attachments"]) {
     if (!e.is_object()) return bad("an attachment is not an object");
-    Attachment a;
     const auto text_of = [&](const char* key) -> std::optional<std::string> {
       auto it = e.find(key);
       if (it == e.end() || !it->is_string()) return std::nullopt;
       return it->get<std::string>();
+    };
+    const auto number_of = [&](const char* key) -> uint64_t {
+      auto it = e.find(key);
+      return it != e.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
     };
     auto id = text_of("containerID");
     auto ifname = text_of("ifname");
     auto netns = text_of("netns");
     auto address = text_of("address");
     if (!id || !ifname || !netns || !address) return bad("an attachment lacks a field");
+    if (!dataplane::check_interface_name(*ifname))
+      return bad(fmt::format("interface name \"{}\" is not one", *ifname));
     auto p = Prefix::parse(*address);
     if (!p || p->cidr != p->max_cidr() || !in_prefix(options_.prefix, *p))
       return bad(fmt::format("address {} is not in the container prefix {}", *address,
                              options_.prefix.to_string()));
+    for (const auto& other : attachments_)
+      if (same_host(other.address, *p) || (other.id == *id && other.ifname == *ifname))
+        return bad(fmt::format("{} ({} {}) is listed twice", *address, *id, *ifname));
+    Attachment a;
     a.id = *id;
     a.ifname = *ifname;
     a.netns = *netns;
+    a.network = text_of("network").value_or("");
     a.address = *p;
+    a.ns = {number_of("nsDev"), number_of("nsIno")};
+    a.ifindex = static_cast<int>(number_of("ifindex"));
     attachments_.push_back(std::move(a));
   }
   return {};
@@ -231,7 +266,11 @@ Status Containers::save() const {
     list.push_back({{"containerID", a.id},
                     {"ifname", a.ifname},
                     {"netns", a.netns},
-                    {"address", a.address.to_string()}});
+                    {"network", a.network},
+                    {"address", a.address.to_string()},
+                    {"nsDev", a.ns.dev},
+                    {"nsIno", a.ns.ino},
+                    {"ifindex", a.ifindex}});
   const json doc = {{"prefix", options_.prefix.to_string()}, {"attachments", list}};
   const std::string text = doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   std::error_code ec;
@@ -240,11 +279,22 @@ Status Containers::save() const {
   const std::string tmp = options_.state_path + ".tmp";
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (fd.get() < 0) return Error{fmt::format("cannot write {}: {}", tmp, errno_text())};
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-      ::fsync(fd.get()) != 0)
-    return Error{fmt::format("cannot write {}: {}", tmp, errno_text())};
-  if (::rename(tmp.c_str(), options_.state_path.c_str()) != 0)
-    return Error{fmt::format("cannot replace {}: {}", options_.state_path, errno_text())};
+  const ssize_t n = ::write(fd.get(), text.data(), text.size());
+  if (n != static_cast<ssize_t>(text.size()) || ::fsync(fd.get()) != 0) {
+    const std::string why =
+        n >= 0 && n < static_cast<ssize_t>(text.size()) ? "short write (disk full?)" : errno_text();
+    ::unlink(tmp.c_str());
+    return Error{fmt::format("cannot write {}: {}", tmp, why)};
+  }
+  if (::rename(tmp.c_str(), options_.state_path.c_str()) != 0) {
+    const std::string why = errno_text();
+    ::unlink(tmp.c_str());
+    return Error{fmt::format("cannot replace {}: {}", options_.state_path, why)};
+  }
+  if (!dir.empty()) {
+    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.get() >= 0) ::fsync(d.get());
+  }
   return {};
 }
 
@@ -269,10 +319,24 @@ bool Containers::sweep() {
   return any;
 }
 
-void Containers::attach_again(Attachment& a) {
+Result<int> Containers::open_same(const Attachment& a) const {
   auto ns = open_netns(a.netns);
+  if (!ns) return ns;
+  if (identity_of(*ns) != a.ns) {
+    ::close(*ns);
+    return Error{
+        fmt::format("{} is no longer container {}'s network namespace (the path names "
+                    "another one now)",
+                    a.netns, a.id)};
+  }
+  return ns;
+}
+
+void Containers::attach_again(Attachment& a) {
+  auto ns = open_same(a);
   if (!ns) {
     a.problem = ns.error();
+    log::warn("container {}: {}", a.id, a.problem);
     return;
   }
   Fd ns_fd(*ns);
@@ -281,10 +345,12 @@ void Containers::attach_again(Attachment& a) {
     a.problem = nl.error();
     return;
   }
-  // Never make the interface anew here: TUNSETIFF would, without address or route.
-  if (auto link = nl->link(a.ifname); !link) {
+  // Never make the interface anew here: TUNSETIFF would, without address or
+  // route. And only the TAP ADD made: the same index in that namespace.
+  auto index = nl->ifindex(a.ifname);
+  if (!index || *index != a.ifindex) {
     a.problem = fmt::format(
-        "interface {} is no longer in {} (deleted while faradayd was not "
+        "interface {} in {} is gone (deleted while faradayd was not "
         "running); delete the container's network and add it again",
         a.ifname, a.netns);
     log::warn("container {}: {}", a.id, a.problem);
@@ -296,8 +362,8 @@ void Containers::attach_again(Attachment& a) {
     log::warn("container {}: {}", a.id, a.problem);
     return;
   }
-  a.tap =
-      std::make_shared<dataplane::ContainerTap>(*fd, a.ifname, a.address, gateway_mac(a.address));
+  a.tap = std::make_shared<dataplane::ContainerTap>(*fd, a.ifname, a.address,
+                                                    gateway_mac(a.address), tap_mac(*fd));
   a.problem.clear();
 }
 
@@ -328,10 +394,15 @@ Containers::Attachment* Containers::find(const std::string& id, const std::strin
 
 Result<Containers::Added, CniFailure> Containers::add(const std::string& id,
                                                       const std::string& ifname,
-                                                      const std::string& netns) {
+                                                      const std::string& netns,
+                                                      const std::string& network) {
   if (auto ok = dataplane::check_interface_name(ifname); !ok)
     return fail(kCniInvalidConfig, ok.error());
+  // The kernel would read '%' as a pattern (eth%d) and pick a name itself.
+  if (ifname.find('%') != std::string::npos)
+    return fail(kCniInvalidConfig, fmt::format("interface name \"{}\": no '%' allowed", ifname));
   if (sweep()) {
+    publish();
     if (Status ok = save(); !ok) return fail(kCniIoFailure, ok.error());
   }
   if (find(id, ifname))
@@ -339,7 +410,7 @@ Result<Containers::Added, CniFailure> Containers::add(const std::string& id,
                 fmt::format("container {} already has interface {} from faradayd", id, ifname));
   bool gone = false;
   auto ns = open_netns(netns, &gone);
-  if (!ns) return fail(gone ? kCniUnknownContainer : kCniIoFailure, ns.error());
+  if (!ns) return fail(gone ? kCniUnknownContainer : kCniInvalidConfig, ns.error());
   Fd ns_fd(*ns);
   auto inside = netlink_in(ns_fd.get(), netns);
   if (!inside) return fail(kCniIoFailure, inside.error());
@@ -353,7 +424,15 @@ Result<Containers::Added, CniFailure> Containers::add(const std::string& id,
                             options_.prefix.to_string(), attachments_.size()));
   // The address is taken before anything holds it: a restart after this
   // point never hands it out again.
-  attachments_.push_back({id, ifname, netns, *address, nullptr, "being added"});
+  Attachment made;
+  made.id = id;
+  made.ifname = ifname;
+  made.netns = netns;
+  made.network = network;
+  made.address = *address;
+  made.ns = identity_of(ns_fd.get());
+  made.problem = "being added";
+  attachments_.push_back(std::move(made));
   const auto undo = [&](CniFailure f) {
     attachments_.erase(
         std::remove_if(attachments_.begin(), attachments_.end(),
@@ -364,78 +443,84 @@ Result<Containers::Added, CniFailure> Containers::add(const std::string& id,
   };
   if (Status ok = save(); !ok) return undo(fail(kCniIoFailure, ok.error()));
 
-  // The TAP is made here with a name of its own, then moved and renamed.
+  // The TAP is made here with a name of its own, then moved and renamed. Until
+  // it is configured, closing its descriptor deletes it (not persistent).
   static std::mt19937 random{std::random_device{}()};
   const std::string temp = fmt::format("fdc{:08x}", random());
-  auto tap_fd = open_tap(temp, true);
+  auto tap_fd = open_tap(temp, false);
   if (!tap_fd) return undo(fail(kCniIoFailure, tap_fd.error()));
   Fd tap(*tap_fd);
   auto host = netlink::Socket::open();
-  const auto drop_temp = [&](CniFailure f) {
-    if (host) (void)host->delete_link(temp);
-    return undo(std::move(f));
-  };
-  if (!host) return drop_temp(fail(kCniIoFailure, host.error()));
+  if (!host) return undo(fail(kCniIoFailure, host.error()));
   if (Status ok = host->set_mtu(temp, options_.mtu); !ok)
-    return drop_temp(fail(kCniIoFailure, ok.error()));
-  if (Status ok = host->move_link(temp, ns_fd.get(), ifname); !ok) {
-    ::ioctl(tap.get(), TUNSETPERSIST, 0);
-    return drop_temp(fail(kCniExists, ok.error()));
-  }
+    return undo(fail(kCniIoFailure, ok.error()));
+  if (Status ok = host->move_link(temp, ns_fd.get(), ifname); !ok)
+    return undo(fail(inside->link(ifname) ? kCniExists : kCniIoFailure, ok.error()));
   const netlink::Address subnet = on_subnet(*address, options_.prefix);
   const Prefix via = gateway();
   Prefix any;
   any.family = options_.prefix.family;
-  Status configured = inside->set_up(ifname, true);
+  auto index = inside->ifindex(ifname);
+  Status configured = index ? Status{} : Status{index.failure()};
+  if (configured) configured = inside->set_up(ifname, true);
   if (configured) configured = inside->add_address(ifname, subnet);
-  if (configured) configured = inside->add_route(ifname, any, via);
+  // A default route the namespace has already stays: ADD fails instead.
+  if (configured) configured = inside->add_route(ifname, any, via, false);
+  // It outlives faradayd from now on, so a restart can attach it again.
+  if (configured && ::ioctl(tap.get(), TUNSETPERSIST, 1) != 0)
+    configured = Error{fmt::format("cannot make TAP {} persistent: {}", ifname, errno_text())};
   if (!configured) {
-    ::ioctl(tap.get(), TUNSETPERSIST, 0);
-    (void)inside->delete_link(ifname);
+    (void)inside->delete_link(ifname);  // the TAP this ADD moved there (index checked above)
     return undo(fail(kCniIoFailure, configured.error()));
   }
+  const dataplane::MacAddress mac = tap_mac(tap.get());
   Added added;
   added.ifname = ifname;
-  added.mac = tap_mac(tap.get());
+  added.mac = dataplane::mac_to_string(mac);
   added.sandbox = netns;
   added.address = subnet.to_string();
   added.gateway = netlink::Address{via.family, via.max_cidr(), via.addr}.to_string();
   if (auto slash = added.gateway.find('/'); slash != std::string::npos) added.gateway.resize(slash);
   added.family = options_.prefix.family == AF_INET ? 4 : 6;
   Attachment* a = find(id, ifname);
+  a->ifindex = *index;
   a->tap = std::make_shared<dataplane::ContainerTap>(tap.release(), ifname, *address,
-                                                     gateway_mac(*address));
+                                                     gateway_mac(*address), mac);
   a->problem.clear();
+  if (Status ok = save(); !ok) log::warn("containers: {}", ok.error());
   publish();
   log::info("container {}: {} in {} has {} (gateway {})", id, ifname, netns, added.address,
             added.gateway);
   return added;
 }
 
-Result<void, CniFailure> Containers::del(const std::string& id, const std::string& ifname,
-                                         const std::string& netns) {
+Result<void, CniFailure> Containers::del(const std::string& id, const std::string& ifname) {
   Attachment* a = find(id, ifname);
   if (a == nullptr) return {};  // never added, or deleted already
-  std::shared_ptr<dataplane::ContainerTap> tap = std::move(a->tap);
-  const std::string where = netns.empty() ? a->netns : netns;
-  const Prefix address = a->address;
+  Attachment gone = std::move(*a);
   attachments_.erase(attachments_.begin() + (a - attachments_.data()));
   publish();  // the data path lets go of the TAP
-  if (tap) {
-    tap->set_gone();                       // expected now: the data path does not report it
-    ::ioctl(tap->fd(), TUNSETPERSIST, 0);  // goes with the last descriptor
-    // And at once from a namespace that is still there, so the runtime may
-    // add the name again straight away.
-    if (auto ns = open_netns(where); ns) {
-      Fd ns_fd(*ns);
-      if (auto inside = netlink_in(ns_fd.get(), where); inside) {
-        if (Status ok = inside->delete_link(ifname); !ok)
-          log::warn("container {}: {}", id, ok.error());
+  if (gone.tap) {
+    const bool deleted_already = gone.tap->gone();
+    gone.tap->set_gone();                       // expected now: the data path does not report it
+    ::ioctl(gone.tap->fd(), TUNSETPERSIST, 0);  // goes with the last descriptor
+    // And at once from the namespace, so the runtime may add the name again
+    // straight away: only while the path is still that namespace and the
+    // name still the TAP's.
+    if (!deleted_already) {
+      if (auto ns = open_same(gone); ns) {
+        Fd ns_fd(*ns);
+        auto inside = netlink_in(ns_fd.get(), gone.netns);
+        auto index = inside ? inside->ifindex(ifname) : Result<int>(Error{""});
+        if (index && *index == gone.ifindex) {
+          if (Status ok = inside->delete_link(ifname); !ok)
+            log::warn("container {}: {}", id, ok.error());
+        }
       }
     }
   }
   if (Status ok = save(); !ok) return fail(kCniIoFailure, ok.error());
-  log::info("container {}: {} deleted, address {} released", id, ifname, address.to_string());
+  log::info("container {}: {} deleted, address {} released", id, ifname, gone.address.to_string());
   return {};
 }
 
@@ -455,15 +540,14 @@ Result<void, CniFailure> Containers::check(const std::string& id, const std::str
                 fmt::format("interface {} of container {} is gone (deleted, or its namespace "
                             "was); delete the container's network and add it again",
                             ifname, id));
-  auto ns = open_netns(a->netns);
+  auto ns = open_same(*a);
   if (!ns) return fail(kCniIoFailure, ns.error());
   Fd ns_fd(*ns);
   auto inside = netlink_in(ns_fd.get(), a->netns);
   if (!inside) return fail(kCniIoFailure, inside.error());
   auto link = inside->link(ifname);
-  if (!link)
-    return fail(kCniIoFailure,
-                fmt::format("interface {} is missing from {}: {}", ifname, a->netns, link.error()));
+  if (!link || link->index != a->ifindex)
+    return fail(kCniIoFailure, fmt::format("interface {} is missing from {}", ifname, a->netns));
   if (!link->up) return fail(kCniIoFailure, fmt::format("interface {} is down", ifname));
   auto addresses = inside->addresses(ifname);
   const netlink::Address want = on_subnet(a->address, options_.prefix);
@@ -480,16 +564,14 @@ Result<void, CniFailure> Containers::check(const std::string& id, const std::str
   return {};
 }
 
-std::vector<std::pair<std::string, std::string>> Containers::list() const {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& a : attachments_) out.emplace_back(a.id, a.ifname);
+std::vector<Containers::Listed> Containers::list() const {
+  std::vector<Listed> out;
+  for (const auto& a : attachments_) out.push_back({a.id, a.ifname, a.network});
   return out;
 }
 
 void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
-                      const std::string& ifname) {
-  const std::string unavailable = fmt::format(
-      "faradayd on {} has no container-prefix configured: it takes no containers", ifname);
+                      const std::string& unavailable) {
   const auto dump = [](const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
   };
@@ -500,9 +582,11 @@ void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
     reply(failure(CniFailure{fmt::format("usage: {}", text), kCniInvalidConfig}));
   };
   commands["cni-add"] = [=](const CtlRequest& req, CtlServer::Reply reply) {
-    if (req.args.size() != 3) return usage(reply, "cni-add CONTAINERID IFNAME NETNS");
+    if (req.args.size() != 3 && req.args.size() != 4)
+      return usage(reply, "cni-add CONTAINERID IFNAME NETNS [NETWORK]");
     if (!containers) return reply(failure(CniFailure{unavailable, kCniInvalidConfig}));
-    auto added = containers->add(req.args[0], req.args[1], req.args[2]);
+    auto added = containers->add(req.args[0], req.args[1], req.args[2],
+                                 req.args.size() == 4 ? req.args[3] : "");
     if (!added) return reply(failure(added.failure()));
     reply(dump({{"interface", added->ifname},
                 {"mac", added->mac},
@@ -515,7 +599,8 @@ void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
     if (req.args.size() != 2 && req.args.size() != 3)
       return usage(reply, "cni-del CONTAINERID IFNAME [NETNS]");
     if (!containers) return reply("{}");  // nothing was ever added here
-    auto done = containers->del(req.args[0], req.args[1], req.args.size() == 3 ? req.args[2] : "");
+    // NETNS is the runtime's word, not trusted: the namespace ADD saw is used.
+    auto done = containers->del(req.args[0], req.args[1]);
     reply(done ? "{}" : failure(done.failure()));
   };
   commands["cni-check"] = [=](const CtlRequest& req, CtlServer::Reply reply) {
@@ -533,8 +618,8 @@ void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
     if (!req.args.empty()) return usage(reply, "cni-list");
     json list = json::array();
     if (containers)
-      for (const auto& [id, ifname] : containers->list())
-        list.push_back({{"containerID", id}, {"ifname", ifname}});
+      for (const auto& a : containers->list())
+        list.push_back({{"containerID", a.id}, {"ifname", a.ifname}, {"network", a.network}});
     reply(dump({{"attachments", list}}));
   };
 }

@@ -14,7 +14,8 @@
 // what failed.
 //
 // DEL (del()): idempotent. The data path lets go of the TAP, which is deleted
-// (also from a namespace that still exists), and the address is released. One
+// (from its namespace at once while that is still the container's, and the
+// interface of that name still the TAP), and the address is released. One
 // that is not known (a second DEL) succeeds.
 //
 // CHECK (check()): that the attachment is known, that the data path holds its
@@ -59,6 +60,15 @@ inline constexpr int kCniTryAgainLater = 11;
 inline constexpr int kCniPluginNotAvailable = 50;  // STATUS
 inline constexpr int kCniExists = 100;             // ADD of an interface the namespace already has
 
+// What a namespace file was when the container was added (nsfs device and
+// inode): a path may come to name another namespace (a reused PID, a name
+// made again).
+struct NamespaceIdentity {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  bool operator==(const NamespaceIdentity&) const = default;
+};
+
 struct ContainersOptions {
   std::string ifname;  // faradayd's WireGuard interface, for logs
   dataplane::Prefix prefix;
@@ -85,15 +95,21 @@ class Containers {
     std::string gateway;  // "10.99.1.1"
     int family = 4;
   };
+  // network: the CNI network's name (GC lists by it); may be empty.
   Result<Added, CniFailure> add(const std::string& id, const std::string& ifname,
-                                const std::string& netns);
-  // netns: empty when the runtime gave none (the namespace may be gone).
-  Result<void, CniFailure> del(const std::string& id, const std::string& ifname,
-                               const std::string& netns);
+                                const std::string& netns, const std::string& network);
+  // Only the namespace ADD was given is acted on, and only while it is still
+  // that namespace and the interface there is still the TAP.
+  Result<void, CniFailure> del(const std::string& id, const std::string& ifname);
   Result<void, CniFailure> check(const std::string& id, const std::string& ifname,
                                  const std::string& netns);
-  // (container ID, interface) of every attachment, for the runtime's GC.
-  std::vector<std::pair<std::string, std::string>> list() const;
+  // (container ID, interface, network) of every attachment, for the runtime's GC.
+  struct Listed {
+    std::string id;
+    std::string ifname;
+    std::string network;
+  };
+  std::vector<Listed> list() const;
 
   size_t size() const { return attachments_.size(); }
   const dataplane::Prefix& prefix() const { return options_.prefix; }
@@ -103,7 +119,10 @@ class Containers {
     std::string id;
     std::string ifname;
     std::string netns;
-    dataplane::Prefix address;                     // host prefix
+    std::string network;        // the CNI network's name, for GC; may be empty
+    dataplane::Prefix address;  // host prefix
+    NamespaceIdentity ns;       // what netns was at ADD
+    int ifindex = 0;            // in that namespace: the TAP, not another of its name
     std::shared_ptr<dataplane::ContainerTap> tap;  // null: not attached (problem says why)
     std::string problem;
   };
@@ -111,6 +130,8 @@ class Containers {
   Containers(ContainersOptions options, Publish publish);
   Status load();
   Status save() const;
+  // Opens the attachment's namespace if it is still the one ADD saw.
+  Result<int> open_same(const Attachment& a) const;
   void publish() const;
   void attach_again(Attachment& a);
   // Releases attachments whose namespace path is gone; true if any was.
@@ -125,11 +146,9 @@ class Containers {
 };
 
 // The control socket's commands for faraday-cni (rkt/plugin.h), answered
-// from `containers`: cni-add ID IFNAME NETNS, cni-del ID IFNAME [NETNS],
+// from `containers`: cni-add ID IFNAME NETNS [NETWORK], cni-del ID IFNAME [NETNS],
 // cni-check ID IFNAME NETNS, cni-status and cni-list. An error is
-// {"error": MESSAGE, "code": CNI_CODE}. Without containers (no container
-// prefix) every command but cni-del (which has nothing to undo) and cni-list
-// (nothing to list) answers so, naming faradayd's interface `ifname`.
+// {"error": MESSAGE, "code": CNI_CODE}.
 void add_cni_commands(CtlServer::Commands& commands, Containers* containers,
                       const std::string& ifname);
 

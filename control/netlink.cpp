@@ -440,7 +440,7 @@ nlmsghdr* route_request(char* buf, uint16_t type, uint16_t flags, uint32_t& seq,
 }  // namespace
 
 Status Socket::add_route(const std::string& ifname, const dataplane::Prefix& dst,
-                         const std::optional<Address>& via) {
+                         const std::optional<Address>& via, bool replace) {
   if (!valid_prefix(dst))
     return Error{fmt::format("netlink: add route on {}: not an IPv4 or IPv6 prefix", ifname)};
   if (via && via->family != dst.family)
@@ -450,9 +450,13 @@ Status Socket::add_route(const std::string& ifname, const dataplane::Prefix& dst
   auto index = ifindex(ifname);
   if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
-  nlmsghdr* nlh = route_request(buf, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, seq_,
-                                *index, masked, via ? &*via : nullptr);
+  nlmsghdr* nlh = route_request(buf, RTM_NEWROUTE,
+                                NLM_F_ACK | NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL),
+                                seq_, *index, masked, via ? &*via : nullptr);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
+  if (reply.err == EEXIST && !replace)
+    return Error{fmt::format("netlink: add route {} on {}: the table has a route to {} already",
+                             masked.to_string(), ifname, masked.to_string())};
   if (reply.err != 0) return Error{describe("add route " + masked.to_string(), ifname, reply)};
   return {};
 }

@@ -96,9 +96,10 @@ class Socket {
   Result<std::vector<Address>> addresses(const std::string& ifname);
 
   // Route to dst (masked first) through the interface, created or replaced;
-  // with `via`, through that gateway on the interface.
+  // with `via`, through that gateway on the interface. replace = false: an
+  // error naming it when the table has a route to dst already (kept).
   Status add_route(const std::string& ifname, const dataplane::Prefix& dst,
-                   const std::optional<Address>& via = std::nullopt);
+                   const std::optional<Address>& via = std::nullopt, bool replace = true);
   // Removes the route to dst through the interface; success when it is not there.
   Status remove_route(const std::string& ifname, const dataplane::Prefix& dst);
   // The unicast routes in the main table whose only next hop is the interface (both

@@ -63,8 +63,9 @@ const char* to_string(ContainerTap::Drop d) {
   return "?";
 }
 
-ContainerTap::ContainerTap(int fd, std::string name, Prefix address, MacAddress ours)
-    : fd_(fd), name_(std::move(name)), address_(address), ours_(ours), link_(ours, MacAddress{}) {
+ContainerTap::ContainerTap(int fd, std::string name, Prefix address, MacAddress ours,
+                           MacAddress container)
+    : fd_(fd), name_(std::move(name)), address_(address), ours_(ours), link_(ours, container) {
   link_.share_host(&learnt_);
 }
 

@@ -66,8 +66,12 @@ class ContainerTap {
   // fd: a TAP (IFF_TAP | IFF_NO_PI) opened non-blocking and close-on-exec,
   // now owned. name: the interface's name in the container's namespace, for
   // logs. address: the container's own address (a host prefix). ours:
-  // faradayd's MAC address on the link.
-  ContainerTap(int fd, std::string name, Prefix address, MacAddress ours);
+  // faradayd's MAC address on the link. container: the TAP's own MAC address
+  // (the container's side), where packets go until a frame says otherwise: a
+  // container that only listens must get its first TCP segment unicast (its
+  // kernel drops TCP sent to the broadcast address).
+  ContainerTap(int fd, std::string name, Prefix address, MacAddress ours,
+               MacAddress container = {});
   ~ContainerTap();
   ContainerTap(const ContainerTap&) = delete;
   ContainerTap& operator=(const ContainerTap&) = delete;

@@ -150,7 +150,8 @@ class Invocation {
   Answer add() {
     auto line = request_line("cni-add", {{"CNI_CONTAINERID", env_.container_id},
                                          {"CNI_IFNAME", env_.ifname},
-                                         {"CNI_NETNS", env_.netns}});
+                                         {"CNI_NETNS", env_.netns},
+                                         {"the network's name", conf_.name}});
     if (!line) return line.failure();
     auto reply = call_(socket_, *line);
     if (!reply) return no_answer(reply.failure(), CniCode::kTryAgainLater);
@@ -253,6 +254,12 @@ class Invocation {
       const std::string& id_text = id->get_ref<const std::string&>();
       const std::string& ifname_text = ifname->get_ref<const std::string&>();
       if (valid->count({id_text, ifname_text})) continue;
+      // Another network's attachment is that network's GC to collect.
+      auto network = entry.find("network");
+      if (network != entry.end() && network->is_string() &&
+          !network->get_ref<const std::string&>().empty() &&
+          network->get_ref<const std::string&>() != conf_.name)
+        continue;
       ++stale;
       auto line = request_line("cni-del", {{"the containerID from cni-list", id_text},
                                            {"the ifname from cni-list", ifname_text}});

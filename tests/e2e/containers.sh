@@ -15,10 +15,13 @@
 #      cannot send as another address
 #   3. DEL, DEL again (both succeed), DEL with the namespace gone; CHECK of a
 #      deleted container fails with code 3; ADD of a name the namespace
-#      already has fails with code 100 and leaves nothing behind
+#      already has fails with code 100 and leaves nothing behind; DEL naming
+#      another namespace deletes nothing there; ADD into faradayd's own
+#      namespace is refused
 #   4. CHECK after the interface was deleted behind the plugin's back says so
 #   5. faradayd n2 restarted: its container is attached again (CHECK passes,
-#      the ping comes back) and keeps its address; a new ADD does not get it
+#      the ping comes back) and keeps its address; a new ADD does not get it,
+#      and takes TCP before it ever sent a frame
 #   6. every spec version: ADD, CHECK (0.4.0 on), DEL, VERSION, STATUS and GC
 #      (1.1.0) with a .conflist-style configuration, each result in its shape
 #   7. 20 containers added and deleted in a loop leave no interface, address,
@@ -56,8 +59,8 @@ in_ctr() {
 }
 
 # cni NODE COMMAND ID IFNAME CTR VERSION [CONF-KIND]: runs faraday-cni as a
-# runtime does, against NODE's faradayd; stdout in WORK/cni.out, exit code
-# returned. CONF-KIND rkt: a net.d .conf without cniVersion (rkt's); else a
+# runtime does, against NODE's faradayd (CTR: a container's name, or a
+# namespace path); stdout in WORK/cni.out, exit code returned. CONF-KIND rkt: a net.d .conf without cniVersion (rkt's); else a
 # plugin configuration of VERSION (what a runtime takes from a .conflist).
 cni() {
 	local node=$1 command=$2 id=$3 ifname=$4 ctr=$5 version=$6 kind=${7:-conflist} conf netns="" sock
@@ -67,7 +70,11 @@ cni() {
 	else
 		conf=$(printf '{"cniVersion": "%s", "name": "faraday", "type": "faraday-cni", "interface": "%s", "controlSocket": "%s"}' "$version" "$(if_of "$node")" "$sock")
 	fi
-	if [ -n "$ctr" ]; then netns=$(ctr_path "$ctr"); fi
+	case "$ctr" in
+	"") ;;
+	/*) netns=$ctr ;; # a path as it is
+	*) netns=$(ctr_path "$ctr") ;;
+	esac
 	set +e
 	echo "$conf" | env -i PATH="$PATH" CNI_COMMAND="$command" CNI_CONTAINERID="$id" CNI_NETNS="$netns" \
 		CNI_IFNAME="$ifname" CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=x" CNI_PATH=/usr/lib/cni \
@@ -176,6 +183,16 @@ item_3() {
 	[ "$(in_ns n1 ip -o link show | wc -l)" = "$before" ] || die "a failed ADD left an interface on n1: $(in_ns n1 ip -o link show)"
 	grep -q id-d "$WORK/n1/containers.json" && die "a failed ADD left an allocation: $(cat "$WORK/n1/containers.json")"
 	in_ctr d ip -o link show eth0 | grep -q "eth0@d-peer" || die "the failed ADD touched d's own eth0"
+	# DEL names another namespace (d, whose eth0 is not faradayd's): only the
+	# namespace ADD was given is acted on.
+	netns_add "$(ctr_ns x)"
+	cni n1 ADD id-x eth0 x 1.0.0 || die "ADD x: $(cat "$WORK/cni.out")"
+	cni n1 DEL id-x eth0 d 1.0.0 || die "DEL x naming d: $(cat "$WORK/cni.out")"
+	in_ctr d ip -o link show eth0 | grep -q "eth0@d-peer" || die "DEL of x deleted d's eth0"
+	if in_ctr x ip link show eth0 >/dev/null 2>&1; then die "DEL of x left x's eth0"; fi
+	# faradayd's own namespace is no container's.
+	if cni n1 ADD id-y eth0 "/var/run/netns/$(ns_of n1)" 1.0.0; then die "ADD into n1's own namespace succeeded"; fi
+	log "ADD into the node's own namespace: $(json_get "r['msg']")"
 	log "DEL twice, DEL with the namespace gone, CHECK after DEL (code 3), ADD of an existing name (code 100): as the spec says"
 }
 
@@ -201,6 +218,12 @@ item_5() {
 	local got
 	got=$(json_get "r['ips'][0]['address'].split('/')[0]")
 	[ "$got" != "$before" ] || die "a restarted n2 handed b's address $before out again"
+	# f has sent nothing yet: a's first TCP segment must reach it unicast.
+	in_ctr f ip link set lo up
+	in_ctr f iperf3 -s -1 -D -p 5298 --logfile "$WORK/iperf-f.log"
+	wait_until 5 in_ctr f ss -Hltn "sport = :5298" | grep -q LISTEN
+	in_ctr a timeout 20 iperf3 -c "$got" -p 5298 -t 1 -f m >"$WORK/iperf-af.log" 2>&1 ||
+		die "TCP from a to f, a container that never sent a frame, failed: $(tail -n 3 "$WORK/iperf-af.log")"
 	cni n2 DEL id-f eth0 f 1.0.0 || die "DEL f"
 	log "b attached again after n2's restart ($(log_grep n2 0 'attached again' | tail -n 1 | cut -d' ' -f3-)); a new container got $got"
 }

@@ -154,8 +154,8 @@ TEST(Plugin, AddInEveryVersionsShape) {
     fake.answer("cni-add", kAddReply);
     auto o = run(env("ADD"), conf(version), fake);
     ASSERT_EQ(o.code, 0) << o.out;
-    EXPECT_EQ(fake.lines,
-              std::vector<std::string>{std::string("cni-add ") + kId + " eth0 " + kNetns});
+    EXPECT_EQ(fake.lines, std::vector<std::string>{std::string("cni-add ") + kId + " eth0 " +
+                                                   kNetns + " faraday"});
     EXPECT_EQ(fake.sockets, std::vector<std::string>{kSocket});
     EXPECT_EQ(o.out.back(), '\n');
     const json r = o.doc();
@@ -521,6 +521,18 @@ TEST(Plugin, GcDeletesWhatIsNotValid) {
   EXPECT_EQ(fake.lines, (std::vector<std::string>{"cni-list", "cni-del b eth0", "cni-del a eth1"}));
 }
 
+TEST(Plugin, GcLeavesOtherNetworksAlone) {
+  FakeFaradayd fake;
+  fake.answer("cni-list",
+              R"({"attachments": [{"containerID": "a", "ifname": "eth0", "network": "faraday"},)"
+              R"( {"containerID": "b", "ifname": "eth0", "network": "other"},)"
+              R"( {"containerID": "c", "ifname": "eth0", "network": ""}]})");
+  auto o = run(kGcVars, conf("1.1.0"), fake);
+  EXPECT_EQ(o.code, 0) << o.out;
+  // b is the network "other"'s; c was added without a name (any network's).
+  EXPECT_EQ(fake.lines, (std::vector<std::string>{"cni-list", "cni-del a eth0", "cni-del c eth0"}));
+}
+
 TEST(Plugin, GcWithoutValidListDeletesEverything) {
   for (const json& extra : {json::object(), json{{"cni.dev/valid-attachments", nullptr}},
                             json{{"cni.dev/valid-attachments", json::array()}}}) {
@@ -665,7 +677,7 @@ TEST(CallFaradayd, OneExchange) {
   server.join();
   ::close(listener);
   EXPECT_EQ(code, 0) << out;
-  EXPECT_EQ(received, std::string("cni-add ") + kId + " eth0 " + kNetns + "\n");
+  EXPECT_EQ(received, std::string("cni-add ") + kId + " eth0 " + kNetns + " faraday\n");
   EXPECT_EQ(json::parse(out)["ips"][0]["address"], "10.99.1.2/24");
 }
 
