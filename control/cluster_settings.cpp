@@ -94,9 +94,8 @@ const settings::Table<C>& table() {
          "/32 or /128",
          &C::overlay},
         {"container-prefix",
-         "Optional prefix for this node's containers, announced with the overlay: faradayd "
-         "gives its addresses to containers (faraday-cni) and delivers what the mesh sends "
-         "to it to their interfaces itself, dropping what no container holds",
+         "Optional prefix for this node's containers (faraday-cni), announced with the overlay; "
+         "faradayd delivers what the mesh sends to it, dropping what no container holds",
          &C::container_prefix},
         {"control-listen",
          "Where other nodes reach this node's links (mutual TLS, pings), ADDR:PORT or "
@@ -109,9 +108,8 @@ const settings::Table<C>& table() {
          "/run/faraday/INTERFACE.sock]",
          &C::control_socket},
         {"container-state",
-         "File that keeps the containers' interfaces and addresses across restarts, so an "
-         "address a container holds is never handed out twice [default: "
-         "/var/lib/faraday/INTERFACE.containers.json]",
+         "File keeping the containers' addresses across restarts, so none is handed out twice "
+         "[default: /var/lib/faraday/INTERFACE.containers.json]",
          &C::container_state},
         {"ping-interval", "Seconds between pings on each link", &C::ping_interval},
         {"silence",
