@@ -21,7 +21,8 @@
 #   4. CHECK after the interface was deleted behind the plugin's back says so
 #   5. faradayd n2 restarted: its container is attached again (CHECK passes,
 #      the ping comes back) and keeps its address; a new ADD does not get it,
-#      and takes TCP before it ever sent a frame
+#      and takes TCP before it ever sent a frame; a container whose interface
+#      was deleted while n2 was down fails CHECK, which says so
 #   6. every spec version: ADD, CHECK (0.4.0 on), DEL, VERSION, STATUS and GC
 #      (1.1.0) with a .conflist-style configuration, each result in its shape
 #   7. 20 containers added and deleted in a loop leave no interface, address,
@@ -210,10 +211,18 @@ item_4() {
 item_5() {
 	local before
 	before=$(addr_of b)
+	# g's interface goes while n2 is down: it cannot be attached again.
+	netns_add "$(ctr_ns g5)"
+	cni n2 ADD id-g5 eth0 g5 1.0.0 || die "ADD g5: $(cat "$WORK/cni.out")"
 	node_stop n2
+	in_ctr g5 ip link del eth0
 	node_start n2
 	wait_until 15 ctr_ping a "$before" || die "after n2's restart, a cannot ping b ($before)"
 	cni n2 CHECK id-b eth0 b 1.0.0 || die "CHECK of b after the restart: $(cat "$WORK/cni.out")"
+	if cni n2 CHECK id-g5 eth0 g5 1.0.0; then die "CHECK of g5, whose interface went while n2 was down, passed"; fi
+	json_get "r['msg']" | grep -q "not running" || die "CHECK of g5 does not say why: $(cat "$WORK/cni.out")"
+	log "CHECK of g5 after the restart: $(json_get "r['msg']")"
+	cni n2 DEL id-g5 eth0 g5 1.0.0 || die "DEL g5: $(cat "$WORK/cni.out")"
 	netns_add "$(ctr_ns f)"
 	cni n2 ADD id-f eth0 f 1.0.0 || die "ADD f: $(cat "$WORK/cni.out")"
 	local got
