@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -35,6 +36,7 @@ Typical use:
   faradayctl cert issue --dir /etc/faraday/ca farad
   faradayctl cert issue --dir /etc/faraday/ca node1
   faradayctl cert revoke --dir /etc/faraday/ca node1
+  faradayctl cert list --dir /etc/faraday/ca
   faradayctl crl --dir /etc/faraday/ca      # then: farad --crl .../crl.pem, SIGHUP
 
 Node status: `status` and `query` ask the faradayd running on this host over
@@ -45,7 +47,14 @@ default faraday0). faradayd serves it in cluster mode.
   faradayctl query node2            # ask farad (through faradayd) whether node2 is present
 
 Exit status: 0 on success, 1 if the operation failed, 2 on a usage error.
+`query` answers in its status too, for scripts: 0 PRESENT, 3 ABSENT,
+4 UNKNOWN (1 and 2 as above: no answer, a usage error).
 )";
+
+// `query`'s exit status by farad's answer.
+constexpr int kQueryPresent = 0;
+constexpr int kQueryAbsent = 3;
+constexpr int kQueryUnknown = 4;
 
 // `status` or `query NAME` over the control socket at `path`; prints the
 // answer and returns the exit status.
@@ -101,8 +110,18 @@ int ask_faradayd(const std::string& path, const std::string& line, double timeou
                  path.c_str());
     return 1;
   }
-  std::printf("%s: %s\n", request.args.at(0).c_str(), state->get<std::string>().c_str());
-  return 0;
+  const std::string& said = state->get_ref<const std::string&>();
+  const int status = said == "PRESENT"   ? kQueryPresent
+                     : said == "ABSENT"  ? kQueryAbsent
+                     : said == "UNKNOWN" ? kQueryUnknown
+                                         : 1;
+  if (status == 1) {
+    std::fprintf(stderr, "faradayctl: error: faradayd at %s answered an unknown state \"%s\"\n",
+                 path.c_str(), said.c_str());
+    return 1;
+  }
+  std::printf("%s: %s\n", request.args.at(0).c_str(), said.c_str());
+  return status;
 }
 
 // Every option's value and every subcommand, filled by the add_* functions
@@ -115,6 +134,8 @@ struct Args {
   int ca_days = pki::kDefaultCaDays;
   CLI::App* issue = nullptr;
   pki::IssueOptions issue_opt;
+  CLI::App* list = nullptr;
+  bool list_json = false;
   CLI::App* revoke = nullptr;
   CLI::Option* revoke_name = nullptr;
   CLI::Option* revoke_serial = nullptr;
@@ -171,6 +192,14 @@ void add_cert_commands(CLI::App& app, Args& a) {
   a.issue->add_flag("--server", a.issue_opt.server,
                     "farad's certificate: TLS server use only (implied by NAME `farad`)");
 
+  a.list = cert->add_subcommand(
+      "list",
+      "List every certificate DIR's CA issued, oldest first: name, serial, expiry, and when "
+      "it was revoked (or `expired`, `valid`).");
+  a.list->add_option("--dir", a.dir, "CA directory")->required();
+  a.list->add_flag("--json", a.list_json,
+                   "One JSON array instead: {name, serial, notAfter, revokedAt, state}");
+
   a.revoke = cert->add_subcommand(
       "revoke",
       "Mark certificates revoked in DIR's index: every unrevoked one of NAME, or the one "
@@ -226,7 +255,7 @@ void add_node_commands(CLI::App& app, Args& a) {
       "query",
       "Ask farad, through this node's faradayd, whether NAME is still a member: prints "
       "`NAME: PRESENT`, `NAME: ABSENT` or `NAME: UNKNOWN` (farad restarted too recently to "
-      "know). Fails if farad cannot be reached.");
+      "know) and exits 0, 3 or 4 for them; 1 if farad cannot be reached.");
   add_socket_options(a.query);
   a.query->add_option("name", a.peer_name, "The node to ask about")->required();
 }
@@ -235,6 +264,36 @@ void add_node_commands(CLI::App& app, Args& a) {
 int failed(const pki::Error& e) {
   std::fprintf(stderr, "faradayctl: error: %s\n", e.message.c_str());
   return e.reason == pki::Error::Reason::kInvalidArgument ? 2 : 1;
+}
+
+// faradayctl cert list
+int list_certs(const Args& a) {
+  auto index = pki::read_index(a.dir);
+  if (!index) return failed(index.failure());
+  const time_t now = std::time(nullptr);
+  const auto state = [now](const pki::IndexEntry& e) -> std::string {
+    if (e.revoked_at) return "revoked";
+    return e.not_after <= now ? "expired" : "valid";
+  };
+  if (a.list_json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *index)
+      out.push_back({{"name", e.name},
+                     {"serial", pki::serial_text(e.serial)},
+                     {"notAfter", pki::time_text(e.not_after)},
+                     {"revokedAt", e.revoked_at ? nlohmann::json(pki::time_text(*e.revoked_at))
+                                                : nlohmann::json(nullptr)},
+                     {"state", state(e)}});
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("%-24s %-20s %-20s %s\n", "NAME", "SERIAL", "EXPIRES", "STATE");
+  for (const auto& e : *index) {
+    const std::string st = e.revoked_at ? "revoked " + pki::time_text(*e.revoked_at) : state(e);
+    std::printf("%-24s %-20s %-20s %s\n", e.name.c_str(), pki::serial_text(e.serial).c_str(),
+                pki::time_text(e.not_after).c_str(), st.c_str());
+  }
+  return 0;
 }
 
 int revoke(const Args& a) {
@@ -309,6 +368,8 @@ int run(int argc, char** argv) {
                 out->key_path.c_str());
   } else if (*a.revoke) {
     return revoke(a);
+  } else if (*a.list) {
+    return list_certs(a);
   } else if (*a.status || *a.query) {
     return ask_faradayd(a.socket_path.empty() ? ctl::default_ctl_socket(a.ifname) : a.socket_path,
                         *a.status ? "status" : "query " + a.peer_name, a.timeout_s, a.json_out);

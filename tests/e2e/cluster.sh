@@ -282,6 +282,19 @@ item_7() {
 	assert_peer_counts 4 "${SURVIVORS[@]}"
 	assert_no_removal item7 "${SURVIVORS[@]}"
 	log "alien asked through n1: $(query_state n1 alien); banned: $(query_state n1 banned)"
+	# faradayctl query's exit status, for scripts: 0 PRESENT, 3 ABSENT, 4 UNKNOWN.
+	local who out rc want
+	for who in n2 alien; do
+		rc=0
+		out=$(ctl n1 query "$who") || rc=$?
+		case "$out" in
+		"$who: PRESENT") want=0 ;;
+		"$who: ABSENT") want=3 ;;
+		"$who: UNKNOWN") want=4 ;;
+		*) die "faradayctl query $who printed '$out' (exit $rc)" ;;
+		esac
+		[ "$rc" = "$want" ] || die "faradayctl query $who ('$out') exited $rc, expected $want"
+	done
 	for n in alien banned; do
 		log "$n's own view (faradayctl status --json): $(farad_view "$n")"
 		node_stop "$n" TERM

@@ -253,6 +253,13 @@ item_3() {
 	step "revoke n6's certificate, write the CRL, SIGHUP farad only, during 8 s of pings among n1..n5 (20 pairs)"
 	"$FARADAYCTL" cert revoke --dir "$WORK/ca" n6 >/dev/null
 	"$FARADAYCTL" crl --dir "$WORK/ca" >/dev/null
+	# The operator's view of the CA: n6 revoked, n1 still valid.
+	"$FARADAYCTL" cert list --dir "$WORK/ca" --json | python3 -c '
+import json, sys
+by = {c["name"]: c for c in json.load(sys.stdin)}
+assert by["n6"]["state"] == "revoked" and by["n6"]["revokedAt"], by["n6"]
+assert by["n1"]["state"] == "valid" and by["n1"]["revokedAt"] is None, by["n1"]' ||
+		die "faradayctl cert list does not show n6 revoked and n1 valid"
 	mapfile -t pairs_ < <(pairs "${nodes[@]}")
 	ping_loss_start 8 "${pairs_[@]}"
 	sleep 0.5
