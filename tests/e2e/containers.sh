@@ -102,6 +102,11 @@ ctr_add() {
 	fi
 }
 addr_of() { cat "$WORK/$1.addr"; }
+# has TEXT ERE: TEXT (a command's whole output, taken first: `cmd | grep -q`
+# fails under pipefail when grep's early exit gives cmd a SIGPIPE) matches.
+has() { grep -qE -- "$2" <<<"$1"; }
+# ctr_listening CTR PORT: something listens on TCP PORT in the container.
+ctr_listening() { has "$(in_ctr "$1" ss -Hltn "sport = :$2")" LISTEN; }
 ctr_ping() { in_ctr "$1" ping -q -n -c 1 -W 1 "$2" >/dev/null 2>&1; }
 
 underlay_up
@@ -130,13 +135,13 @@ EOF
 	local links
 	links=$(in_ctr a ip -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')
 	[ "$links" = "eth0 lo " ] || die "container a has interfaces '$links', expected eth0 and lo only"
-	in_ctr a ip route show | grep -q "^default via 10.89.1.1 dev eth0" || die "container a: no default route via 10.89.1.1: $(in_ctr a ip route show)"
+	has "$(in_ctr a ip route show)" "^default via 10.89.1.1 dev eth0" || die "container a: no default route via 10.89.1.1: $(in_ctr a ip route show)"
 	in_ctr a ip link set lo up
 	in_ctr b ip link set lo up
 	wait_until 10 ctr_ping a "$(addr_of b)" || die "container a cannot ping b ($(addr_of b)) through the mesh"
 	ctr_ping b "$(addr_of a)" || die "container b cannot ping a"
 	in_ctr b iperf3 -s -1 -D -p 5299 --logfile "$WORK/iperf-b.log"
-	wait_until 5 in_ctr b ss -Hltn "sport = :5299" | grep -q LISTEN
+	wait_until 5 ctr_listening b 5299 || die "iperf3 in b does not listen"
 	in_ctr a timeout 20 iperf3 -c "$(addr_of b)" -p 5299 -t 2 -f m >"$WORK/iperf-a.log" 2>&1 ||
 		die "TCP from a to b failed: $(tail -n 3 "$WORK/iperf-a.log")"
 	log "TCP a -> b: $(iperf_rate "$WORK/iperf-a.log") Mbit/s"
@@ -184,13 +189,13 @@ item_3() {
 	log "ADD of an existing name: $(json_get "r['msg']")"
 	[ "$(in_ns n1 ip -o link show | wc -l)" = "$before" ] || die "a failed ADD left an interface on n1: $(in_ns n1 ip -o link show)"
 	grep -q id-d "$WORK/n1/containers.json" && die "a failed ADD left an allocation: $(cat "$WORK/n1/containers.json")"
-	in_ctr d ip -o link show eth0 | grep -q "eth0@d-peer" || die "the failed ADD touched d's own eth0"
+	has "$(in_ctr d ip -o link show eth0)" "eth0@d-peer" || die "the failed ADD touched d's own eth0"
 	# DEL names another namespace (d, whose eth0 is not faradayd's): only the
 	# namespace ADD was given is acted on.
 	netns_add "$(ctr_ns x)"
 	cni n1 ADD id-x eth0 x 1.0.0 || die "ADD x: $(cat "$WORK/cni.out")"
 	cni n1 DEL id-x eth0 d 1.0.0 || die "DEL x naming d: $(cat "$WORK/cni.out")"
-	in_ctr d ip -o link show eth0 | grep -q "eth0@d-peer" || die "DEL of x deleted d's eth0"
+	has "$(in_ctr d ip -o link show eth0 2>&1)" "eth0@d-peer" || die "DEL of x deleted d's eth0"
 	if in_ctr x ip link show eth0 >/dev/null 2>&1; then die "DEL of x left x's eth0"; fi
 	# faradayd's own namespace is no container's.
 	if cni n1 ADD id-y eth0 "/var/run/netns/$(ns_of n1)" 1.0.0; then die "ADD into n1's own namespace succeeded"; fi
@@ -220,7 +225,7 @@ item_5() {
 	wait_until 15 ctr_ping a "$before" || die "after n2's restart, a cannot ping b ($before)"
 	cni n2 CHECK id-b eth0 b 1.0.0 || die "CHECK of b after the restart: $(cat "$WORK/cni.out")"
 	if cni n2 CHECK id-g5 eth0 g5 1.0.0; then die "CHECK of g5, whose interface went while n2 was down, passed"; fi
-	json_get "r['msg']" | grep -q "not running" || die "CHECK of g5 does not say why: $(cat "$WORK/cni.out")"
+	has "$(json_get "r['msg']")" "not running" || die "CHECK of g5 does not say why: $(cat "$WORK/cni.out")"
 	log "CHECK of g5 after the restart: $(json_get "r['msg']")"
 	cni n2 DEL id-g5 eth0 g5 1.0.0 || die "DEL g5: $(cat "$WORK/cni.out")"
 	netns_add "$(ctr_ns f)"
@@ -231,7 +236,7 @@ item_5() {
 	# f has sent nothing yet: a's first TCP segment must reach it unicast.
 	in_ctr f ip link set lo up
 	in_ctr f iperf3 -s -1 -D -p 5298 --logfile "$WORK/iperf-f.log"
-	wait_until 5 in_ctr f ss -Hltn "sport = :5298" | grep -q LISTEN
+	wait_until 5 ctr_listening f 5298 || die "iperf3 in f does not listen"
 	in_ctr a timeout 20 iperf3 -c "$got" -p 5298 -t 1 -f m >"$WORK/iperf-af.log" 2>&1 ||
 		die "TCP from a to f, a container that never sent a frame, failed: $(tail -n 3 "$WORK/iperf-af.log")"
 	cni n2 DEL id-f eth0 f 1.0.0 || die "DEL f"
@@ -265,7 +270,7 @@ EOF
 			die "CHECK in $v (before 0.4.0) passed"
 		fi
 		echo "{\"cniVersion\": \"$v\"}" | env -i CNI_COMMAND=VERSION "$CNI" >"$WORK/cni.out" || die "VERSION $v"
-		json_get "r['cniVersion'] == '$v' and '$v' in r['supportedVersions']" | grep -q True || die "VERSION $v: $(cat "$WORK/cni.out")"
+		has "$(json_get "r['cniVersion'] == '$v' and '$v' in r['supportedVersions']")" True || die "VERSION $v: $(cat "$WORK/cni.out")"
 		cni n1 DEL "id-v$n" eth0 "v$n" "$v" || die "DEL $v: $(cat "$WORK/cni.out")"
 	done
 	cni n1 STATUS "" "" "" 1.1.0 || die "STATUS: $(cat "$WORK/cni.out")"
