@@ -21,22 +21,6 @@ CniError fail(CniCode code, std::string message) {
   return CniError{std::move(message), code, {}};
 }
 
-// Quoted for a message; what is not printable ASCII shown as \xNN.
-std::string shown(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : s.substr(0, 128)) {
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out + (s.size() > 128 ? "\"..." : "\"");
-}
-
 // ASCII only, whatever the locale.
 bool alnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -155,8 +139,8 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
       {"STATUS", CniCommand::kStatus}, {"GC", CniCommand::kGc}};
   auto known = kCommands.find(command);
   if (known == kCommands.end())
-    return fail(CniCode::kInvalidEnvironment,
-                "CNI_COMMAND " + shown(command) + " is not ADD, DEL, CHECK, VERSION, STATUS or GC");
+    return fail(CniCode::kInvalidEnvironment, "CNI_COMMAND " + cni_shown(command) +
+                                                  " is not ADD, DEL, CHECK, VERSION, STATUS or GC");
   env.command = known->second;
   const bool attach = env.command == CniCommand::kAdd || env.command == CniCommand::kDel ||
                       env.command == CniCommand::kCheck;
@@ -178,7 +162,7 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
   if (!id || !*id) return fail(CniCode::kInvalidEnvironment, "CNI_CONTAINERID is not set");
   if (std::string_view(id).size() > kMaxContainerId || !spec_identifier(id))
     return fail(CniCode::kInvalidEnvironment,
-                "CNI_CONTAINERID " + shown(id) +
+                "CNI_CONTAINERID " + cni_shown(id) +
                     " must be a letter or digit followed by letters, digits, '_', '.' or '-'");
   env.container_id = id;
 
@@ -186,7 +170,7 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
   if (!ifname || !*ifname) return fail(CniCode::kInvalidEnvironment, "CNI_IFNAME is not set");
   if (!interface_name(ifname))
     return fail(CniCode::kInvalidEnvironment,
-                "CNI_IFNAME " + shown(ifname) +
+                "CNI_IFNAME " + cni_shown(ifname) +
                     " is not an interface name (1-15 printable characters, no '/', ':' or space)");
   env.ifname = ifname;
 
@@ -194,7 +178,7 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
   if (netns && *netns) {
     if (!absolute_path(netns, kMaxPath))
       return fail(CniCode::kInvalidEnvironment,
-                  "CNI_NETNS " + shown(netns) + " is not an absolute path");
+                  "CNI_NETNS " + cni_shown(netns) + " is not an absolute path");
     env.netns = netns;
   } else if (env.command != CniCommand::kDel) {
     return fail(CniCode::kInvalidEnvironment, "CNI_NETNS is not set");
@@ -208,7 +192,7 @@ Result<CniEnv, CniError> parse_cni_env(const std::function<const char*(const cha
       const size_t eq = pair.find('=');
       if (eq == 0 || eq == std::string_view::npos)
         return fail(CniCode::kInvalidEnvironment,
-                    "CNI_ARGS item " + shown(pair) + " is not KEY=VALUE");
+                    "CNI_ARGS item " + cni_shown(pair) + " is not KEY=VALUE");
       env.args[std::string(pair.substr(0, eq))] = std::string(pair.substr(eq + 1));
       rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
     }
@@ -226,7 +210,7 @@ Result<NetConf, CniError> parse_netconf(std::string_view bytes, CniCommand comma
   if (!cni_version_supported(conf.cni_version)) {
     std::string speaks;
     for (const std::string& v : cni_versions()) speaks += (speaks.empty() ? "" : ", ") + v;
-    return fail(CniCode::kIncompatibleVersion, "CNI version " + shown(conf.cni_version) +
+    return fail(CniCode::kIncompatibleVersion, "CNI version " + cni_shown(conf.cni_version) +
                                                    " is not supported; this plugin speaks " +
                                                    speaks);
   }
@@ -235,7 +219,7 @@ Result<NetConf, CniError> parse_netconf(std::string_view bytes, CniCommand comma
   if (!*name) return fail(CniCode::kInvalidConfig, "the network configuration has no \"name\"");
   if (!spec_identifier(**name))
     return fail(CniCode::kInvalidConfig,
-                "\"name\" " + shown(**name) +
+                "\"name\" " + cni_shown(**name) +
                     " must be a letter or digit followed by letters, digits, '_', '.' or '-'");
   conf.name = **name;
   auto type = string_field(*doc, "type");
@@ -243,26 +227,27 @@ Result<NetConf, CniError> parse_netconf(std::string_view bytes, CniCommand comma
   if (!*type || (*type)->empty())
     return fail(CniCode::kInvalidConfig, "the network configuration has no \"type\"");
   if ((*type)->find_first_of("/\\") != std::string::npos)
-    return fail(CniCode::kInvalidConfig, "\"type\" " + shown(**type) + " holds a path separator");
+    return fail(CniCode::kInvalidConfig,
+                "\"type\" " + cni_shown(**type) + " holds a path separator");
   conf.type = **type;
   auto interface = string_field(*doc, "interface");
   if (!interface) return interface.failure();
   conf.interface = interface->value_or(std::string(kCniDefaultInterface));
   if (!interface_name(conf.interface))
     return fail(CniCode::kInvalidConfig,
-                "\"interface\" " + shown(conf.interface) + " is not an interface name");
+                "\"interface\" " + cni_shown(conf.interface) + " is not an interface name");
   auto socket = string_field(*doc, "controlSocket");
   if (!socket) return socket.failure();
   if (*socket) {
     if (!absolute_path(**socket, kMaxSocketPath))
-      return fail(CniCode::kInvalidConfig, "\"controlSocket\" " + shown(**socket) +
+      return fail(CniCode::kInvalidConfig, "\"controlSocket\" " + cni_shown(**socket) +
                                                " is not an absolute path of at most 107 bytes");
     conf.control_socket = **socket;
   }
   auto ipam = doc->find("ipam");
   if (ipam != doc->end() && !ipam->is_null() && command != CniCommand::kDel)
     return fail(CniCode::kUnsupportedField,
-                "\"ipam\": " + shown(dump(*ipam)) +
+                "\"ipam\": " + cni_shown(dump(*ipam)) +
                     " is not used: faradayd gives each container an address from the node's "
                     "container prefix; remove it from the configuration");
   conf.raw = std::move(*doc);
@@ -315,6 +300,21 @@ std::string cni_result(const CniAttachment& a, std::string_view asked) {
   for (const CniRoute& r : a.routes) routes.push_back(route_json(r));
   out["routes"] = std::move(routes);
   return dump(out);
+}
+
+std::string cni_shown(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s.substr(0, 128)) {
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out + (s.size() > 128 ? "\"..." : "\"");
 }
 
 std::string cni_error(const CniError& e, std::string_view version) {

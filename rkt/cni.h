@@ -134,4 +134,8 @@ std::string cni_version_reply(std::string_view requested);
 std::string cni_result(const CniAttachment& a, std::string_view version);
 std::string cni_error(const CniError& e, std::string_view version);
 
+// Outside bytes for a message: quoted, at most 128 of them, what is not
+// printable ASCII shown as \xNN.
+std::string cni_shown(std::string_view s);
+
 }  // namespace faraday::rkt

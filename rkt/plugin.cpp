@@ -27,22 +27,6 @@ CniError fail(CniCode code, std::string message, std::string details = {}) {
   return CniError{std::move(message), code, std::move(details)};
 }
 
-// Quoted for a message; what is not printable ASCII shown as \xNN.
-std::string shown(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : s.substr(0, 128)) {
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out + (s.size() > 128 ? "\"..." : "\"");
-}
-
 std::string all_versions() {
   std::string out;
   for (const std::string& v : cni_versions()) out += (out.empty() ? "" : ", ") + v;
@@ -88,7 +72,7 @@ Result<std::string, CniError> request_line(std::string_view command,
         std::all_of(w.value.begin(), w.value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
     if (!printable)
       return fail(CniCode::kInvalidEnvironment,
-                  std::string(w.what) + " " + shown(w.value) +
+                  std::string(w.what) + " " + cni_shown(w.value) +
                       " is empty or holds a space or a byte outside printable ASCII, which "
                       "faradayd's control socket cannot carry");
     line += ' ';
@@ -351,7 +335,7 @@ class Invocation {
     if (!address) return address.failure();
     if (address->empty()) return bad("without an \"address\"");
     if ((address->find(':') != std::string::npos) != (ip.family == 6))
-      return bad("with \"address\" " + shown(*address) + " that is not of family " +
+      return bad("with \"address\" " + cni_shown(*address) + " that is not of family " +
                  std::to_string(ip.family));
     ip.address = *address;
     auto gateway = text("gateway", "");

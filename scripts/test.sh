@@ -49,44 +49,37 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/crypto/crypto_threads_test --gtest_filter='ParallelAead*:AeadHelpers*'
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   build-tsan/tests/dataplane/dataplane_threads_test --gtest_filter='WorkersStress*:*ReplayConcurrent*:NewsBoardConcurrent*:TurnsConcurrent*'
+# tsan_case WHAT CMD...: runs CMD (a suite that starts the TSan build of
+# faradayd); a report ends the daemon and is kept in its own file, printed
+# here; either a report or CMD's failure fails test.sh, naming WHAT.
+tsan_case() {
+  local what=$1 logs rc=0
+  shift
+  logs=$(mktemp -d)
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan "$@" || rc=$?
+  if compgen -G "$logs/tsan*" >/dev/null; then
+    cat "$logs"/tsan* >&2
+    echo "test.sh: ThreadSanitizer reported on faradayd in $what (above)" >&2
+    exit 1
+  fi
+  rm -rf "$logs"
+  if [ "$rc" -ne 0 ]; then
+    echo "test.sh: $what with faradayd under TSan failed (exit $rc)" >&2
+    exit 1
+  fi
+}
 # Two faradayd with 2 workers each, TCP both ways through real namespaces: the
 # kernel path's queue workers and their turns on each other's queues (bulk.sh
-# logs how many each side took). A report ends the daemon (the case then
-# fails) and is kept in its own file, printed here. TCP order is checked in
-# the suite's own run: here the daemons run 5-15 times slower and may lose.
-tsan_logs=$(mktemp -d)
-rc=0
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_logs/tsan \
-  IMPL_A=faradayd IMPL_B=faradayd FARADAYD_ARGS='--workers 2' IPERF_FLOOR_MBIT=10 ORDER_CHECK=0 \
-  tests/interop/bulk.sh "$PWD/build-tsan/control/faradayd" || rc=$?
-if compgen -G "$tsan_logs/tsan*" >/dev/null; then
-  cat "$tsan_logs"/tsan* >&2
-  echo "test.sh: ThreadSanitizer reported on faradayd (above)" >&2
-  exit 1
-fi
-rm -rf "$tsan_logs"
-if [ "$rc" -ne 0 ]; then
-  echo "test.sh: the bulk case with faradayd under TSan failed (exit $rc)" >&2
-  exit 1
-fi
-# Containers on two nodes of faradayd under TSan (two workers each): the
-# containers' table read by the queue workers while faraday-cni's ADD and DEL
-# replace it, TCP from container to container (containers.sh items 1-2).
-tsan_logs=$(mktemp -d)
-rc=0
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:log_path=$tsan_logs/tsan E2E_LAST=2 \
-  tests/e2e/containers.sh "$PWD/build-tsan/control/faradayd" build/faradayctl/faradayctl \
-  build/farad/farad build/rkt/faraday-cni || rc=$?
-if compgen -G "$tsan_logs/tsan*" >/dev/null; then
-  cat "$tsan_logs"/tsan* >&2
-  echo "test.sh: ThreadSanitizer reported on faradayd with containers (above)" >&2
-  exit 1
-fi
-rm -rf "$tsan_logs"
-if [ "$rc" -ne 0 ]; then
-  echo "test.sh: the containers case with faradayd under TSan failed (exit $rc)" >&2
-  exit 1
-fi
+# logs how many each side took). TCP order is checked in the suite's own run:
+# here the daemons run 5-15 times slower and may lose.
+tsan_case "the bulk case" env IMPL_A=faradayd IMPL_B=faradayd FARADAYD_ARGS='--workers 2' \
+  IPERF_FLOOR_MBIT=10 ORDER_CHECK=0 tests/interop/bulk.sh "$PWD/build-tsan/control/faradayd"
+# Containers on two nodes (two workers each): the containers' table read by
+# the queue workers while faraday-cni's ADDs replace it, ping and TCP from
+# container to container (containers.sh items 1-2).
+tsan_case "the containers case" env E2E_LAST=2 tests/e2e/containers.sh \
+  "$PWD/build-tsan/control/faradayd" build/faradayctl/faradayctl build/farad/farad \
+  build/rkt/faraday-cni
 
 echo "== fuzz targets (clang, libFuzzer)"
 meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz
