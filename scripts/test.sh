@@ -28,7 +28,14 @@ checks=$!
 trap 'kill -- -$checks 2>/dev/null || true' EXIT
 
 echo "== unit and interop suites"
-meson test -C build --print-errorlogs
+# CI leaves out the wireguard-go <-> wireguard-go pair: it checks the interop
+# scripts against Debian's wireguard-go on both sides, not faradayd, and the
+# scripts change rarely; CI's run stays under its 30 minutes.
+if [ "${CI:-}" = true ]; then
+  meson test -C build --print-errorlogs --no-suite interop-wggo-wggo
+else
+  meson test -C build --print-errorlogs
+fi
 
 echo "== waiting for the sanitizer and fuzz builds"
 if ! wait $checks; then
