@@ -30,7 +30,7 @@ ninja -C build-tsan -j "$jobs" tests/control/control_threads_test \
 if [ ! -d build-fuzz ]; then
   # Unoptimized too: the suite's fuzz run is a smoke run of a few seconds,
   # where build time counts more than executions per second.
-  CXX=clang++ meson setup build-fuzz -Dbuildtype=debug -Dfuzz=true -Dfuzz_seconds=8 \
+  CXX=clang++ meson setup build-fuzz -Dbuildtype=debug -Dfuzz=true -Dfuzz_seconds=5 \
     -Dcpp_args=-g1
 fi
 ninja -C build-fuzz -j "$jobs" fuzzers
