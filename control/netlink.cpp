@@ -267,14 +267,25 @@ Result<int> Socket::ifindex(const std::string& ifname) {
   return l->index;
 }
 
+namespace {
+
+// An RTM_NEWLINK request for the link at `index`, its ifinfomsg in `ifi`.
+nlmsghdr* newlink_request(char* buf, uint32_t& seq, int index, ifinfomsg*& ifi) {
+  nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq);
+  ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  return nlh;
+}
+
+}  // namespace
+
 Status Socket::set_mtu(const std::string& ifname, uint32_t mtu) {
   auto index = ifindex(ifname);
   if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
-  nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq_);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = *index;
+  ifinfomsg* ifi = nullptr;
+  nlmsghdr* nlh = newlink_request(buf, seq_, *index, ifi);
   mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
   Reply reply = transact(nl_, portid_, nlh, nullptr);
   if (reply.err != 0) return Error{describe(fmt::format("set MTU {}", mtu), ifname, reply)};
@@ -285,10 +296,8 @@ Status Socket::set_up(const std::string& ifname, bool up) {
   auto index = ifindex(ifname);
   if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
-  nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq_);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = *index;
+  ifinfomsg* ifi = nullptr;
+  nlmsghdr* nlh = newlink_request(buf, seq_, *index, ifi);
   ifi->ifi_change = IFF_UP;
   ifi->ifi_flags = up ? IFF_UP : 0;
   Reply reply = transact(nl_, portid_, nlh, nullptr);
@@ -302,10 +311,8 @@ Status Socket::move_link(const std::string& ifname, int netns_fd, const std::str
   auto index = ifindex(ifname);
   if (!index) return index.failure();
   alignas(nlmsghdr) char buf[kRequestBufferSize];
-  nlmsghdr* nlh = start(buf, RTM_NEWLINK, NLM_F_ACK, seq_);
-  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifi->ifi_family = AF_UNSPEC;
-  ifi->ifi_index = *index;
+  ifinfomsg* ifi = nullptr;
+  nlmsghdr* nlh = newlink_request(buf, seq_, *index, ifi);
   mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(netns_fd));
   mnl_attr_put_strz(nlh, IFLA_IFNAME, new_name.c_str());
   Reply reply = transact(nl_, portid_, nlh, nullptr);
